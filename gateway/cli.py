@@ -1,0 +1,179 @@
+"""The `dho-gateway` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.keys import KeyFileError
+from gateway.settings import ConfigError, Settings, load_settings
+from gateway.store import StoreError
+
+EXIT_USAGE = 2
+
+
+def _broker(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dho-gateway",
+        description="Home gateway for digital home follow-up: reads BLE health devices, zones every "
+        "reading green/yellow/red, keeps it sealed on disk, and syncs it over MQTT.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole loop on this machine with simulated devices",
+        description="Simulated blood pressure monitor -> zoning -> sealed outbox -> MQTT -> reference "
+        "central receiver -> ack. Uses an embedded broker unless --broker names one. One line is "
+        "printed per acknowledged reading.",
+    )
+    demo.add_argument("--broker", type=_broker, metavar="HOST:PORT", help="use this MQTT broker (plain TCP)")
+    demo.add_argument("--mqtt-protocol", choices=["5", "3.1.1"], default="5",
+                      help="MQTT version for --broker (default 5)")
+    demo.add_argument("--readings", type=int, metavar="N", help="stop after N acknowledged readings")
+    demo.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                      help="time between simulated measurements (default 1)")
+    demo.add_argument("--data-dir", type=Path, metavar="DIR", help="keep the outbox, key and central store here "
+                      "(default: a temporary directory removed on exit)")
+
+    run = commands.add_parser("run", help="run the gateway service", description="Run the gateway with a "
+                              "configuration file (see config/gateway.example.toml).")
+    run.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
+
+    status = commands.add_parser(
+        "status", help="show the outbox and configuration state",
+        description="Readings waiting for the central service's ack, the oldest one's age, quarantined "
+        "records, and the provisioned devices. Safe while the service runs.",
+    )
+    status.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    commands.add_parser("version", help="print the version")
+
+    schemas = commands.add_parser("schemas", help="write the wire protocol's JSON Schemas",
+                                  description="Generate JSON Schemas from the wire models.")
+    schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), metavar="DIR")
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    async def go(data_dir: Path) -> None:
+        result = await run_demo(
+            data_dir=data_dir, broker=args.broker, protocol=args.mqtt_protocol,
+            readings=args.readings, interval_s=args.interval,
+        )
+        first = f"{result.first_ack_s:.2f} s" if result.first_ack_s is not None else "never"
+        print(f"demo: {result.acknowledged} reading(s) acknowledged; first acknowledged {first} after start")
+
+    from gateway.demo import run_demo  # demo-only imports stay out of `run` and `status`
+
+    if args.data_dir:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        asyncio.run(go(args.data_dir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="dho-demo-") as tmp:
+            asyncio.run(go(Path(tmp)))
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    from gateway.device_sources import open_device_source
+    from gateway.runtime import Gateway
+
+    source = open_device_source(settings.device_source)
+    asyncio.run(Gateway(settings, source).run())
+    return 0
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    from gateway.keys import load_or_create_key
+    from gateway.store import SealedOutbox
+
+    g = settings.gateway
+    if not g.key_path.exists():
+        raise KeyFileError(f"no key file at {g.key_path}: the gateway has not run yet with this configuration")
+    outbox = SealedOutbox(g.outbox_path, load_or_create_key(g.key_path))
+    try:
+        age = outbox.oldest_pending_age_s()
+        info = {
+            "gateway": g.id,
+            "tenant": g.tenant,
+            "outbox_depth": outbox.depth(),
+            "oldest_unacknowledged_s": None if age is None else round(age),
+            "quarantined": outbox.quarantined(),
+            "devices": [{"address": d.address, "kind": d.kind.value, "model": d.model} for d in settings.devices],
+            "broker": f"{settings.mqtt.host}:{settings.mqtt.port}",
+            "tls": not settings.mqtt.insecure_dev,
+            "profile": settings.zoning.profile,
+        }
+    finally:
+        outbox.close()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"gateway {info['gateway']} (tenant {info['tenant']}), version {__version__}")
+    oldest = info["oldest_unacknowledged_s"]
+    print(f"outbox: {info['outbox_depth']} reading(s) waiting for the central service"
+          + (f", oldest {oldest} s" if oldest is not None else ""))
+    print(f"quarantined records: {info['quarantined']}")
+    print(f"broker: {info['broker']} ({'mutual TLS' if info['tls'] else 'NO TLS (insecure_dev)'})")
+    print(f"profile: {info['profile']}")
+    for d in settings.devices:
+        print(f"device: {d.address} {d.kind.value} {d.model or ''}".rstrip())
+    return 0
+
+
+def _schemas(out: Path) -> int:
+    from sync.wire import WIRE_MODELS
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, model in WIRE_MODELS.items():
+        schema = model.model_json_schema(mode="serialization")
+        (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        print(out / f"{name}.schema.json")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO if args.command == "run" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        match args.command:
+            case "version":
+                print(__version__)
+                return 0
+            case "demo":
+                return _demo(args)
+            case "schemas":
+                return _schemas(args.out)
+            case "run":
+                return _run(load_settings(args.config))
+            case "status":
+                return _status(load_settings(args.config), args.json)
+    except (ConfigError, KeyFileError, StoreError) as exc:
+        print(f"dho-gateway: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dho-gateway: stopped", file=sys.stderr)
+        return 0
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

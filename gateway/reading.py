@@ -1,0 +1,84 @@
+"""A measurement with an identity: who, which device, when (corrected), and its wire form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from drivers.measurement import Measurement
+from sync.wire import (
+    TimeSource,
+    WireAssessment,
+    WireDevice,
+    WireFiredRule,
+    WireQuantity,
+    WireReading,
+)
+from zoning.models import Assessment
+
+
+class DeviceRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    model: str | None = None
+    serial: str | None = None
+    firmware: str | None = None
+    battery: int | None = None
+
+    @property
+    def id(self) -> str:
+        # A serial survives address rotation and re-pairing; the address is the fallback.
+        return self.serial or self.address
+
+
+class Reading(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    patient: str
+    device: DeviceRef
+    measurement: Measurement
+    effective: datetime
+    time_source: TimeSource
+    clock_correction_s: float | None
+    received: datetime
+
+
+def to_wire(reading: Reading, assessment: Assessment) -> WireReading:
+    m = reading.measurement
+    return WireReading(
+        id=reading.id,
+        patient=reading.patient,
+        type=m.kind.value,
+        components={name: WireQuantity(value=q.value, unit=q.unit) for name, q in m.components.items()},
+        effective=reading.effective,
+        time_source=reading.time_source,
+        device_time=m.device_time,
+        clock_correction_s=reading.clock_correction_s,
+        device=WireDevice(
+            id=reading.device.id,
+            model=reading.device.model,
+            serial=reading.device.serial,
+            firmware=reading.device.firmware,
+            battery=reading.device.battery,
+        ),
+        flags=sorted(flag.value for flag in m.flags),
+        absent=dict(m.absent),
+        assessment=WireAssessment(
+            zone=assessment.zone.value,
+            rules=[
+                WireFiredRule(
+                    rule=f.rule, component=f.component, value=f.value, op=f.op, limit=f.limit,
+                    zone=f.zone.value,
+                )
+                for f in assessment.fired
+            ],
+            advice=list(assessment.advice_keys),
+            profile=assessment.profile,
+            profile_version=assessment.profile_version,
+        ),
+        received=reading.received,
+    )

@@ -1,0 +1,72 @@
+"""A patient's home full of simulated devices: the demo's and the tests' device source.
+
+It delivers GATT values through the same call a real BLE source uses:
+`await sink(address, characteristic_uuid, value_bytes)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import cycle, islice
+from zoneinfo import ZoneInfo
+
+from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
+from hardware_sims.blood_pressure import STATUS_IRREGULAR_PULSE, BloodPressureMonitor, CuffResult
+
+GattSink = Callable[[str, str, bytes], Awaitable[None]]
+
+# A week of one heart-failure patient's blood pressure, chosen to show every zone.
+DEMO_SCENARIO: tuple[CuffResult, ...] = (
+    CuffResult(systolic=128, diastolic=82, pulse=72),
+    CuffResult(systolic=134, diastolic=86, pulse=76),
+    CuffResult(systolic=106, diastolic=68, pulse=84),
+    CuffResult(systolic=142, diastolic=98, pulse=95, status=STATUS_IRREGULAR_PULSE),
+    CuffResult(systolic=88, diastolic=54, pulse=118),
+    CuffResult(systolic=124, diastolic=80, pulse=70),
+)
+
+
+@dataclass(frozen=True)
+class SimulatedDevice:
+    address: str
+    kind: str
+    model: str
+    serial: str
+
+
+class SimulatedHome:
+    def __init__(
+        self,
+        *,
+        interval_s: float = 1.0,
+        count: int | None = None,
+        scenario: Sequence[CuffResult] = DEMO_SCENARIO,
+        clock_zone: str = "Europe/Oslo",
+        clock_offset: timedelta = timedelta(0),
+        address: str = "F0:5E:1A:00:00:01",  # random static: top two bits set
+    ) -> None:
+        self.monitor = BloodPressureMonitor(address=address)
+        self._interval_s = interval_s
+        self._count = count
+        self._scenario = scenario
+        self._zone = ZoneInfo(clock_zone)
+        self._offset = clock_offset
+        self.sent = 0
+
+    @property
+    def devices(self) -> list[SimulatedDevice]:
+        return [SimulatedDevice(self.monitor.address, "blood_pressure", self.monitor.model, self.monitor.serial)]
+
+    def _device_clock(self) -> datetime:
+        return (datetime.now(self._zone) + self._offset).replace(tzinfo=None, microsecond=0)
+
+    async def run(self, sink: GattSink) -> None:
+        results = cycle(self._scenario) if self._count is None else islice(cycle(self._scenario), self._count)
+        for result in results:
+            value = self.monitor.measurement(result, self._device_clock())
+            await sink(self.monitor.address, BLOOD_PRESSURE_MEASUREMENT, value)
+            self.sent += 1
+            await asyncio.sleep(self._interval_s)

@@ -1,0 +1,1 @@
+"""MQTT sync with the central follow-up service: the outbox drains only on application-level acks."""

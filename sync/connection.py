@@ -1,0 +1,112 @@
+"""How to reach the broker: one settings model and one client factory, shared by gateway and central."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+
+import aiomqtt
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+log = logging.getLogger(__name__)
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="MQTT version; 3.1.1 only for brokers without 5"
+    )
+    insecure_dev: bool = Field(default=False, description="plain TCP without TLS: development only")
+    ca_file: Path | None = None
+    cert_file: Path | None = Field(default=None, description="this gateway's client certificate (CN = id)")
+    key_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(default=60, ge=5)
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> BrokerSettings:
+        if not self.insecure_dev and not (self.ca_file and self.cert_file and self.key_file):
+            raise ValueError(
+                "TLS needs ca_file, cert_file and key_file (or insecure_dev = true for development)"
+            )
+        return self
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.insecure_dev:
+            return None
+        assert self.ca_file and self.cert_file and self.key_file  # checked by the validator
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        return context
+
+
+def make_client(
+    settings: BrokerSettings,
+    identifier: str,
+    *,
+    will: aiomqtt.Will | None = None,
+    max_inflight: int | None = None,
+) -> aiomqtt.Client:
+    if settings.insecure_dev:
+        log.warning(
+            "MQTT to %s:%d WITHOUT TLS (insecure_dev = true): readings travel in clear text; never in production",
+            settings.host,
+            settings.port,
+        )
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        identifier=identifier,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        protocol=aiomqtt.ProtocolVersion.V5 if settings.protocol == "5" else aiomqtt.ProtocolVersion.V311,
+        clean_session=None if settings.protocol == "5" else True,
+        will=will,
+        keepalive=settings.keepalive_s,
+        tls_context=settings.tls_context(),
+        max_inflight_messages=max_inflight,
+        timeout=10,
+    )
+
+
+
+Session = Callable[[aiomqtt.Client], Awaitable[None]]
+
+
+async def stay_connected(
+    settings: BrokerSettings,
+    identifier: str,
+    session: Session,
+    *,
+    will: aiomqtt.Will | None = None,
+    max_inflight: int | None = None,
+    backoff_min_s: float = 0.5,
+    backoff_max_s: float = 60.0,
+) -> None:
+    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff.
+
+    Jitter matters at scale: after a broker restart, 5,000 gateways must not reconnect in lockstep.
+    """
+    backoff = backoff_min_s
+    while True:
+        try:
+            async with make_client(settings, identifier, will=will, max_inflight=max_inflight) as client:
+                log.info("connected to broker %s:%d", settings.host, settings.port)
+                backoff = backoff_min_s
+                await session(client)
+        except* aiomqtt.MqttError as group:  # the session's task group wraps errors; a bare one is wrapped too
+            log.warning("broker %s:%d: %s", settings.host, settings.port, group.exceptions[0])
+        delay = backoff * random.uniform(0.5, 1.0)
+        log.info("reconnecting in %.1f s", delay)
+        await asyncio.sleep(delay)
+        backoff = min(backoff * 2, backoff_max_s)

@@ -1,0 +1,24 @@
+"""What the sync loop needs of a durable outbox; the gateway's sealed store provides it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import NamedTuple, Protocol
+
+
+class OutboxEntry(NamedTuple):
+    seq: int
+    id: str
+    payload: bytes  # one WireReading as JSON, already unsealed
+
+
+class Outbox(Protocol):
+    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        """Unacknowledged entries with seq > after_seq, oldest first (measurement order per device)."""
+        ...
+
+    def acknowledge(self, ids: Collection[str]) -> list[str]:
+        """Delete these entries for good; returns the ids that were still there."""
+        ...
+
+    def depth(self) -> int: ...

@@ -1,0 +1,171 @@
+"""Drain the outbox to the broker; an entry leaves the outbox only when the central service acks it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aiomqtt
+from pydantic import ValidationError
+
+from sync.connection import BrokerSettings, stay_connected
+from sync.outbox import Outbox, OutboxEntry
+from sync.topics import Topics
+from sync.wire import PROTOCOL_VERSION, Ack, Status
+
+log = logging.getLogger(__name__)
+
+AckListener = Callable[[list[str]], None]
+
+
+class Uplink:
+    """At-least-once delivery of outbox entries, with a window of batches in flight.
+
+    Unacknowledged entries are sent again after `ack_timeout_s` and after every reconnect; reading ids
+    are stable, so the central service deduplicates.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        broker: BrokerSettings,
+        topics: Topics,
+        *,
+        version: str,
+        batch_size: int = 50,
+        window: int = 8,
+        ack_timeout_s: float = 30.0,
+        status_interval_s: float = 300.0,
+        on_ack: AckListener | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._broker = broker
+        self._topics = topics
+        self._version = version
+        self._batch_size = batch_size
+        self._window = window
+        self._ack_timeout_s = ack_timeout_s
+        self._status_interval_s = status_interval_s
+        self._on_ack = on_ack
+        self._wake = asyncio.Event()
+        # batch id -> (reading ids still unacknowledged, monotonic send time)
+        self._inflight: dict[str, tuple[set[str], float]] = {}
+        self.connected = asyncio.Event()
+        self.resends = 0
+
+    def notify(self) -> None:
+        """A new entry was committed to the outbox."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        will = aiomqtt.Will(
+            self._topics.status, self._status("offline").model_dump_json(), qos=1, retain=True
+        )
+        # The broker's own in-flight limit must not be exceeded (Mosquitto's default is 20).
+        await stay_connected(
+            self._broker, self._topics.gateway, self._session, will=will, max_inflight=self._window
+        )
+
+    def _status(self, state: str) -> Status:
+        depth = self._outbox.depth() if state == "online" else None
+        return Status(
+            gateway=self._topics.gateway,
+            state="online" if state == "online" else "offline",
+            version=self._version,
+            outbox_depth=depth,
+            at=datetime.now(UTC) if state == "online" else None,
+        )
+
+    async def _publish_status(self, client: aiomqtt.Client) -> None:
+        status = await asyncio.to_thread(self._status, "online")
+        await client.publish(self._topics.status, status.model_dump_json(), qos=1, retain=True)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self._inflight.clear()
+        await client.subscribe(self._topics.ack, qos=1)
+        await self._publish_status(client)
+        self.connected.set()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._receive_acks(client))
+                tasks.create_task(self._send(client))
+                tasks.create_task(self._heartbeat(client))
+        finally:
+            self.connected.clear()
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self._status_interval_s)
+            await self._publish_status(client)
+
+    async def _receive_acks(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                ack = Ack.model_validate_json(bytes(message.payload))  # type: ignore[arg-type]
+            except (ValidationError, TypeError) as exc:
+                log.warning("ignored a malformed ack on %s: %s", message.topic, exc)
+                continue
+            ids = [str(i) for i in ack.ids]
+            removed = await asyncio.to_thread(self._outbox.acknowledge, ids)
+            acked = set(ids)
+            for batch_id in list(self._inflight):
+                remaining, _ = self._inflight[batch_id]
+                remaining -= acked
+                if not remaining:
+                    del self._inflight[batch_id]
+            if removed and self._on_ack:
+                self._on_ack(removed)
+            self._wake.set()
+
+    def _expire(self) -> bool:
+        now = time.monotonic()
+        if any(now - sent > self._ack_timeout_s for _, sent in self._inflight.values()):
+            self._inflight.clear()
+            self.resends += 1
+            return True
+        return False
+
+    def _next_deadline(self) -> float | None:
+        if not self._inflight:
+            return None
+        oldest = min(sent for _, sent in self._inflight.values())
+        return max(0.0, oldest + self._ack_timeout_s - time.monotonic())
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        cursor = 0  # a fresh session re-sends everything still unacknowledged
+        while True:
+            self._wake.clear()
+            if self._expire():
+                log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
+                cursor = 0
+            if len(self._inflight) < self._window:
+                entries = await asyncio.to_thread(self._outbox.pending, cursor, self._batch_size)
+                if entries:
+                    await self._publish_batch(client, entries)
+                    cursor = entries[-1].seq
+                    continue
+            # Not asyncio.wait_for: on 3.11 it swallows a cancel that arrives as the wake-up fires.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._next_deadline()):
+                    await self._wake.wait()
+
+    async def _publish_batch(self, client: aiomqtt.Client, entries: list[OutboxEntry]) -> None:
+        batch_id = str(uuid.uuid4())
+        header = json.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "gateway": self._topics.gateway,
+                "batch": batch_id,
+                "sent": datetime.now(UTC).isoformat(),
+            }
+        )
+        # Entries are already wire JSON: splice them in rather than parse and re-serialise.
+        payload = header[:-1].encode() + b',"readings":[' + b",".join(e.payload for e in entries) + b"]}"
+        self._inflight[batch_id] = ({e.id for e in entries}, time.monotonic())
+        await client.publish(self._topics.readings, payload, qos=1)

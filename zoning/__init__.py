@@ -1,0 +1,1 @@
+"""Traffic-light zoning: pure functions of measurements and the patient's plan. No I/O, no clock."""
