@@ -1,0 +1,118 @@
+"""The sealed outbox on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.ids import uuid7
+from gateway.keys import KeyFileError, load_or_create_key
+from gateway.store import SealedOutbox, StoreError
+
+SECRET = b'{"patient":"p-42","systolic":171}'
+
+
+def open_store(tmp_path: Path) -> SealedOutbox:
+    return SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+
+
+def test_key_file_is_created_private(tmp_path: Path) -> None:
+    key = load_or_create_key(tmp_path / "k")
+    assert len(key) == 32
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_key(tmp_path / "k") == key
+
+
+def test_readable_key_file_is_refused(tmp_path: Path) -> None:
+    load_or_create_key(tmp_path / "k")
+    os.chmod(tmp_path / "k", 0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_or_create_key(tmp_path / "k")
+
+
+def test_nothing_readable_on_disk(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.put(str(uuid7()), SECRET)
+    store.close()
+    for f in tmp_path.iterdir():
+        assert b"p-42" not in f.read_bytes() and b"systolic" not in f.read_bytes()
+
+
+def test_round_trip_in_order_and_ack_deletes(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    ids = [str(uuid7()) for _ in range(5)]
+    for i, rid in enumerate(ids):
+        store.put(rid, b"%d" % i)
+    entries = store.pending(0, 10)
+    assert [e.id for e in entries] == ids and [e.payload for e in entries] == [b"0", b"1", b"2", b"3", b"4"]
+    assert store.acknowledge([ids[0], ids[1], "not-there"]) == ids[:2]
+    assert store.depth() == 3
+
+
+def test_sequence_numbers_are_never_reused(tmp_path: Path) -> None:
+    # The sync loop sends "everything after seq N": a reused number would never be sent.
+    store = open_store(tmp_path)
+    first = str(uuid7())
+    store.put(first, b"a")
+    (seq,) = [e.seq for e in store.pending(0, 1)]
+    store.acknowledge([first])
+    store.put(str(uuid7()), b"b")
+    assert [e.payload for e in store.pending(seq, 10)] == [b"b"]
+
+
+def test_same_measurement_keeps_its_first_id(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    first = store.put(str(uuid7()), b"x", dedup="k1")
+    again = store.put(str(uuid7()), b"x", dedup="k1")
+    assert first.new and not again.new and again.id == first.id
+    store.acknowledge([first.id])
+    assert not store.put(str(uuid7()), b"x", dedup="k1").new  # even after delivery
+    assert store.depth() == 0
+
+
+def test_wrong_key_is_a_clear_error_and_deletes_nothing(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.put(str(uuid7()), SECRET)
+    store.close()
+    with pytest.raises(StoreError, match="key file does not match"):
+        SealedOutbox(tmp_path / "outbox.sqlite3", os.urandom(32))
+    assert open_store(tmp_path).depth() == 1
+
+
+def test_tampered_record_is_quarantined_and_the_rest_still_go(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    ids = [str(uuid7()) for _ in range(3)]
+    for rid in ids:
+        store.put(rid, SECRET)
+    store.close()
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    (sealed,) = db.execute("SELECT sealed FROM outbox WHERE id = ?", (ids[1],)).fetchone()
+    flipped = bytes([sealed[0]]) + bytes([sealed[1] ^ 0x01]) + sealed[2:]
+    db.execute("UPDATE outbox SET sealed = ? WHERE id = ?", (flipped, ids[1]))
+    db.commit()
+    db.close()
+    store = open_store(tmp_path)
+    assert [e.id for e in store.pending(0, 10)] == [ids[0], ids[2]]
+    assert store.quarantined() == 1
+
+
+def test_records_cannot_be_swapped_between_ids(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    a, b = str(uuid7()), str(uuid7())
+    store.put(a, b"A")
+    store.put(b, b"B")
+    store.close()
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    db.execute("UPDATE outbox SET id = CASE id WHEN ? THEN ? ELSE ? END", (a, b + "x", a + "x"))
+    db.commit()
+    db.close()
+    assert open_store(tmp_path).pending(0, 10) == []
+
+
+def test_uuid7_is_version_7_and_time_ordered() -> None:
+    ids = [uuid7() for _ in range(2000)]
+    assert all(i.version == 7 for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
