@@ -1,0 +1,141 @@
+"""The blood pressure slice end to end against a real Mosquitto: simulated cuff -> driver -> zoning ->
+sealed outbox -> MQTT -> reference central receiver -> ack -> outbox drained."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from dataclasses import replace
+from typing import Any
+
+from gateway.runtime import Gateway
+from gateway.settings import build_settings
+from hardware_sims.blood_pressure import CuffResult
+from hardware_sims.home import DEMO_SCENARIO, SimulatedHome
+from sync.central import CentralStore, ReferenceCentral
+from sync.connection import BrokerSettings
+from tests.conftest import Mosquitto
+
+# Zones the standard profile gives DEMO_SCENARIO, worked out by hand from the profile's bounds.
+EXPECTED_ZONES = ["green", "green", "yellow", "yellow", "red", "green"]
+
+
+def distinct_scenario(rounds: int) -> list[CuffResult]:
+    """DEMO_SCENARIO repeated, each round with another mean pressure so no two values are the same bytes.
+
+    A cuff's time stamp has whole seconds: two identical values in one second are one measurement
+    sent twice, and the gateway rightly keeps one. Real cuffs cannot measure that fast; tests do."""
+    return [replace(r, systolic=r.systolic + k) for k in range(rounds) for r in DEMO_SCENARIO]
+
+
+def gateway_for(tmp_path: Path, port: int, source: SimulatedHome, **sync: Any) -> Gateway:
+    settings = build_settings({
+        "gateway": {"id": "gw-test-1", "tenant": "test-kommune", "patient": "p-test", "data_dir": str(tmp_path / "gw")},
+        "mqtt": {"host": "127.0.0.1", "port": port, "insecure_dev": True},
+        "sync": {"ack_timeout_s": 1, "batch_size": 4, **sync},
+        "device_source": "simulated-home",
+        "devices": [{"address": d.address, "kind": d.kind, "serial": d.serial} for d in source.devices],
+    })
+    return Gateway(settings, source)
+
+
+async def wait_until(condition: Any, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_readings_arrive_exactly_once_with_zones_and_the_outbox_drains(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    n = 3 * len(DEMO_SCENARIO)
+    store = CentralStore(tmp_path / "central.sqlite3")
+    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    source = SimulatedHome(interval_s=0.005, count=n, scenario=distinct_scenario(3))
+    gateway = gateway_for(tmp_path, mosquitto.port, source)
+    async with asyncio.TaskGroup() as tasks:
+        c = tasks.create_task(central.run())
+        await central.ready.wait()
+        g = tasks.create_task(gateway.run())
+        await wait_until(lambda: source.sent == n and store.count() == n and gateway.outbox.depth() == 0)
+        g.cancel()
+        c.cancel()
+    readings = store.readings()
+    assert len({r.id for r in readings}) == n
+    assert [r.assessment.zone for r in readings] == EXPECTED_ZONES * 3
+    assert all(r.patient == "p-test" and r.time_source == "device_synced" for r in readings)
+    assert readings[4].assessment.rules[0].rule.startswith("bp.systolic.red")
+    assert gateway.pipeline.counts["stored"] == n
+
+
+async def test_nothing_is_lost_while_the_central_service_and_the_broker_are_away(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    n = 12
+    store = CentralStore(tmp_path / "central.sqlite3")
+    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    source = SimulatedHome(interval_s=0.005, count=n, scenario=distinct_scenario(2))
+    gateway = gateway_for(tmp_path, mosquitto.port, source)
+    async with asyncio.TaskGroup() as tasks:
+        g = tasks.create_task(gateway.run())
+        # Phase 1: no central service. The broker accepts every batch, but nothing is acknowledged.
+        await wait_until(lambda: source.sent == n and gateway.outbox.depth() == n)
+        await asyncio.sleep(1.5)
+        assert gateway.outbox.depth() == n
+        # Phase 2: the broker goes down too, then comes back on the same port.
+        mosquitto.stop()
+        await asyncio.sleep(0.5)
+        mosquitto.start()
+        c = tasks.create_task(central.run())
+        # Phase 3: re-sends after the reconnect and the ack timeout deliver everything, once.
+        await wait_until(lambda: gateway.outbox.depth() == 0 and store.count() == n, timeout=60)
+        g.cancel()
+        c.cancel()
+    assert len({r.id for r in store.readings()}) == n
+    assert gateway.uplink.resends >= 1
+
+
+async def test_values_from_a_neighbours_device_are_ignored(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    ours = SimulatedHome(interval_s=0.005, count=2)
+    gateway = gateway_for(tmp_path, mosquitto.port, ours)
+    neighbour = SimulatedHome(interval_s=0.005, count=3, address="F0:5E:1A:00:00:99")
+    await neighbour.run(gateway.pipeline.on_gatt_value)
+    await ours.run(gateway.pipeline.on_gatt_value)
+    assert gateway.outbox.depth() == 2
+    assert gateway.pipeline.unprovisioned == Counter({"F0:5E:1A:00:00:99": 3})
+    gateway.outbox.close()
+
+
+async def test_the_same_measurement_fetched_again_keeps_one_identity(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    source = SimulatedHome(interval_s=0.005, count=3)
+    gateway = gateway_for(tmp_path, mosquitto.port, source)
+    await source.run(gateway.pipeline.on_gatt_value)
+    # The cuff sends its whole memory again, as Omron and A&D cuffs do on every connection.
+    for value in source.monitor.history:
+        await gateway.pipeline.on_gatt_value(source.monitor.address, "00002a35-0000-1000-8000-00805f9b34fb", value)
+    assert gateway.outbox.depth() == 3
+    assert gateway.pipeline.counts["duplicate"] == 3
+    gateway.outbox.close()
+
+
+async def test_a_wrong_device_clock_is_marked_and_corrected_not_silently_redated(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    from datetime import timedelta
+
+    source = SimulatedHome(interval_s=0.005, count=1, clock_offset=-timedelta(days=3))
+    gateway = gateway_for(tmp_path, mosquitto.port, source)
+    reading = None
+
+    async def keep(address: str, characteristic: str, data: bytes) -> None:
+        nonlocal reading
+        reading = await gateway.pipeline.on_gatt_value(address, characteristic, data)
+
+    await source.run(keep)
+    assert reading is not None
+    assert reading.time_source == "device_unsynced"
+    assert reading.clock_correction_s is not None and abs(reading.clock_correction_s - 3 * 86400) < 5
+    assert abs((reading.effective - reading.received).total_seconds()) < 5
+    assert reading.measurement.device_time is not None  # the device's own time is kept
+    gateway.outbox.close()

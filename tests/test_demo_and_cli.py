@@ -1,0 +1,73 @@
+"""What a newcomer runs: the demo, the CLI's help and version, and the published schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sync.wire import WIRE_MODELS
+from tests.conftest import Mosquitto
+
+ROOT = Path(__file__).parent.parent
+
+
+def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_demo_with_embedded_broker_shows_every_zone_and_the_emergency_notice() -> None:
+    run = cli("demo", "--readings", "6", "--interval", "0.2")
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stdout.splitlines() if "blood pressure" in line]
+    assert len(lines) == 6
+    assert [next(z for z in ("GREEN", "YELLOW", "RED") if f" {z} " in line) for line in lines] == [
+        "GREEN", "GREEN", "YELLOW", "YELLOW", "RED", "GREEN"]
+    assert all(" acked " in line for line in lines)
+    red_at = run.stdout.splitlines().index(lines[4])
+    assert "113" in run.stdout.splitlines()[red_at + 1] and "legevakt" in run.stdout.splitlines()[red_at + 1]
+    assert "6 reading(s) acknowledged" in run.stdout
+    assert "WITHOUT TLS" in run.stderr  # plain TCP is said loudly, even in the demo
+
+
+def test_demo_against_a_named_broker(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    run = cli("demo", "--broker", f"127.0.0.1:{mosquitto.port}", "--readings", "2", "--interval", "0.2",
+              "--data-dir", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert "2 reading(s) acknowledged" in run.stdout
+    status = cli("status", "--config", str(_config_for(tmp_path, mosquitto.port)), "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["outbox_depth"] == 0
+
+
+def _config_for(data_dir: Path, port: int) -> Path:
+    text = (ROOT / "config" / "gateway.example.toml").read_text()
+    text = text.replace('data_dir = "/var/lib/dho-gateway"', f'data_dir = "{data_dir}"')
+    text = text.replace("insecure_dev = false", "insecure_dev = true").replace("port = 8883", f"port = {port}")
+    path = data_dir / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+def test_status_before_first_run_says_so(tmp_path: Path) -> None:
+    run = cli("status", "--config", str(_config_for(tmp_path, 1883)))
+    assert run.returncode == 2
+    assert "has not run yet" in run.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "status", "version", "schemas"])
+def test_every_command_has_help(command: str) -> None:
+    run = cli(command, "--help")
+    assert run.returncode == 0 and "usage: dho-gateway" in run.stdout
+
+
+def test_published_schemas_match_the_models() -> None:
+    for name, model in WIRE_MODELS.items():
+        published = json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text())
+        assert published == model.model_json_schema(mode="serialization"), (
+            f"docs/schemas/{name}.schema.json is stale: run `make schemas`"
+        )
