@@ -18,7 +18,7 @@ def date_time(data: bytes, offset: int = 0) -> datetime | None:
     if year == 0 or month == 0 or day == 0:
         return None
     try:
-        return datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - device wall clock has no zone
+        return datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
         raise DecodeError(
             f"time stamp {year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d} is not a date: {exc}"

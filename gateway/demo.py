@@ -72,7 +72,7 @@ async def run_demo(
         else:
             host, port = broker
             out(f"demo: using the MQTT broker at {host}:{port}")
-        mqtt = BrokerSettings(host=host, port=port, protocol=protocol, insecure_dev=True)  # type: ignore[arg-type]
+        mqtt = BrokerSettings(host=host, port=port, protocol=protocol, insecure_dev=True)  # type: ignore[arg-type,unused-ignore]
         central_store = CentralStore(data_dir / "central.sqlite3")
         stack.callback(central_store.close)
         central = ReferenceCentral(mqtt, central_store, identifier=f"dho-central-demo-{uuid.uuid4().hex[:8]}")

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from gateway.settings import ConfigError
 
-GattSink = Callable[[str, str, bytes], Awaitable[None]]
+GattSink = Callable[[str, str, bytes], Awaitable[object]]
 GROUP = "dho_gateway.device_sources"
 
 

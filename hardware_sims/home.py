@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
 from hardware_sims.blood_pressure import STATUS_IRREGULAR_PULSE, BloodPressureMonitor, CuffResult
 
-GattSink = Callable[[str, str, bytes], Awaitable[None]]
+GattSink = Callable[[str, str, bytes], Awaitable[object]]
 
 # A week of one heart-failure patient's blood pressure, chosen to show every zone.
 DEMO_SCENARIO: tuple[CuffResult, ...] = (

@@ -54,8 +54,12 @@ class CentralStore:
 
     def readings(self, gateway: str | None = None) -> list[WireReading]:
         with self._lock:
-            query = "SELECT body FROM readings" + (" WHERE gateway = ?" if gateway else "") + " ORDER BY rowid"
-            rows = self._db.execute(query, (gateway,) if gateway else ()).fetchall()
+            if gateway is None:
+                rows = self._db.execute("SELECT body FROM readings ORDER BY rowid").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM readings WHERE gateway = ? ORDER BY rowid", (gateway,)
+                ).fetchall()
         return [WireReading.model_validate_json(body) for (body,) in rows]
 
     def count(self) -> int:
@@ -93,7 +97,7 @@ class ReferenceCentral:
         self.ready.set()
         try:
             async for message in client.messages:
-                await self._handle(client, str(message.topic), bytes(message.payload))  # type: ignore[arg-type]
+                await self._handle(client, str(message.topic), bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
         finally:
             self.ready.clear()
 

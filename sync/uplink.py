@@ -107,7 +107,7 @@ class Uplink:
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             try:
-                ack = Ack.model_validate_json(bytes(message.payload))  # type: ignore[arg-type]
+                ack = Ack.model_validate_json(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
             except (ValidationError, TypeError) as exc:
                 log.warning("ignored a malformed ack on %s: %s", message.topic, exc)
                 continue

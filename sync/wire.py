@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 
 # A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory.
 WireDecimal = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]

@@ -35,7 +35,7 @@ class Mosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n{plain}persistence false\nset_tcp_nodelay true\n{self.extra_conf}"
         )
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary and config
+        self.process = subprocess.Popen(
             [mosquitto_binary(), "-c", str(self.conf)], stdout=self.log.open("wb"), stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 10

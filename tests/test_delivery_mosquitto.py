@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from gateway.runtime import Gateway

@@ -63,7 +63,9 @@ def test_missing_pulse_is_not_judged_on_pulse() -> None:
 
 
 def test_a_kind_without_rules_is_unassessed_never_green() -> None:
-    weight = Measurement(kind=MeasurementKind.BODY_WEIGHT, components={"weight": Quantity(value=Decimal(80), unit="kg")})
+    weight = Measurement(
+        kind=MeasurementKind.BODY_WEIGHT, components={"weight": Quantity(value=Decimal(80), unit="kg")}
+    )
     assert assess(weight, PROFILE).zone == Zone.UNASSESSED
 
 
