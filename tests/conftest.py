@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,9 @@ class Mosquitto:
     def start(self) -> None:
         plain = "" if "certfile" in self.extra_conf else "allow_anonymous true\n"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{plain}persistence false\nset_tcp_nodelay true\n{self.extra_conf}"
+            # `user`: started as root, Mosquitto would switch to its own user and not read the test's files.
+            f"listener {self.port} 127.0.0.1\nuser {getpass.getuser()}\n{plain}persistence false\n"
+            f"set_tcp_nodelay true\n{self.extra_conf}"
         )
         self.process = subprocess.Popen(
             [mosquitto_binary(), "-c", str(self.conf)], stdout=self.log.open("wb"), stderr=subprocess.STDOUT
