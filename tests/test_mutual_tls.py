@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -78,10 +79,8 @@ async def test_a_gateway_cannot_write_into_another_gateways_topics(
 ) -> None:
     store = CentralStore(tmp_path / "central.sqlite3")
     central = ReferenceCentral(tls_settings(pki, tls_broker.port, "dho-central"), store)
-    forged = (
-        '{"v":1,"gateway":"gw-victim","batch":"%s","sent":"%s","readings":[]}'
-        % (uuid.uuid4(), datetime.now(UTC).isoformat())
-    )
+    forged = json.dumps({"v": 1, "gateway": "gw-victim", "batch": str(uuid.uuid4()),
+                         "sent": datetime.now(UTC).isoformat(), "readings": []})
     async with asyncio.TaskGroup() as tasks:
         c = tasks.create_task(central.run())
         await central.ready.wait()
