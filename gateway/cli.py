@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -96,7 +98,18 @@ def _run(settings: Settings) -> int:
     from gateway.runtime import Gateway
 
     source = open_device_source(settings.device_source)
-    asyncio.run(Gateway(settings, source).run())
+    gateway = Gateway(settings, source)
+
+    async def serve() -> None:
+        # systemd stops services with SIGTERM: end as cleanly as Ctrl-C does.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await gateway.run()
+
+    asyncio.run(serve())
+    print("dho-gateway: stopped", file=sys.stderr)
     return 0
 
 

@@ -48,6 +48,7 @@ def _config_for(data_dir: Path, port: int) -> Path:
     text = (ROOT / "config" / "gateway.example.toml").read_text()
     text = text.replace('data_dir = "/var/lib/dho-gateway"', f'data_dir = "{data_dir}"')
     text = text.replace("insecure_dev = false", "insecure_dev = true").replace("port = 8883", f"port = {port}")
+    text = text.replace('host = "mqtt.dho.example.no"', 'host = "127.0.0.1"')
     path = data_dir / "gateway.toml"
     path.write_text(text)
     return path
@@ -71,3 +72,31 @@ def test_published_schemas_match_the_models() -> None:
         assert published == model.model_json_schema(mode="serialization"), (
             f"docs/schemas/{name}.schema.json is stale: run `make schemas`"
         )
+
+
+async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    from sync.central import CentralStore, ReferenceCentral
+    from sync.connection import BrokerSettings
+
+    store = CentralStore(tmp_path / "central.sqlite3")
+    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    config = _config_for(tmp_path, mosquitto.port)
+    async with asyncio.TaskGroup() as tasks:
+        c = tasks.create_task(central.run())
+        await central.ready.wait()
+        service = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "run", "--config", str(config),
+            cwd=ROOT, stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            while store.count() < 2:
+                await asyncio.sleep(0.05)
+        service.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(service.communicate(), 15)
+        c.cancel()
+    assert service.returncode == 0, stderr.decode()
+    assert "stopped" in stderr.decode()
+    assert {r.patient for r in store.readings()} == {"p-7f3a9c"}
