@@ -36,6 +36,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python ../shared/tools/check_layers.py . 2>/dev/null || $(BIN)/python -c 'print("layer check: ../shared not found")'
 
+bench: $(STAMP)
+	$(BIN)/python bench/outbox.py
+
 schemas: $(STAMP)
 	$(BIN)/dho-gateway schemas --out docs/schemas
 
