@@ -91,7 +91,8 @@ def main() -> None:
             drained += len(entries)
             cursor = entries[-1].seq
         elapsed = time.perf_counter() - start
-        print(f"drain          {drained / elapsed:8.0f} readings/s (read + unseal + ack, batches of 50; {drained:,} in all)")
+        print(f"drain          {drained / elapsed:8.0f} readings/s "
+              f"(read + unseal + ack, batches of 50; {drained:,} in all)")
         sealed.close()
 
 
