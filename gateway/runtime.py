@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.device_sources import DeviceSource
-from gateway.keys import load_or_create_key
+from gateway.keys import KeyFileError, load_or_create_key
 from gateway.pipeline import Pipeline
 from gateway.profiles import load_profile
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 from gateway.store import SealedOutbox
 from sync.outbox import Outbox
 from sync.topics import Topics
@@ -29,6 +30,15 @@ class Gateway:
         self.settings = settings
         self.source = source
         profile = load_profile(settings.zoning.profile)
+        try:
+            settings.mqtt.tls_context()  # fail at start-up, not on the first reconnect
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
+        if g.outbox_path.exists() and not g.key_path.exists():
+            raise KeyFileError(
+                f"outbox {g.outbox_path} exists but its key file {g.key_path} is missing: restore the key "
+                "(a new key could not read the readings waiting there); nothing was deleted"
+            )
         self.outbox = SealedOutbox(g.outbox_path, load_or_create_key(g.key_path))
         self.pipeline = Pipeline(
             patient=g.patient,

@@ -100,3 +100,21 @@ async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosq
     assert service.returncode == 0, stderr.decode()
     assert "stopped" in stderr.decode()
     assert {r.patient for r in store.readings()} == {"p-7f3a9c"}
+
+
+def test_run_with_missing_tls_files_is_one_line(tmp_path: Path) -> None:
+    text = (ROOT / "config" / "gateway.example.toml").read_text()
+    config = tmp_path / "gateway.toml"
+    config.write_text(text.replace('data_dir = "/var/lib/dho-gateway"', f'data_dir = "{tmp_path}"'))
+    run = cli("run", "--config", str(config))
+    assert run.returncode == 2
+    assert run.stderr.startswith("dho-gateway: error: mqtt: cannot load the TLS files")
+    assert "Traceback" not in run.stderr
+
+
+def test_missing_key_beside_an_existing_outbox_is_refused_not_replaced(tmp_path: Path) -> None:
+    config = _config_for(tmp_path, 1)
+    (tmp_path / "outbox.sqlite3").write_bytes(b"")  # an outbox from an earlier run
+    run = cli("run", "--config", str(config))
+    assert run.returncode == 2 and "key file" in run.stderr and "is missing" in run.stderr
+    assert not (tmp_path / "outbox.key").exists()
