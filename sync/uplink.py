@@ -96,6 +96,14 @@ class Uplink:
                 tasks.create_task(self._receive_acks(client))
                 tasks.create_task(self._send(client))
                 tasks.create_task(self._heartbeat(client))
+        except asyncio.CancelledError:
+            # A clean stop sends a normal DISCONNECT, which suppresses the Last Will: say offline ourselves.
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await client.publish(
+                        self._topics.status, self._status("offline").model_dump_json(), qos=1, retain=True
+                    )
+            raise
         finally:
             self.connected.clear()
 

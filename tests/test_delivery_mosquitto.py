@@ -4,6 +4,7 @@ sealed outbox -> MQTT -> reference central receiver -> ack -> outbox drained."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -139,3 +140,31 @@ async def test_a_wrong_device_clock_is_marked_and_corrected_not_silently_redated
     assert abs((reading.effective - reading.received).total_seconds()) < 5
     assert reading.measurement.device_time is not None  # the device's own time is kept
     gateway.outbox.close()
+
+
+async def test_status_is_online_while_running_and_offline_after_a_stop(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    import aiomqtt
+
+    from sync.connection import make_client
+    from sync.topics import Topics
+    from sync.wire import Status
+
+    source = SimulatedHome(interval_s=0.005, count=2)
+    gateway = gateway_for(tmp_path, mosquitto.port, source)
+    topic = Topics("test-kommune", "gw-test-1").status
+
+    async def retained_status() -> Status:
+        async with make_client(BrokerSettings(port=mosquitto.port, insecure_dev=True), "nurse-view") as viewer:
+            await viewer.subscribe(topic, qos=1)
+            async with asyncio.timeout(5):
+                message: aiomqtt.Message = await anext(aiter(viewer.messages))
+            return Status.model_validate_json(bytes(message.payload))  # type: ignore[arg-type]
+
+    task = asyncio.create_task(gateway.run())
+    await wait_until(lambda: gateway.uplink.connected.is_set())
+    online = await retained_status()
+    assert online.state == "online" and online.gateway == "gw-test-1" and online.outbox_depth is not None
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert (await retained_status()).state == "offline"
