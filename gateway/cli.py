@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    wipe = commands.add_parser(
+        "wipe", help="crypto-erase this kit before it is reissued",
+        description="Destroy the outbox's key material, then its files. Readings not yet acknowledged by "
+        "the central service are lost for good: check `status` first. Stop the service before wiping.",
+    )
+    wipe.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
+    wipe.add_argument("--yes", action="store_true", help="really wipe (without it, only say what would go)")
+
     commands.add_parser("version", help="print the version")
 
     schemas = commands.add_parser("schemas", help="write the wire protocol's JSON Schemas",
@@ -151,6 +159,19 @@ def _status(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+def _wipe(settings: Settings, really: bool) -> int:
+    from gateway.wipe import crypto_erase
+
+    g = settings.gateway
+    if not really:
+        print(f"would destroy {g.key_path} and {g.outbox_path} (with -wal, -shm); run again with --yes")
+        return 0
+    for path in crypto_erase(g.outbox_path, g.key_path):
+        print(f"destroyed {path}")
+    print("wiped: no key able to open this kit's readings remains")
+    return 0
+
+
 def _schemas(out: Path) -> int:
     from sync.wire import WIRE_MODELS
 
@@ -179,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run(load_settings(args.config))
             case "status":
                 return _status(load_settings(args.config), args.json)
+            case "wipe":
+                return _wipe(load_settings(args.config), args.yes)
     except (ConfigError, KeyFileError, StoreError) as exc:
         print(f"dho-gateway: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

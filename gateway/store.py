@@ -3,6 +3,10 @@
 A reading is "taken" when `put` returns: its row is committed with synchronous=FULL. The associated
 data binds each ciphertext to its record id and key version, so rows cannot be swapped or replayed
 under another id. A row that fails authentication is moved to quarantine, never silently dropped.
+
+Keys: records are sealed with a random data key; data keys are stored wrapped by the key-encryption
+key (KEK) from the provisioned secret. Rotation adds a data key version: new records use it, older
+records stay readable until drained, then `retire_unused_keys` forgets their key.
 """
 
 from __future__ import annotations
@@ -23,10 +27,9 @@ from sync.outbox import OutboxEntry
 
 log = logging.getLogger(__name__)
 
-KEY_VERSION = 1
-_CANARY = b"dho-gateway outbox key check"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+-- Data keys, each wrapped (AES-256-GCM) by the key-encryption key from the provisioned secret.
+CREATE TABLE IF NOT EXISTS data_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     -- AUTOINCREMENT: a plain rowid reuses the number of a deleted last row, and the sync loop's
     -- cursor (send everything after seq N) would then skip the new reading.
@@ -65,10 +68,15 @@ def _aad(record_id: str, key_version: int) -> bytes:
     return f"dho-outbox/v1|{record_id}|{key_version}".encode()
 
 
+def _key_aad(version: int) -> bytes:
+    return f"dho-outbox/v1|data-key|{version}".encode()
+
+
 class SealedOutbox:
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, path: Path, kek: bytes) -> None:
         self.path = path
-        self._aead = AESGCM(key)
+        self._kek = AESGCM(kek)
+        self._keys: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -77,36 +85,67 @@ class SealedOutbox:
             self._db.execute("PRAGMA synchronous=FULL")
             # Without a limit the WAL file keeps its high-water size for ever on a small SD card.
             self._db.execute("PRAGMA journal_size_limit=4194304")
+            self._db.execute("PRAGMA secure_delete=ON")  # deleted key material is overwritten in the file
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
-        self._check_key()
+        self._load_keys()
 
-    def _seal(self, record_id: str, plaintext: bytes) -> bytes:
+    def _load_keys(self) -> None:
+        rows = self._db.execute("SELECT version, wrapped FROM data_keys").fetchall()
+        for version, wrapped in rows:
+            try:
+                blob = bytes(wrapped)
+                self._keys[int(version)] = AESGCM(self._kek.decrypt(blob[:12], blob[12:], _key_aad(int(version))))
+            except InvalidTag:
+                raise StoreError(
+                    f"the key file does not match outbox {self.path}: its readings were sealed under another "
+                    "key. Restore the right key file; nothing was deleted."
+                ) from None
+        if not self._keys:
+            self.rotate()
+
+    @property
+    def key_version(self) -> int:
+        return max(self._keys)
+
+    def rotate(self) -> int:
+        """Start a new data key; returns its version. Older records stay readable with their own key."""
+        data_key = AESGCM.generate_key(bit_length=256)
+        with self._lock:
+            version = max(self._keys, default=0) + 1
+            nonce = os.urandom(12)
+            wrapped = nonce + self._kek.encrypt(nonce, data_key, _key_aad(version))
+            self._db.execute("INSERT INTO data_keys VALUES (?, ?, ?)", (version, wrapped, time.time()))
+            self._keys[version] = AESGCM(data_key)
+        return version
+
+    def retire_unused_keys(self) -> list[int]:
+        """Forget data keys (other than the current one) that no stored or quarantined record needs."""
+        with self._lock:
+            current = max(self._keys)
+            in_use = {int(v) for (v,) in self._db.execute(
+                "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine")}
+            retired = [v for v in self._keys if v != current and v not in in_use]
+            for version in retired:
+                self._db.execute("DELETE FROM data_keys WHERE version = ?", (version,))
+                del self._keys[version]
+        return retired
+
+    def _seal(self, record_id: str, plaintext: bytes) -> tuple[int, bytes]:
+        version = max(self._keys)
         nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, plaintext, _aad(record_id, KEY_VERSION))
+        return version, nonce + self._keys[version].encrypt(nonce, plaintext, _aad(record_id, version))
 
     def _open(self, record_id: str, key_version: int, sealed: bytes) -> bytes:
-        return self._aead.decrypt(sealed[:12], sealed[12:], _aad(record_id, key_version))
-
-    def _check_key(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'key_check'").fetchone()
-        if row is None:
-            self._db.execute(
-                "INSERT INTO meta VALUES ('key_check', ?)", (self._seal("key_check", _CANARY),)
-            )
-            return
-        try:
-            self._open("key_check", KEY_VERSION, bytes(row[0]))
-        except InvalidTag:
-            raise StoreError(
-                f"the key file does not match outbox {self.path}: its readings were sealed with another "
-                "key. Restore the right key file; nothing was deleted."
-            ) from None
+        key = self._keys.get(key_version)
+        if key is None:
+            raise InvalidTag  # a record whose key was retired or never existed cannot be authentic
+        return key.decrypt(sealed[:12], sealed[12:], _aad(record_id, key_version))
 
     def put(self, record_id: str, payload: bytes, dedup: str | None = None) -> PutResult:
         """Seal and commit one reading. With `dedup`, a measurement seen before keeps its first id."""
-        sealed = self._seal(record_id, payload)
+        key_version, sealed = self._seal(record_id, payload)
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -119,7 +158,7 @@ class SealedOutbox:
                     self._db.execute("INSERT INTO seen VALUES (?, ?, ?)", (dedup, record_id, now))
                 self._db.execute(
                     "INSERT INTO outbox (id, key_version, sealed, created) VALUES (?, ?, ?, ?)",
-                    (record_id, KEY_VERSION, sealed, now),
+                    (record_id, key_version, sealed, now),
                 )
                 self._db.execute("COMMIT")
             except BaseException:

@@ -60,7 +60,7 @@ def test_status_before_first_run_says_so(tmp_path: Path) -> None:
     assert "has not run yet" in run.stderr
 
 
-@pytest.mark.parametrize("command", ["demo", "run", "status", "version", "schemas"])
+@pytest.mark.parametrize("command", ["demo", "run", "status", "wipe", "version", "schemas"])
 def test_every_command_has_help(command: str) -> None:
     run = cli(command, "--help")
     assert run.returncode == 0 and "usage: dho-gateway" in run.stdout
@@ -118,3 +118,15 @@ def test_missing_key_beside_an_existing_outbox_is_refused_not_replaced(tmp_path:
     run = cli("run", "--config", str(config))
     assert run.returncode == 2 and "key file" in run.stderr and "is missing" in run.stderr
     assert not (tmp_path / "outbox.key").exists()
+
+
+def test_wipe_after_a_demo_run(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    assert cli("demo", "--broker", f"127.0.0.1:{mosquitto.port}", "--readings", "1", "--interval", "0.1",
+               "--data-dir", str(tmp_path)).returncode == 0
+    config = _config_for(tmp_path, mosquitto.port)
+    dry = cli("wipe", "--config", str(config))
+    assert dry.returncode == 0 and "--yes" in dry.stdout and (tmp_path / "outbox.key").exists()
+    run = cli("wipe", "--config", str(config), "--yes")
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "outbox.key").exists() and not (tmp_path / "outbox.sqlite3").exists()
+    assert "has not run yet" in cli("status", "--config", str(config)).stderr

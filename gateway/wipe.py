@@ -1,0 +1,53 @@
+"""Kit wipe by crypto-erase: destroy the key material first, then the files.
+
+Flash storage (SD cards) remaps blocks, so overwriting a file does not promise the old bytes are gone;
+what makes the readings unreadable is that no key able to open them survives: the data keys are
+deleted from the outbox with SQLite's secure_delete, and the key-encryption key file is overwritten
+and removed. Without a TPM or secure element, the KEK itself lives on the same card: a forensic image
+of the card could still hold remnants of it. That limit is written in docs/decisions/.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+
+def _sidecars(outbox: Path) -> list[Path]:
+    return [outbox, outbox.with_name(outbox.name + "-wal"), outbox.with_name(outbox.name + "-shm")]
+
+
+def destroy_keys(outbox: Path, kek_file: Path) -> None:
+    """Step 1: delete every wrapped data key (overwritten in place), then overwrite and remove the KEK."""
+    if outbox.exists():
+        db = sqlite3.connect(outbox, isolation_level=None)
+        try:
+            db.execute("PRAGMA secure_delete=ON")
+            db.execute("DELETE FROM data_keys")
+            # Move the WAL's copies of the key pages into the main file (overwritten there) and empty it.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+    if kek_file.exists():
+        size = kek_file.stat().st_size
+        with kek_file.open("r+b") as f:
+            f.write(os.urandom(size))
+            f.flush()
+            os.fsync(f.fileno())
+        kek_file.unlink()
+
+
+def remove_files(outbox: Path) -> list[Path]:
+    """Step 2: remove the outbox and its WAL and shared-memory files."""
+    removed = []
+    for path in _sidecars(outbox):
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def crypto_erase(outbox: Path, kek_file: Path) -> list[Path]:
+    destroy_keys(outbox, kek_file)
+    return [kek_file, *remove_files(outbox)]
