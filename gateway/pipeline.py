@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from drivers.decoders import decode
@@ -20,13 +21,21 @@ from gateway.clock import correct_live_time
 from gateway.ids import uuid7
 from gateway.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
-from gateway.store import SealedOutbox
+from gateway.store import PutResult, SealedOutbox
+from sync.outbox import OutboxUnavailable
 from zoning.models import Assessment, Profile
 from zoning.thresholds import assess
 
 log = logging.getLogger(__name__)
 
 ReadingListener = Callable[[Reading, Assessment], None]
+
+
+class _Pending(NamedTuple):
+    reading: Reading
+    assessment: Assessment
+    payload: bytes
+    dedup: str | None
 
 
 def dedup_key(device: DeviceRef, characteristic: str, data: bytes, measurement: Measurement) -> str | None:
@@ -48,6 +57,7 @@ class Pipeline:
         zone: ZoneInfo,
         clock_tolerance: timedelta,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        held_limit: int = 1000,
     ) -> None:
         self._patient = patient
         self._devices = {address.upper(): device for address, device in devices.items()}
@@ -59,6 +69,14 @@ class Pipeline:
         self.listeners: list[ReadingListener] = []
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
+        # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
+        self._held: deque[_Pending] = deque()
+        self._held_limit = held_limit
+        self.storage_fault: str | None = None
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     async def on_gatt_value(self, address: str, characteristic: str, data: bytes) -> Reading | None:
         """Entry point for every value a device source delivers."""
@@ -92,15 +110,61 @@ class Pipeline:
             received=received,
         )
         assessment = assess(measurement, self._profile)
-        payload = to_wire(reading, assessment).model_dump_json().encode()
-        put = await asyncio.to_thread(
-            self._outbox.put, str(reading.id), payload, dedup_key(device, characteristic, data, measurement)
+        item = _Pending(
+            reading, assessment, to_wire(reading, assessment).model_dump_json().encode(),
+            dedup_key(device, characteristic, data, measurement),
         )
+        if self._held:  # nothing may overtake readings already waiting for the disk
+            self._hold(item)
+            return None
+        try:
+            put = await self._put(item)
+        except OutboxUnavailable as exc:
+            self.storage_fault = str(exc)
+            log.error("%s; holding readings in memory until it can", exc)
+            self._hold(item)
+            return None
+        return self._taken(item, put)
+
+    async def _put(self, item: _Pending) -> PutResult:
+        return await asyncio.to_thread(self._outbox.put, str(item.reading.id), item.payload, item.dedup)
+
+    def _hold(self, item: _Pending) -> None:
+        if len(self._held) >= self._held_limit:
+            self.counts["refused_storage_full"] += 1
+            log.error(
+                "outbox unavailable and %d readings already held in memory: a new reading was NOT taken "
+                "(a device with a memory keeps it and sends it again)", len(self._held),
+            )
+            return
+        self._held.append(item)
+        self.counts["held"] += 1
+
+    def _taken(self, item: _Pending, put: PutResult) -> Reading | None:
         if not put.new:
             self.counts["duplicate"] += 1
             return None
         self.counts["stored"] += 1
-        log.info("stored reading %s (%s, %s)", reading.id, measurement.kind, assessment.zone)
+        log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
         for listener in self.listeners:
-            listener(reading, assessment)
-        return reading
+            listener(item.reading, item.assessment)
+        return item.reading
+
+    async def store_held(self) -> None:
+        """Try to commit the readings held in memory, in order; stop at the first that still fails."""
+        while self._held:
+            try:
+                put = await self._put(self._held[0])
+            except OutboxUnavailable as exc:
+                self.storage_fault = str(exc)
+                return
+            self._taken(self._held.popleft(), put)
+        if self.storage_fault:
+            log.warning("outbox writable again; every held reading is stored")
+        self.storage_fault = None
+
+    async def keep_storing_held(self, interval_s: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            if self._held:
+                await self.store_held()

@@ -59,6 +59,7 @@ class Gateway:
             ack_timeout_s=settings.sync.ack_timeout_s,
             status_interval_s=settings.sync.status_interval_s,
             on_ack=on_ack,
+            faults=lambda: [self.pipeline.storage_fault] if self.pipeline.storage_fault else [],
         )
         self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
 
@@ -81,5 +82,6 @@ class Gateway:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.uplink.run())
                 tasks.create_task(self._supervise_source())
+                tasks.create_task(self.pipeline.keep_storing_held())
         finally:
             self.outbox.close()

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from sync.outbox import OutboxEntry
+from sync.outbox import OutboxEntry, OutboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,15 @@ class SealedOutbox:
         return key.decrypt(sealed[:12], sealed[12:], _aad(record_id, key_version))
 
     def put(self, record_id: str, payload: bytes, dedup: str | None = None) -> PutResult:
-        """Seal and commit one reading. With `dedup`, a measurement seen before keeps its first id."""
+        """Seal and commit one reading. With `dedup`, a measurement seen before keeps its first id.
+
+        Raises OutboxUnavailable when the disk is full or failing; the reading was not stored."""
+        try:
+            return self._put(record_id, payload, dedup)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot store a reading: {exc}") from exc
+
+    def _put(self, record_id: str, payload: bytes, dedup: str | None) -> PutResult:
         key_version, sealed = self._seal(record_id, payload)
         now = time.time()
         with self._lock:
@@ -162,11 +170,18 @@ class SealedOutbox:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                    self._db.execute("ROLLBACK")
                 raise
         return PutResult(record_id, new=True)
 
     def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        try:
+            return self._pending(after_seq, limit)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot be read: {exc}") from exc
+
+    def _pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, id, key_version, sealed FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -184,24 +199,40 @@ class SealedOutbox:
         log.error("outbox record #%d quarantined: %s", seq, reason)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
-                (reason, time.time(), seq),
-            )
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute(
+                    "INSERT INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
+                    (reason, time.time(), seq),
+                )
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def acknowledge(self, ids: Collection[str]) -> list[str]:
+        try:
+            return self._acknowledge(ids)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot delete acknowledged readings: {exc}") from exc
+
+    def _acknowledge(self, ids: Collection[str]) -> list[str]:
         if not ids:
             return []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            removed = [
-                str(row[0])
-                for record_id in ids
-                for row in self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING id", (record_id,))
-            ]
-            self._db.execute("COMMIT")
+            try:
+                removed = [
+                    str(row[0])
+                    for record_id in ids
+                    for row in self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING id", (record_id,))
+                ]
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                    self._db.execute("ROLLBACK")
+                raise
         return removed
 
     def depth(self) -> int:

@@ -6,6 +6,10 @@ from collections.abc import Collection
 from typing import NamedTuple, Protocol
 
 
+class OutboxUnavailable(RuntimeError):
+    """The outbox cannot be written or read just now (disk full, I/O error); nothing stored was lost."""
+
+
 class OutboxEntry(NamedTuple):
     seq: int
     id: str
@@ -22,3 +26,5 @@ class Outbox(Protocol):
         ...
 
     def depth(self) -> int: ...
+
+    # Every method may raise OutboxUnavailable.

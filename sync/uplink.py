@@ -15,13 +15,14 @@ import aiomqtt
 from pydantic import ValidationError
 
 from sync.connection import BrokerSettings, stay_connected
-from sync.outbox import Outbox, OutboxEntry
+from sync.outbox import Outbox, OutboxEntry, OutboxUnavailable
 from sync.topics import Topics
 from sync.wire import PROTOCOL_VERSION, Ack, Status
 
 log = logging.getLogger(__name__)
 
 AckListener = Callable[[list[str]], None]
+_OUTBOX_RETRY_S = 5.0
 
 
 class Uplink:
@@ -43,6 +44,7 @@ class Uplink:
         ack_timeout_s: float = 30.0,
         status_interval_s: float = 300.0,
         on_ack: AckListener | None = None,
+        faults: Callable[[], list[str]] = list,
     ) -> None:
         self._outbox = outbox
         self._broker = broker
@@ -53,6 +55,7 @@ class Uplink:
         self._ack_timeout_s = ack_timeout_s
         self._status_interval_s = status_interval_s
         self._on_ack = on_ack
+        self._faults = faults
         self._wake = asyncio.Event()
         # batch id -> (reading ids still unacknowledged, monotonic send time)
         self._inflight: dict[str, tuple[set[str], float]] = {}
@@ -73,12 +76,16 @@ class Uplink:
         )
 
     def _status(self, state: str) -> Status:
-        depth = self._outbox.depth() if state == "online" else None
+        depth = None
+        if state == "online":
+            with contextlib.suppress(OutboxUnavailable):
+                depth = self._outbox.depth()
         return Status(
             gateway=self._topics.gateway,
             state="online" if state == "online" else "offline",
             version=self._version,
             outbox_depth=depth,
+            faults=self._faults() if state == "online" else [],
             at=datetime.now(UTC) if state == "online" else None,
         )
 
@@ -120,7 +127,12 @@ class Uplink:
                 log.warning("ignored a malformed ack on %s: %s", message.topic, exc)
                 continue
             ids = [str(i) for i in ack.ids]
-            removed = await asyncio.to_thread(self._outbox.acknowledge, ids)
+            try:
+                removed = await asyncio.to_thread(self._outbox.acknowledge, ids)
+            except OutboxUnavailable as exc:
+                # Kept, not lost: they are sent again and the central service acks them again.
+                log.error("%s; the acked readings stay until a later ack", exc)
+                continue
             acked = set(ids)
             for batch_id in list(self._inflight):
                 remaining, _ = self._inflight[batch_id]
@@ -153,7 +165,12 @@ class Uplink:
                 log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
                 cursor = 0
             if len(self._inflight) < self._window:
-                entries = await asyncio.to_thread(self._outbox.pending, cursor, self._batch_size)
+                try:
+                    entries = await asyncio.to_thread(self._outbox.pending, cursor, self._batch_size)
+                except OutboxUnavailable as exc:
+                    log.error("%s; trying again in %.0f s", exc, _OUTBOX_RETRY_S)
+                    await asyncio.sleep(_OUTBOX_RETRY_S)
+                    continue
                 if entries:
                     await self._publish_batch(client, entries)
                     cursor = entries[-1].seq

@@ -92,6 +92,7 @@ class Status(_Wire):
     state: Literal["online", "offline"]
     version: str | None = None
     outbox_depth: int | None = None
+    faults: list[str] = Field(default_factory=list, description="conditions a technician must look at, e.g. disk full")
     at: AwareDatetime | None = None
 
 

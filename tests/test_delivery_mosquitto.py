@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -168,3 +169,57 @@ async def test_status_is_online_while_running_and_offline_after_a_stop(tmp_path:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert (await retained_status()).state == "offline"
+
+
+async def test_disk_full_holds_readings_in_memory_reports_it_and_recovers(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    import aiomqtt
+
+    from sync.connection import make_client
+    from sync.topics import Topics
+    from sync.wire import Status
+
+    source = SimulatedHome(interval_s=0.001, count=12, scenario=distinct_scenario(2))
+    gateway = gateway_for(tmp_path, mosquitto.port, source, status_interval_s=0.1)
+    gateway.pipeline._held_limit = 4
+    deliver = gateway.pipeline.on_gatt_value
+    values: list[tuple[str, str, bytes]] = []
+
+    async def record(address: str, characteristic: str, data: bytes) -> None:
+        values.append((address, characteristic, data))
+
+    await source.run(record)
+    await deliver(*values[0])
+    # Injected disk full: SQLite answers SQLITE_FULL exactly as on a full card once the file may not grow.
+    db = gateway.outbox._db
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    for value in values[1:]:
+        await deliver(*value)
+    taken = gateway.outbox.depth()  # readings that still fitted in the file's free pages
+    assert 1 <= taken <= 8
+    assert gateway.pipeline.held == 4  # the bound
+    assert gateway.pipeline.counts["refused_storage_full"] == 12 - taken - 4
+    assert "full" in (gateway.pipeline.storage_fault or "")
+    assert len(gateway.outbox.pending(0, 100)) == taken  # what was stored is untouched
+
+    async with make_client(BrokerSettings(port=mosquitto.port, insecure_dev=True), "technician") as viewer:
+        await viewer.subscribe(Topics("test-kommune", "gw-test-1").status, qos=1)
+        task = asyncio.create_task(gateway.uplink.run())
+        async with asyncio.timeout(10):
+            message: aiomqtt.Message = await anext(aiter(viewer.messages))
+        assert "full" in Status.model_validate_json(bytes(message.payload)).faults[0]  # type: ignore[arg-type]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    db.execute("PRAGMA max_page_count = 1073741823")  # space returns
+    await gateway.pipeline.store_held()
+    assert gateway.pipeline.held == 0 and gateway.pipeline.storage_fault is None
+    stored = [e.payload for e in gateway.outbox.pending(0, 100)]
+    assert len(stored) == taken + 4
+    expected_order = [v[2] for v in values[: taken + 4]]
+    systolic = [json.loads(p)["components"]["systolic"]["value"] for p in stored]
+    assert systolic == [float(int.from_bytes(v[1:3], "little")) for v in expected_order]  # order kept
+    gateway.outbox.close()
