@@ -16,7 +16,7 @@ from pathlib import Path
 import aiomqtt
 from pydantic import ValidationError
 
-from sync.connection import BrokerSettings, stay_connected
+from sync.connection import BrokerSettings, publish, stay_connected, subscribe
 from sync.topics import PREFIX, Topics, parse_up_topic
 from sync.wire import Ack, ReadingBatch, WireReading
 
@@ -93,7 +93,7 @@ class ReferenceCentral:
         await stay_connected(self._broker, self._identifier, self._session)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(self._subscription, qos=1)
+        await subscribe(client, self._subscription)
         self.ready.set()
         try:
             async for message in client.messages:
@@ -115,4 +115,4 @@ class ReferenceCentral:
         _, duplicates = await asyncio.to_thread(self._store.store, tenant, batch)
         self.duplicates += duplicates
         ack = Ack(ids=[r.id for r in batch.readings])
-        await client.publish(Topics(tenant, gateway).ack, ack.model_dump_json(), qos=1)
+        await publish(client, Topics(tenant, gateway).ack, ack.model_dump_json())

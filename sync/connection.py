@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -75,12 +77,39 @@ def make_client(
         keepalive=settings.keepalive_s,
         tls_context=settings.tls_context(),
         max_inflight_messages=max_inflight,
-        timeout=10,
+        timeout=math.inf,  # see OPERATION_TIMEOUT_S
     )
 
 
 
 Session = Callable[[aiomqtt.Client], Awaitable[None]]
+
+
+# aiomqtt bounds each operation with asyncio.wait_for, which on Python 3.11 can swallow a cancellation
+# that arrives just as the operation completes: a stopping gateway would then run on for ever. The
+# client is therefore built with no timeout of its own, and every operation is bounded here with
+# asyncio.timeout, which does not lose cancellations.
+OPERATION_TIMEOUT_S = 10.0
+
+
+@contextlib.asynccontextmanager
+async def _bounded(what: str) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(OPERATION_TIMEOUT_S):
+            yield
+    except TimeoutError:
+        raise aiomqtt.MqttError(f"{what} timed out after {OPERATION_TIMEOUT_S:.0f} s") from None
+
+
+async def publish(client: aiomqtt.Client, topic: str, payload: str | bytes, *, retain: bool = False) -> None:
+    """Publish at QoS 1 (every v1 topic is QoS 1) and wait for the broker's PUBACK."""
+    async with _bounded("publish"):
+        await client.publish(topic, payload, qos=1, retain=retain)
+
+
+async def subscribe(client: aiomqtt.Client, topic: str) -> None:
+    async with _bounded("subscribe"):
+        await client.subscribe(topic, qos=1)
 
 
 async def stay_connected(
@@ -100,7 +129,11 @@ async def stay_connected(
     backoff = backoff_min_s
     while True:
         try:
-            async with make_client(settings, identifier, will=will, max_inflight=max_inflight) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                async with _bounded("connect"):
+                    client = await stack.enter_async_context(
+                        make_client(settings, identifier, will=will, max_inflight=max_inflight)
+                    )
                 log.info("connected to broker %s:%d", settings.host, settings.port)
                 backoff = backoff_min_s
                 await session(client)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import aiomqtt
 from pydantic import ValidationError
 
-from sync.connection import BrokerSettings, stay_connected
+from sync.connection import BrokerSettings, publish, stay_connected, subscribe
 from sync.outbox import Outbox, OutboxEntry, OutboxUnavailable
 from sync.topics import Topics
 from sync.wire import PROTOCOL_VERSION, Ack, Status
@@ -91,11 +91,11 @@ class Uplink:
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         status = await asyncio.to_thread(self._status, "online")
-        await client.publish(self._topics.status, status.model_dump_json(), qos=1, retain=True)
+        await publish(client, self._topics.status, status.model_dump_json(), retain=True)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._inflight.clear()
-        await client.subscribe(self._topics.ack, qos=1)
+        await subscribe(client, self._topics.ack)
         await self._publish_status(client)
         self.connected.set()
         try:
@@ -193,4 +193,4 @@ class Uplink:
         # Entries are already wire JSON: splice them in rather than parse and re-serialise.
         payload = header[:-1].encode() + b',"readings":[' + b",".join(e.payload for e in entries) + b"]}"
         self._inflight[batch_id] = ({e.id for e in entries}, time.monotonic())
-        await client.publish(self._topics.readings, payload, qos=1)
+        await publish(client, self._topics.readings, payload)

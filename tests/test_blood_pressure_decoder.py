@@ -40,7 +40,7 @@ def test_every_field_present() -> None:
     # pulse 72 = 0x0048 -> 48 00; user 2; status 0x0005 = body movement (bit 0) + irregular pulse (bit 2).
     data = bytes.fromhex("1E 8C00 5A00 6A00 DD07081A090A14 4800 02 0500")
     m = decode_blood_pressure(data)
-    assert (m.components["systolic"].value, m.components["diastolic"].value) == (140, 90)
+    assert (m.components["systolic"].value, m.components["diastolic"].value) == (Decimal(140), Decimal(90))
     assert m.components["mean"].value == 106
     assert m.components["pulse"].value == 72 and m.components["pulse"].unit == "/min"
     assert m.device_time == datetime(2013, 8, 26, 9, 10, 20)

@@ -159,7 +159,7 @@ async def test_status_is_online_while_running_and_offline_after_a_stop(tmp_path:
             await viewer.subscribe(topic, qos=1)
             async with asyncio.timeout(5):
                 message: aiomqtt.Message = await anext(aiter(viewer.messages))
-            return Status.model_validate_json(bytes(message.payload))  # type: ignore[arg-type]
+            return Status.model_validate_json(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
 
     task = asyncio.create_task(gateway.run())
     await wait_until(lambda: gateway.uplink.connected.is_set())
@@ -209,7 +209,7 @@ async def test_disk_full_holds_readings_in_memory_reports_it_and_recovers(
         task = asyncio.create_task(gateway.uplink.run())
         async with asyncio.timeout(10):
             message: aiomqtt.Message = await anext(aiter(viewer.messages))
-        assert "full" in Status.model_validate_json(bytes(message.payload)).faults[0]  # type: ignore[arg-type]
+        assert "full" in Status.model_validate_json(bytes(message.payload)).faults[0]  # type: ignore[arg-type,unused-ignore]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
