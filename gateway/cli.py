@@ -122,13 +122,14 @@ def _run(settings: Settings) -> int:
 
 
 def _status(settings: Settings, as_json: bool) -> int:
-    from gateway.keys import load_or_create_key
+    from gateway.keys import key_source_for
     from gateway.store import SealedOutbox
 
     g = settings.gateway
-    if not g.key_path.exists():
-        raise KeyFileError(f"no key file at {g.key_path}: the gateway has not run yet with this configuration")
-    outbox = SealedOutbox(g.outbox_path, load_or_create_key(g.key_path))
+    kek = key_source_for(g)
+    if not kek.present():
+        raise KeyFileError(f"no {kek.describe()}: the gateway has not run yet with this configuration")
+    outbox = SealedOutbox(g.outbox_path, kek.load(create=False))
     try:
         age = outbox.oldest_pending_age_s()
         info = {
@@ -160,13 +161,16 @@ def _status(settings: Settings, as_json: bool) -> int:
 
 
 def _wipe(settings: Settings, really: bool) -> int:
+    from gateway.keys import key_source_for
     from gateway.wipe import crypto_erase
 
     g = settings.gateway
+    kek = key_source_for(g)
     if not really:
-        print(f"would destroy {g.key_path} and {g.outbox_path} (with -wal, -shm); run again with --yes")
+        print(f"would destroy the data keys in {g.outbox_path}, the {kek.describe()}, and the outbox files "
+              "(with -wal, -shm); run again with --yes")
         return 0
-    for path in crypto_erase(g.outbox_path, g.key_path):
+    for path in crypto_erase(g.outbox_path, kek):
         print(f"destroyed {path}")
     print("wiped: no key able to open this kit's readings remains")
     return 0

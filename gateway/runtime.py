@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.device_sources import DeviceSource
-from gateway.keys import KeyFileError, load_or_create_key
+from gateway.keys import key_source_for
 from gateway.pipeline import Pipeline
 from gateway.profiles import load_profile
 from gateway.settings import ConfigError, Settings
@@ -34,12 +34,9 @@ class Gateway:
             settings.mqtt.tls_context()  # fail at start-up, not on the first reconnect
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
-        if g.outbox_path.exists() and not g.key_path.exists():
-            raise KeyFileError(
-                f"outbox {g.outbox_path} exists but its key file {g.key_path} is missing: restore the key "
-                "(a new key could not read the readings waiting there); nothing was deleted"
-            )
-        self.outbox = SealedOutbox(g.outbox_path, load_or_create_key(g.key_path))
+        # Only a first run may make a key: beside an existing outbox a new key could not read anything.
+        kek = key_source_for(g).load(create=not g.outbox_path.exists())
+        self.outbox = SealedOutbox(g.outbox_path, kek)
         self.pipeline = Pipeline(
             patient=g.patient,
             devices={d.address: d for d in settings.devices},

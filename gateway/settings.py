@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,7 +31,15 @@ class GatewaySection(_Section):
     tenant: str = Field(pattern=_ID, description="municipality or health trust")
     patient: str = Field(pattern=_ID, description="pseudonymous patient id from provisioning")
     data_dir: Path = Path("/var/lib/dho-gateway")
+    key_source: Literal["file", "systemd-credential"] = Field(
+        default="file", description="where the outbox key-encryption key comes from"
+    )
     key_file: Path | None = Field(default=None, description="outbox key; default data_dir/outbox.key")
+    key_credential: str = Field(default="dho-outbox-kek", pattern=_ID, description="systemd credential name")
+    key_credential_store: Path = Field(
+        default=Path("/etc/credstore.encrypted/dho-outbox-kek"),
+        description="the encrypted credential the unit loads; a wipe destroys it",
+    )
     timezone: str = "Europe/Oslo"
     clock_tolerance_s: float = Field(
         default=300, gt=0, description="device clocks further off than this are marked device_unsynced"

@@ -2,24 +2,26 @@
 
 Flash storage (SD cards) remaps blocks, so overwriting a file does not promise the old bytes are gone;
 what makes the readings unreadable is that no key able to open them survives: the data keys are
-deleted from the outbox with SQLite's secure_delete, and the key-encryption key file is overwritten
-and removed. Without a TPM or secure element, the KEK itself lives on the same card: a forensic image
-of the card could still hold remnants of it. That limit is written in docs/decisions/.
+deleted from the outbox with SQLite's secure_delete, and the key-encryption key (its file, or the
+encrypted systemd credential) is overwritten and removed. Without a TPM or secure element, the KEK
+(or the host key that encrypts the credential) lives on the same card: a forensic image of the card
+could still hold remnants of it. That limit is written in docs/decisions/0002-crypto-erase.md.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
+
+from gateway.keys import KeySource
 
 
 def _sidecars(outbox: Path) -> list[Path]:
     return [outbox, outbox.with_name(outbox.name + "-wal"), outbox.with_name(outbox.name + "-shm")]
 
 
-def destroy_keys(outbox: Path, kek_file: Path) -> None:
-    """Step 1: delete every wrapped data key (overwritten in place), then overwrite and remove the KEK."""
+def destroy_keys(outbox: Path, kek: KeySource) -> list[Path]:
+    """Step 1: delete every wrapped data key (overwritten in place), then destroy the KEK."""
     if outbox.exists():
         db = sqlite3.connect(outbox, isolation_level=None)
         try:
@@ -29,13 +31,7 @@ def destroy_keys(outbox: Path, kek_file: Path) -> None:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             db.close()
-    if kek_file.exists():
-        size = kek_file.stat().st_size
-        with kek_file.open("r+b") as f:
-            f.write(os.urandom(size))
-            f.flush()
-            os.fsync(f.fileno())
-        kek_file.unlink()
+    return kek.destroy()
 
 
 def remove_files(outbox: Path) -> list[Path]:
@@ -48,6 +44,5 @@ def remove_files(outbox: Path) -> list[Path]:
     return removed
 
 
-def crypto_erase(outbox: Path, kek_file: Path) -> list[Path]:
-    destroy_keys(outbox, kek_file)
-    return [kek_file, *remove_files(outbox)]
+def crypto_erase(outbox: Path, kek: KeySource) -> list[Path]:
+    return [*destroy_keys(outbox, kek), *remove_files(outbox)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,13 +10,7 @@ import pytest
 
 from sync.wire import WIRE_MODELS
 from tests.conftest import Mosquitto
-
-ROOT = Path(__file__).parent.parent
-
-
-def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+from tests.support import ROOT, cli, config_for
 
 
 def test_demo_with_embedded_broker_shows_every_zone_and_the_emergency_notice() -> None:
@@ -39,23 +32,13 @@ def test_demo_against_a_named_broker(mosquitto: Mosquitto, tmp_path: Path) -> No
               "--data-dir", str(tmp_path))
     assert run.returncode == 0, run.stderr
     assert "2 reading(s) acknowledged" in run.stdout
-    status = cli("status", "--config", str(_config_for(tmp_path, mosquitto.port)), "--json")
+    status = cli("status", "--config", str(config_for(tmp_path, mosquitto.port)), "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["outbox_depth"] == 0
 
 
-def _config_for(data_dir: Path, port: int) -> Path:
-    text = (ROOT / "config" / "gateway.example.toml").read_text()
-    text = text.replace('data_dir = "/var/lib/dho-gateway"', f'data_dir = "{data_dir}"')
-    text = text.replace("insecure_dev = false", "insecure_dev = true").replace("port = 8883", f"port = {port}")
-    text = text.replace('host = "mqtt.dho.example.no"', 'host = "127.0.0.1"')
-    path = data_dir / "gateway.toml"
-    path.write_text(text)
-    return path
-
-
 def test_status_before_first_run_says_so(tmp_path: Path) -> None:
-    run = cli("status", "--config", str(_config_for(tmp_path, 1883)))
+    run = cli("status", "--config", str(config_for(tmp_path, 1883)))
     assert run.returncode == 2
     assert "has not run yet" in run.stderr
 
@@ -83,7 +66,7 @@ async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosq
 
     store = CentralStore(tmp_path / "central.sqlite3")
     central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
-    config = _config_for(tmp_path, mosquitto.port)
+    config = config_for(tmp_path, mosquitto.port)
     async with asyncio.TaskGroup() as tasks:
         c = tasks.create_task(central.run())
         await central.ready.wait()
@@ -113,17 +96,17 @@ def test_run_with_missing_tls_files_is_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_key_beside_an_existing_outbox_is_refused_not_replaced(tmp_path: Path) -> None:
-    config = _config_for(tmp_path, 1)
+    config = config_for(tmp_path, 1)
     (tmp_path / "outbox.sqlite3").write_bytes(b"")  # an outbox from an earlier run
     run = cli("run", "--config", str(config))
-    assert run.returncode == 2 and "key file" in run.stderr and "is missing" in run.stderr
+    assert run.returncode == 2 and "key file" in run.stderr and "is missing: restore it" in run.stderr
     assert not (tmp_path / "outbox.key").exists()
 
 
 def test_wipe_after_a_demo_run(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert cli("demo", "--broker", f"127.0.0.1:{mosquitto.port}", "--readings", "1", "--interval", "0.1",
                "--data-dir", str(tmp_path)).returncode == 0
-    config = _config_for(tmp_path, mosquitto.port)
+    config = config_for(tmp_path, mosquitto.port)
     dry = cli("wipe", "--config", str(config))
     assert dry.returncode == 0 and "--yes" in dry.stdout and (tmp_path / "outbox.key").exists()
     run = cli("wipe", "--config", str(config), "--yes")

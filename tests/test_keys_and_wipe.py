@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from gateway.ids import uuid7
-from gateway.keys import load_or_create_key
+from gateway.keys import KeyFile, load_or_create_key
 from gateway.store import SealedOutbox
 from gateway.wipe import crypto_erase, destroy_keys, remove_files
 
@@ -48,7 +48,7 @@ def test_crypto_erase_leaves_nothing_that_opens_a_record(tmp_path: Path) -> None
     store.close()
     kek = (data / "outbox.key").read_bytes()  # worst case: an attacker later recovers the KEK from flash
 
-    destroy_keys(data / "outbox.sqlite3", data / "outbox.key")
+    assert destroy_keys(data / "outbox.sqlite3", KeyFile(data / "outbox.key")) == [data / "outbox.key"]
     image = tmp_path / "image"  # what a forensic copy of the card would hold after the keys are gone
     image.mkdir()
     for f in data.iterdir():
@@ -67,4 +67,4 @@ def test_crypto_erase_leaves_nothing_that_opens_a_record(tmp_path: Path) -> None
 
 
 def test_crypto_erase_of_a_kit_that_never_ran(tmp_path: Path) -> None:
-    assert crypto_erase(tmp_path / "outbox.sqlite3", tmp_path / "outbox.key")[1:] == []
+    assert crypto_erase(tmp_path / "outbox.sqlite3", KeyFile(tmp_path / "outbox.key")) == []
