@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.device_sources import DeviceSource
+from gateway.health import EventDetail, StorageFacts, StorageWatch
 from gateway.keys import key_source_for
 from gateway.pipeline import Pipeline
 from gateway.profiles import load_profile
@@ -17,11 +18,12 @@ from gateway.settings import ConfigError, Settings
 from gateway.store import SealedOutbox
 from sync.outbox import Outbox
 from sync.topics import Topics
-from sync.uplink import AckListener, Uplink
+from sync.uplink import AckListener, StatusFacts, Uplink
 
 log = logging.getLogger(__name__)
 
 _SOURCE_RESTART_S = 5.0
+_HEALTH_INTERVAL_S = 5.0
 
 
 class Gateway:
@@ -36,7 +38,9 @@ class Gateway:
             raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
         # Only a first run may make a key: beside an existing outbox a new key could not read anything.
         kek = key_source_for(g).load(create=not g.outbox_path.exists())
-        self.outbox = SealedOutbox(g.outbox_path, kek)
+        self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
+        self.storage_watch = StorageWatch(settings.outbox.alert_percent)
+        self.health_interval_s = _HEALTH_INTERVAL_S
         self.pipeline = Pipeline(
             patient=g.patient,
             devices={d.address: d for d in settings.devices},
@@ -56,9 +60,38 @@ class Gateway:
             ack_timeout_s=settings.sync.ack_timeout_s,
             status_interval_s=settings.sync.status_interval_s,
             on_ack=on_ack,
-            faults=lambda: [self.pipeline.storage_fault] if self.pipeline.storage_fault else [],
+            facts=self._status_facts,
         )
         self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
+
+    def _storage_facts(self) -> StorageFacts:
+        return StorageFacts(
+            used_percent=self.outbox.usage().percent,
+            waiting=self.outbox.depth(),
+            oldest_waiting_s=self.outbox.oldest_pending_age_s(),
+            storage_fault=self.pipeline.storage_fault,
+            held=self.pipeline.held,
+            refused=self.pipeline.counts["refused_storage_full"],
+        )
+
+    def _status_facts(self) -> StatusFacts:
+        facts = self._storage_facts()
+        return StatusFacts(self.storage_watch.faults(facts), facts.used_percent, self.outbox.quarantined())
+
+    async def _watch_storage(self) -> None:
+        while True:
+            changes = self.storage_watch.changes(await asyncio.to_thread(self._storage_facts))
+            for kind, detail in changes:
+                log.warning("storage: %s %s", kind, detail)
+                self.uplink.post_event(kind, detail)
+            if changes:
+                self.uplink.refresh_status()
+            await asyncio.sleep(self.health_interval_s)
+
+    def _quarantined(self, loop: asyncio.AbstractEventLoop, seq: int, reason: str) -> None:
+        detail: EventDetail = {"record": seq, "reason": reason}
+        loop.call_soon_threadsafe(self.uplink.post_event, "outbox_record_quarantined", detail)
+        loop.call_soon_threadsafe(self.uplink.refresh_status)
 
     async def _supervise_source(self) -> None:
         # A failing device source must not stop delivery of what is already stored.
@@ -75,8 +108,11 @@ class Gateway:
             "gateway %s started: %d reading(s) waiting in the outbox, %d device(s) provisioned",
             self.settings.gateway.id, self.outbox.depth(), len(self.settings.devices),
         )
+        loop = asyncio.get_running_loop()
+        self.outbox.on_quarantine = lambda seq, reason: self._quarantined(loop, seq, reason)
         try:
             async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._watch_storage())
                 tasks.create_task(self.uplink.run())
                 tasks.create_task(self._supervise_source())
                 tasks.create_task(self.pipeline.keep_storing_held())

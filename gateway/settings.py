@@ -71,6 +71,17 @@ class SyncSection(_Section):
     status_interval_s: float = Field(default=300, gt=0)
 
 
+class OutboxSection(_Section):
+    max_size_mb: int = Field(
+        default=256, ge=1, description="the outbox file never grows past this; what happens then: README"
+    )
+    alert_percent: int = Field(default=80, ge=1, le=99, description="status fault and event from this fill level")
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_size_mb * 1024 * 1024
+
+
 class ZoningSection(_Section):
     profile: str = Field(
         default="standard-blood-pressure",
@@ -99,6 +110,7 @@ class Settings(BaseSettings):
     gateway: GatewaySection
     mqtt: BrokerSettings
     sync: SyncSection = SyncSection()
+    outbox: OutboxSection = OutboxSection()
     zoning: ZoningSection = ZoningSection()
     device_source: str = Field(default="bluez", description="where measurements come from")
     devices: list[DeviceSection] = Field(default_factory=list, description="devices provisioned for the patient")

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,6 +59,18 @@ class StoreError(RuntimeError):
     """The outbox cannot be opened as it is; the message says what to do. Nothing was deleted."""
 
 
+class Usage(NamedTuple):
+    used_bytes: int
+    limit_bytes: int
+
+    @property
+    def percent(self) -> int:
+        return min(100, self.used_bytes * 100 // self.limit_bytes)
+
+
+QuarantineListener = Callable[[int, str], None]
+
+
 class PutResult(NamedTuple):
     id: str
     new: bool  # False: the same physical measurement was stored before under `id`
@@ -73,8 +85,13 @@ def _key_aad(version: int) -> bytes:
 
 
 class SealedOutbox:
-    def __init__(self, path: Path, kek: bytes) -> None:
+    """`max_bytes` bounds the file: past it, `put` raises OutboxUnavailable exactly as on a full disk
+    (nothing stored is touched, acknowledged records still leave and free room)."""
+
+    def __init__(self, path: Path, kek: bytes, *, max_bytes: int | None = None) -> None:
         self.path = path
+        # Called (from whichever thread read the record) with its seq and the reason.
+        self.on_quarantine: QuarantineListener | None = None
         self._kek = AESGCM(kek)
         self._keys: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
@@ -87,6 +104,11 @@ class SealedOutbox:
             self._db.execute("PRAGMA journal_size_limit=4194304")
             self._db.execute("PRAGMA secure_delete=ON")  # deleted key material is overwritten in the file
             self._db.executescript(_SCHEMA)
+            if max_bytes is not None:
+                (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+                # SQLite never lowers the limit below the file's present size, so a smaller bound on an
+                # existing outbox takes effect as acknowledged records free pages.
+                self._db.execute(f"PRAGMA max_page_count = {max(1, max_bytes // int(page_size))}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
         self._load_keys()
@@ -210,6 +232,8 @@ class SealedOutbox:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+        if self.on_quarantine is not None:
+            self.on_quarantine(seq, reason)
 
     def acknowledge(self, ids: Collection[str]) -> list[str]:
         try:
@@ -244,6 +268,14 @@ class SealedOutbox:
         with self._lock:
             (oldest,) = self._db.execute("SELECT min(created) FROM outbox").fetchone()
         return None if oldest is None else (now or time.time()) - float(oldest)
+
+    def usage(self) -> Usage:
+        with self._lock:
+            (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            (limit,) = self._db.execute("PRAGMA max_page_count").fetchone()
+        return Usage((int(pages) - int(free)) * int(page_size), int(limit) * int(page_size))
 
     def quarantined(self) -> int:
         with self._lock:

@@ -8,8 +8,10 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import aiomqtt
 from pydantic import ValidationError
@@ -17,12 +19,25 @@ from pydantic import ValidationError
 from sync.connection import BrokerSettings, publish, stay_connected, subscribe
 from sync.outbox import Outbox, OutboxEntry, OutboxUnavailable
 from sync.topics import Topics
-from sync.wire import PROTOCOL_VERSION, Ack, Status
+from sync.wire import PROTOCOL_VERSION, Ack, Event, EventKind, Status
 
 log = logging.getLogger(__name__)
 
 AckListener = Callable[[list[str]], None]
+
+
+class StatusFacts(NamedTuple):
+    """What the gateway adds to its status beyond the outbox depth."""
+
+    faults: list[str]
+    outbox_used_percent: int | None = None
+    quarantined: int | None = None
+
+
+def _no_facts() -> StatusFacts:
+    return StatusFacts([])
 _OUTBOX_RETRY_S = 5.0
+_EVENTS_KEPT = 200
 
 
 class Uplink:
@@ -44,7 +59,7 @@ class Uplink:
         ack_timeout_s: float = 30.0,
         status_interval_s: float = 300.0,
         on_ack: AckListener | None = None,
-        faults: Callable[[], list[str]] = list,
+        facts: Callable[[], StatusFacts] = _no_facts,
     ) -> None:
         self._outbox = outbox
         self._broker = broker
@@ -55,8 +70,11 @@ class Uplink:
         self._ack_timeout_s = ack_timeout_s
         self._status_interval_s = status_interval_s
         self._on_ack = on_ack
-        self._faults = faults
+        self._facts = facts
+        # Events wait here while offline; the durable state they report is in every status too.
+        self._events: deque[Event] = deque(maxlen=_EVENTS_KEPT)
         self._wake = asyncio.Event()
+        self._status_changed = asyncio.Event()
         # batch id -> (reading ids still unacknowledged, monotonic send time)
         self._inflight: dict[str, tuple[set[str], float]] = {}
         self.connected = asyncio.Event()
@@ -64,6 +82,17 @@ class Uplink:
 
     def notify(self) -> None:
         """A new entry was committed to the outbox."""
+        self._wake.set()
+
+    def refresh_status(self) -> None:
+        """Something the status reports has changed: publish it now rather than at the next heartbeat."""
+        self._status_changed.set()
+
+    def post_event(self, kind: EventKind, detail: dict[str, str | int | float] | None = None) -> None:
+        """Queue an event for `up/events` (call on the event loop's thread)."""
+        self._events.append(Event(
+            gateway=self._topics.gateway, id=uuid.uuid4(), kind=kind, at=datetime.now(UTC), detail=detail or {},
+        ))
         self._wake.set()
 
     async def run(self) -> None:
@@ -76,17 +105,21 @@ class Uplink:
         )
 
     def _status(self, state: str) -> Status:
+        if state != "online":
+            return Status(gateway=self._topics.gateway, state="offline", version=self._version)
         depth = None
-        if state == "online":
-            with contextlib.suppress(OutboxUnavailable):
-                depth = self._outbox.depth()
+        with contextlib.suppress(OutboxUnavailable):
+            depth = self._outbox.depth()
+        facts = self._facts()
         return Status(
             gateway=self._topics.gateway,
-            state="online" if state == "online" else "offline",
+            state="online",
             version=self._version,
             outbox_depth=depth,
-            faults=self._faults() if state == "online" else [],
-            at=datetime.now(UTC) if state == "online" else None,
+            outbox_used_percent=facts.outbox_used_percent,
+            quarantined=facts.quarantined,
+            faults=facts.faults,
+            at=datetime.now(UTC),
         )
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
@@ -116,7 +149,10 @@ class Uplink:
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
         while True:
-            await asyncio.sleep(self._status_interval_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._status_interval_s):
+                    await self._status_changed.wait()
+            self._status_changed.clear()
             await self._publish_status(client)
 
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
@@ -161,6 +197,9 @@ class Uplink:
         cursor = 0  # a fresh session re-sends everything still unacknowledged
         while True:
             self._wake.clear()
+            while self._events:
+                await publish(client, self._topics.events, self._events[0].model_dump_json())
+                self._events.popleft()
             if self._expire():
                 log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
                 cursor = 0

@@ -92,12 +92,35 @@ class Status(_Wire):
     state: Literal["online", "offline"]
     version: str | None = None
     outbox_depth: int | None = None
+    outbox_used_percent: int | None = Field(default=None, description="of the configured outbox size bound")
+    quarantined: int | None = Field(default=None, description="stored records that failed authentication")
     faults: list[str] = Field(default_factory=list, description="conditions a technician must look at, e.g. disk full")
     at: AwareDatetime | None = None
+
+
+EventKind = Literal[
+    "outbox_record_quarantined",  # a stored record failed authentication; the others still go
+    "outbox_near_limit",  # the outbox passed its alert level: readings are not reaching the central service
+    "outbox_below_limit",
+    "storage_fault",  # readings cannot be stored (disk full, outbox at its bound, I/O error)
+    "storage_recovered",
+]
+
+
+class Event(_Wire):
+    """Something a technician or nurse should hear of. Never carries patient data or reading values."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    gateway: str
+    id: UUID
+    kind: EventKind
+    at: AwareDatetime
+    detail: dict[str, str | int | float] = Field(default_factory=dict)
 
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "reading-batch": ReadingBatch,
     "ack": Ack,
     "status": Status,
+    "event": Event,
 }

@@ -31,8 +31,11 @@ def distinct_scenario(rounds: int) -> list[CuffResult]:
     return [replace(r, systolic=r.systolic + k) for k in range(rounds) for r in DEMO_SCENARIO]
 
 
-def gateway_for(tmp_path: Path, port: int, source: SimulatedHome, **sync: Any) -> Gateway:
+def gateway_for(
+    tmp_path: Path, port: int, source: SimulatedHome, outbox: dict[str, Any] | None = None, **sync: Any
+) -> Gateway:
     settings = build_settings({
+        "outbox": outbox or {},
         "gateway": {"id": "gw-test-1", "tenant": "test-kommune", "patient": "p-test", "data_dir": str(tmp_path / "gw")},
         "mqtt": {"host": "127.0.0.1", "port": port, "insecure_dev": True},
         "sync": {"ack_timeout_s": 1, "batch_size": 4, **sync},
@@ -223,3 +226,72 @@ async def test_disk_full_holds_readings_in_memory_reports_it_and_recovers(
     systolic = [json.loads(p)["components"]["systolic"]["value"] for p in stored]
     assert systolic == [float(int.from_bytes(v[1:3], "little")) for v in expected_order]  # order kept
     gateway.outbox.close()
+
+
+async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_and_the_rest_go(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    import aiomqtt
+
+    from sync.connection import make_client
+    from sync.topics import Topics
+    from sync.wire import Event, Status
+
+    source = SimulatedHome(interval_s=0.001, count=6, scenario=distinct_scenario(1))
+    gateway = gateway_for(tmp_path, mosquitto.port, source)
+    values: list[tuple[str, str, bytes]] = []
+
+    async def record(address: str, characteristic: str, data: bytes) -> None:
+        values.append((address, characteristic, data))
+
+    await source.run(record)
+    for value in values:
+        await gateway.pipeline.on_gatt_value(*value)
+    victim = gateway.outbox._db.execute("SELECT seq, sealed FROM outbox ORDER BY seq LIMIT 1 OFFSET 2").fetchone()
+    gateway.outbox._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    gateway.outbox.close()
+    # The power is off; one bit of one stored record rots on the card.
+    card = tmp_path / "gw" / "outbox.sqlite3"
+    image = bytearray(card.read_bytes())
+    at = image.index(bytes(victim[1])) + 40
+    image[at] ^= 0x10
+    card.write_bytes(bytes(image))
+
+    store = CentralStore(tmp_path / "central.sqlite3")
+    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    small = {"max_size_mb": 1, "alert_percent": 1}  # so the alert fires with six readings
+    gateway = gateway_for(tmp_path, mosquitto.port, SimulatedHome(count=0), outbox=small)
+    gateway.health_interval_s = 0.1
+    topics = Topics("test-kommune", "gw-test-1")
+    events: list[Event] = []
+    statuses: list[Status] = []
+    async with make_client(BrokerSettings(port=mosquitto.port, insecure_dev=True), "technician") as viewer:
+        await viewer.subscribe(topics.events, qos=1)
+        await viewer.subscribe(topics.status, qos=1)
+
+        async def watch() -> None:
+            message: aiomqtt.Message
+            async for message in viewer.messages:
+                payload = bytes(message.payload)  # type: ignore[arg-type,unused-ignore]
+                if message.topic.matches(topics.events):
+                    events.append(Event.model_validate_json(payload))
+                else:
+                    statuses.append(Status.model_validate_json(payload))
+
+        async with asyncio.TaskGroup() as tasks:
+            w = tasks.create_task(watch())
+            c = tasks.create_task(central.run())
+            await central.ready.wait()
+            g = tasks.create_task(gateway.run())
+            await wait_until(lambda: store.count() == 5 and gateway.outbox.depth() == 0
+                             and any(s.quarantined == 1 for s in statuses)
+                             and {"outbox_record_quarantined", "outbox_near_limit"} <= {e.kind for e in events})
+            g.cancel()
+            c.cancel()
+            w.cancel()
+    (quarantined,) = [e for e in events if e.kind == "outbox_record_quarantined"]
+    assert quarantined.detail["record"] == victim[0] and "altered or corrupted" in str(quarantined.detail["reason"])
+    assert all("p-test" not in e.model_dump_json() for e in events)  # no patient data in events
+    assert any(s.faults and "% full" in s.faults[0] for s in statuses)
+    sent = [int.from_bytes(v[2][1:3], "little") for v in values]
+    assert sorted(int(r.components["systolic"].value) for r in store.readings()) == sorted(sent[:2] + sent[3:])

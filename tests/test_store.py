@@ -11,6 +11,7 @@ import pytest
 from gateway.ids import uuid7
 from gateway.keys import KeyFileError, load_or_create_key
 from gateway.store import SealedOutbox, StoreError
+from sync.outbox import OutboxUnavailable
 
 SECRET = b'{"patient":"p-42","systolic":171}'
 
@@ -116,3 +117,33 @@ def test_uuid7_is_version_7_and_time_ordered() -> None:
     ids = [uuid7() for _ in range(2000)]
     assert all(i.version == 7 for i in ids)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_the_size_bound_refuses_new_readings_like_a_full_disk_and_acks_make_room(tmp_path: Path) -> None:
+    store = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"),
+                         max_bytes=128 * 1024)
+    payload = os.urandom(600)  # about one wire reading
+    stored: list[str] = []
+    with pytest.raises(OutboxUnavailable, match="full"):
+        for _ in range(10_000):
+            rid = str(uuid7())
+            store.put(rid, payload)
+            stored.append(rid)
+    assert 100 < len(stored) < 200
+    assert store.usage().percent >= 90 and store.usage().limit_bytes == 128 * 1024
+    assert [e.id for e in store.pending(0, 1000)] == stored  # everything taken is still there
+    store.acknowledge(stored[:50])  # deleting works at the bound, and frees room
+    store.put(str(uuid7()), payload)
+    assert store.depth() == len(stored) - 50 + 1
+    assert (tmp_path / "outbox.sqlite3").stat().st_size <= 128 * 1024
+
+
+def test_a_bound_below_the_present_size_deletes_nothing(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for _ in range(300):
+        store.put(str(uuid7()), os.urandom(600))
+    store.close()
+    store = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"), max_bytes=8192)
+    assert store.depth() == 300 and len(store.pending(0, 1000)) == 300
+    with pytest.raises(OutboxUnavailable):
+        store.put(str(uuid7()), os.urandom(600))

@@ -1,0 +1,71 @@
+"""Storage health: what the status reports as faults, and which changes become events.
+
+Pure: the caller passes in the measured facts; `StorageWatch` remembers only the previous state so an
+event is sent once per change, not on every check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from sync.wire import EventKind
+
+EventDetail = dict[str, str | int | float]
+
+
+class StorageFacts(NamedTuple):
+    used_percent: int
+    waiting: int
+    oldest_waiting_s: float | None
+    storage_fault: str | None  # why the last reading could not be stored, while that lasts
+    held: int  # readings waiting in memory for the disk
+    refused: int  # readings not taken because memory was full too
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+@dataclass
+class StorageWatch:
+    alert_percent: int
+    _near: bool = field(default=False, init=False)
+    _faulty: bool = field(default=False, init=False)
+
+    def faults(self, f: StorageFacts) -> list[str]:
+        faults = []
+        if f.storage_fault is not None:
+            faults.append(
+                f"{f.storage_fault}; {f.held} reading(s) held in memory"
+                + (f", {f.refused} NOT taken (devices with a memory send them again)" if f.refused else "")
+            )
+        if f.used_percent >= self.alert_percent:
+            oldest = "" if f.oldest_waiting_s is None else f", the oldest for {_duration(f.oldest_waiting_s)}"
+            faults.append(
+                f"outbox {f.used_percent}% full ({f.waiting} reading(s) waiting{oldest}): readings are not "
+                "reaching the central service"
+            )
+        return faults
+
+    def changes(self, f: StorageFacts) -> list[tuple[EventKind, EventDetail]]:
+        events: list[tuple[EventKind, EventDetail]] = []
+        near = f.used_percent >= self.alert_percent
+        if near != self._near:
+            detail: EventDetail = {"used_percent": f.used_percent, "waiting": f.waiting}
+            if f.oldest_waiting_s is not None:
+                detail["oldest_waiting_s"] = round(f.oldest_waiting_s)
+            events.append(("outbox_near_limit" if near else "outbox_below_limit", detail))
+            self._near = near
+        faulty = f.storage_fault is not None
+        if faulty != self._faulty:
+            if f.storage_fault is not None:
+                events.append(("storage_fault", {"reason": f.storage_fault, "held": f.held}))
+            else:
+                events.append(("storage_recovered", {}))
+            self._faulty = faulty
+        return events
