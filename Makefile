@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # apt-get needs root: use sudo when we are not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench schemas mosquitto clean
+.PHONY: demo test lint bench bench-reliability bench-tinydb schemas mosquitto clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -38,6 +38,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/outbox.py
+
+# The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
+bench-reliability: $(STAMP)
+	$(BIN)/python bench/outbox_kill.py --trials 1000
+
+bench-tinydb: $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/tinydb_vs_sqlite.py
 
 schemas: $(STAMP)
 	$(BIN)/dho-gateway schemas --out docs/schemas
