@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,37 @@ def test_a_bound_below_the_present_size_deletes_nothing(tmp_path: Path) -> None:
     assert store.depth() == 300 and len(store.pending(0, 1000)) == 300
     with pytest.raises(OutboxUnavailable):
         store.put(str(uuid7()), os.urandom(600))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 512 KiB file system (tmpfs), so the kernel itself answers ENOSPC."""
+    mount = tmp_path / "card"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_really_full_disk_refuses_new_readings_keeps_the_stored_ones_and_recovers(small_disk: Path) -> None:
+    store = SealedOutbox(small_disk / "outbox.sqlite3", load_or_create_key(small_disk / "outbox.key"))
+    stored: list[str] = []
+    with pytest.raises(OutboxUnavailable, match="full"):
+        for _ in range(100_000):
+            rid = str(uuid7())
+            store.put(rid, os.urandom(600))
+            stored.append(rid)
+    assert len(stored) >= 20  # few: the WAL (checkpointed every 1,000 pages) takes most of 512 KiB
+    assert [e.id for e in store.pending(0, 10_000)] == stored  # everything taken is readable
+    store.close()
+    store = SealedOutbox(small_disk / "outbox.sqlite3", load_or_create_key(small_disk / "outbox.key"))
+    assert store.depth() == len(stored)  # and it opens again on the full disk
+    subprocess.run(["mount", "-o", "remount,size=2m", str(small_disk)], check=True)  # space returns
+    store.put(str(uuid7()), os.urandom(600))
+    assert store.depth() == len(stored) + 1
+    store.close()
