@@ -13,13 +13,15 @@ from datetime import datetime
 from pathlib import Path
 
 from gateway.device_sources import open_device_source
-from gateway.display import EMERGENCY_NOTICE, needs_emergency_notice, reading_line
+from gateway.display import advice_lines, reading_line
 from gateway.embedded_broker import embedded_broker
+from gateway.profiles import load_advice
 from gateway.reading import Reading
 from gateway.runtime import Gateway
 from gateway.settings import build_settings
 from sync.central import CentralStore, ReferenceCentral
 from sync.connection import BrokerSettings
+from zoning.advice import EMERGENCY, Language
 from zoning.models import Assessment
 
 
@@ -37,16 +39,18 @@ async def run_demo(
     protocol: str = "5",
     readings: int | None = None,
     interval_s: float = 1.0,
+    language: Language = "en",
     out: Callable[[str], None] = print,
 ) -> DemoResult:
     started = time.monotonic()
     result = DemoResult()
     done = asyncio.Event()
-    shown: dict[str, tuple[str, bool, float]] = {}
+    shown: dict[str, tuple[str, list[str], float]] = {}
+    advice = load_advice()
 
     def on_reading(reading: Reading, assessment: Assessment) -> None:
         line = f"{reading.effective.astimezone():%H:%M:%S}  {reading_line(reading.measurement, assessment)}"
-        shown[str(reading.id)] = (line, needs_emergency_notice(assessment), time.monotonic())
+        shown[str(reading.id)] = (line, advice_lines(assessment, advice, language), time.monotonic())
         result.zones[assessment.zone.value] = result.zones.get(assessment.zone.value, 0) + 1
 
     def on_ack(ids: list[str]) -> None:
@@ -54,10 +58,10 @@ async def run_demo(
         for reading_id in ids:
             if reading_id not in shown:
                 continue
-            line, red, stored_at = shown.pop(reading_id)
+            line, texts, stored_at = shown.pop(reading_id)
             out(f"{line} acked {datetime.now():%H:%M:%S} (+{now - stored_at:.2f} s)")
-            if red:
-                out(f"{'':10}!! {EMERGENCY_NOTICE['en']}")
+            for text in texts:
+                out(f"{'':10}{'!!' if text == advice.text(EMERGENCY, language) else '->'} {text}")
             result.acknowledged += 1
             if result.first_ack_s is None:
                 result.first_ack_s = now - started

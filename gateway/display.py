@@ -1,17 +1,10 @@
-"""Words and numbers shown to people: one line per reading, and the notice that must go with red."""
+"""Words and numbers shown to people: one line per reading, and its advice (with the notice red needs)."""
 
 from __future__ import annotations
 
 from drivers.measurement import Measurement, MeasurementKind
+from zoning.advice import EMERGENCY, AdviceBook, Language
 from zoning.models import Assessment, Zone
-
-# Shown wherever red is shown (service-model.md): the follow-up service is not an emergency service.
-EMERGENCY_NOTICE = {
-    "nb": "Oppfølgingstjenesten er ikke en akuttjeneste. Ved akutt sykdom: ring fastlegen, "
-    "legevakten (116 117) eller 113.",
-    "en": "The follow-up service is not an emergency service. In an emergency call your GP, "
-    "the out-of-hours service legevakt (116 117) or 113.",
-}
 
 
 def _plain(value: object) -> str:
@@ -33,5 +26,9 @@ def reading_line(m: Measurement, assessment: Assessment) -> str:
     return f"{m.kind.value.replace('_', ' '):<15} {describe_values(m) + flags:<48} {assessment.zone.upper():<6}"
 
 
-def needs_emergency_notice(assessment: Assessment) -> bool:
-    return assessment.zone == Zone.RED
+def advice_lines(assessment: Assessment, advice: AdviceBook, language: Language) -> list[str]:
+    """Every advice text of the assessment, in order. On red the emergency notice is always among them:
+    the engine adds its key, and this refuses to show a red without it."""
+    if assessment.zone == Zone.RED and EMERGENCY not in assessment.advice_keys:
+        raise ValueError("a red assessment without the emergency notice must never be shown")
+    return [advice.text(key, language) for key in assessment.advice_keys]

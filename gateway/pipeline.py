@@ -23,12 +23,18 @@ from gateway.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
 from gateway.store import PutResult, SealedOutbox
 from sync.outbox import OutboxUnavailable
-from zoning.models import Assessment, Profile
-from zoning.thresholds import assess
+from zoning.engine import assess_reading, remembered
+from zoning.history import PastReading
+from zoning.models import Assessment
+from zoning.plan import Plan
 
 log = logging.getLogger(__name__)
 
 ReadingListener = Callable[[Reading, Assessment], None]
+
+
+# Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
+HISTORY_DAYS = 90
 
 
 class _Pending(NamedTuple):
@@ -36,6 +42,7 @@ class _Pending(NamedTuple):
     assessment: Assessment
     payload: bytes
     dedup: str | None
+    past: PastReading
 
 
 def dedup_key(device: DeviceRef, characteristic: str, data: bytes, measurement: Measurement) -> str | None:
@@ -52,7 +59,7 @@ class Pipeline:
         *,
         patient: str,
         devices: Mapping[str, DeviceSection],
-        profile: Profile,
+        plan: Plan,
         outbox: SealedOutbox,
         zone: ZoneInfo,
         clock_tolerance: timedelta,
@@ -61,7 +68,7 @@ class Pipeline:
     ) -> None:
         self._patient = patient
         self._devices = {address.upper(): device for address, device in devices.items()}
-        self._profile = profile
+        self.plan = plan
         self._outbox = outbox
         self._zone = zone
         self._tolerance = clock_tolerance
@@ -73,6 +80,8 @@ class Pipeline:
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
         self.storage_fault: str | None = None
+        since = (now() - timedelta(days=HISTORY_DAYS)).timestamp()
+        self.history: list[PastReading] = [PastReading.model_validate_json(b) for b in outbox.recall(since)]
 
     @property
     def held(self) -> int:
@@ -109,10 +118,14 @@ class Pipeline:
             clock_correction_s=when.correction_s,
             received=received,
         )
-        assessment = assess(measurement, self._profile)
+        # Readings held for the disk are history too: the patient took them, in this order.
+        history = [*self.history, *(held.past for held in self._held)]
+        assessment = assess_reading(measurement, reading_id=str(reading.id), effective=reading.effective,
+                                    history=history, plan=self.plan, tz=self._zone)
         item = _Pending(
             reading, assessment, to_wire(reading, assessment).model_dump_json().encode(),
             dedup_key(device, characteristic, data, measurement),
+            remembered(str(reading.id), measurement, reading.effective, assessment),
         )
         if self._held:  # nothing may overtake readings already waiting for the disk
             self._hold(item)
@@ -127,7 +140,8 @@ class Pipeline:
         return self._taken(item, put)
 
     async def _put(self, item: _Pending) -> PutResult:
-        return await asyncio.to_thread(self._outbox.put, str(item.reading.id), item.payload, item.dedup)
+        remember = (item.past.effective.timestamp(), item.past.model_dump_json().encode())
+        return await asyncio.to_thread(self._outbox.put, str(item.reading.id), item.payload, item.dedup, remember)
 
     def _hold(self, item: _Pending) -> None:
         if len(self._held) >= self._held_limit:
@@ -145,6 +159,14 @@ class Pipeline:
             self.counts["duplicate"] += 1
             return None
         self.counts["stored"] += 1
+        self.history.append(item.past)
+        cutoff = item.past.effective - timedelta(days=HISTORY_DAYS)
+        if self.history[0].effective < cutoff:
+            self.history = [p for p in self.history if p.effective >= cutoff]
+            try:
+                self._outbox.forget_before(cutoff.timestamp())
+            except OutboxUnavailable as exc:
+                log.warning("%s; tried again with the next reading", exc)
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
         for listener in self.listeners:
             listener(item.reading, item.assessment)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.settings import ConfigError, describe_validation_error
+from zoning.advice import AdviceBook
 from zoning.models import Profile
 
 
@@ -33,6 +34,21 @@ def load_profile(name_or_path: str) -> Profile:
         text = (resources.files("zoning") / "profiles" / f"{name_or_path}.toml").read_text(encoding="utf-8")
     try:
         return Profile.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_validation_error(exc)}") from None
+
+
+def load_advice(path: str | None = None) -> AdviceBook:
+    """The shipped self-care advice templates, or a plan's own advice file."""
+    where = path or "the shipped advice templates"
+    try:
+        text = Path(path).read_text(encoding="utf-8") if path else (
+            resources.files("zoning") / "advice" / "standard.toml").read_text(encoding="utf-8")
+        return AdviceBook.model_validate(tomllib.loads(text))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read advice: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     except ValidationError as exc:

@@ -79,6 +79,9 @@ def to_wire(reading: Reading, assessment: Assessment) -> WireReading:
             advice=list(assessment.advice_keys),
             profile=assessment.profile,
             profile_version=assessment.profile_version,
+            next_due=assessment.next_due,
+            control=list(assessment.control),
+            repeat_of=UUID(assessment.repeat_of) if assessment.repeat_of else None,
         ),
         received=reading.received,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway import __version__
@@ -13,12 +13,14 @@ from gateway.device_sources import DeviceSource
 from gateway.health import EventDetail, StorageFacts, StorageWatch
 from gateway.keys import key_source_for
 from gateway.pipeline import Pipeline
-from gateway.profiles import load_profile
+from gateway.profiles import load_advice, load_profile
 from gateway.settings import ConfigError, Settings
 from gateway.store import SealedOutbox
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
+from zoning.history import PastReading
+from zoning.plan import standard_plan
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class Gateway:
         self.settings = settings
         self.source = source
         profile = load_profile(settings.zoning.profile)
+        advice = load_advice()
         try:
             settings.mqtt.tls_context()  # fail at start-up, not on the first reconnect
         except (OSError, ssl.SSLError) as exc:
@@ -44,7 +47,7 @@ class Gateway:
         self.pipeline = Pipeline(
             patient=g.patient,
             devices={d.address: d for d in settings.devices},
-            profile=profile,
+            plan=standard_plan(profile, advice, settings.zoning.enrolled or self._first_day(ZoneInfo(g.timezone))),
             outbox=self.outbox,
             zone=ZoneInfo(g.timezone),
             clock_tolerance=timedelta(seconds=g.clock_tolerance_s),
@@ -63,6 +66,13 @@ class Gateway:
             facts=self._status_facts,
         )
         self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
+
+    def _first_day(self, tz: ZoneInfo) -> date:
+        """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
+        earliest = self.outbox.recall(0)[:1]
+        if earliest:
+            return PastReading.model_validate_json(earliest[0]).effective.astimezone(tz).date()
+        return datetime.now(tz).date()
 
     def _storage_facts(self) -> StorageFacts:
         return StorageFacts(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -87,6 +88,10 @@ class ZoningSection(_Section):
         default="standard-blood-pressure",
         description="a shipped profile name, or the path of a profile TOML file",
     )
+    enrolled: date | None = Field(
+        default=None, description="enrolment date (the 14 daily days count from it); default: the first reading"
+    )
+    language: Literal["nb", "en"] = Field(default="nb", description="language of the advice shown to the patient")
 
 
 class DeviceSection(_Section):

@@ -44,6 +44,14 @@ CREATE TABLE IF NOT EXISTS seen (
     id TEXT NOT NULL,
     first_seen REAL NOT NULL
 );
+-- What zoning needs of earlier readings (values, time, zone) for trends, kept after the ack, pruned by age.
+CREATE TABLE IF NOT EXISTS history (
+    id TEXT PRIMARY KEY,
+    effective REAL NOT NULL,
+    key_version INTEGER NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (effective);
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -78,6 +86,10 @@ class PutResult(NamedTuple):
 
 def _aad(record_id: str, key_version: int) -> bytes:
     return f"dho-outbox/v1|{record_id}|{key_version}".encode()
+
+
+def _history_aad(record_id: str, key_version: int) -> bytes:
+    return f"dho-history/v1|{record_id}|{key_version}".encode()
 
 
 def _key_aad(version: int) -> bytes:
@@ -147,7 +159,8 @@ class SealedOutbox:
         with self._lock:
             current = max(self._keys)
             in_use = {int(v) for (v,) in self._db.execute(
-                "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine")}
+                "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
+                "UNION SELECT key_version FROM history")}
             retired = [v for v in self._keys if v != current and v not in in_use]
             for version in retired:
                 self._db.execute("DELETE FROM data_keys WHERE version = ?", (version,))
@@ -165,16 +178,21 @@ class SealedOutbox:
             raise InvalidTag  # a record whose key was retired or never existed cannot be authentic
         return key.decrypt(sealed[:12], sealed[12:], _aad(record_id, key_version))
 
-    def put(self, record_id: str, payload: bytes, dedup: str | None = None) -> PutResult:
+    def put(
+        self, record_id: str, payload: bytes, dedup: str | None = None, remember: tuple[float, bytes] | None = None
+    ) -> PutResult:
         """Seal and commit one reading. With `dedup`, a measurement seen before keeps its first id.
+        With `remember` (effective time, bytes), its history entry is committed in the same transaction.
 
         Raises OutboxUnavailable when the disk is full or failing; the reading was not stored."""
         try:
-            return self._put(record_id, payload, dedup)
+            return self._put(record_id, payload, dedup, remember)
         except (sqlite3.OperationalError, OSError) as exc:
             raise OutboxUnavailable(f"outbox {self.path} cannot store a reading: {exc}") from exc
 
-    def _put(self, record_id: str, payload: bytes, dedup: str | None) -> PutResult:
+    def _put(
+        self, record_id: str, payload: bytes, dedup: str | None, remember: tuple[float, bytes] | None
+    ) -> PutResult:
         key_version, sealed = self._seal(record_id, payload)
         now = time.time()
         with self._lock:
@@ -190,6 +208,12 @@ class SealedOutbox:
                     "INSERT INTO outbox (id, key_version, sealed, created) VALUES (?, ?, ?, ?)",
                     (record_id, key_version, sealed, now),
                 )
+                if remember is not None:
+                    nonce = os.urandom(12)
+                    kept = nonce + self._keys[key_version].encrypt(
+                        nonce, remember[1], _history_aad(record_id, key_version))
+                    self._db.execute("INSERT INTO history VALUES (?, ?, ?, ?)",
+                                     (record_id, remember[0], key_version, kept))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
@@ -268,6 +292,32 @@ class SealedOutbox:
         with self._lock:
             (oldest,) = self._db.execute("SELECT min(created) FROM outbox").fetchone()
         return None if oldest is None else (now or time.time()) - float(oldest)
+
+    def recall(self, since: float) -> list[bytes]:
+        """History entries with an effective time from `since` on, oldest first. One that fails
+        authentication is left out and logged: a trend then misses one point, nothing else."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, key_version, sealed FROM history WHERE effective >= ? ORDER BY effective", (since,)
+            ).fetchall()
+        entries = []
+        for record_id, key_version, sealed in rows:
+            key, blob = self._keys.get(int(key_version)), bytes(sealed)
+            try:
+                if key is None:
+                    raise InvalidTag
+                entries.append(key.decrypt(blob[:12], blob[12:], _history_aad(str(record_id), int(key_version))))
+            except InvalidTag:
+                log.error("history entry %s failed authentication and is left out", record_id)
+        return entries
+
+    def forget_before(self, cutoff: float) -> int:
+        """Drop history older than `cutoff` (zoning looks back 90 days at most)."""
+        try:
+            with self._lock:
+                return self._db.execute("DELETE FROM history WHERE effective < ?", (cutoff,)).rowcount
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot prune its history: {exc}") from exc
 
     def usage(self) -> Usage:
         with self._lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
@@ -47,8 +47,13 @@ class WireAssessment(_Wire):
     zone: WireZone
     rules: list[WireFiredRule] = Field(description="every rule that fired, with the value that fired it")
     advice: list[str] = Field(description="self-care advice keys shown to the patient")
-    profile: str
+    profile: str = Field(description="the plan (or standard profile) the reading was judged by")
     profile_version: int
+    next_due: date | None = Field(default=None, description="local date the next measurement is due")
+    control: list[str] = Field(
+        default_factory=list, description="why the patient was asked to measure again at once (control measurement)"
+    )
+    repeat_of: UUID | None = Field(default=None, description="the reading this one repeats as a control")
 
 
 class WireReading(_Wire):

@@ -13,16 +13,19 @@ from tests.conftest import Mosquitto
 from tests.support import ROOT, cli, config_for
 
 
-def test_demo_with_embedded_broker_shows_every_zone_and_the_emergency_notice() -> None:
+def test_demo_with_embedded_broker_shows_every_zone_its_advice_and_the_emergency_notice() -> None:
     run = cli("demo", "--readings", "6", "--interval", "0.2")
     assert run.returncode == 0, run.stderr
-    lines = [line for line in run.stdout.splitlines() if "blood pressure" in line]
-    assert len(lines) == 6
+    out = run.stdout.splitlines()
+    lines = [line for line in out if " acked " in line]
+    assert len(lines) == 6 and all("blood pressure" in line for line in lines)
     assert [next(z for z in ("GREEN", "YELLOW", "RED") if f" {z} " in line) for line in lines] == [
         "GREEN", "GREEN", "YELLOW", "YELLOW", "RED", "GREEN"]
-    assert all(" acked " in line for line in lines)
-    red_at = run.stdout.splitlines().index(lines[4])
-    assert "113" in run.stdout.splitlines()[red_at + 1] and "legevakt" in run.stdout.splitlines()[red_at + 1]
+    red_at, after_red = out.index(lines[4]), out.index(lines[5])
+    advice = out[red_at + 1:after_red]
+    assert "red section of your self-care plan" in advice[0]
+    assert "113" in advice[-1] and "legevakt" in advice[-1] and advice[-1].strip().startswith("!!")
+    assert "yellow section" in out[out.index(lines[2]) + 1]  # advice at once, for every zone
     assert "6 reading(s) acknowledged" in run.stdout
     assert "WITHOUT TLS" in run.stderr  # plain TCP is said loudly, even in the demo
 

