@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -24,7 +24,15 @@ def plan(profile: str | Profile, enrolled: date = date(2026, 1, 1)) -> Plan:
     return standard_plan(load_profile(profile) if isinstance(profile, str) else profile, ADVICE, enrolled)
 
 
-def measurement(kind: MeasurementKind, flags: Sequence[DeviceFlag] = (), **values: float | int | str) -> Measurement:
+def measurement(
+    kind: MeasurementKind, *, flags: Sequence[DeviceFlag] = (), **values: float | int | str | Decimal
+) -> Measurement:
+    return measurement_from(kind, values, flags)
+
+
+def measurement_from(
+    kind: MeasurementKind, values: Mapping[str, float | int | str | Decimal], flags: Sequence[DeviceFlag] = ()
+) -> Measurement:
     return Measurement(
         kind=kind,
         components={k: Quantity(value=Decimal(str(v)), unit=UNITS.get(k, "mm[Hg]")) for k, v in values.items()},
