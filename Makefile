@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/zoning.py
 
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)

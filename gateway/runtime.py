@@ -21,6 +21,7 @@ from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
 from zoning.history import PastReading
 from zoning.plan import standard_plan
+from zoning.schedule import days_overdue, next_due
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Gateway:
         self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
         self.storage_watch = StorageWatch(settings.outbox.alert_percent)
         self.health_interval_s = _HEALTH_INTERVAL_S
+        self._overdue_reported: date | None = None
         self.pipeline = Pipeline(
             patient=g.patient,
             devices={d.address: d for d in settings.devices},
@@ -88,8 +90,19 @@ class Gateway:
         facts = self._storage_facts()
         return StatusFacts(self.storage_watch.faults(facts), facts.used_percent, self.outbox.quarantined())
 
-    async def _watch_storage(self) -> None:
+    def _check_overdue(self, tz: ZoneInfo) -> None:
+        due = next_due(self.pipeline.plan.enrolled, self.pipeline.history, tz)
+        late = days_overdue(due, datetime.now(tz).date())
+        if late and due.on != self._overdue_reported:
+            self._overdue_reported = due.on
+            log.info("measurement overdue by %d day(s) (%s schedule)", late, due.cadence)
+            self.uplink.post_event("measurement_overdue", {
+                "due": due.on.isoformat(), "days_overdue": late, "cadence": due.cadence})
+
+    async def _watch(self) -> None:
+        tz = ZoneInfo(self.settings.gateway.timezone)
         while True:
+            self._check_overdue(tz)
             changes = self.storage_watch.changes(await asyncio.to_thread(self._storage_facts))
             for kind, detail in changes:
                 log.warning("storage: %s %s", kind, detail)
@@ -122,7 +135,7 @@ class Gateway:
         self.outbox.on_quarantine = lambda seq, reason: self._quarantined(loop, seq, reason)
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._watch_storage())
+                tasks.create_task(self._watch())
                 tasks.create_task(self.uplink.run())
                 tasks.create_task(self._supervise_source())
                 tasks.create_task(self.pipeline.keep_storing_held())

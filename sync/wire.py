@@ -109,6 +109,7 @@ EventKind = Literal[
     "outbox_below_limit",
     "storage_fault",  # readings cannot be stored (disk full, outbox at its bound, I/O error)
     "storage_recovered",
+    "measurement_overdue",  # the schedule's next measurement is past due (no values, only dates)
 ]
 
 

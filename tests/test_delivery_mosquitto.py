@@ -295,3 +295,36 @@ async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_an
     assert any(s.faults and "% full" in s.faults[0] for s in statuses)
     sent = [int.from_bytes(v[2][1:3], "little") for v in values]
     assert sorted(int(r.components["systolic"].value) for r in store.readings()) == sorted(sent[:2] + sent[3:])
+
+
+async def test_an_overdue_measurement_becomes_an_event(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    import aiomqtt
+
+    from drivers.measurement import MeasurementKind
+    from sync.connection import make_client
+    from sync.topics import Topics
+    from sync.wire import Event
+    from zoning.history import PastReading
+    from zoning.models import Zone
+
+    gateway = gateway_for(tmp_path, mosquitto.port, SimulatedHome(count=0))
+    gateway.health_interval_s = 0.1
+    # Enrolled in January, stable (weekly schedule), last measured ten days ago: three days overdue.
+    gateway.pipeline.plan = gateway.pipeline.plan.model_copy(update={"enrolled": date(2026, 1, 5)})
+    last = datetime.now(UTC) - timedelta(days=10)
+    gateway.pipeline.history = [PastReading(id="r1", kind=MeasurementKind.BLOOD_PRESSURE, values={},
+                                            effective=last, zone=Zone.GREEN)]
+    topics = Topics("test-kommune", "gw-test-1")
+    async with make_client(BrokerSettings(port=mosquitto.port, insecure_dev=True), "nurse-view") as viewer:
+        await viewer.subscribe(topics.events, qos=1)
+        task = asyncio.create_task(gateway.run())
+        async with asyncio.timeout(10):
+            message: aiomqtt.Message = await anext(aiter(viewer.messages))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    event = Event.model_validate_json(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
+    assert event.kind == "measurement_overdue"
+    assert event.detail["cadence"] == "weekly" and event.detail["days_overdue"] in (2, 3, 4)  # local midnight
