@@ -37,14 +37,20 @@ def _fill_outbox(config: Path, env: dict[str, str], n: int, monkeypatch: pytest.
     store.close()
 
 
-def test_the_credential_seals_the_outbox_and_no_key_file_is_made(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _provisioned(tmp_path: Path, readings: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A kit whose KEK systemd hands over as a credential, with `readings` sealed in its outbox."""
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     (credentials / NAME).write_bytes(os.urandom(32))
     config = config_for(tmp_path, 1883)
-    _fill_outbox(config, _credential_env(credentials), 3, monkeypatch)
+    _fill_outbox(config, _credential_env(credentials), readings, monkeypatch)
+    return credentials, config
+
+
+def test_the_credential_seals_the_outbox_and_no_key_file_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials, config = _provisioned(tmp_path, 3, monkeypatch)
     status = cli("status", "--json", "--config", str(config), env=_credential_env(credentials))
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["outbox_depth"] == 3
@@ -54,11 +60,7 @@ def test_the_credential_seals_the_outbox_and_no_key_file_is_made(
 def test_a_missing_or_wrong_credential_is_a_clear_error_and_deletes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    credentials = tmp_path / "credentials"
-    credentials.mkdir()
-    (credentials / NAME).write_bytes(os.urandom(32))
-    config = config_for(tmp_path, 1883)
-    _fill_outbox(config, _credential_env(credentials), 2, monkeypatch)
+    credentials, config = _provisioned(tmp_path, 2, monkeypatch)
     before = (tmp_path / "outbox.sqlite3").read_bytes()
 
     outside = {k: v for k, v in _credential_env(credentials).items() if k != "CREDENTIALS_DIRECTORY"}
