@@ -19,8 +19,9 @@ def shipped_profiles() -> list[str]:
 
 
 def load_profile(name_or_path: str) -> Profile:
-    """A shipped profile by name, or a profile TOML file by path; a bad one is a ConfigError line."""
-    if name_or_path.endswith(".toml") or "/" in name_or_path:
+    """A shipped profile by name, or a profile file (TOML, or JSON as a plan service may send) by path;
+    a bad one is a ConfigError line."""
+    if name_or_path.endswith((".toml", ".json")) or "/" in name_or_path:
         where = name_or_path
         try:
             text = Path(name_or_path).read_text(encoding="utf-8")
@@ -33,6 +34,8 @@ def load_profile(name_or_path: str) -> Profile:
         where = f"profile {name_or_path}"
         text = (resources.files("zoning") / "profiles" / f"{name_or_path}.toml").read_text(encoding="utf-8")
     try:
+        if name_or_path.endswith(".json"):
+            return Profile.model_validate_json(text)
         return Profile.model_validate(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None

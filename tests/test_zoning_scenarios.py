@@ -84,3 +84,27 @@ def test_heart_failure_fluid_build_up_then_recovery() -> None:
     assert a.zone == Zone.YELLOW and a.next_due == day(38)
     a = patient.measure(weigh("82.3"), morning(38))
     assert (a.zone, a.next_due) == (Zone.GREEN, day(45))
+
+
+def test_copd_on_a_88_to_92_target_is_not_red_at_89() -> None:
+    patient = Patient(plan("standard-copd-scale2", enrolled=ENROLLED))
+    course = [(20, 90, Zone.GREEN), (21, 89, Zone.GREEN), (22, 86, Zone.YELLOW), (23, 83, Zone.RED),
+              (24, 87, Zone.YELLOW), (25, 89, Zone.GREEN)]
+    for n, value, zone in course:
+        a = patient.measure(measurement(K.SPO2, spo2=value, pulse=75), morning(n))
+        assert a.zone == zone, (n, value)
+        assert ("emergency" in a.advice_keys) is (zone == Zone.RED)
+    assert a.next_due == day(32)
+
+
+def test_a_profile_sent_as_json_judges_like_its_toml() -> None:
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    from gateway.profiles import load_profile
+
+    toml = load_profile("standard-heart-failure")
+    with TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hf.json"
+        path.write_text(toml.model_dump_json())
+        assert load_profile(str(path)) == toml
