@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from drivers import uuids
+from drivers import glucose, pulse_oximeter, thermometer, uuids, weight
 from drivers.blood_pressure import decode_blood_pressure
 from drivers.measurement import DecodeError, Measurement
 
 Decoder = Callable[[bytes], Measurement]
 
+# Characteristics that carry a patient measurement. Intermediate values (0x2A36 cuff pressure while
+# inflating, 0x2A1E intermediate temperature) are deliberately absent: they are not readings.
 DECODERS: dict[str, Decoder] = {
     uuids.BLOOD_PRESSURE_MEASUREMENT: decode_blood_pressure,
+    uuids.PLX_SPOT_CHECK: pulse_oximeter.decode_spot_check,
+    uuids.PLX_CONTINUOUS: pulse_oximeter.decode_continuous,
+    uuids.WEIGHT_MEASUREMENT: lambda data: weight.decode_weight(data),
+    uuids.TEMPERATURE_MEASUREMENT: thermometer.decode_temperature,
+    uuids.GLUCOSE_MEASUREMENT: glucose.decode_glucose_measurement,
 }
 
 

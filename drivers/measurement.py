@@ -26,6 +26,15 @@ class DeviceFlag(StrEnum):
     PULSE_ABOVE_RANGE = "pulse_above_range"
     PULSE_BELOW_RANGE = "pulse_below_range"
     IMPROPER_POSITION = "improper_position"
+    # Pulse oximeters (PLX Measurement Status / Device and Sensor Status)
+    QUESTIONABLE_MEASUREMENT = "questionable_measurement"
+    POOR_SIGNAL = "poor_signal"
+    LOW_PERFUSION = "low_perfusion"
+    PROVISIONAL = "provisional"  # measurement ongoing or an early estimate
+    FROM_DEVICE_MEMORY = "from_device_memory"
+    # Any device
+    DEVICE_CLOCK_NOT_SET = "device_clock_not_set"
+    LOW_BATTERY = "low_battery"
 
 
 class Quantity(BaseModel):
@@ -62,8 +71,8 @@ class DecodeError(ValueError):
 # threshold file cannot silently switch a rule off.
 COMPONENTS: dict[MeasurementKind, frozenset[str]] = {
     MeasurementKind.BLOOD_PRESSURE: frozenset({"systolic", "diastolic", "mean", "pulse"}),
-    MeasurementKind.SPO2: frozenset({"spo2", "pulse"}),
-    MeasurementKind.BODY_WEIGHT: frozenset({"weight"}),
+    MeasurementKind.SPO2: frozenset({"spo2", "pulse", "perfusion_index"}),
+    MeasurementKind.BODY_WEIGHT: frozenset({"weight", "bmi", "height"}),
     MeasurementKind.BODY_TEMPERATURE: frozenset({"temperature"}),
     MeasurementKind.GLUCOSE: frozenset({"glucose"}),
 }

@@ -42,9 +42,10 @@ JUMP_WINDOW = timedelta(days=7)
 JUMP_MIN_READINGS = 3
 
 # Flags that say the measurement itself is unreliable. Irregular pulse is a finding, not an error.
-UNRELIABLE: frozenset[DeviceFlag] = frozenset(
-    {DeviceFlag.BODY_MOVEMENT, DeviceFlag.CUFF_TOO_LOOSE, DeviceFlag.IMPROPER_POSITION}
-)
+UNRELIABLE: frozenset[DeviceFlag] = frozenset({
+    DeviceFlag.BODY_MOVEMENT, DeviceFlag.CUFF_TOO_LOOSE, DeviceFlag.IMPROPER_POSITION,
+    DeviceFlag.QUESTIONABLE_MEASUREMENT, DeviceFlag.POOR_SIGNAL, DeviceFlag.LOW_PERFUSION, DeviceFlag.PROVISIONAL,
+})
 
 # A reading within this time after one that asked for a control, of the same kind, is that control.
 REPEAT_WINDOW = timedelta(minutes=60)

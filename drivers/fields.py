@@ -1,0 +1,50 @@
+"""Reading a GATT value field by field: each read names what was cut off, so a rejection says where."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from drivers import gatt_time, ieee11073
+from drivers.measurement import DecodeError
+
+
+class Fields:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data = data
+        self.what = what
+        self.offset = 0
+
+    def _take(self, size: int, field: str) -> bytes:
+        end = self.offset + size
+        if len(self.data) < end:
+            raise DecodeError(
+                f"{self.what}: {field} at byte {self.offset} is cut off ({len(self.data)} bytes in all)"
+            )
+        chunk = self.data[self.offset : end]
+        self.offset = end
+        return chunk
+
+    def uint(self, size: int, field: str) -> int:
+        return int.from_bytes(self._take(size, field), "little")
+
+    def sint(self, size: int, field: str) -> int:
+        return int.from_bytes(self._take(size, field), "little", signed=True)
+
+    def sfloat(self, field: str) -> Decimal:
+        """An SFLOAT; a special value raises ieee11073.SpecialValue (a DecodeError) naming the field."""
+        raw = self._take(2, field)
+        try:
+            return ieee11073.sfloat(raw)
+        except ieee11073.SpecialValue as exc:
+            raise ieee11073.SpecialValue(f"{self.what}: {field} is {exc}") from None
+
+    def float32(self, field: str) -> Decimal:
+        raw = self._take(4, field)
+        try:
+            return ieee11073.float32(raw)
+        except ieee11073.SpecialValue as exc:
+            raise ieee11073.SpecialValue(f"{self.what}: {field} is {exc}") from None
+
+    def date_time(self, field: str = "time stamp") -> datetime | None:
+        return gatt_time.date_time(self._take(gatt_time.DATE_TIME_LENGTH, field))
