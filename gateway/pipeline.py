@@ -35,6 +35,7 @@ ReadingListener = Callable[[Reading, Assessment], None]
 
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
 HISTORY_DAYS = 90
+UNASSIGNED_KEPT = 50
 
 
 class _Pending(NamedTuple):
@@ -51,6 +52,14 @@ def dedup_key(device: DeviceRef, characteristic: str, data: bytes, measurement: 
     if measurement.device_time is None:
         return None
     return hashlib.sha256(f"{device.id}|{characteristic}|".encode() + data).hexdigest()
+
+
+class Unassigned(NamedTuple):
+    """A reading from a shared device whose user it could not tell: waits for the patient to confirm."""
+
+    address: str
+    measurement: Measurement
+    received: datetime
 
 
 class Pipeline:
@@ -76,6 +85,7 @@ class Pipeline:
         self.listeners: list[ReadingListener] = []
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
+        self.unassigned: deque[Unassigned] = deque(maxlen=UNASSIGNED_KEPT)
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
@@ -105,6 +115,14 @@ class Pipeline:
         if measurement.kind != provisioned.kind:
             self.counts["rejected"] += 1
             log.warning("device %s is provisioned as %s but sent %s", address, provisioned.kind, measurement.kind)
+            return None
+        if provisioned.user is not None and measurement.user_id != provisioned.user:
+            if measurement.user_id is None:
+                # A shared device that cannot say whose weight this is: ask, never guess from the value.
+                self.unassigned.append(Unassigned(address.upper(), measurement, received))
+                self.counts["unassigned"] += 1
+            else:
+                self.counts["other_user"] += 1  # another member of the household: not this patient's
             return None
         device = DeviceRef(address=provisioned.address, model=provisioned.model, serial=provisioned.serial)
         when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)

@@ -99,6 +99,10 @@ class DeviceSection(_Section):
     kind: MeasurementKind
     model: str | None = None
     serial: str | None = None
+    profile: str | None = Field(default=None, description="vendor device profile, e.g. and-ua-651ble")
+    user: int | None = Field(
+        default=None, ge=0, le=254, description="the patient's user slot on a shared (multi-user) device"
+    )
 
     @field_validator("address")
     @classmethod

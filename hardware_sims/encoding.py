@@ -34,3 +34,29 @@ def date_time(when: datetime) -> bytes:
     return when.year.to_bytes(2, "little") + bytes(
         [when.month, when.day, when.hour, when.minute, when.second]
     )
+
+
+def float32(value: Decimal | int | str, exponent: int = 0) -> bytes:
+    """IEEE 11073 FLOAT: 8-bit exponent, 24-bit mantissa, two's complement."""
+    mantissa = Decimal(value).scaleb(-exponent)
+    if mantissa != mantissa.to_integral_value():
+        raise ValueError(f"{value} is not a whole number of 10^{exponent}")
+    m = int(mantissa)
+    if not -(2**23 - 3) <= m <= 2**23 - 3:
+        raise ValueError(f"{value} needs mantissa {m}, outside the FLOAT range")
+    return (((exponent & 0xFF) << 24) | (m & 0xFFFFFF)).to_bytes(4, "little")
+
+
+def current_time(when: datetime) -> bytes:
+    """Current Time (0x2A2B): Date Time, day of week (1 = Monday), fractions256, adjust reason."""
+    return date_time(when) + bytes([when.isoweekday(), 0, 0])
+
+
+def parse_date_time(data: bytes) -> datetime | None:
+    """What a device does with a Date Time or Current Time written to it (None: an invalid time)."""
+    if len(data) < 7:
+        return None
+    try:
+        return datetime(int.from_bytes(data[0:2], "little"), data[2], data[3], data[4], data[5], data[6])
+    except ValueError:
+        return None

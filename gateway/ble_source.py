@@ -1,0 +1,121 @@
+"""The Bluetooth LE device source: scan, and run a session with each provisioned device that
+advertises. Production uses bleak's BlueZ backend; tests and technicians pass the bumble backend.
+
+- Only provisioned addresses count: any other device is ignored and counted (a neighbour's scale must
+  never write into this patient's record).
+- A device is connected when it advertises (after a measurement), not polled: its battery lasts.
+- One session per device at a time; one device's failure never stops the others; a device that fails
+  again and again is retried with jittered, growing pauses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+
+from drivers.profiles import DeviceProfile, profile_for
+from drivers.transport import Deliver, SessionError, SessionReport, connect_with_retry, run_session
+from gateway.settings import DeviceSection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceState:
+    profile: DeviceProfile
+    failures: int = 0
+    not_before: float = 0.0  # monotonic time before which the device is not retried
+    battery: int | None = None
+    last_seen: float | None = None
+    last_report: SessionReport | None = None
+    sessions: int = 0
+
+
+@dataclass
+class BleBackends:
+    scanner: type[BaseBleakScanner] | None = None  # None: the platform's (BlueZ on the gateway)
+    client: type[BaseBleakClient] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for both
+
+
+class BleDeviceSource:
+    def __init__(self, devices: list[DeviceSection], *, backends: BleBackends | None = None,
+                 timezone: str = "Europe/Oslo", connect_timeout_s: float = 20.0, idle_s: float = 5.0,
+                 retry_base_s: float = 5.0, retry_max_s: float = 600.0, racp_timeout_s: float = 30.0) -> None:
+        self.devices = {d.address: DeviceState(profile_for(d.kind.value, d.profile)) for d in devices}
+        self.backends = backends or BleBackends()
+        self.zone = ZoneInfo(timezone)
+        self.connect_timeout_s = connect_timeout_s
+        self.idle_s = idle_s
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.racp_timeout_s = racp_timeout_s
+        self.unprovisioned: Counter[str] = Counter()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._deliver: Deliver | None = None
+
+    def _clock(self) -> datetime:
+        # Devices keep local wall-clock time without a zone (GATT Date Time).
+        return datetime.now(self.zone).replace(tzinfo=None)
+
+    def _client(self, address: str) -> Callable[[], BleakClient]:
+        def make() -> BleakClient:
+            return BleakClient(address, timeout=self.connect_timeout_s, backend=self.backends.client,
+                               **self.backends.options)
+        return make
+
+    def _seen(self, device: BLEDevice, _advertisement: AdvertisementData) -> None:
+        address = device.address.upper()
+        state = self.devices.get(address)
+        if state is None:
+            self.unprovisioned[address] += 1
+            return
+        state.last_seen = time.monotonic()
+        if address in self._running or time.monotonic() < state.not_before:
+            return
+        self._running[address] = asyncio.get_running_loop().create_task(self._session(address, state))
+
+    async def _session(self, address: str, state: DeviceState) -> None:
+        assert self._deliver is not None
+        try:
+            client = await connect_with_retry(self._client(address), attempts=2, backoff_s=0.2)
+            state.sessions += 1
+            report = await run_session(client, state.profile, self._deliver, clock=self._clock, idle_s=self.idle_s,
+                                       racp_timeout_s=self.racp_timeout_s)
+            state.last_report, state.battery, state.failures = report, report.battery, 0
+            log.info("device %s: %d value(s), battery %s %%", address, report.delivered, report.battery)
+        except (SessionError, TimeoutError) as exc:
+            state.failures += 1
+            pause = min(self.retry_max_s, self.retry_base_s * 2 ** (state.failures - 1)) * random.uniform(0.5, 1.0)
+            state.not_before = time.monotonic() + pause
+            log.warning("device %s: %s; next try in %.0f s at the earliest", address, exc, pause)
+        except Exception:
+            # One device's bug must not stop the others: log it, keep scanning.
+            state.failures += 1
+            log.exception("device %s: session failed", address)
+        finally:
+            del self._running[address]
+
+    async def run(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        scanner = BleakScanner(self._seen, backend=self.backends.scanner, **self.backends.options)
+        await scanner.start()
+        try:
+            await asyncio.Event().wait()  # sessions start from advertisements
+        finally:
+            await scanner.stop()
+            for task in list(self._running.values()):
+                task.cancel()

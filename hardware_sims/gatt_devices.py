@@ -1,0 +1,338 @@
+"""Simulated health devices as real GATT peripherals on bumble: they advertise, serve the standard
+services, indicate measurements, keep a memory, honour the Record Access Control Point, and can be
+told to misbehave the way real devices do. Every byte is encoded here, not by the drivers.
+
+Behaviour modelled on public evidence (shared/reference/device-protocols.md §4):
+- like A&D cuffs, a device advertises after a measurement, sends what the gateway has not had yet
+  once it subscribes, and may then disconnect by itself;
+- like Omron and A&D, a device may resend its whole memory on every connection (`resends_history`);
+- a pulse oximeter with storage answers RACP "report all" (01 01) with its stored spot-checks and a
+  response code (06 00 01 01, or 06 00 01 06 when empty), and deletes them on 02 01.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from bumble.core import UUID, AdvertisingData
+from bumble.device import Connection, Device
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+
+import drivers.uuids as uuids
+from hardware_sims import encoding
+from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
+from hardware_sims.radio import VirtualRadio
+
+OSLO = ZoneInfo("Europe/Oslo")
+_P = Characteristic.Properties
+_LOCAL_LINK_LOST = 0x08  # HCI "connection timeout": what a device walking out of range looks like
+
+
+def _short(full_uuid: str) -> str:
+    return full_uuid[4:8].upper()
+
+
+@dataclass
+class Faults:
+    """What a device does wrong, switched on by tests, scenarios and technicians."""
+
+    malformed_next: bool = False  # the next value sent is cut short
+    disconnect_after: int | None = None  # drop the link after sending this many records
+    silent: bool = False  # advertises, accepts the connection, answers nothing
+    resends_history: bool = False  # sends its whole memory on every connection
+    clock: datetime | None = None  # the device clock is stuck at this time (e.g. 2000-01-01 after batteries)
+
+
+class GattDevice:
+    kind: str = ""
+    service_uuid: str = ""
+    measurement_uuid: str = ""
+
+    def __init__(self, radio: VirtualRadio, *, address: str, name: str, model: str, serial: str,
+                 battery: int = 90, clock_offset: timedelta = timedelta(0), disconnects_when_done: bool = True) -> None:
+        self.address = address
+        self.name = name
+        self.model = model
+        self.serial = serial
+        self.battery = battery
+        self.clock_offset = clock_offset
+        self.disconnects_when_done = disconnects_when_done
+        self.faults = Faults()
+        self.memory: list[bytes] = []  # everything measured, oldest first
+        self.unsent: list[bytes] = []  # not yet delivered to a gateway
+        self.time_writes: list[datetime | None] = []
+        self.connections = 0
+        self.device: Device = radio.new_device(name, address)
+        self._connection: Connection | None = None
+        self._subscribed = asyncio.Event()
+        self.measurement_char = Characteristic(
+            _short(self.measurement_uuid), _P.INDICATE, Characteristic.READABLE, b"")
+        self.battery_char: Characteristic[bytes] = Characteristic(
+            "2A19", _P.READ | _P.NOTIFY, Characteristic.READABLE,
+            CharacteristicValue[bytes](read=lambda _c: bytes([self.battery])))
+        self.time_char: Characteristic[bytes] = Characteristic(
+            "2A2B", _P.READ | _P.WRITE | _P.NOTIFY, Characteristic.READABLE | Characteristic.WRITEABLE,
+            CharacteristicValue[bytes](read=lambda _c: encoding.current_time(self.clock()), write=self._time_written))
+        own = [self.measurement_char, *self.extra_characteristics()]
+        self.device.add_service(Service(_short(self.service_uuid), own))
+        self.device.add_service(Service("180F", [self.battery_char]))
+        self.device.add_service(Service("1805", [self.time_char]))
+        self.device.add_service(Service("180A", [
+            Characteristic("2A29", _P.READ, Characteristic.READABLE, b"dho-sim"),
+            Characteristic("2A24", _P.READ, Characteristic.READABLE, model.encode()),
+            Characteristic("2A25", _P.READ, Characteristic.READABLE, serial.encode()),
+            Characteristic("2A26", _P.READ, Characteristic.READABLE, b"1.0.0"),
+        ]))
+        self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
+        self.measurement_char.on(self.measurement_char.EVENT_SUBSCRIPTION, self._on_subscription)
+
+    def extra_characteristics(self) -> list[Characteristic[bytes]]:
+        return []
+
+    # --- clock ------------------------------------------------------------------------------------
+    def clock(self) -> datetime:
+        if self.faults.clock is not None:
+            return self.faults.clock
+        return (datetime.now(OSLO) + self.clock_offset).replace(tzinfo=None, microsecond=0)
+
+    def _time_written(self, _connection: Connection, value: bytes) -> None:
+        when = encoding.parse_date_time(value)
+        self.time_writes.append(when)
+        if when is not None:
+            self.faults.clock = None
+            self.clock_offset = when - datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
+
+    # --- radio ------------------------------------------------------------------------------------
+    async def power_on(self) -> None:
+        await self.device.power_on()
+
+    async def advertise(self) -> None:
+        data = AdvertisingData([
+            (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
+            (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, bytes(UUID(_short(self.service_uuid)))),
+        ])
+        if not self.device.is_advertising:
+            await self.device.start_advertising(advertising_data=bytes(data), auto_restart=False,
+                                                advertising_interval_min=20, advertising_interval_max=20)
+
+    def _on_connection(self, connection: Connection) -> None:
+        self.connections += 1
+        self._connection = connection
+        self._subscribed.clear()
+        connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._on_disconnection())
+
+    def _on_disconnection(self) -> None:
+        self._connection = None
+        self._subscribed.clear()
+        if self.unsent or (self.uses_record_access and self.memory):
+            # Still holding data: advertise again so the gateway comes back for it.
+            asyncio.get_running_loop().create_task(self.advertise())
+
+    def _on_subscription(self, _bearer: object, _notify: bool, indicate: bool) -> None:
+        if indicate and not self.faults.silent:
+            self._subscribed.set()
+            asyncio.get_running_loop().create_task(self._send_on_subscribe())
+
+    async def _send_on_subscribe(self) -> None:
+        if self.uses_record_access:
+            return  # the gateway asks through the RACP
+        await asyncio.sleep(0.05)  # a real cuff gives the gateway a moment to write its clock
+        batch = list(self.memory if self.faults.resends_history else self.unsent)
+        sent = await self._send(batch)
+        del self.unsent[:sent]
+        if self.disconnects_when_done and self._connection is not None and sent == len(batch):
+            await self.drop_link(0x13)  # remote user terminated: the cuff goes back to sleep
+
+    uses_record_access = False
+
+    async def _send(self, values: list[bytes]) -> int:
+        sent = 0
+        for value in values:
+            if self._connection is None:
+                break
+            if self.faults.disconnect_after is not None and sent >= self.faults.disconnect_after:
+                self.faults.disconnect_after = None
+                await self.drop_link(_LOCAL_LINK_LOST)
+                break
+            if self.faults.malformed_next:
+                self.faults.malformed_next = False
+                value = value[:3]
+            await self.device.indicate_subscribers(self.measurement_char, value)
+            sent += 1
+        return sent
+
+    async def drop_link(self, reason: int = _LOCAL_LINK_LOST) -> None:
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(reason)
+
+    async def record(self, value: bytes) -> None:
+        """A measurement was taken: keep it, and advertise so the gateway comes for it."""
+        self.memory.append(value)
+        self.unsent.append(value)
+        if self._subscribed.is_set() and not self.uses_record_access:
+            del self.unsent[-1]
+            await self._send([value])
+        else:
+            await self.advertise()
+
+
+class BloodPressureCuff(GattDevice):
+    kind = "blood_pressure"
+    service_uuid = uuids.BLOOD_PRESSURE_SERVICE
+    measurement_uuid = uuids.BLOOD_PRESSURE_MEASUREMENT
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:01", name: str = "SIM-BPM",
+                 model: str = "SIM-BPM-1", serial: str = "SIMBPM0001", and_style: bool = False,
+                 **kwargs: object) -> None:
+        self.encoder = BloodPressureMonitor(address=address, model=model, serial=serial)
+        self.and_style = and_style
+        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+
+    def extra_characteristics(self) -> list[Characteristic[bytes]]:
+        # Blood Pressure Feature: body movement, cuff fit, irregular pulse detection.
+        extra: list[Characteristic[bytes]] = [Characteristic("2A49", _P.READ, Characteristic.READABLE, b"\x07\x00")]
+        if self.and_style:
+            # A&D UA-651BLE: the clock is a Date Time (0x2A08) inside the Blood Pressure service.
+            extra.append(Characteristic("2A08", _P.READ | _P.WRITE, Characteristic.READABLE | Characteristic.WRITEABLE,
+                                        CharacteristicValue[bytes](read=lambda _c: encoding.date_time(self.clock()),
+                                                                   write=self._time_written)))
+        return extra
+
+    async def measure(self, result: CuffResult) -> bytes:
+        value = self.encoder.measurement(result, self.clock())
+        await self.record(value)
+        return value
+
+
+@dataclass(frozen=True)
+class SpotCheck:
+    spo2: int
+    pulse: int
+    status: int | None = None  # Measurement Status bits
+
+
+class PulseOximeter(GattDevice):
+    kind = "spo2"
+    service_uuid = uuids.PULSE_OXIMETER_SERVICE
+    measurement_uuid = uuids.PLX_SPOT_CHECK
+    uses_record_access = True
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:02", name: str = "SIM-OXI",
+                 model: str = "SIM-OXI-1", serial: str = "SIMOXI0001", **kwargs: object) -> None:
+        self.racp: Characteristic[bytes] = Characteristic(
+            "2A52", _P.WRITE | _P.INDICATE, Characteristic.WRITEABLE,
+            CharacteristicValue[bytes](write=self._racp_written))
+        self.deleted = 0
+        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+
+    def extra_characteristics(self) -> list[Characteristic[bytes]]:
+        # PLX Features: spot-check storage (b2) and time stamp (b3).
+        return [Characteristic("2A60", _P.READ, Characteristic.READABLE, bytes([0x0C, 0x00])), self.racp]
+
+    def encode(self, reading: SpotCheck) -> bytes:
+        flags, tail = 0x01, encoding.date_time(self.clock())  # time stamp present
+        if reading.status is not None:
+            flags |= 0x02
+            tail += reading.status.to_bytes(2, "little")
+        return bytes([flags]) + encoding.sfloat(reading.spo2) + encoding.sfloat(reading.pulse) + tail
+
+    async def measure(self, reading: SpotCheck) -> bytes:
+        value = self.encode(reading)
+        await self.record(value)
+        return value
+
+    def _racp_written(self, _connection: Connection, value: bytes) -> None:
+        if self.faults.silent:
+            return
+        asyncio.get_running_loop().create_task(self._racp(bytes(value)))
+
+    async def _racp(self, request: bytes) -> None:
+        await asyncio.sleep(0.01)  # the write response goes out before the first record
+        op, operator = (request + b"\x00\x00")[:2]
+        if op == 0x01 and operator == 0x01:  # report stored records: all
+            if not self.memory:
+                await self._respond(0x01, 0x06)
+                return
+            batch = list(self.memory)
+            if await self._send(batch) == len(batch):
+                await self._respond(0x01, 0x01)
+        elif op == 0x02 and operator == 0x01:  # delete stored records: all
+            self.deleted += len(self.memory)
+            self.memory.clear()
+            self.unsent.clear()
+            await self._respond(0x02, 0x01)
+        elif op == 0x04 and operator == 0x01:  # number of stored records
+            count = len(self.memory).to_bytes(2, "little")
+            await self.device.indicate_subscribers(self.racp, bytes([0x05, 0x00]) + count)
+        else:
+            await self._respond(op, 0x02)  # op code not supported
+
+    async def _respond(self, op: int, code: int) -> None:
+        if self._connection is not None:
+            await self.device.indicate_subscribers(self.racp, bytes([0x06, 0x00, op, code]))
+
+
+class Scale(GattDevice):
+    kind = "body_weight"
+    service_uuid = uuids.WEIGHT_SCALE_SERVICE
+    measurement_uuid = uuids.WEIGHT_MEASUREMENT
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:03", name: str = "SIM-SCALE",
+                 model: str = "SIM-SCALE-1", serial: str = "SIMSCALE0001", **kwargs: object) -> None:
+        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+
+    def extra_characteristics(self) -> list[Characteristic[bytes]]:
+        # Weight Scale Feature: time stamp, multiple users, resolution 0.1 kg (code 3).
+        return [Characteristic("2A9E", _P.READ, Characteristic.READABLE, (0x03 | 3 << 3).to_bytes(4, "little"))]
+
+    def encode(self, kg: Decimal, user: int | None) -> bytes:
+        flags = 0x02 | (0x04 if user is not None else 0)
+        value = bytes([flags]) + int(kg / Decimal("0.005")).to_bytes(2, "little") + encoding.date_time(self.clock())
+        return value + (bytes([user]) if user is not None else b"")
+
+    async def measure(self, kg: Decimal | str, user: int | None = None) -> bytes:
+        value = self.encode(Decimal(kg), user)
+        await self.record(value)
+        return value
+
+
+class Thermometer(GattDevice):
+    kind = "body_temperature"
+    service_uuid = uuids.HEALTH_THERMOMETER_SERVICE
+    measurement_uuid = uuids.TEMPERATURE_MEASUREMENT
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:04", name: str = "SIM-THERMO",
+                 model: str = "SIM-THERMO-1", serial: str = "SIMTHERMO0001", **kwargs: object) -> None:
+        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+
+    async def measure(self, celsius: Decimal | str) -> bytes:
+        value = bytes([0x02]) + encoding.float32(Decimal(celsius), -1) + encoding.date_time(self.clock())
+        await self.record(value)
+        return value
+
+
+DEVICE_TYPES: dict[str, Callable[..., GattDevice]] = {
+    "blood_pressure": BloodPressureCuff, "spo2": PulseOximeter, "body_weight": Scale,
+    "body_temperature": Thermometer,
+}
+
+
+@dataclass
+class Household:
+    """Devices on one radio: the patient's, and any the neighbours have."""
+
+    radio: VirtualRadio = field(default_factory=VirtualRadio)
+    devices: list[GattDevice] = field(default_factory=list)
+
+    async def add(self, device: GattDevice) -> GattDevice:
+        await device.power_on()
+        self.devices.append(device)
+        return device

@@ -1,0 +1,221 @@
+"""Bleak's own client and scanner API, through the bumble backend, against simulated GATT devices:
+sessions from advertisement to the sealed outbox, and every fault a real home produces."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from drivers.measurement import MeasurementKind
+from gateway.ble_source import BleBackends, BleDeviceSource
+from gateway.keys import load_or_create_key
+from gateway.pipeline import Pipeline
+from gateway.profiles import load_advice, load_profile
+from gateway.settings import DeviceSection
+from gateway.store import SealedOutbox
+from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
+from hardware_sims.blood_pressure import CuffResult
+from hardware_sims.gatt_devices import BloodPressureCuff, GattDevice, PulseOximeter, Scale, SpotCheck, Thermometer
+from hardware_sims.radio import VirtualRadio
+from zoning.plan import standard_plan
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+@dataclass
+class Home:
+    radio: VirtualRadio
+    pipeline: Pipeline
+    outbox: SealedOutbox
+    source: BleDeviceSource
+    snapshot: list[dict[str, Any]] | None = None  # what the outbox held when the home was closed
+
+    def stored(self) -> list[dict[str, Any]]:
+        if self.snapshot is not None:
+            return self.snapshot
+        return [json.loads(e.payload) for e in self.outbox.pending(0, 1000)]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def home(tmp_path: Path, *devices: tuple[GattDevice, dict[str, Any]], radio: VirtualRadio,
+               **source_options: Any) -> AsyncIterator[Home]:
+    provisioned = [DeviceSection(address=d.address, kind=MeasurementKind(d.kind), serial=d.serial, **extra)
+                   for d, extra in devices]
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    plan = standard_plan(load_profile("standard-copd"), load_advice(), date(2026, 1, 1))
+    pipeline = Pipeline(patient="p-test", devices={d.address: d for d in provisioned}, plan=plan, outbox=outbox,
+                        zone=OSLO, clock_tolerance=timedelta(minutes=5))
+    options = {"idle_s": 0.3, "retry_base_s": 0.05, "retry_max_s": 0.2, **source_options}
+    source = BleDeviceSource(provisioned, backends=BleBackends(BumbleScanner, BumbleClient, {"radio": radio}),
+                             **options)
+    task = asyncio.create_task(source.run(pipeline.on_gatt_value))
+    h = Home(radio, pipeline, outbox, source)
+    try:
+        yield h
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        h.snapshot = h.stored()
+        outbox.close()
+
+
+async def powered(device: GattDevice) -> GattDevice:
+    await device.power_on()
+    return device
+
+
+async def test_cuff_and_oximeter_readings_reach_the_outbox_through_bleak(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio))
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(cuff, BloodPressureCuff) and isinstance(oximeter, PulseOximeter)
+    await cuff.measure(CuffResult(128, 82, 72))
+    await oximeter.measure(SpotCheck(93, 88))  # taken while the gateway was away: kept in the oximeter
+    async with home(tmp_path, (cuff, {}), (oximeter, {}), radio=radio) as h:
+        await wait_until(lambda: len(h.stored()) == 2 and oximeter.memory == [])
+        await cuff.measure(CuffResult(86, 54, 118))
+        await wait_until(lambda: len(h.stored()) == 3)
+    readings = sorted(h.stored(), key=lambda r: (r["type"], r["components"].get("systolic", {}).get("value", 0)))
+    assert [(r["type"], r["assessment"]["zone"]) for r in readings] == [
+        ("blood_pressure", "red"), ("blood_pressure", "green"), ("spo2", "yellow")]
+    assert readings[2]["components"]["spo2"] == {"value": 93.0, "unit": "%"}
+    assert all(r["time_source"] == "device_synced" for r in readings)
+    assert cuff.time_writes and oximeter.time_writes  # the gateway set both clocks
+    assert oximeter.deleted == 1  # deleted on the device only after it was stored
+    state = h.source.devices[cuff.address]
+    assert state.battery == 90 and state.last_report is not None and state.last_report.model == "SIM-BPM-1"
+
+
+async def test_a_neighbours_device_is_ignored_counted_and_never_connected(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    mine = await powered(Scale(radio))
+    neighbours = await powered(Scale(radio, address="F0:AA:BB:CC:DD:01", name="NEIGHBOUR-SCALE"))
+    assert isinstance(mine, Scale) and isinstance(neighbours, Scale)
+    async with home(tmp_path, (mine, {}), radio=radio) as h:
+        await neighbours.measure("104.5")
+        await mine.measure("80.2")
+        await wait_until(lambda: len(h.stored()) == 1 and h.source.unprovisioned["F0:AA:BB:CC:DD:01"] > 0)
+    assert h.stored()[0]["components"]["weight"]["value"] == 80.2
+    assert neighbours.connections == 0
+
+
+async def test_a_link_lost_in_the_middle_of_a_download_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(oximeter, PulseOximeter)
+    for value in (97, 96, 95, 96, 97):
+        oximeter.clock_offset -= timedelta(hours=1)  # five spot-checks an hour apart
+        await oximeter.measure(SpotCheck(value, 70))
+    oximeter.faults.disconnect_after = 2  # out of range after two records
+    async with home(tmp_path, (oximeter, {}), radio=radio) as h:
+        await wait_until(lambda: oximeter.deleted == 5)
+    stored = h.stored()
+    assert len(stored) == 5 and len({r["id"] for r in stored}) == 5
+    assert h.pipeline.counts["duplicate"] == 2  # the two records sent before the link broke came again
+    assert h.source.devices[oximeter.address].sessions == 2
+
+
+async def test_a_malformed_value_is_rejected_and_the_next_one_is_stored(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio))
+    assert isinstance(cuff, BloodPressureCuff)
+    cuff.faults.malformed_next = True
+    await cuff.measure(CuffResult(128, 82, 72))
+    await cuff.measure(CuffResult(131, 80, 70))
+    async with home(tmp_path, (cuff, {}), radio=radio) as h:
+        await wait_until(lambda: h.pipeline.counts["rejected"] == 1 and len(h.stored()) == 1)
+    assert h.stored()[0]["components"]["systolic"]["value"] == 131.0
+
+
+@pytest.mark.parametrize("stuck_at", [datetime(1970, 1, 1), datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 0)])
+async def test_a_wrong_device_clock_is_marked_corrected_and_then_set(tmp_path: Path, stuck_at: datetime) -> None:
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio, disconnects_when_done=False))
+    assert isinstance(cuff, BloodPressureCuff)
+    cuff.faults.clock = stuck_at  # the batteries were changed
+    await cuff.measure(CuffResult(128, 82, 72))
+    async with home(tmp_path, (cuff, {}), radio=radio) as h:
+        await wait_until(lambda: len(h.stored()) == 1 and bool(cuff.time_writes))
+        await cuff.measure(CuffResult(130, 80, 70))  # measured after the gateway set the clock
+        await wait_until(lambda: len(h.stored()) == 2)
+    first, second = h.stored()
+    assert first["time_source"] == "device_unsynced" and first["device_time"].startswith(str(stuck_at.year))
+    assert abs(datetime.fromisoformat(first["effective"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    assert second["time_source"] == "device_synced"
+
+
+async def test_a_device_that_stops_answering_does_not_stop_the_others(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    cuff = await powered(BloodPressureCuff(radio))
+    assert isinstance(oximeter, PulseOximeter) and isinstance(cuff, BloodPressureCuff)
+    oximeter.faults.silent = True
+    await oximeter.measure(SpotCheck(96, 70))
+    async with home(tmp_path, (oximeter, {}), (cuff, {}), radio=radio, racp_timeout_s=0.5) as h:
+        await cuff.measure(CuffResult(128, 82, 72))
+        await wait_until(lambda: len(h.stored()) == 1 and h.source.devices[oximeter.address].failures >= 1)
+        await cuff.measure(CuffResult(126, 80, 70))
+        await wait_until(lambda: len(h.stored()) == 2)
+    assert oximeter.memory != []  # nothing was deleted on a device that never confirmed
+
+
+async def test_a_device_that_resends_its_whole_memory_is_stored_once(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio))
+    assert isinstance(cuff, BloodPressureCuff)
+    cuff.faults.resends_history = True
+    async with home(tmp_path, (cuff, {"profile": "omron-bp-standard"}), radio=radio) as h:
+        await cuff.measure(CuffResult(128, 82, 72))
+        await wait_until(lambda: len(h.stored()) == 1 and cuff.connections == 1)
+        cuff.clock_offset += timedelta(seconds=2)
+        await cuff.measure(CuffResult(130, 84, 70))
+        await wait_until(lambda: len(h.stored()) == 2 and h.pipeline.counts["duplicate"] == 1)
+    assert cuff.connections == 2
+
+
+async def test_a_shared_scale_assigns_by_user_slot_and_never_guesses(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    scale = await powered(Scale(radio))
+    assert isinstance(scale, Scale)
+    async with home(tmp_path, (scale, {"user": 1}), radio=radio) as h:
+        await scale.measure("81.0", user=1)
+        await wait_until(lambda: len(h.stored()) == 1)
+        scale.clock_offset += timedelta(seconds=1)
+        await scale.measure("64.5", user=2)  # the spouse
+        scale.clock_offset += timedelta(seconds=1)
+        await scale.measure("80.9", user=None)  # stepped on without choosing a user: whose weight?
+        await wait_until(lambda: h.pipeline.counts["other_user"] == 1 and h.pipeline.counts["unassigned"] == 1)
+    assert [r["components"]["weight"]["value"] for r in h.stored()] == [81.0]
+    assert h.pipeline.unassigned[0].measurement.components["weight"].value == Decimal("80.9")
+
+
+async def test_thermometer_and_the_a_and_d_clock_characteristic(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    thermometer = await powered(Thermometer(radio))
+    cuff = await powered(BloodPressureCuff(radio, and_style=True, name="A&D_UA-651BLE_SIM"))
+    assert isinstance(thermometer, Thermometer) and isinstance(cuff, BloodPressureCuff)
+    await thermometer.measure("38.4")
+    await cuff.measure(CuffResult(128, 82, 72))
+    async with home(tmp_path, (thermometer, {}), (cuff, {"profile": "and-ua-651ble"}), radio=radio) as h:
+        await wait_until(lambda: len(h.stored()) == 2 and bool(cuff.time_writes))
+    temperature = next(r for r in h.stored() if r["type"] == "body_temperature")
+    assert temperature["components"]["temperature"] == {"value": 38.4, "unit": "Cel"}
+    assert temperature["assessment"]["zone"] == "yellow"
+    assert cuff.time_writes[0] is not None  # a 7-byte Date Time written to 0x2A08 in the BP service
