@@ -116,6 +116,10 @@ class Session:
     async def _write_clock(self) -> None:
         if self.profile.time is None or _find(self.client, self.profile.time) is None:
             return
+        # The device's own clock first: it dates the records it is about to send (read before we set it).
+        with contextlib.suppress(BleakError):
+            before = bytes(await self.client.read_gatt_char(self.profile.time))
+            await self.deliver(self.client.address, self.profile.time, before)
         now = self.clock()
         value = encode_current_time(now)
         if self.profile.time == uuids.DATE_TIME:

@@ -15,9 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from drivers import uuids
 from drivers.decoders import decode
+from drivers.device_info import decode_current_time
+from drivers.gatt_time import date_time
 from drivers.measurement import DecodeError, Measurement
-from gateway.clock import correct_live_time
+from gateway.clock import correct_live_time, correct_with_device_clock
 from gateway.ids import uuid7
 from gateway.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
@@ -86,6 +89,8 @@ class Pipeline:
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
         self.unassigned: deque[Unassigned] = deque(maxlen=UNASSIGNED_KEPT)
+        # Gateway time minus device time, read from the device's clock at the start of its session.
+        self.clock_offsets: dict[str, timedelta] = {}
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
@@ -106,6 +111,9 @@ class Pipeline:
             self.unprovisioned[address.upper()] += 1
             self.counts["unprovisioned"] += 1
             return None
+        if characteristic in (uuids.CURRENT_TIME, uuids.DATE_TIME):
+            self._device_clock(provisioned.address, characteristic, data, received)
+            return None
         try:
             measurement = decode(characteristic, data)
         except DecodeError as exc:
@@ -125,7 +133,11 @@ class Pipeline:
                 self.counts["other_user"] += 1  # another member of the household: not this patient's
             return None
         device = DeviceRef(address=provisioned.address, model=provisioned.model, serial=provisioned.serial)
-        when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)
+        offset = self.clock_offsets.get(provisioned.address)
+        if offset is None:
+            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)
+        else:
+            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance)
         reading = Reading(
             id=uuid7(),
             patient=self._patient,
@@ -156,6 +168,18 @@ class Pipeline:
             self._hold(item)
             return None
         return self._taken(item, put)
+
+    def _device_clock(self, address: str, characteristic: str, data: bytes, received: datetime) -> None:
+        """A device's clock as read before the gateway sets it: the offset that dates its stored records."""
+        try:
+            now = decode_current_time(data) if characteristic == uuids.CURRENT_TIME else date_time(data)
+        except DecodeError as exc:
+            log.warning("device %s sent an unreadable clock: %s", address, exc)
+            now = None
+        if now is None:  # the clock was never set: stored time stamps mean nothing, judge them live
+            self.clock_offsets.pop(address, None)
+            return
+        self.clock_offsets[address] = received - now.replace(microsecond=0, tzinfo=self._zone).astimezone(UTC)
 
     async def _put(self, item: _Pending) -> PutResult:
         remember = (item.past.effective.timestamp(), item.past.model_dump_json().encode())

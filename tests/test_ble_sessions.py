@@ -219,3 +219,19 @@ async def test_thermometer_and_the_a_and_d_clock_characteristic(tmp_path: Path) 
     assert temperature["components"]["temperature"] == {"value": 38.4, "unit": "Cel"}
     assert temperature["assessment"]["zone"] == "yellow"
     assert cuff.time_writes[0] is not None  # a 7-byte Date Time written to 0x2A08 in the BP service
+
+
+async def test_records_taken_days_ago_keep_their_own_time_when_the_device_clock_is_right(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(oximeter, PulseOximeter)
+    for days_ago in (3, 2, 1):  # a week-end away from the gateway, one spot-check a day
+        oximeter.clock_offset = -timedelta(days=days_ago)
+        await oximeter.measure(SpotCheck(96, 70))
+    oximeter.clock_offset = timedelta(0)
+    async with home(tmp_path, (oximeter, {}), radio=radio) as h:
+        await wait_until(lambda: len(h.stored()) == 3)
+    ages = sorted(round((datetime.now(UTC) - datetime.fromisoformat(r["effective"])) / timedelta(days=1))
+                  for r in h.stored())
+    assert ages == [1, 2, 3]
+    assert all(r["time_source"] == "device_synced" for r in h.stored())

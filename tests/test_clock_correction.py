@@ -1,0 +1,46 @@
+"""Dating a measurement: the device's clock is read at the start of a session and never trusted blindly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.clock import correct_live_time, correct_with_device_clock
+
+OSLO = ZoneInfo("Europe/Oslo")
+RECEIVED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 in Oslo
+TOLERANCE = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(("offset_min", "source"), [(4, "device_synced"), (5, "device_synced"),
+                                                    (6, "device_unsynced")])
+def test_a_stored_record_is_dated_by_the_device_clock_offset_with_an_inclusive_tolerance(
+    offset_min: int, source: str
+) -> None:
+    taken = datetime(2026, 11, 21, 8, 0)  # three days ago, local time on the device
+    when = correct_with_device_clock(taken, timedelta(minutes=offset_min), RECEIVED, OSLO, TOLERANCE)
+    assert when.source == source
+    expected = datetime(2026, 11, 21, 7, 0, tzinfo=UTC) + (timedelta(minutes=offset_min) if source != "device_synced"
+                                                          else timedelta(0))
+    assert when.effective == expected
+    assert when.correction_s == (0.0 if source == "device_synced" else offset_min * 60.0)
+
+
+def test_a_clock_reset_to_2000_dates_its_records_by_the_offset_and_says_so() -> None:
+    device_now = datetime(2000, 1, 1, 0, 10)
+    offset = RECEIVED - device_now.replace(tzinfo=OSLO).astimezone(UTC)
+    when = correct_with_device_clock(datetime(2000, 1, 1, 0, 2), offset, RECEIVED, OSLO, TOLERANCE)
+    assert when.source == "device_unsynced" and when.effective == RECEIVED - timedelta(minutes=8)
+
+
+def test_a_record_that_agrees_with_the_receive_time_was_taken_under_a_right_clock() -> None:
+    when = correct_with_device_clock(datetime(2026, 11, 24, 10, 0), timedelta(days=9000), RECEIVED, OSLO, TOLERANCE)
+    assert when.source == "device_synced" and when.effective == RECEIVED
+
+
+def test_live_rule_without_a_clock_reading() -> None:
+    assert correct_live_time(None, RECEIVED, OSLO, TOLERANCE).source == "gateway_receive"
+    late = correct_live_time(datetime(2026, 11, 24, 9, 0), RECEIVED, OSLO, TOLERANCE)
+    assert late.source == "device_unsynced" and late.effective == RECEIVED and late.correction_s == 3600.0
