@@ -19,6 +19,9 @@ DECODERS: dict[str, Decoder] = {
     uuids.WEIGHT_MEASUREMENT: lambda data: weight.decode_weight(data),
     uuids.TEMPERATURE_MEASUREMENT: thermometer.decode_temperature,
     uuids.GLUCOSE_MEASUREMENT: glucose.decode_glucose_measurement,
+    # Advertising scales: the "characteristic" is the service-data UUID the weight arrives under.
+    weight.MI_SCALE_SERVICE_DATA: weight.decode_mi_scale,
+    weight.MI_BODY_COMPOSITION_SERVICE_DATA: weight.decode_mi_body_composition,
 }
 
 

@@ -67,6 +67,10 @@ class DecodeError(ValueError):
     """The bytes do not make a valid measurement; the message says why in words a technician can use."""
 
 
+class NotFinal(DecodeError):
+    """A value the device sends while still measuring (a scale settling): not a rejection, not a reading."""
+
+
 # The component names each kind may carry; profiles are checked against this so a typo in a
 # threshold file cannot silently switch a rule off.
 COMPONENTS: dict[MeasurementKind, frozenset[str]] = {

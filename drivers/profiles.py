@@ -19,6 +19,7 @@ class DeviceProfile:
     resends_history: bool = False  # sends its whole memory on every connection (identity must be stable)
     name_prefixes: tuple[str, ...] = ()
     evidence: str = "Bluetooth SIG service specification"
+    advertised: bool = False  # the value comes in advertisement service data; never connected
 
 
 STANDARD: dict[str, DeviceProfile] = {
@@ -33,9 +34,9 @@ STANDARD: dict[str, DeviceProfile] = {
 
 
 def vendor_profiles() -> dict[str, DeviceProfile]:
-    from drivers.vendors import and_medical, omron
+    from drivers.vendors import and_medical, omron, xiaomi
 
-    return {p.name: p for p in (*and_medical.PROFILES, *omron.PROFILES)}
+    return {p.name: p for p in (*and_medical.PROFILES, *omron.PROFILES, *xiaomi.PROFILES)}
 
 
 def profile_for(kind: str, vendor: str | None) -> DeviceProfile:

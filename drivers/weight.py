@@ -8,12 +8,13 @@ the value to the precision the scale really has. Pounds become kilograms here, n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from drivers.fields import Fields
-from drivers.measurement import DecodeError, Measurement, MeasurementKind, Quantity
+from drivers.measurement import DecodeError, Measurement, MeasurementKind, NotFinal, Quantity
 
 KG_PER_LB = Decimal("0.45359237")
 M_PER_INCH = Decimal("0.0254")
@@ -116,3 +117,16 @@ def decode_mi_scale_advert(service_uuid: str, data: bytes) -> Measurement | None
         raise DecodeError("Mi scale: 0 kg is not a weighing")
     return Measurement(kind=MeasurementKind.BODY_WEIGHT, components={"weight": Quantity(value=weight, unit="kg")},
                        device_time=_advert_time(data, time_at))
+
+
+def _advert_decoder(service_uuid: str) -> Callable[[bytes], Measurement]:
+    def decode(data: bytes) -> Measurement:
+        m = decode_mi_scale_advert(service_uuid, data)
+        if m is None:
+            raise NotFinal("the scale is still settling, or the person stepped off")
+        return m
+    return decode
+
+
+decode_mi_scale = _advert_decoder(MI_SCALE_SERVICE_DATA)
+decode_mi_body_composition = _advert_decoder(MI_BODY_COMPOSITION_SERVICE_DATA)

@@ -11,6 +11,7 @@ advertises. Production uses bleak's BlueZ backend; tests and technicians pass th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -66,6 +67,7 @@ class BleDeviceSource:
         self.unprovisioned: Counter[str] = Counter()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._deliver: Deliver | None = None
+        self._adverts: dict[str, asyncio.Queue[bytes]] = {}
 
     def _clock(self) -> datetime:
         # Devices keep local wall-clock time without a zone (GATT Date Time).
@@ -77,16 +79,37 @@ class BleDeviceSource:
                                **self.backends.options)
         return make
 
-    def _seen(self, device: BLEDevice, _advertisement: AdvertisementData) -> None:
+    def _seen(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
         address = device.address.upper()
         state = self.devices.get(address)
         if state is None:
             self.unprovisioned[address] += 1
             return
         state.last_seen = time.monotonic()
+        if state.profile.advertised:
+            self._advertised(address, state, advertisement)
+            return
         if address in self._running or time.monotonic() < state.not_before:
             return
         self._running[address] = asyncio.get_running_loop().create_task(self._session(address, state))
+
+    def _advertised(self, address: str, state: DeviceState, advertisement: AdvertisementData) -> None:
+        data = advertisement.service_data.get(state.profile.measurement)
+        if data is None or self._deliver is None:
+            return
+        # In order, one at a time per device: the same weighing is advertised many times.
+        queue = self._adverts.setdefault(address, asyncio.Queue())
+        queue.put_nowait(data)
+        if address not in self._running:
+            self._running[address] = asyncio.get_running_loop().create_task(self._drain_adverts(address, queue))
+
+    async def _drain_adverts(self, address: str, queue: asyncio.Queue[bytes]) -> None:
+        assert self._deliver is not None
+        try:
+            while not queue.empty():
+                await self._deliver(address, self.devices[address].profile.measurement, queue.get_nowait())
+        finally:
+            del self._running[address]
 
     async def _session(self, address: str, state: DeviceState) -> None:
         assert self._deliver is not None
@@ -108,6 +131,14 @@ class BleDeviceSource:
             log.exception("device %s: session failed", address)
         finally:
             del self._running[address]
+
+    async def settle(self, timeout_s: float = 5.0) -> None:
+        """Wait (at most `timeout_s`) for the sessions under way to end by themselves: a stop then
+        cancels nothing in the middle of a GATT exchange."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self._running:
+                    await asyncio.wait(list(self._running.values()))
 
     async def run(self, deliver: Deliver) -> None:
         self._deliver = deliver

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drivers.measurement import Measurement, MeasurementKind
 from zoning.advice import EMERGENCY, AdviceBook, Language
 from zoning.models import Assessment, Zone
 
 
 def _plain(value: object) -> str:
-    return format(value, "f") if not isinstance(value, str) else value
+    # 83.800 kg (0.005 kg steps) is shown as 83.8; the stored value keeps the device's resolution.
+    return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)
 
 
 def describe_values(m: Measurement) -> str:

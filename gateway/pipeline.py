@@ -19,7 +19,7 @@ from drivers import uuids
 from drivers.decoders import decode
 from drivers.device_info import decode_current_time
 from drivers.gatt_time import date_time
-from drivers.measurement import DecodeError, Measurement
+from drivers.measurement import DecodeError, Measurement, NotFinal
 from gateway.clock import correct_live_time, correct_with_device_clock
 from gateway.ids import uuid7
 from gateway.reading import DeviceRef, Reading, to_wire
@@ -116,6 +116,9 @@ class Pipeline:
             return None
         try:
             measurement = decode(characteristic, data)
+        except NotFinal:
+            self.counts["not_final"] += 1
+            return None
         except DecodeError as exc:
             self.counts["rejected"] += 1
             log.warning("rejected a value from device %s (%s): %s", address, characteristic[4:8], exc)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bumble.core import UUID, AdvertisingData
-from bumble.device import Connection, Device
+from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
 import drivers.uuids as uuids
@@ -317,6 +317,52 @@ class Thermometer(GattDevice):
         value = bytes([0x02]) + encoding.float32(Decimal(celsius), -1) + encoding.date_time(self.clock())
         await self.record(value)
         return value
+
+
+class AdvertisingScale:
+    """A Xiaomi-style scale: no GATT, the weight is broadcast in 0x181D service data while it settles and
+    then, stable, many times over (theengs / openScale layout, encoded here)."""
+
+    kind = "body_weight"
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:05", name: str = "MI SCALE2",
+                 repeats: int = 5, frame_s: float = 0.03) -> None:
+        self.address = address
+        self.name = name
+        self.serial = address.replace(":", "")
+        self.repeats = repeats
+        self.frame_s = frame_s
+        self.clock_offset = timedelta(0)
+        self.device = radio.new_device(name, address)
+
+    async def power_on(self) -> None:
+        await self.device.power_on()
+
+    def frame(self, kg: Decimal, *, stable: bool, removed: bool = False) -> bytes:
+        status = 0x02 | (0x20 if stable else 0) | (0x80 if removed else 0)
+        when = (datetime.now(OSLO) + self.clock_offset).replace(tzinfo=None, microsecond=0)
+        return bytes([status]) + int(kg * 200).to_bytes(2, "little") + encoding.date_time(when)
+
+    async def _broadcast(self, payload: bytes) -> None:
+        data = AdvertisingData([
+            (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
+            (AdvertisingData.SERVICE_DATA_16_BIT_UUID, bytes(UUID("181D")) + payload),
+        ])
+        if self.device.is_advertising:
+            await self.device.stop_advertising()
+        await self.device.start_advertising(advertising_type=AdvertisingType.UNDIRECTED, advertising_data=bytes(data),
+                                            advertising_interval_min=20, advertising_interval_max=20)
+        await asyncio.sleep(self.frame_s)
+
+    async def weigh(self, kg: Decimal | str) -> None:
+        target = Decimal(kg)
+        for settling in (target - Decimal("1.4"), target - Decimal("0.3")):
+            await self._broadcast(self.frame(settling, stable=False))
+        stable = self.frame(target, stable=True)
+        for _ in range(self.repeats):
+            await self._broadcast(stable)
+        await self._broadcast(self.frame(target, stable=True, removed=True))
+        await self.device.stop_advertising()
 
 
 DEVICE_TYPES: dict[str, Callable[..., GattDevice]] = {

@@ -25,7 +25,15 @@ from gateway.settings import DeviceSection
 from gateway.store import SealedOutbox
 from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.blood_pressure import CuffResult
-from hardware_sims.gatt_devices import BloodPressureCuff, GattDevice, PulseOximeter, Scale, SpotCheck, Thermometer
+from hardware_sims.gatt_devices import (
+    AdvertisingScale,
+    BloodPressureCuff,
+    GattDevice,
+    PulseOximeter,
+    Scale,
+    SpotCheck,
+    Thermometer,
+)
 from hardware_sims.radio import VirtualRadio
 from zoning.plan import standard_plan
 
@@ -235,3 +243,15 @@ async def test_records_taken_days_ago_keep_their_own_time_when_the_device_clock_
                   for r in h.stored())
     assert ages == [1, 2, 3]
     assert all(r["time_source"] == "device_synced" for r in h.stored())
+
+
+async def test_an_advertising_scale_weighing_is_stored_once_however_often_it_is_broadcast(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    scale = AdvertisingScale(radio, repeats=6)
+    await scale.power_on()
+    async with home(tmp_path, (scale, {"profile": "xiaomi-mi-scale"}), radio=radio) as h:  # type: ignore[arg-type]
+        await scale.weigh("82.35")
+        await wait_until(lambda: len(h.stored()) == 1 and h.pipeline.counts["duplicate"] >= 3)
+    (reading,) = h.stored()
+    assert reading["components"]["weight"] == {"value": 82.35, "unit": "kg"}
+    assert h.pipeline.counts["not_final"] >= 2  # the settling values were seen and not stored

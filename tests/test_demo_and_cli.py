@@ -46,7 +46,7 @@ def test_status_before_first_run_says_so(tmp_path: Path) -> None:
     assert "has not run yet" in run.stderr
 
 
-@pytest.mark.parametrize("command", ["demo", "run", "status", "wipe", "version", "schemas"])
+@pytest.mark.parametrize("command", ["demo", "run", "status", "wipe", "version", "schemas", "simulate"])
 def test_every_command_has_help(command: str) -> None:
     run = cli(command, "--help")
     assert run.returncode == 0 and "usage: dho-gateway" in run.stdout

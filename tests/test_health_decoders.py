@@ -240,4 +240,5 @@ def test_any_advert_gives_a_weight_none_or_a_rejection(service: str, data: bytes
 
 def test_the_dispatch_covers_every_measurement_characteristic() -> None:
     assert set(DECODERS) == {uuids.BLOOD_PRESSURE_MEASUREMENT, uuids.PLX_SPOT_CHECK, uuids.PLX_CONTINUOUS,
-                             uuids.WEIGHT_MEASUREMENT, uuids.TEMPERATURE_MEASUREMENT, uuids.GLUCOSE_MEASUREMENT}
+                             uuids.WEIGHT_MEASUREMENT, uuids.TEMPERATURE_MEASUREMENT, uuids.GLUCOSE_MEASUREMENT,
+                             MI_SCALE_SERVICE_DATA, MI_BODY_COMPOSITION_SERVICE_DATA}
