@@ -39,6 +39,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/zoning.py
+	$(BIN)/python bench/ble.py
 
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)

@@ -115,10 +115,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from gateway.device_sources import open_device_source
+    from gateway.device_sources import DeviceSource, open_device_source
     from gateway.runtime import Gateway
 
-    source = open_device_source(settings.device_source)
+    source: DeviceSource
+    if settings.device_source == "bluez":
+        from gateway.ble_source import BleDeviceSource
+
+        source = BleDeviceSource(settings.devices, timezone=settings.gateway.timezone)
+    else:
+        source = open_device_source(settings.device_source)
     gateway = Gateway(settings, source)
 
     async def serve() -> None:

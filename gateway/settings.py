@@ -104,6 +104,15 @@ class DeviceSection(_Section):
         default=None, ge=0, le=254, description="the patient's user slot on a shared (multi-user) device"
     )
 
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        from drivers.profiles import vendor_profiles
+
+        if value is not None and value not in vendor_profiles():
+            raise ValueError(f"no device profile {value!r} (known: {', '.join(sorted(vendor_profiles()))})")
+        return value
+
     @field_validator("address")
     @classmethod
     def _mac(cls, value: str) -> str:
