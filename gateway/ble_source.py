@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from drivers.profiles import DeviceProfile, profile_for
 from drivers.transport import Deliver, SessionError, SessionReport, connect_with_retry, run_session
+from gateway.bluez import BondRecovery, ScanWatchdog
 from gateway.settings import DeviceSection
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,13 @@ class BleBackends:
 class BleDeviceSource:
     def __init__(self, devices: list[DeviceSection], *, backends: BleBackends | None = None,
                  timezone: str = "Europe/Oslo", connect_timeout_s: float = 20.0, idle_s: float = 5.0,
-                 retry_base_s: float = 5.0, retry_max_s: float = 600.0, racp_timeout_s: float = 30.0) -> None:
+                 retry_base_s: float = 5.0, retry_max_s: float = 600.0, racp_timeout_s: float = 30.0,
+                 watchdog: ScanWatchdog | None = None, watchdog_interval_s: float = 30.0,
+                 reset_adapter: Callable[[], Awaitable[None]] | None = None,
+                 platform: Callable[[dict[str, int | None]], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
+                 ) -> None:
         self.devices = {d.address: DeviceState(profile_for(d.kind.value, d.profile)) for d in devices}
+        self.passkeys = {d.address: d.passkey for d in devices}
         self.backends = backends or BleBackends()
         self.zone = ZoneInfo(timezone)
         self.connect_timeout_s = connect_timeout_s
@@ -64,6 +70,13 @@ class BleDeviceSource:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.racp_timeout_s = racp_timeout_s
+        self.watchdog = watchdog or ScanWatchdog()
+        self.watchdog_interval_s = watchdog_interval_s
+        self.reset_adapter = reset_adapter
+        self.bonds = BondRecovery()
+        self.platform = platform  # BlueZ: registers the pairing agent, returns the adapter reset
+        self.scan_restarts = 0
+        self.adapter_resets = 0
         self.unprovisioned: Counter[str] = Counter()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._deliver: Deliver | None = None
@@ -80,6 +93,7 @@ class BleDeviceSource:
         return make
 
     def _seen(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
+        self.watchdog.seen(time.monotonic())
         address = device.address.upper()
         state = self.devices.get(address)
         if state is None:
@@ -121,6 +135,8 @@ class BleDeviceSource:
             state.last_report, state.battery, state.failures = report, report.battery, 0
             log.info("device %s: %d value(s), battery %s %%", address, report.delivered, report.battery)
         except (SessionError, TimeoutError) as exc:
+            if self.bonds.failed(address, str(exc)):
+                await self._forget_bond(address)
             state.failures += 1
             pause = min(self.retry_max_s, self.retry_base_s * 2 ** (state.failures - 1)) * random.uniform(0.5, 1.0)
             state.not_before = time.monotonic() + pause
@@ -132,6 +148,32 @@ class BleDeviceSource:
         finally:
             del self._running[address]
 
+    async def _forget_bond(self, address: str) -> None:
+        log.warning("device %s: authentication failed with its old bond; bond removed: put the device in "
+                    "pairing mode to pair it again", address)
+        with contextlib.suppress(Exception):
+            await self._client(address)().unpair()
+
+    async def _watch(self, scanner: BleakScanner) -> None:
+        """BlueZ scanning can stop without a word: restart it, then reset the adapter (docs/ble.md)."""
+        self.watchdog.started(time.monotonic())
+        while True:
+            await asyncio.sleep(self.watchdog_interval_s)
+            action = self.watchdog.check(time.monotonic())
+            if action == "ok":
+                continue
+            if action == "reset_adapter" and self.reset_adapter is not None:
+                log.error("no advertisement for %.0f s even after restarting the scan: resetting the adapter",
+                          self.watchdog.quiet_s)
+                self.adapter_resets += 1
+                await self.reset_adapter()
+            else:
+                log.warning("no advertisement for %.0f s: restarting the scan", self.watchdog.quiet_s)
+            self.scan_restarts += 1
+            with contextlib.suppress(Exception):
+                await scanner.stop()
+            await scanner.start()
+
     async def settle(self, timeout_s: float = 5.0) -> None:
         """Wait (at most `timeout_s`) for the sessions under way to end by themselves: a stop then
         cancels nothing in the middle of a GATT exchange."""
@@ -142,11 +184,18 @@ class BleDeviceSource:
 
     async def run(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        if self.platform is not None:
+            try:
+                self.reset_adapter = await self.platform(self.passkeys)
+            except Exception as exc:  # scanning below fails with the same cause, and is retried
+                log.error("BlueZ set-up failed: %s", exc)
         scanner = BleakScanner(self._seen, backend=self.backends.scanner, **self.backends.options)
         await scanner.start()
+        watch = asyncio.get_running_loop().create_task(self._watch(scanner))
         try:
             await asyncio.Event().wait()  # sessions start from advertisements
         finally:
+            watch.cancel()
             await scanner.stop()
             for task in list(self._running.values()):
                 task.cancel()

@@ -121,8 +121,9 @@ def _run(settings: Settings) -> int:
     source: DeviceSource
     if settings.device_source == "bluez":
         from gateway.ble_source import BleDeviceSource
+        from gateway.bluez import connect_bluez
 
-        source = BleDeviceSource(settings.devices, timezone=settings.gateway.timezone)
+        source = BleDeviceSource(settings.devices, timezone=settings.gateway.timezone, platform=connect_bluez)
     else:
         source = open_device_source(settings.device_source)
     gateway = Gateway(settings, source)

@@ -103,6 +103,9 @@ class DeviceSection(_Section):
     user: int | None = Field(
         default=None, ge=0, le=254, description="the patient's user slot on a shared (multi-user) device"
     )
+    passkey: int | None = Field(
+        default=None, ge=0, le=999999, description="pairing passkey, for a device that asks for one"
+    )
 
     @field_validator("profile")
     @classmethod

@@ -35,6 +35,7 @@ class VirtualRadio:
         # One connection attempt at a time, as one BlueZ adapter does (bumble asserts otherwise).
         self.connecting = asyncio.Lock()
         self._scanning = 0
+        self.scanning_stalled = False  # fault: scanning goes silent, as BlueZ's sometimes does
 
     def new_device(self, name: str, address: str) -> Device:
         controller = Controller(name, link=self.link)
@@ -50,11 +51,18 @@ class VirtualRadio:
             return self._adapter
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
+        if self.scanning_stalled:
+            return
         for listener in list(self._listeners):
             listener(advertisement)
 
+    @property
+    def scanning(self) -> bool:
+        return self._scanning > 0
+
     async def start_scanning(self, listener: AdvertisementListener) -> None:
         adapter = await self.adapter()
+        self.scanning_stalled = False  # a fresh scan start is what cures a stalled scanner
         self._listeners.append(listener)
         self._scanning += 1
         if self._scanning == 1:

@@ -255,3 +255,18 @@ async def test_an_advertising_scale_weighing_is_stored_once_however_often_it_is_
     (reading,) = h.stored()
     assert reading["components"]["weight"] == {"value": 82.35, "unit": "kg"}
     assert h.pipeline.counts["not_final"] >= 2  # the settling values were seen and not stored
+
+
+async def test_a_scanner_that_goes_silent_is_restarted_by_the_watchdog(tmp_path: Path) -> None:
+    from gateway.bluez import ScanWatchdog
+
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio))
+    assert isinstance(cuff, BloodPressureCuff)
+    async with home(tmp_path, (cuff, {}), radio=radio, watchdog=ScanWatchdog(quiet_s=0.3),
+                    watchdog_interval_s=0.05) as h:
+        await wait_until(lambda: radio.scanning)
+        radio.scanning_stalled = True  # BlueZ stops reporting advertisements, without an error
+        await cuff.measure(CuffResult(128, 82, 72))
+        await wait_until(lambda: len(h.stored()) == 1)
+    assert h.source.scan_restarts >= 1
