@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dbus_fast import DBusError
@@ -85,7 +86,8 @@ async def test_the_agent_registers_with_bluez_and_answers_it_over_d_bus(bus_addr
     root = gateway_bus.get_proxy_object("org.bluez", "/org/bluez",
                                         await gateway_bus.introspect("org.bluez", "/org/bluez"))
     agent = PairingAgent(POLICY)
-    capability = await register_agent(gateway_bus, root.get_interface("org.bluez.AgentManager1"), agent)
+    manager: Any = root.get_interface("org.bluez.AgentManager1")  # dbus-fast makes call_* methods at run time
+    capability = await register_agent(gateway_bus, manager, agent)
     assert capability == "KeyboardDisplay"  # one device needs a passkey
     assert bluez.registered == [("/org/dho_gateway/agent", "KeyboardDisplay")]
     assert bluez.default == ["/org/dho_gateway/agent"]
