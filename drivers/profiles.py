@@ -15,7 +15,9 @@ class DeviceProfile:
     service: str
     measurement: str
     time: str | None = uuids.CURRENT_TIME  # where the clock is written on every connection; None: never
-    record_access: bool = False  # stored records via RACP: report all, delete only after they are stored
+    record_access: bool = False  # stored records via RACP (after they are stored, never before)
+    delete_after_transfer: bool = True  # with record_access: delete the records on the device once stored
+    sequence_numbers: bool = False  # with record_access: ask only for records after the last one we have
     resends_history: bool = False  # sends its whole memory on every connection (identity must be stable)
     name_prefixes: tuple[str, ...] = ()
     evidence: str = "Bluetooth SIG service specification"
@@ -30,6 +32,9 @@ STANDARD: dict[str, DeviceProfile] = {
     "body_weight": DeviceProfile("standard scale", uuids.WEIGHT_SCALE_SERVICE, uuids.WEIGHT_MEASUREMENT),
     "body_temperature": DeviceProfile("standard thermometer", uuids.HEALTH_THERMOMETER_SERVICE,
                                       uuids.TEMPERATURE_MEASUREMENT),
+    # Glucose meters keep their memory (the patient's logbook): fetch by sequence number, delete nothing.
+    "glucose": DeviceProfile("standard glucose meter", uuids.GLUCOSE_SERVICE, uuids.GLUCOSE_MEASUREMENT,
+                             record_access=True, delete_after_transfer=False, sequence_numbers=True),
 }
 
 

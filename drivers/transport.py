@@ -24,6 +24,7 @@ from bleak.exc import BleakError
 
 from drivers import uuids
 from drivers.device_info import decode_battery, decode_string, encode_current_time
+from drivers.glucose import decode_glucose
 from drivers.measurement import DecodeError
 from drivers.profiles import DeviceProfile
 
@@ -52,6 +53,7 @@ class SessionReport:
     firmware: str | None = None
     clock_written: bool = False
     records_deleted: bool = False
+    last_sequence: int | None = None  # the highest record sequence number delivered (glucose)
     complete: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -83,14 +85,15 @@ def _find(client: BleakClient, uuid: str) -> BleakGATTCharacteristic | None:
 
 class Session:
     def __init__(self, client: BleakClient, profile: DeviceProfile, deliver: Deliver, *,
-                 clock: Callable[[], datetime], idle_s: float = 5.0, racp_timeout_s: float = 30.0) -> None:
+                 clock: Callable[[], datetime], idle_s: float = 5.0, racp_timeout_s: float = 30.0,
+                 last_sequence: int | None = None) -> None:
         self.client = client
         self.profile = profile
         self.deliver = deliver
         self.clock = clock
         self.idle_s = idle_s
         self.racp_timeout_s = racp_timeout_s
-        self.report = SessionReport(client.address)
+        self.report = SessionReport(client.address, last_sequence=last_sequence)
         self._values: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._racp: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -133,6 +136,10 @@ class Session:
     async def _deliver_one(self, characteristic: str, data: bytes) -> None:
         await self.deliver(self.client.address, characteristic, data)
         self.report.delivered += 1
+        if self.profile.sequence_numbers:
+            with contextlib.suppress(DecodeError):
+                sequence = decode_glucose(data).sequence
+                self.report.last_sequence = max(sequence, self.report.last_sequence or 0)
 
     async def run(self) -> SessionReport:
         if _find(self.client, self.profile.measurement) is None:
@@ -188,14 +195,18 @@ class Session:
                             return response[3]
 
     async def _fetch_records(self) -> None:
-        code = await self._racp_request(RACP_REPORT_ALL)
+        request = RACP_REPORT_ALL
+        if self.profile.sequence_numbers and self.report.last_sequence is not None:
+            # "Records since the last one we have": operator >=, filter type 1 (sequence number).
+            request = bytes([0x01, 0x03, 0x01]) + ((self.report.last_sequence + 1) & 0xFFFF).to_bytes(2, "little")
+        code = await self._racp_request(request)
         if code == _RACP_NO_RECORDS:
             self.report.complete = True
             return
         if code != _RACP_SUCCESS:
             raise SessionError(f"the device refused to report its records (RACP response {code})")
         # Every record is stored by now (deliver returns after the commit): only now may the device forget.
-        if await self._racp_request(RACP_DELETE_ALL) == _RACP_SUCCESS:
+        if self.profile.delete_after_transfer and await self._racp_request(RACP_DELETE_ALL) == _RACP_SUCCESS:
             self.report.records_deleted = True
         self.report.complete = True
 

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from drivers.profiles import DeviceProfile, profile_for
 from drivers.transport import Deliver, SessionError, SessionReport, connect_with_retry, run_session
 from gateway.bluez import BondRecovery, ScanWatchdog
 from gateway.settings import DeviceSection
+from sync.wire import DeviceStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,10 @@ class DeviceState:
     not_before: float = 0.0  # monotonic time before which the device is not retried
     battery: int | None = None
     last_seen: float | None = None
+    last_seen_at: datetime | None = None
     last_report: SessionReport | None = None
     sessions: int = 0
+    last_sequence: int | None = None  # record sequence numbers already stored (RACP ">=" next time)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class BleDeviceSource:
                  platform: Callable[[dict[str, int | None]], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
                  ) -> None:
         self.devices = {d.address: DeviceState(profile_for(d.kind.value, d.profile)) for d in devices}
+        self.provisioned = {d.address: d for d in devices}
         self.passkeys = {d.address: d.passkey for d in devices}
         self.backends = backends or BleBackends()
         self.zone = ZoneInfo(timezone)
@@ -100,6 +104,7 @@ class BleDeviceSource:
             self.unprovisioned[address] += 1
             return
         state.last_seen = time.monotonic()
+        state.last_seen_at = datetime.now(UTC)
         if state.profile.advertised:
             self._advertised(address, state, advertisement)
             return
@@ -131,8 +136,9 @@ class BleDeviceSource:
             client = await connect_with_retry(self._client(address), attempts=2, backoff_s=0.2)
             state.sessions += 1
             report = await run_session(client, state.profile, self._deliver, clock=self._clock, idle_s=self.idle_s,
-                                       racp_timeout_s=self.racp_timeout_s)
+                                       racp_timeout_s=self.racp_timeout_s, last_sequence=state.last_sequence)
             state.last_report, state.battery, state.failures = report, report.battery, 0
+            state.last_sequence = report.last_sequence
             log.info("device %s: %d value(s), battery %s %%", address, report.delivered, report.battery)
         except (SessionError, TimeoutError) as exc:
             if self.bonds.failed(address, str(exc)):
@@ -147,6 +153,14 @@ class BleDeviceSource:
             log.exception("device %s: session failed", address)
         finally:
             del self._running[address]
+
+    def device_status(self) -> list[DeviceStatus]:
+        return [
+            DeviceStatus(id=self.provisioned[address].serial or address, kind=self.provisioned[address].kind.value,
+                         battery=state.battery, last_seen=state.last_seen_at,
+                         needs_pairing=address in self.bonds.needs_pairing)
+            for address, state in self.devices.items()
+        ]
 
     async def _forget_bond(self, address: str) -> None:
         log.warning("device %s: authentication failed with its old bond; bond removed: put the device in "

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sync.wire import EventKind
+from sync.wire import DeviceStatus, EventKind
+
+LOW_BATTERY_PERCENT = 20
 
 EventDetail = dict[str, str | int | float]
 
@@ -69,3 +71,14 @@ class StorageWatch:
                 events.append(("storage_recovered", {}))
             self._faulty = faulty
         return events
+
+
+def device_faults(devices: list[DeviceStatus]) -> list[str]:
+    """What a technician must do about the devices: batteries, and bonds to make again."""
+    faults = []
+    for d in devices:
+        if d.battery is not None and d.battery < LOW_BATTERY_PERCENT:
+            faults.append(f"device {d.id} ({d.kind}) battery {d.battery} %: replace the batteries")
+        if d.needs_pairing:
+            faults.append(f"device {d.id} ({d.kind}) lost its pairing: put it in pairing mode near the gateway")
+    return faults

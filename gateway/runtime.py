@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.device_sources import DeviceSource
-from gateway.health import EventDetail, StorageFacts, StorageWatch
+from gateway.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.keys import key_source_for
 from gateway.pipeline import Pipeline
 from gateway.profiles import load_advice, load_profile
@@ -19,6 +19,7 @@ from gateway.store import SealedOutbox
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
+from sync.wire import DeviceStatus
 from zoning.history import PastReading
 from zoning.plan import standard_plan
 from zoning.schedule import days_overdue, next_due
@@ -88,7 +89,12 @@ class Gateway:
 
     def _status_facts(self) -> StatusFacts:
         facts = self._storage_facts()
-        return StatusFacts(self.storage_watch.faults(facts), facts.used_percent, self.outbox.quarantined())
+        devices: list[DeviceStatus] = []
+        status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
+        if callable(status_of):
+            devices = status_of()
+        faults = self.storage_watch.faults(facts) + device_faults(devices)
+        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices))
 
     def _check_overdue(self, tz: ZoneInfo) -> None:
         due = next_due(self.pipeline.plan.enrolled, self.pipeline.history, tz)

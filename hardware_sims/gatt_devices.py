@@ -72,7 +72,7 @@ class GattDevice:
         self._connection: Connection | None = None
         self._subscribed = asyncio.Event()
         self.measurement_char = Characteristic(
-            _short(self.measurement_uuid), _P.INDICATE, Characteristic.READABLE, b"")
+            _short(self.measurement_uuid), _P.NOTIFY if self.notifies else _P.INDICATE, Characteristic.READABLE, b"")
         self.battery_char: Characteristic[bytes] = Characteristic(
             "2A19", _P.READ | _P.NOTIFY, Characteristic.READABLE,
             CharacteristicValue[bytes](read=lambda _c: bytes([self.battery])))
@@ -134,8 +134,8 @@ class GattDevice:
             # Still holding data: advertise again so the gateway comes back for it.
             asyncio.get_running_loop().create_task(self.advertise())
 
-    def _on_subscription(self, _bearer: object, _notify: bool, indicate: bool) -> None:
-        if indicate and not self.faults.silent:
+    def _on_subscription(self, _bearer: object, notify: bool, indicate: bool) -> None:
+        if (notify if self.notifies else indicate) and not self.faults.silent:
             self._subscribed.set()
             asyncio.get_running_loop().create_task(self._send_on_subscribe())
 
@@ -150,6 +150,7 @@ class GattDevice:
             await self.drop_link(0x13)  # remote user terminated: the cuff goes back to sleep
 
     uses_record_access = False
+    notifies = False  # glucose measurements are notified; the other health measurements indicated
 
     async def _send(self, values: list[bytes]) -> int:
         sent = 0
@@ -163,7 +164,10 @@ class GattDevice:
             if self.faults.malformed_next:
                 self.faults.malformed_next = False
                 value = value[:3]
-            await self.device.indicate_subscribers(self.measurement_char, value)
+            if self.notifies:
+                await self.device.notify_subscribers(self.measurement_char, value)
+            else:
+                await self.device.indicate_subscribers(self.measurement_char, value)
             sent += 1
         return sent
 
@@ -219,19 +223,70 @@ class SpotCheck:
     status: int | None = None  # Measurement Status bits
 
 
-class PulseOximeter(GattDevice):
-    kind = "spo2"
-    service_uuid = uuids.PULSE_OXIMETER_SERVICE
-    measurement_uuid = uuids.PLX_SPOT_CHECK
-    uses_record_access = True
+class RecordAccessDevice(GattDevice):
+    """A device with a record store behind a Record Access Control Point (0x2A52)."""
 
-    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:02", name: str = "SIM-OXI",
-                 model: str = "SIM-OXI-1", serial: str = "SIMOXI0001", **kwargs: object) -> None:
+    uses_record_access = True
+    has_sequence = False  # records carry a sequence number the ">=" operator can filter on
+
+    def __init__(self, radio: VirtualRadio, **kwargs: object) -> None:
         self.racp: Characteristic[bytes] = Characteristic(
             "2A52", _P.WRITE | _P.INDICATE, Characteristic.WRITEABLE,
             CharacteristicValue[bytes](write=self._racp_written))
         self.deleted = 0
-        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+        self.requests: list[bytes] = []
+        super().__init__(radio, **kwargs)  # type: ignore[arg-type]
+
+    def sequence_of(self, value: bytes) -> int | None:
+        return None  # records without a sequence number: only "all records" can be asked for
+
+    def _racp_written(self, _connection: Connection, value: bytes) -> None:
+        if self.faults.silent:
+            return
+        self.requests.append(bytes(value))
+        asyncio.get_running_loop().create_task(self._racp(bytes(value)))
+
+    async def _racp(self, request: bytes) -> None:
+        await asyncio.sleep(0.01)  # the write response goes out before the first record
+        op, operator = (request + b"\x00\x00")[:2]
+        if op == 0x01 and operator in (0x01, 0x03):  # report stored records: all, or >= a sequence number
+            if operator == 0x03:
+                if len(request) < 5 or request[2] != 0x01 or not self.has_sequence:
+                    await self._respond(0x01, 0x04)  # operator not supported
+                    return
+                first = int.from_bytes(request[3:5], "little")
+                batch = [v for v in self.memory if (self.sequence_of(v) or 0) >= first]
+            else:
+                batch = list(self.memory)
+            if not batch:
+                await self._respond(0x01, 0x06)
+                return
+            if await self._send(batch) == len(batch):
+                await self._respond(0x01, 0x01)
+        elif op == 0x02 and operator == 0x01:  # delete stored records: all
+            self.deleted += len(self.memory)
+            self.memory.clear()
+            self.unsent.clear()
+            await self._respond(0x02, 0x01)
+        elif op == 0x04 and operator == 0x01:  # number of stored records
+            count = len(self.memory).to_bytes(2, "little")
+            await self.device.indicate_subscribers(self.racp, bytes([0x05, 0x00]) + count)
+        else:
+            await self._respond(op, 0x02)  # op code not supported
+
+    async def _respond(self, op: int, code: int) -> None:
+        if self._connection is not None:
+            await self.device.indicate_subscribers(self.racp, bytes([0x06, 0x00, op, code]))
+
+
+class PulseOximeter(RecordAccessDevice):
+    kind = "spo2"
+    service_uuid = uuids.PULSE_OXIMETER_SERVICE
+    measurement_uuid = uuids.PLX_SPOT_CHECK
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:02", name: str = "SIM-OXI",
+                 model: str = "SIM-OXI-1", serial: str = "SIMOXI0001", **kwargs: object) -> None:
+        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)
 
     def extra_characteristics(self) -> list[Characteristic[bytes]]:
         # PLX Features: spot-check storage (b2) and time stamp (b3).
@@ -249,35 +304,36 @@ class PulseOximeter(GattDevice):
         await self.record(value)
         return value
 
-    def _racp_written(self, _connection: Connection, value: bytes) -> None:
-        if self.faults.silent:
-            return
-        asyncio.get_running_loop().create_task(self._racp(bytes(value)))
 
-    async def _racp(self, request: bytes) -> None:
-        await asyncio.sleep(0.01)  # the write response goes out before the first record
-        op, operator = (request + b"\x00\x00")[:2]
-        if op == 0x01 and operator == 0x01:  # report stored records: all
-            if not self.memory:
-                await self._respond(0x01, 0x06)
-                return
-            batch = list(self.memory)
-            if await self._send(batch) == len(batch):
-                await self._respond(0x01, 0x01)
-        elif op == 0x02 and operator == 0x01:  # delete stored records: all
-            self.deleted += len(self.memory)
-            self.memory.clear()
-            self.unsent.clear()
-            await self._respond(0x02, 0x01)
-        elif op == 0x04 and operator == 0x01:  # number of stored records
-            count = len(self.memory).to_bytes(2, "little")
-            await self.device.indicate_subscribers(self.racp, bytes([0x05, 0x00]) + count)
-        else:
-            await self._respond(op, 0x02)  # op code not supported
+class GlucoseMeter(RecordAccessDevice):
+    """Glucose Service: notified measurements with sequence numbers, fetched with RACP ">= sequence"."""
 
-    async def _respond(self, op: int, code: int) -> None:
-        if self._connection is not None:
-            await self.device.indicate_subscribers(self.racp, bytes([0x06, 0x00, op, code]))
+    kind = "glucose"
+    service_uuid = uuids.GLUCOSE_SERVICE
+    measurement_uuid = uuids.GLUCOSE_MEASUREMENT
+    notifies = True
+    has_sequence = True
+
+    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:06", name: str = "SIM-GLUCO",
+                 model: str = "SIM-GLUCO-1", serial: str = "SIMGLUCO0001", **kwargs: object) -> None:
+        self.next_sequence = 1
+        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)
+
+    def extra_characteristics(self) -> list[Characteristic[bytes]]:
+        # Glucose Feature: low battery detection (b0), time fault (b9).
+        return [Characteristic("2A51", _P.READ, Characteristic.READABLE, (0x0201).to_bytes(2, "little")), self.racp]
+
+    def sequence_of(self, value: bytes) -> int | None:
+        return int.from_bytes(value[1:3], "little") if len(value) >= 3 else None
+
+    async def measure(self, mmol_per_l: Decimal | str) -> bytes:
+        # Concentration in mol/L (flags b1 present, b2 mol/L): mmol/L / 1000 at exponent -5.
+        mol = Decimal(mmol_per_l) / 1000
+        value = (bytes([0x06]) + self.next_sequence.to_bytes(2, "little") + encoding.date_time(self.clock())
+                 + encoding.sfloat(mol, -5) + bytes([0x11]))  # capillary whole blood, finger
+        self.next_sequence += 1
+        await self.record(value)
+        return value
 
 
 class Scale(GattDevice):
@@ -367,7 +423,7 @@ class AdvertisingScale:
 
 DEVICE_TYPES: dict[str, Callable[..., GattDevice]] = {
     "blood_pressure": BloodPressureCuff, "spo2": PulseOximeter, "body_weight": Scale,
-    "body_temperature": Thermometer,
+    "body_temperature": Thermometer, "glucose": GlucoseMeter,
 }
 
 

@@ -11,7 +11,15 @@ from importlib import resources
 from typing import Any
 
 from hardware_sims.blood_pressure import STATUS_BODY_MOVEMENT, STATUS_CUFF_TOO_LOOSE, CuffResult
-from hardware_sims.gatt_devices import BloodPressureCuff, GattDevice, PulseOximeter, Scale, SpotCheck, Thermometer
+from hardware_sims.gatt_devices import (
+    BloodPressureCuff,
+    GattDevice,
+    GlucoseMeter,
+    PulseOximeter,
+    Scale,
+    SpotCheck,
+    Thermometer,
+)
 
 _CUFF_STATUS = {"cuff_too_loose": STATUS_CUFF_TOO_LOOSE, "body_movement": STATUS_BODY_MOVEMENT}
 _OXIMETER_STATUS = {"questionable": 1 << 14}
@@ -80,5 +88,7 @@ async def play(scenario: Scenario, devices: dict[str, GattDevice], *, hour: int 
             await device.measure(Decimal(str(v["weight"])), v.get("user"))
         elif isinstance(device, Thermometer):
             await device.measure(Decimal(str(v["temperature"])))
+        elif isinstance(device, GlucoseMeter):
+            await device.measure(Decimal(str(v["glucose"])))
     for device in devices.values():
         device.clock_offset = timedelta(0)

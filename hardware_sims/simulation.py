@@ -16,6 +16,7 @@ ORDINARY: dict[str, dict[str, Any]] = {
     "spo2": {"spo2": 96, "pulse": 72},
     "body_weight": {"weight": "80.4"},
     "body_temperature": {"temperature": "36.8"},
+    "glucose": {"glucose": "5.8"},
 }
 
 

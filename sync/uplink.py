@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sync.connection import BrokerSettings, publish, stay_connected, subscribe
 from sync.outbox import Outbox, OutboxEntry, OutboxUnavailable
 from sync.topics import Topics
-from sync.wire import PROTOCOL_VERSION, Ack, Event, EventKind, Status
+from sync.wire import PROTOCOL_VERSION, Ack, DeviceStatus, Event, EventKind, Status
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class StatusFacts(NamedTuple):
     faults: list[str]
     outbox_used_percent: int | None = None
     quarantined: int | None = None
+    devices: tuple[DeviceStatus, ...] = ()
 
 
 def _no_facts() -> StatusFacts:
@@ -119,6 +120,7 @@ class Uplink:
             outbox_used_percent=facts.outbox_used_percent,
             quarantined=facts.quarantined,
             faults=facts.faults,
+            devices=list(facts.devices),
             at=datetime.now(UTC),
         )
 

@@ -91,6 +91,14 @@ class Ack(_Wire):
     ids: list[UUID] = Field(description="readings the central service has durably stored")
 
 
+class DeviceStatus(_Wire):
+    id: str = Field(description="serial number, or the provisioned address")
+    kind: str
+    battery: int | None = Field(default=None, ge=0, le=100, description="percent, as last read")
+    last_seen: AwareDatetime | None = Field(default=None, description="last advertisement heard")
+    needs_pairing: bool = Field(default=False, description="its bond failed: put it in pairing mode")
+
+
 class Status(_Wire):
     v: Literal[1] = PROTOCOL_VERSION
     gateway: str
@@ -100,6 +108,7 @@ class Status(_Wire):
     outbox_used_percent: int | None = Field(default=None, description="of the configured outbox size bound")
     quarantined: int | None = Field(default=None, description="stored records that failed authentication")
     faults: list[str] = Field(default_factory=list, description="conditions a technician must look at, e.g. disk full")
+    devices: list[DeviceStatus] = Field(default_factory=list, description="the provisioned BLE devices")
     at: AwareDatetime | None = None
 
 

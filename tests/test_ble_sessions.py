@@ -29,6 +29,7 @@ from hardware_sims.gatt_devices import (
     AdvertisingScale,
     BloodPressureCuff,
     GattDevice,
+    GlucoseMeter,
     PulseOximeter,
     Scale,
     SpotCheck,
@@ -270,3 +271,22 @@ async def test_a_scanner_that_goes_silent_is_restarted_by_the_watchdog(tmp_path:
         await cuff.measure(CuffResult(128, 82, 72))
         await wait_until(lambda: len(h.stored()) == 1)
     assert h.source.scan_restarts >= 1
+
+
+async def test_a_glucose_meter_is_asked_only_for_records_after_the_last_one_we_have(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    meter = await powered(GlucoseMeter(radio, battery=8))
+    assert isinstance(meter, GlucoseMeter)
+    for mmol in ("5.4", "7.9", "6.2"):
+        meter.clock_offset -= timedelta(hours=3)
+        await meter.measure(mmol)
+    async with home(tmp_path, (meter, {}), radio=radio) as h:
+        await wait_until(lambda: len(h.stored()) == 3 and h.source.devices[meter.address].last_sequence == 3)
+        meter.clock_offset = timedelta(0)
+        await meter.measure("8.1")
+        await wait_until(lambda: len(h.stored()) == 4)
+    assert meter.requests[0] == bytes([0x01, 0x01])  # first time: every record
+    assert meter.requests[-1] == bytes([0x01, 0x03, 0x01, 0x04, 0x00])  # then: sequence number 4 and on
+    assert len(meter.memory) == 4 and meter.deleted == 0  # the meter keeps its logbook
+    assert sorted(r["components"]["glucose"]["value"] for r in h.stored()) == [5.4, 6.2, 7.9, 8.1]
+    assert h.source.devices[meter.address].battery == 8  # low battery: tracked for the status

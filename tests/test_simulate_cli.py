@@ -13,7 +13,7 @@ SCENARIOS = ["stable-copd", "copd-exacerbation", "heart-failure-decompensation",
 def test_list_shows_devices_and_scenarios() -> None:
     run = cli("simulate", "list")
     assert run.returncode == 0, run.stderr
-    assert "blood_pressure, body_temperature, body_weight, spo2" in run.stdout
+    assert "blood_pressure, body_temperature, body_weight, glucose, spo2" in run.stdout
     assert all(f"scenario:  {name}" in run.stdout for name in SCENARIOS)
 
 

@@ -40,3 +40,15 @@ def test_event_details_carry_no_patient_data() -> None:
     watch = StorageWatch(alert_percent=80)
     ((_, detail),) = watch.changes(facts(85))
     assert detail == {"used_percent": 85, "waiting": 1234, "oldest_waiting_s": 518400}
+
+
+def test_device_faults_name_the_device_and_what_to_do() -> None:
+    from gateway.health import device_faults
+    from sync.wire import DeviceStatus
+
+    devices = [DeviceStatus(id="SIMGLUCO0001", kind="glucose", battery=8),
+               DeviceStatus(id="SIMBPM0001", kind="blood_pressure", battery=20),
+               DeviceStatus(id="SIMOXI0001", kind="spo2", battery=None, needs_pairing=True)]
+    assert device_faults(devices) == [
+        "device SIMGLUCO0001 (glucose) battery 8 %: replace the batteries",
+        "device SIMOXI0001 (spo2) lost its pairing: put it in pairing mode near the gateway"]
