@@ -22,6 +22,7 @@ class DeviceProfile:
     name_prefixes: tuple[str, ...] = ()
     evidence: str = "Bluetooth SIG service specification"
     advertised: bool = False  # the value comes in advertisement service data; never connected
+    requires_pairing: bool = False  # encrypt with the bond (pair first when there is none) before anything
 
 
 STANDARD: dict[str, DeviceProfile] = {

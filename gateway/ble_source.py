@@ -91,8 +91,10 @@ class BleDeviceSource:
         return datetime.now(self.zone).replace(tzinfo=None)
 
     def _client(self, address: str) -> Callable[[], BleakClient]:
+        pair = self.devices[address].profile.requires_pairing
+
         def make() -> BleakClient:
-            return BleakClient(address, timeout=self.connect_timeout_s, backend=self.backends.client,
+            return BleakClient(address, timeout=self.connect_timeout_s, pair=pair, backend=self.backends.client,
                                **self.backends.options)
         return make
 
@@ -139,6 +141,7 @@ class BleDeviceSource:
                                        racp_timeout_s=self.racp_timeout_s, last_sequence=state.last_sequence)
             state.last_report, state.battery, state.failures = report, report.battery, 0
             state.last_sequence = report.last_sequence
+            self.bonds.paired(address)
             log.info("device %s: %d value(s), battery %s %%", address, report.delivered, report.battery)
         except (SessionError, TimeoutError) as exc:
             if self.bonds.failed(address, str(exc)):

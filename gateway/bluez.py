@@ -143,8 +143,8 @@ async def power_cycle(adapter: Adapter) -> None:
 # --- stale bonds --------------------------------------------------------------------------------
 
 _AUTH_FAILURE = re.compile(
-    r"AuthenticationFailed|Authentication Failed|Insufficient (Authentication|Encryption)|"
-    r"key missing|bond|PIN or Key Missing|0x05\b|0x0f\b", re.IGNORECASE)
+    r"AuthenticationFailed|Authentication Failed|Insufficient[ _](Authentication|Encryption)|"
+    r"key[ _]missing|bond|0x05\b|0x0f\b", re.IGNORECASE)
 
 
 @dataclass

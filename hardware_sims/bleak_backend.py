@@ -25,6 +25,7 @@ from bumble.core import UUID as BumbleUUID
 from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
+from bumble.hci import HCI_Error, HCI_ErrorCode
 
 from hardware_sims.radio import VirtualRadio, random_static
 
@@ -141,11 +142,26 @@ class BumbleClient(BaseBleakClient):
         self._peer = Peer(connection)
         try:
             if pair:
-                await connection.pair()
+                await self._secure(adapter, connection)
             self.services = await self._discover(self._peer)
         except BaseException:
             await self.disconnect()
             raise
+
+    async def _secure(self, adapter: Any, connection: Connection) -> None:
+        """Encrypt with the stored bond, or pair (Just Works, bonding) when there is none, as BlueZ does."""
+        keys = await adapter.keystore.get(str(connection.peer_address)) if adapter.keystore else None
+        try:
+            if keys is not None:
+                await connection.encrypt()
+            else:
+                await connection.pair()
+        except HCI_Error as exc:
+            # Named as BlueZ reports it, e.g. "PIN or Key Missing" when the device forgot the bond.
+            reason = HCI_ErrorCode(exc.error_code).name.replace("_ERROR", "").replace("_", " ").lower()
+            raise BleakError(f"securing the link to {self.address} failed: {reason}") from exc
+        except BaseBumbleError as exc:
+            raise BleakError(f"securing the link to {self.address} failed: {exc}") from exc
 
     async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()

@@ -55,7 +55,8 @@ class GattDevice:
     measurement_uuid: str = ""
 
     def __init__(self, radio: VirtualRadio, *, address: str, name: str, model: str, serial: str,
-                 battery: int = 90, clock_offset: timedelta = timedelta(0), disconnects_when_done: bool = True) -> None:
+                 battery: int = 90, clock_offset: timedelta = timedelta(0), disconnects_when_done: bool = True,
+                 requires_bond: bool = False) -> None:
         self.address = address
         self.name = name
         self.model = model
@@ -63,6 +64,8 @@ class GattDevice:
         self.battery = battery
         self.clock_offset = clock_offset
         self.disconnects_when_done = disconnects_when_done
+        # Like A&D and the Blood Pressure Profile (security level 2): nothing is sent before encryption.
+        self.requires_bond = requires_bond
         self.faults = Faults()
         self.memory: list[bytes] = []  # everything measured, oldest first
         self.unsent: list[bytes] = []  # not yet delivered to a gateway
@@ -135,6 +138,9 @@ class GattDevice:
             asyncio.get_running_loop().create_task(self.advertise())
 
     def _on_subscription(self, _bearer: object, notify: bool, indicate: bool) -> None:
+        encrypted = self._connection is not None and self._connection.is_encrypted
+        if self.requires_bond and not encrypted:
+            return
         if (notify if self.notifies else indicate) and not self.faults.silent:
             self._subscribed.set()
             asyncio.get_running_loop().create_task(self._send_on_subscribe())
@@ -170,6 +176,12 @@ class GattDevice:
                 await self.device.indicate_subscribers(self.measurement_char, value)
             sent += 1
         return sent
+
+    async def forget_bond(self) -> None:
+        """Fault: the device lost its pairing (reset, batteries out, paired to another phone)."""
+        if self.device.keystore is not None:
+            for name, _keys in await self.device.keystore.get_all():
+                await self.device.keystore.delete(name)
 
     async def drop_link(self, reason: int = _LOCAL_LINK_LOST) -> None:
         connection = self._connection

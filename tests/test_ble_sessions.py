@@ -290,3 +290,18 @@ async def test_a_glucose_meter_is_asked_only_for_records_after_the_last_one_we_h
     assert len(meter.memory) == 4 and meter.deleted == 0  # the meter keeps its logbook
     assert sorted(r["components"]["glucose"]["value"] for r in h.stored()) == [5.4, 6.2, 7.9, 8.1]
     assert h.source.devices[meter.address].battery == 8  # low battery: tracked for the status
+
+
+async def test_a_device_that_lost_its_bond_is_paired_again_and_nothing_is_lost(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio, and_style=True, requires_bond=True))
+    assert isinstance(cuff, BloodPressureCuff)
+    async with home(tmp_path, (cuff, {"profile": "and-ua-651ble"}), radio=radio) as h:
+        await cuff.measure(CuffResult(128, 82, 72))
+        await wait_until(lambda: len(h.stored()) == 1)  # paired (Just Works, bonded), then encrypted
+        await cuff.forget_bond()  # batteries out, or paired to a phone: the cuff forgot the gateway
+        cuff.clock_offset += timedelta(seconds=2)
+        await cuff.measure(CuffResult(131, 84, 70))
+        await wait_until(lambda: len(h.stored()) == 2)
+    state = h.source.devices[cuff.address]
+    assert state.sessions >= 2 and h.source.bonds.needs_pairing == set()
