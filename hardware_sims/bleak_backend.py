@@ -158,7 +158,7 @@ class BumbleClient(BaseBleakClient):
                 await connection.pair()
         except HCI_Error as exc:
             # Named as BlueZ reports it, e.g. "PIN or Key Missing" when the device forgot the bond.
-            reason = HCI_ErrorCode(exc.error_code).name.replace("_ERROR", "").replace("_", " ").lower()
+            reason = HCI_ErrorCode(exc.error_code or 0).name.replace("_ERROR", "").replace("_", " ").lower()
             raise BleakError(f"securing the link to {self.address} failed: {reason}") from exc
         except BaseBumbleError as exc:
             raise BleakError(f"securing the link to {self.address} failed: {exc}") from exc
