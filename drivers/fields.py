@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -31,20 +32,19 @@ class Fields:
     def sint(self, size: int, field: str) -> int:
         return int.from_bytes(self._take(size, field), "little", signed=True)
 
-    def sfloat(self, field: str) -> Decimal:
-        """An SFLOAT; a special value raises ieee11073.SpecialValue (a DecodeError) naming the field."""
-        raw = self._take(2, field)
+    def _number(self, size: int, field: str, parse: Callable[[bytes], Decimal]) -> Decimal:
+        raw = self._take(size, field)
         try:
-            return ieee11073.sfloat(raw)
+            return parse(raw)
         except ieee11073.SpecialValue as exc:
             raise ieee11073.SpecialValue(f"{self.what}: {field} is {exc}") from None
 
+    def sfloat(self, field: str) -> Decimal:
+        """An SFLOAT; a special value raises ieee11073.SpecialValue (a DecodeError) naming the field."""
+        return self._number(2, field, ieee11073.sfloat)
+
     def float32(self, field: str) -> Decimal:
-        raw = self._take(4, field)
-        try:
-            return ieee11073.float32(raw)
-        except ieee11073.SpecialValue as exc:
-            raise ieee11073.SpecialValue(f"{self.what}: {field} is {exc}") from None
+        return self._number(4, field, ieee11073.float32)
 
     def date_time(self, field: str = "time stamp") -> datetime | None:
         return gatt_time.date_time(self._take(gatt_time.DATE_TIME_LENGTH, field))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bumble.core import UUID, AdvertisingData
@@ -54,13 +55,20 @@ class GattDevice:
     service_uuid: str = ""
     measurement_uuid: str = ""
 
-    def __init__(self, radio: VirtualRadio, *, address: str, name: str, model: str, serial: str,
-                 battery: int = 90, clock_offset: timedelta = timedelta(0), disconnects_when_done: bool = True,
+    # Each kind's defaults: a random static address (top two bits set), a name, model and serial.
+    default_address = ""
+    default_name = ""
+    default_model = ""
+    default_serial = ""
+
+    def __init__(self, radio: VirtualRadio, *, address: str | None = None, name: str | None = None,
+                 model: str | None = None, serial: str | None = None, battery: int = 90,
+                 clock_offset: timedelta = timedelta(0), disconnects_when_done: bool = True,
                  requires_bond: bool = False) -> None:
-        self.address = address
-        self.name = name
-        self.model = model
-        self.serial = serial
+        self.address = address = address or self.default_address
+        self.name = name = name or self.default_name
+        self.model = model = model or self.default_model
+        self.serial = serial = serial or self.default_serial
         self.battery = battery
         self.clock_offset = clock_offset
         self.disconnects_when_done = disconnects_when_done
@@ -205,12 +213,15 @@ class BloodPressureCuff(GattDevice):
     service_uuid = uuids.BLOOD_PRESSURE_SERVICE
     measurement_uuid = uuids.BLOOD_PRESSURE_MEASUREMENT
 
-    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:01", name: str = "SIM-BPM",
-                 model: str = "SIM-BPM-1", serial: str = "SIMBPM0001", and_style: bool = False,
-                 **kwargs: object) -> None:
-        self.encoder = BloodPressureMonitor(address=address, model=model, serial=serial)
+    default_address = "F0:5E:1A:00:00:01"
+    default_name = "SIM-BPM"
+    default_model = "SIM-BPM-1"
+    default_serial = "SIMBPM0001"
+
+    def __init__(self, radio: VirtualRadio, *, and_style: bool = False, **kwargs: Any) -> None:
         self.and_style = and_style
-        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+        super().__init__(radio, **kwargs)
+        self.encoder = BloodPressureMonitor(address=self.address, model=self.model, serial=self.serial)
 
     def extra_characteristics(self) -> list[Characteristic[bytes]]:
         # Blood Pressure Feature: body movement, cuff fit, irregular pulse detection.
@@ -241,13 +252,13 @@ class RecordAccessDevice(GattDevice):
     uses_record_access = True
     has_sequence = False  # records carry a sequence number the ">=" operator can filter on
 
-    def __init__(self, radio: VirtualRadio, **kwargs: object) -> None:
+    def __init__(self, radio: VirtualRadio, **kwargs: Any) -> None:
         self.racp: Characteristic[bytes] = Characteristic(
             "2A52", _P.WRITE | _P.INDICATE, Characteristic.WRITEABLE,
             CharacteristicValue[bytes](write=self._racp_written))
         self.deleted = 0
         self.requests: list[bytes] = []
-        super().__init__(radio, **kwargs)  # type: ignore[arg-type]
+        super().__init__(radio, **kwargs)
 
     def sequence_of(self, value: bytes) -> int | None:
         return None  # records without a sequence number: only "all records" can be asked for
@@ -296,9 +307,10 @@ class PulseOximeter(RecordAccessDevice):
     service_uuid = uuids.PULSE_OXIMETER_SERVICE
     measurement_uuid = uuids.PLX_SPOT_CHECK
 
-    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:02", name: str = "SIM-OXI",
-                 model: str = "SIM-OXI-1", serial: str = "SIMOXI0001", **kwargs: object) -> None:
-        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)
+    default_address = "F0:5E:1A:00:00:02"
+    default_name = "SIM-OXI"
+    default_model = "SIM-OXI-1"
+    default_serial = "SIMOXI0001"
 
     def extra_characteristics(self) -> list[Characteristic[bytes]]:
         # PLX Features: spot-check storage (b2) and time stamp (b3).
@@ -326,10 +338,14 @@ class GlucoseMeter(RecordAccessDevice):
     notifies = True
     has_sequence = True
 
-    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:06", name: str = "SIM-GLUCO",
-                 model: str = "SIM-GLUCO-1", serial: str = "SIMGLUCO0001", **kwargs: object) -> None:
+    default_address = "F0:5E:1A:00:00:06"
+    default_name = "SIM-GLUCO"
+    default_model = "SIM-GLUCO-1"
+    default_serial = "SIMGLUCO0001"
+
+    def __init__(self, radio: VirtualRadio, **kwargs: Any) -> None:
         self.next_sequence = 1
-        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)
+        super().__init__(radio, **kwargs)
 
     def extra_characteristics(self) -> list[Characteristic[bytes]]:
         # Glucose Feature: low battery detection (b0), time fault (b9).
@@ -353,9 +369,10 @@ class Scale(GattDevice):
     service_uuid = uuids.WEIGHT_SCALE_SERVICE
     measurement_uuid = uuids.WEIGHT_MEASUREMENT
 
-    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:03", name: str = "SIM-SCALE",
-                 model: str = "SIM-SCALE-1", serial: str = "SIMSCALE0001", **kwargs: object) -> None:
-        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+    default_address = "F0:5E:1A:00:00:03"
+    default_name = "SIM-SCALE"
+    default_model = "SIM-SCALE-1"
+    default_serial = "SIMSCALE0001"
 
     def extra_characteristics(self) -> list[Characteristic[bytes]]:
         # Weight Scale Feature: time stamp, multiple users, resolution 0.1 kg (code 3).
@@ -377,9 +394,10 @@ class Thermometer(GattDevice):
     service_uuid = uuids.HEALTH_THERMOMETER_SERVICE
     measurement_uuid = uuids.TEMPERATURE_MEASUREMENT
 
-    def __init__(self, radio: VirtualRadio, *, address: str = "F0:5E:1A:00:00:04", name: str = "SIM-THERMO",
-                 model: str = "SIM-THERMO-1", serial: str = "SIMTHERMO0001", **kwargs: object) -> None:
-        super().__init__(radio, address=address, name=name, model=model, serial=serial, **kwargs)  # type: ignore[arg-type]
+    default_address = "F0:5E:1A:00:00:04"
+    default_name = "SIM-THERMO"
+    default_model = "SIM-THERMO-1"
+    default_serial = "SIMTHERMO0001"
 
     async def measure(self, celsius: Decimal | str) -> bytes:
         value = bytes([0x02]) + encoding.float32(Decimal(celsius), -1) + encoding.date_time(self.clock())
