@@ -33,7 +33,7 @@ from hardware_sims.gatt_devices import BloodPressureCuff
 from hardware_sims.radio import VirtualRadio, random_static
 
 SAMPLES = {
-    "blood pressure 0x2A35": (uuids.BLOOD_PRESSURE_MEASUREMENT, bytes.fromhex("1E8C005A006A00DD07081A090A14480002")),
+    "blood pressure 0x2A35": (uuids.BLOOD_PRESSURE_MEASUREMENT, bytes.fromhex("0E8C005A006A00DD07081A090A14480002")),
     "PLX spot-check 0x2A5E": (uuids.PLX_SPOT_CHECK, bytes.fromhex("0F61004800EA070B18081E050002200000 19F0")),
     "weight 0x2A9D": (uuids.WEIGHT_MEASUREMENT, bytes.fromhex("0E993EEA070B18081E0502F7000807")),
     "temperature 0x2A1C": (uuids.TEMPERATURE_MEASUREMENT, bytes.fromhex("02710100FFEA070B18081E05")),

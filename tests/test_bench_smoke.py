@@ -1,0 +1,24 @@
+"""The benchmarks still run (tiny sizes): a benchmark that breaks unnoticed measures nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+RUNS = [
+    ("bench/outbox.py", "--sizes", "20", "--sample", "20"),
+    ("bench/zoning.py", "--per-day", "1", "--runs", "20"),
+    ("bench/ble.py", "--decodes", "20", "--indications", "20"),
+    ("bench/outbox_kill.py", "--trials", "2"),
+]
+
+
+@pytest.mark.parametrize("command", RUNS, ids=[r[0] for r in RUNS])
+def test_benchmark_runs(command: tuple[str, ...]) -> None:
+    run = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ratio" in run.stdout or "PASS" in run.stdout
