@@ -23,6 +23,7 @@ class DeviceProfile:
     evidence: str = "Bluetooth SIG service specification"
     advertised: bool = False  # the value comes in advertisement service data; never connected
     requires_pairing: bool = False  # encrypt with the bond (pair first when there is none) before anything
+    continuous: bool = False  # a stream while the finger is in: one reading per session, the last good value
 
 
 STANDARD: dict[str, DeviceProfile] = {
@@ -39,10 +40,15 @@ STANDARD: dict[str, DeviceProfile] = {
 }
 
 
+# Standard variants chosen by name in the device's provisioning entry.
+PLX_CONTINUOUS = DeviceProfile("plx-continuous", uuids.PULSE_OXIMETER_SERVICE, uuids.PLX_CONTINUOUS,
+                               continuous=True)
+
+
 def vendor_profiles() -> dict[str, DeviceProfile]:
     from drivers.vendors import and_medical, omron, xiaomi
 
-    return {p.name: p for p in (*and_medical.PROFILES, *omron.PROFILES, *xiaomi.PROFILES)}
+    return {p.name: p for p in (PLX_CONTINUOUS, *and_medical.PROFILES, *omron.PROFILES, *xiaomi.PROFILES)}
 
 
 def profile_for(kind: str, vendor: str | None) -> DeviceProfile:

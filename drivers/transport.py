@@ -25,8 +25,9 @@ from bleak.exc import BleakError
 from drivers import uuids
 from drivers.device_info import decode_battery, decode_string, encode_current_time
 from drivers.glucose import decode_glucose
-from drivers.measurement import DecodeError
+from drivers.measurement import DecodeError, DeviceFlag
 from drivers.profiles import DeviceProfile
+from drivers.pulse_oximeter import decode_continuous
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ RACP_REPORT_ALL = bytes([0x01, 0x01])
 RACP_DELETE_ALL = bytes([0x02, 0x01])
 _RACP_RESPONSE = 0x06
 _RACP_SUCCESS, _RACP_NO_RECORDS = 0x01, 0x06
+_DOUBTFUL = frozenset({DeviceFlag.PROVISIONAL, DeviceFlag.QUESTIONABLE_MEASUREMENT, DeviceFlag.POOR_SIGNAL,
+                       DeviceFlag.LOW_PERFUSION})
 
 
 class SessionError(RuntimeError):
@@ -157,14 +160,28 @@ class Session:
         return self.report
 
     async def _take_until_quiet(self) -> None:
-        """Deliver what the device sends until it disconnects or stays quiet for `idle_s`."""
+        """Deliver what the device sends until it disconnects or stays quiet for `idle_s`. A continuous
+        oximeter streams about once a second while the finger is in: storing every value would flood the
+        outbox and the history, so one reading is kept per session, the last one the device did not
+        call provisional or doubtful (or the very last, which then asks the patient to measure again)."""
+        last: tuple[str, bytes] | None = None
+        last_good: tuple[str, bytes] | None = None
         while self.client.is_connected or not self._values.empty():
             try:
                 async with asyncio.timeout(self.idle_s):
                     characteristic, data = await self._next_value()
             except TimeoutError:
                 break
-            await self._deliver_one(characteristic, data)
+            if not self.profile.continuous:
+                await self._deliver_one(characteristic, data)
+                continue
+            last = (characteristic, data)
+            with contextlib.suppress(DecodeError):
+                if not decode_continuous(data).flags & _DOUBTFUL:
+                    last_good = last
+        chosen = last_good or last
+        if self.profile.continuous and chosen is not None:
+            await self._deliver_one(*chosen)
         self.report.complete = True
 
     async def _next_value(self) -> tuple[str, bytes]:

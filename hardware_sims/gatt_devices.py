@@ -329,6 +329,31 @@ class PulseOximeter(RecordAccessDevice):
         return value
 
 
+class ContinuousOximeter(GattDevice):
+    """A fingertip oximeter that streams PLX Continuous (0x2A5F) notifications while the finger is in,
+    then goes quiet and drops the link when it is taken out. It keeps no memory."""
+
+    kind = "spo2"
+    service_uuid = uuids.PULSE_OXIMETER_SERVICE
+    measurement_uuid = uuids.PLX_CONTINUOUS
+    notifies = True
+
+    default_address = "F0:5E:1A:00:00:07"
+    default_name = "SIM-OXI-C"
+    default_model = "SIM-OXI-C-1"
+    default_serial = "SIMOXIC0001"
+
+    @staticmethod
+    def encode(spo2: int, pulse: int, *, settling: bool) -> bytes:
+        status = (1 << 5) if settling else 0  # measurement ongoing while the value settles
+        return bytes([0x04]) + encoding.sfloat(spo2) + encoding.sfloat(pulse) + status.to_bytes(2, "little")
+
+    async def finger_in(self, stream: list[tuple[int, int, bool]]) -> None:
+        """(spo2, pulse, settling) values to stream to the gateway once it subscribes."""
+        self.unsent = [self.encode(spo2, pulse, settling=settling) for spo2, pulse, settling in stream]
+        await self.advertise()
+
+
 class GlucoseMeter(RecordAccessDevice):
     """Glucose Service: notified measurements with sequence numbers, fetched with RACP ">= sequence"."""
 

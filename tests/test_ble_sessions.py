@@ -27,6 +27,7 @@ from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.gatt_devices import (
     AdvertisingScale,
+    ContinuousOximeter,
     BloodPressureCuff,
     GattDevice,
     GlucoseMeter,
@@ -305,3 +306,17 @@ async def test_a_device_that_lost_its_bond_is_paired_again_and_nothing_is_lost(t
         await wait_until(lambda: len(h.stored()) == 2)
     state = h.source.devices[cuff.address]
     assert state.sessions >= 2 and h.source.bonds.needs_pairing == set()
+
+
+async def test_a_continuous_oximeter_gives_one_reading_per_measurement_not_one_per_second(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(ContinuousOximeter(radio))
+    assert isinstance(oximeter, ContinuousOximeter)
+    settling = [(88, 104, True), (91, 96, True), (93, 90, True)]
+    stable = [(95, 84, False), (96, 82, False), (96, 81, False)]
+    async with home(tmp_path, (oximeter, {"profile": "plx-continuous"}), radio=radio) as h:
+        await oximeter.finger_in([*settling, *stable, (70, 140, True)])  # the finger slides out at the end
+        await wait_until(lambda: len(h.stored()) == 1 and h.source.devices[oximeter.address].sessions == 1)
+    (reading,) = h.stored()
+    assert (reading["components"]["spo2"]["value"], reading["components"]["pulse"]["value"]) == (96.0, 81.0)
+    assert reading["time_source"] == "gateway_receive"  # continuous values carry no time stamp
