@@ -27,8 +27,8 @@ from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.gatt_devices import (
     AdvertisingScale,
-    ContinuousOximeter,
     BloodPressureCuff,
+    ContinuousOximeter,
     GattDevice,
     GlucoseMeter,
     PulseOximeter,
