@@ -20,7 +20,6 @@ from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
 from sync.wire import DeviceStatus
-from zoning.history import PastReading
 from zoning.plan import standard_plan
 from zoning.schedule import days_overdue, next_due
 
@@ -72,10 +71,9 @@ class Gateway:
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
-        earliest = self.outbox.recall(0)[:1]
-        if earliest:
-            return PastReading.model_validate_json(earliest[0]).effective.astimezone(tz).date()
-        return datetime.now(tz).date()
+        first = self.outbox.first_history_time()
+        when = datetime.now(tz) if first is None else datetime.fromtimestamp(first, tz)
+        return when.date()
 
     def _storage_facts(self) -> StorageFacts:
         return StorageFacts(

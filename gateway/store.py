@@ -311,6 +311,12 @@ class SealedOutbox:
                 log.error("history entry %s failed authentication and is left out", record_id)
         return entries
 
+    def first_history_time(self) -> float | None:
+        """When the earliest kept reading was taken (the time is stored in clear for pruning anyway)."""
+        with self._lock:
+            (first,) = self._db.execute("SELECT min(effective) FROM history").fetchone()
+        return None if first is None else float(first)
+
     def forget_before(self, cutoff: float) -> int:
         """Drop history older than `cutoff` (zoning looks back 90 days at most)."""
         try:

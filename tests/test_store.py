@@ -183,3 +183,11 @@ def test_a_really_full_disk_refuses_new_readings_keeps_the_stored_ones_and_recov
     store.put(str(uuid7()), os.urandom(600))
     assert store.depth() == len(stored) + 1
     store.close()
+
+
+def test_the_first_kept_reading_time_is_known_without_opening_any_record(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    assert store.first_history_time() is None
+    store.put(str(uuid7()), b"later", remember=(2000.0, b"{}"))
+    store.put(str(uuid7()), b"earlier", remember=(1000.0, b"{}"))
+    assert store.first_history_time() == 1000.0
