@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from gateway.store import SealedOutbox
+from gateway.storage import SealedOutbox
 
 PAYLOAD = b'{"type":"blood_pressure","components":{"systolic":{"value":128.0,"unit":"mm[Hg]"}}' + b" " * 226  # ~310 B
 

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from drivers.measurement import Measurement, MeasurementKind, Quantity
-from gateway.profiles import load_advice, load_profile
+from gateway.plans import load_advice, load_profile
 from zoning import rules
 from zoning.engine import assess_reading, remembered
 from zoning.history import PastReading

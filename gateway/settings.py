@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.measurement import MeasurementKind
+from gateway.errors import GatewayError
 from sync.connection import BrokerSettings
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # safe inside an MQTT topic level: no / + # or spaces
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
 
-class ConfigError(RuntimeError):
+class ConfigError(GatewayError):
     """One line a technician can act on: file, key, reason."""
 
 

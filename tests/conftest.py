@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded_broker import free_port
+from gateway.demo import free_port
 
 
 def mosquitto_binary() -> str:

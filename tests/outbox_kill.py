@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.keys import load_or_create_key
-from gateway.store import SealedOutbox, StoreError
+from gateway.storage import SealedOutbox, StoreError, load_or_create_key
 
 ROOT = Path(__file__).parent.parent
 
@@ -25,8 +24,8 @@ ROOT = Path(__file__).parent.parent
 WRITER = """
 import sys, uuid
 from pathlib import Path
-from gateway.keys import load_or_create_key
-from gateway.store import SealedOutbox
+from gateway.storage import load_or_create_key
+from gateway.storage import SealedOutbox
 folder = Path(sys.argv[1])
 store = SealedOutbox(folder / "outbox.sqlite3", load_or_create_key(folder / "outbox.key"))
 print("ready", flush=True)

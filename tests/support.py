@@ -11,7 +11,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def cli(*args: str, timeout: float = 90, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args],
+    return subprocess.run([sys.executable, "-m", "gateway.service.cli", *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 

@@ -17,12 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from drivers.measurement import MeasurementKind
-from gateway.ble_source import BleBackends, BleDeviceSource
-from gateway.keys import load_or_create_key
-from gateway.pipeline import Pipeline
-from gateway.profiles import load_advice, load_profile
+from gateway.ble import BleBackends, BleDeviceSource
+from gateway.plans import load_advice, load_profile
+from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
-from gateway.store import SealedOutbox
+from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.gatt_devices import (
@@ -260,7 +259,7 @@ async def test_an_advertising_scale_weighing_is_stored_once_however_often_it_is_
 
 
 async def test_a_scanner_that_goes_silent_is_restarted_by_the_watchdog(tmp_path: Path) -> None:
-    from gateway.bluez import ScanWatchdog
+    from gateway.ble import ScanWatchdog
 
     radio = VirtualRadio()
     cuff = await powered(BloodPressureCuff(radio))

@@ -14,7 +14,7 @@ import pytest
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 
-from gateway.bluez import BondRecovery, PairingAgent, PairingPolicy, Rejected, ScanWatchdog, address_of, register_agent
+from gateway.ble import BondRecovery, PairingAgent, PairingPolicy, Rejected, ScanWatchdog, address_of, register_agent
 from tests.fake_bluez import FakeBlueZ
 
 PROVISIONED = "/org/bluez/hci0/dev_F0_5E_1A_00_00_02"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.clock import correct_live_time, correct_with_device_clock
+from gateway.readings import correct_live_time, correct_with_device_clock
 
 OSLO = ZoneInfo("Europe/Oslo")
 RECEIVED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 in Oslo

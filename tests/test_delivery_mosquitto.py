@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gateway.runtime import Gateway
+from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.home import DEMO_SCENARIO, SimulatedHome

@@ -74,7 +74,7 @@ async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosq
         c = tasks.create_task(central.run())
         await central.ready.wait()
         service = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "run", "--config", str(config),
+            sys.executable, "-m", "gateway.service.cli", "run", "--config", str(config),
             cwd=ROOT, stderr=asyncio.subprocess.PIPE,
         )
         async with asyncio.timeout(30):

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keys import KeyFileError, SystemdCredential
 from gateway.settings import load_settings
-from gateway.store import SealedOutbox, StoreError
+from gateway.storage import KeyFileError, SealedOutbox, StoreError, SystemdCredential
 from tests.support import ROOT, cli, config_for
 
 UNIT = ROOT / "systemd" / "dho-gateway.service"
@@ -29,7 +28,7 @@ def _fill_outbox(config: Path, env: dict[str, str], n: int, monkeypatch: pytest.
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = load_settings(config)
-    from gateway.keys import key_source_for
+    from gateway.storage import key_source_for
 
     store = SealedOutbox(settings.gateway.outbox_path, key_source_for(settings.gateway).load(create=True))
     for i in range(n):

@@ -6,10 +6,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from gateway.ids import uuid7
-from gateway.keys import KeyFile, load_or_create_key
-from gateway.store import SealedOutbox
-from gateway.wipe import crypto_erase, destroy_keys, remove_files
+from gateway.readings import uuid7
+from gateway.storage import KeyFile, SealedOutbox, crypto_erase, destroy_keys, load_or_create_key, remove_files
 
 SECRET = b'{"patient":"p-42","systolic":171}'
 

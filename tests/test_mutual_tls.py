@@ -13,7 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway.runtime import Gateway
+from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.home import SimulatedHome
 from sync.central import CentralStore, ReferenceCentral

@@ -51,7 +51,7 @@ def test_cli_prints_one_line_and_exits_2_without_leaking_secrets(tmp_path: Path)
     path = tmp_path / "gateway.toml"
     path.write_text(EXAMPLE.read_text().replace("port = 8883", "password = 'hunter2-secret'\nport = 0"))
     run = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "status", "--config", str(path)],
+        [sys.executable, "-m", "gateway.service.cli", "status", "--config", str(path)],
         capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.health import StorageFacts, StorageWatch
+from gateway.service import StorageFacts, StorageWatch
 
 
 def facts(used: int, fault: str | None = None, held: int = 0, refused: int = 0) -> StorageFacts:
@@ -43,7 +43,7 @@ def test_event_details_carry_no_patient_data() -> None:
 
 
 def test_device_faults_name_the_device_and_what_to_do() -> None:
-    from gateway.health import device_faults
+    from gateway.service import device_faults
     from sync.wire import DeviceStatus
 
     devices = [DeviceStatus(id="SIMGLUCO0001", kind="glucose", battery=8),

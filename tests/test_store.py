@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ids import uuid7
-from gateway.keys import KeyFileError, load_or_create_key
-from gateway.store import SealedOutbox, StoreError
+from gateway.readings import uuid7
+from gateway.storage import KeyFileError, SealedOutbox, StoreError, load_or_create_key
 from sync.outbox import OutboxUnavailable
 
 SECRET = b'{"patient":"p-42","systolic":171}'

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from drivers.blood_pressure import decode_blood_pressure
 from drivers.measurement import DeviceFlag
 from drivers.measurement import MeasurementKind as K
-from gateway.display import advice_lines
-from gateway.profiles import load_profile, shipped_profiles
+from gateway.demo import advice_lines
+from gateway.plans import load_profile, shipped_profiles
 from hardware_sims import encoding
 from tests.zoning_support import ADVICE, OSLO, T0, Patient, assess, measurement, measurement_from, plan
 from zoning.advice import AdviceBook, AdviceText

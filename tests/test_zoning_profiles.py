@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from drivers.measurement import MeasurementKind as K
-from gateway.profiles import load_profile, shipped_profiles
+from gateway.plans import load_profile, shipped_profiles
 from tests.zoning_support import OSLO, T0, Patient, assess, measurement, measurement_from, plan
 from zoning.engine import assess_answers
 from zoning.models import ThresholdRule, Zone

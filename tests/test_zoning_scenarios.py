@@ -101,7 +101,7 @@ def test_a_profile_sent_as_json_judges_like_its_toml() -> None:
     from pathlib import Path
     from tempfile import TemporaryDirectory
 
-    from gateway.profiles import load_profile
+    from gateway.plans import load_profile
 
     toml = load_profile("standard-heart-failure")
     with TemporaryDirectory() as tmp:

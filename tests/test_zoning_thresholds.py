@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.measurement import Measurement, MeasurementKind, Quantity
-from gateway.profiles import load_profile
+from gateway.plans import load_profile
 from tests.zoning_support import assess
 from zoning.models import Profile, Zone
 

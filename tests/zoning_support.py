@@ -8,7 +8,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from drivers.measurement import DeviceFlag, Measurement, MeasurementKind, Quantity
-from gateway.profiles import load_advice, load_profile
+from gateway.plans import load_advice, load_profile
 from zoning.engine import assess_reading, remembered
 from zoning.history import PastReading
 from zoning.models import Assessment, Profile

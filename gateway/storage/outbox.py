@@ -23,6 +23,7 @@ from typing import NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.errors import GatewayError
 from sync.outbox import OutboxEntry, OutboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(GatewayError):
     """The outbox cannot be opened as it is; the message says what to do. Nothing was deleted."""
 
 

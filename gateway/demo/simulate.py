@@ -16,13 +16,12 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from drivers.measurement import MeasurementKind
-from gateway.ble_source import BleBackends, BleDeviceSource
-from gateway.display import advice_lines, reading_line
-from gateway.pipeline import Pipeline
-from gateway.profiles import load_advice, load_profile
-from gateway.reading import Reading
+from gateway.ble import BleBackends, BleDeviceSource
+from gateway.demo.display import advice_lines, reading_line
+from gateway.plans import load_advice, load_profile
+from gateway.readings import Pipeline, Reading
 from gateway.settings import ConfigError, DeviceSection
-from gateway.store import SealedOutbox
+from gateway.storage import SealedOutbox
 from zoning.advice import Language
 from zoning.models import Assessment
 from zoning.plan import standard_plan

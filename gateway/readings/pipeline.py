@@ -20,11 +20,11 @@ from drivers.decoders import decode
 from drivers.device_info import decode_current_time
 from drivers.gatt_time import date_time
 from drivers.measurement import DecodeError, Measurement, NotFinal
-from gateway.clock import correct_live_time, correct_with_device_clock
-from gateway.ids import uuid7
-from gateway.reading import DeviceRef, Reading, to_wire
+from gateway.readings.clock import correct_live_time, correct_with_device_clock
+from gateway.readings.ids import uuid7
+from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
-from gateway.store import PutResult, SealedOutbox
+from gateway.storage import PutResult, SealedOutbox
 from sync.outbox import OutboxUnavailable
 from zoning.engine import assess_reading, remembered
 from zoning.history import PastReading

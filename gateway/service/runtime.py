@@ -9,13 +9,12 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway import __version__
-from gateway.device_sources import DeviceSource
-from gateway.health import EventDetail, StorageFacts, StorageWatch, device_faults
-from gateway.keys import key_source_for
-from gateway.pipeline import Pipeline
-from gateway.profiles import load_advice, load_profile
+from gateway.plans import load_advice, load_profile
+from gateway.readings import Pipeline
+from gateway.service.device_sources import DeviceSource
+from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.settings import ConfigError, Settings
-from gateway.store import SealedOutbox
+from gateway.storage import SealedOutbox, key_source_for
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink

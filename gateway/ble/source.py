@@ -29,7 +29,7 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from drivers.profiles import DeviceProfile, profile_for
 from drivers.transport import Deliver, SessionError, SessionReport, connect_with_retry, run_session
-from gateway.bluez import BondRecovery, ScanWatchdog
+from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.settings import DeviceSection
 from sync.wire import DeviceStatus
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from gateway.errors import GatewayError
 from gateway.settings import GatewaySection
 
 KEY_BYTES = 32
 
 
-class KeyFileError(RuntimeError):
+class KeyFileError(GatewayError):
     """The key is unusable or missing; the message says what to do. Nothing stored is touched."""
 
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__
-from gateway.keys import KeyFileError
+from gateway.errors import GatewayError
 from gateway.settings import ConfigError, Settings, load_settings
-from gateway.store import StoreError
+from gateway.storage import KeyFileError
 
 EXIT_USAGE = 2
 
@@ -103,7 +103,7 @@ def _demo(args: argparse.Namespace) -> int:
         first = f"{result.first_ack_s:.2f} s" if result.first_ack_s is not None else "never"
         print(f"demo: {result.acknowledged} reading(s) acknowledged; first acknowledged {first} after start")
 
-    from gateway.demo import run_demo  # demo-only imports stay out of `run` and `status`
+    from gateway.demo.run import run_demo  # demo-only imports stay out of `run` and `status`
 
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,13 +115,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from gateway.device_sources import DeviceSource, open_device_source
-    from gateway.runtime import Gateway
+    from gateway.service.device_sources import DeviceSource, open_device_source
+    from gateway.service.runtime import Gateway
 
     source: DeviceSource
     if settings.device_source == "bluez":
-        from gateway.ble_source import BleDeviceSource
-        from gateway.bluez import connect_bluez
+        from gateway.ble import BleDeviceSource, connect_bluez
 
         source = BleDeviceSource(settings.devices, timezone=settings.gateway.timezone, platform=connect_bluez)
     else:
@@ -142,8 +141,7 @@ def _run(settings: Settings) -> int:
 
 
 def _status(settings: Settings, as_json: bool) -> int:
-    from gateway.keys import key_source_for
-    from gateway.store import SealedOutbox
+    from gateway.storage import SealedOutbox, key_source_for
 
     g = settings.gateway
     kek = key_source_for(g)
@@ -181,8 +179,7 @@ def _status(settings: Settings, as_json: bool) -> int:
 
 
 def _wipe(settings: Settings, really: bool) -> int:
-    from gateway.keys import key_source_for
-    from gateway.wipe import crypto_erase
+    from gateway.storage import crypto_erase, key_source_for
 
     g = settings.gateway
     kek = key_source_for(g)
@@ -197,7 +194,7 @@ def _wipe(settings: Settings, really: bool) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from gateway.simulate import load_simulation, run_scenario
+    from gateway.demo import load_simulation, run_scenario
 
     simulation = load_simulation()
     if args.what == "list":
@@ -253,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _status(load_settings(args.config), args.json)
             case "wipe":
                 return _wipe(load_settings(args.config), args.yes)
-    except (ConfigError, KeyFileError, StoreError) as exc:
+    except GatewayError as exc:
         print(f"dho-gateway: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from gateway.device_sources import open_device_source
-from gateway.display import advice_lines, reading_line
-from gateway.embedded_broker import embedded_broker
-from gateway.profiles import load_advice
-from gateway.reading import Reading
-from gateway.runtime import Gateway
+from gateway.demo.broker import embedded_broker
+from gateway.demo.display import advice_lines, reading_line
+from gateway.plans import load_advice
+from gateway.readings import Reading
+from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
 from sync.central import CentralStore, ReferenceCentral
 from sync.connection import BrokerSettings

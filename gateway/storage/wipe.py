@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gateway.keys import KeySource
+from gateway.storage.keys import KeySource
 
 
 def _sidecars(outbox: Path) -> list[Path]:

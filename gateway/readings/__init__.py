@@ -1,0 +1,18 @@
+"""From a device's value to a stored, judged reading: identity, time correction, the pipeline."""
+
+from __future__ import annotations
+
+from gateway.readings.clock import correct_live_time, correct_with_device_clock
+from gateway.readings.ids import uuid7
+from gateway.readings.pipeline import Pipeline
+from gateway.readings.reading import DeviceRef, Reading, to_wire
+
+__all__ = [
+    "DeviceRef",
+    "Pipeline",
+    "Reading",
+    "correct_live_time",
+    "correct_with_device_clock",
+    "to_wire",
+    "uuid7",
+]

@@ -1,0 +1,22 @@
+"""The sealed, durable outbox, the keys that seal it, and crypto-erase."""
+
+from __future__ import annotations
+
+from gateway.storage.keys import KeyFile, KeyFileError, KeySource, SystemdCredential, key_source_for, load_or_create_key
+from gateway.storage.outbox import PutResult, SealedOutbox, StoreError
+from gateway.storage.wipe import crypto_erase, destroy_keys, remove_files
+
+__all__ = [
+    "KeyFile",
+    "KeyFileError",
+    "KeySource",
+    "PutResult",
+    "SealedOutbox",
+    "StoreError",
+    "SystemdCredential",
+    "crypto_erase",
+    "destroy_keys",
+    "key_source_for",
+    "load_or_create_key",
+    "remove_files",
+]
