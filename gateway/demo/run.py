@@ -98,7 +98,7 @@ async def run_demo(
             }
         )
         gateway = Gateway(settings, source, on_ack=on_ack)
-        gateway.pipeline.listeners.insert(0, on_reading)
+        gateway.pipeline.add_listener(on_reading)
         out(f"demo: data in {data_dir} (outbox sealed with AES-256-GCM); Ctrl-C stops")
         async with asyncio.TaskGroup() as tasks:
             central_task = tasks.create_task(central.run())

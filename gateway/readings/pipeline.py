@@ -34,6 +34,7 @@ from zoning.plan import Plan
 log = logging.getLogger(__name__)
 
 ReadingListener = Callable[[Reading, Assessment], None]
+Unsubscribe = Callable[[], None]
 
 
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
@@ -85,7 +86,7 @@ class Pipeline:
         self._zone = zone
         self._tolerance = clock_tolerance
         self._now = now
-        self.listeners: list[ReadingListener] = []
+        self._listeners: list[ReadingListener] = []
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
         self.unassigned: deque[Unassigned] = deque(maxlen=UNASSIGNED_KEPT)
@@ -97,6 +98,16 @@ class Pipeline:
         self.storage_fault: str | None = None
         since = (now() - timedelta(days=HISTORY_DAYS)).timestamp()
         self.history: list[PastReading] = [PastReading.model_validate_json(b) for b in outbox.recall(since)]
+
+    def add_listener(self, listener: ReadingListener) -> Unsubscribe:
+        """Hear of every reading once it is stored; call the returned function to stop hearing."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     @property
     def held(self) -> int:
@@ -213,8 +224,14 @@ class Pipeline:
             except OutboxUnavailable as exc:
                 log.warning("%s; tried again with the next reading", exc)
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
-        for listener in self.listeners:
-            listener(item.reading, item.assessment)
+        for listener in list(self._listeners):
+            # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
+            # the others, the uplink among them, from hearing of it.
+            try:
+                listener(item.reading, item.assessment)
+            except Exception:
+                log.exception("listener %s failed on reading %s", getattr(listener, "__qualname__", listener),
+                              item.reading.id)
         return item.reading
 
     async def store_held(self) -> None:

@@ -66,7 +66,7 @@ class Gateway:
             on_ack=on_ack,
             facts=self._status_facts,
         )
-        self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
+        self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""

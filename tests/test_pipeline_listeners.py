@@ -1,0 +1,63 @@
+"""Listeners of the pipeline: one that fails never keeps the others (the uplink) from hearing of a reading."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from drivers.measurement import MeasurementKind
+from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
+from gateway.plans import load_advice, load_profile
+from gateway.readings import Pipeline, Reading
+from gateway.settings import DeviceSection
+from gateway.storage import SealedOutbox
+from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
+from zoning.models import Assessment
+from zoning.plan import standard_plan
+
+OSLO = ZoneInfo("Europe/Oslo")
+CUFF = "F0:5E:1A:00:00:01"
+
+
+def make_pipeline(tmp_path: Path) -> Pipeline:
+    device = DeviceSection(address=CUFF, kind=MeasurementKind.BLOOD_PRESSURE)
+    plan = standard_plan(load_profile("standard-blood-pressure"), load_advice(), date(2026, 1, 1))
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", b"k" * 32)
+    return Pipeline(patient="p-test", devices={CUFF: device}, plan=plan, outbox=outbox, zone=OSLO,
+                    clock_tolerance=timedelta(minutes=5))
+
+
+def cuff_value(minute: int) -> bytes:
+    return BloodPressureMonitor(address=CUFF).measurement(CuffResult(128, 82, 72), datetime(2026, 3, 1, 8, minute))
+
+
+async def test_a_failing_listener_does_not_stop_the_others(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pipeline = make_pipeline(tmp_path)
+    heard: list[str] = []
+
+    def printer(reading: Reading, assessment: Assessment) -> None:
+        raise BrokenPipeError("the terminal went away")
+
+    pipeline.add_listener(printer)
+    pipeline.add_listener(lambda reading, _assessment: heard.append(str(reading.id)))
+    with caplog.at_level(logging.ERROR):
+        reading = await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(0))
+        second = await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
+    assert reading is not None and second is not None
+    assert heard == [str(reading.id), str(second.id)]  # the uplink's listener heard of both
+    assert "printer" in caplog.text and "the terminal went away" in caplog.text
+
+
+async def test_unsubscribing_stops_delivery(tmp_path: Path) -> None:
+    pipeline = make_pipeline(tmp_path)
+    heard: list[str] = []
+    unsubscribe = pipeline.add_listener(lambda reading, _assessment: heard.append(str(reading.id)))
+    await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(0))
+    unsubscribe()
+    unsubscribe()  # twice is harmless: a page closing and its session ending may both do it
+    await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
+    assert len(heard) == 1
