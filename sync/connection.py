@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Literal
 
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from sync.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,8 @@ async def stay_connected(
     backoff_min_s: float = 0.5,
     backoff_max_s: float = 60.0,
 ) -> None:
-    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff.
-
-    Jitter matters at scale: after a broker restart, 5,000 gateways must not reconnect in lockstep.
-    """
-    backoff = backoff_min_s
+    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff."""
+    backoff = Backoff(backoff_min_s, backoff_max_s)
     while True:
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -135,11 +133,10 @@ async def stay_connected(
                         make_client(settings, identifier, will=will, max_inflight=max_inflight)
                     )
                 log.info("connected to broker %s:%d", settings.host, settings.port)
-                backoff = backoff_min_s
+                backoff.reset()
                 await session(client)
         except* aiomqtt.MqttError as group:  # the session's task group wraps errors; a bare one is wrapped too
             log.warning("broker %s:%d: %s", settings.host, settings.port, group.exceptions[0])
-        delay = backoff * random.uniform(0.5, 1.0)
+        delay = backoff.next_delay()
         log.info("reconnecting in %.1f s", delay)
         await asyncio.sleep(delay)
-        backoff = min(backoff * 2, backoff_max_s)
