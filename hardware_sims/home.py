@@ -55,13 +55,24 @@ class SimulatedHome:
         self._zone = ZoneInfo(clock_zone)
         self._offset = clock_offset
         self.sent = 0
+        self._last_time: datetime | None = None
 
     @property
     def devices(self) -> list[SimulatedDevice]:
         return [SimulatedDevice(self.monitor.address, "blood_pressure", self.monitor.model, self.monitor.serial)]
 
     def _device_clock(self) -> datetime:
-        return (datetime.now(self._zone) + self._offset).replace(tzinfo=None, microsecond=0)
+        """The cuff's time stamp for its next measurement (1 s resolution, as 0x2A35 sends it).
+
+        A real cuff takes half a minute per measurement and never stamps two with the same second; the
+        gateway treats the same bytes twice as the same measurement fetched again. So with an interval
+        under a second this clock steps one second per measurement and runs ahead of the wall clock.
+        """
+        now = (datetime.now(self._zone) + self._offset).replace(tzinfo=None, microsecond=0)
+        if self._last_time is not None and now <= self._last_time:
+            now = self._last_time + timedelta(seconds=1)
+        self._last_time = now
+        return now
 
     async def run(self, sink: GattSink) -> None:
         results = cycle(self._scenario) if self._count is None else islice(cycle(self._scenario), self._count)
