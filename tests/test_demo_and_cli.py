@@ -30,14 +30,46 @@ def test_demo_with_embedded_broker_shows_every_zone_its_advice_and_the_emergency
     assert "WITHOUT TLS" in run.stderr  # plain TCP is said loudly, even in the demo
 
 
-def test_demo_against_a_named_broker(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    run = cli("demo", "--broker", f"127.0.0.1:{mosquitto.port}", "--readings", "2", "--interval", "0.2",
-              "--data-dir", str(tmp_path))
+async def retained_under(port: int, prefix: str = "dho/v1/#") -> list[str]:
+    """Topics a new subscriber to `prefix` is handed as retained messages."""
+    import asyncio
+    import contextlib
+
+    from sync.connection import BrokerSettings, make_client
+
+    found: list[str] = []
+    async with make_client(BrokerSettings(port=port, insecure_dev=True), "retained-check") as client:
+        await client.subscribe(prefix, qos=1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                async for message in client.messages:
+                    if message.retain:
+                        found.append(str(message.topic))
+    return found
+
+
+async def test_demo_against_a_named_broker_runs_fast_readings_and_leaves_no_retained_status(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    import asyncio
+
+    # 14 readings 0.05 s apart: the six-value scenario repeats within one second of the cuff's clock.
+    run = await asyncio.to_thread(cli, "demo", "--broker", f"127.0.0.1:{mosquitto.port}", "--readings", "14",
+                                  "--interval", "0.05", "--data-dir", str(tmp_path), timeout=60)
     assert run.returncode == 0, run.stderr
-    assert "2 reading(s) acknowledged" in run.stdout
+    assert "14 reading(s) acknowledged" in run.stdout
+    assert await retained_under(mosquitto.port) == []  # no status left under the run's random gateway id
     status = cli("status", "--config", str(config_for(tmp_path, mosquitto.port)), "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["outbox_depth"] == 0
+
+
+def test_demo_against_an_unreachable_broker_says_so_in_one_line_at_once(tmp_path: Path) -> None:
+    from gateway.demo import free_port
+
+    run = cli("demo", "--broker", f"127.0.0.1:{free_port()}", "--readings", "1", timeout=10)
+    assert run.returncode == 2
+    assert run.stderr.startswith("dho-gateway: error: demo: cannot reach the MQTT broker at 127.0.0.1:")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
 
 
 def test_status_before_first_run_says_so(tmp_path: Path) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from gateway.demo.broker import embedded_broker, free_port
+from gateway.demo.broker import DemoError, embedded_broker, free_port
 from gateway.demo.display import advice_lines, reading_line
 from gateway.demo.run import run_demo
 from gateway.demo.simulate import load_simulation, run_scenario
 
 __all__ = [
+    "DemoError",
     "advice_lines",
     "embedded_broker",
     "free_port",

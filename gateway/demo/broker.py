@@ -9,6 +9,12 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from gateway.errors import GatewayError
+
+
+class DemoError(GatewayError):
+    """The demo cannot run here (no broker reachable, the embedded one not installed): one line says why."""
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
@@ -22,8 +28,8 @@ async def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> A
     try:
         from amqtt.broker import Broker  # only the demo needs it; production installs may lack it
     except ImportError:
-        raise RuntimeError(
-            "the demo's embedded broker needs amqtt: pip install 'dho-gateway[demo]', "
+        raise DemoError(
+            "demo: the embedded MQTT broker needs amqtt: pip install 'dho-gateway[demo]', "
             "or give --broker HOST:PORT"
         ) from None
     port = port or free_port(host)

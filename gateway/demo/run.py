@@ -4,24 +4,29 @@ MQTT (an embedded broker unless one is named), and a reference central receiver 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from gateway.demo.broker import embedded_broker
+from gateway.demo.broker import DemoError, embedded_broker
 from gateway.demo.display import advice_lines, reading_line
 from gateway.plans import load_advice
 from gateway.readings import Reading
 from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
 from sync.central import CentralStore, ReferenceCentral
-from sync.connection import BrokerSettings
+from sync.connection import BrokerSettings, make_client, publish
+from sync.topics import Topics
 from zoning.advice import EMERGENCY, Language
 from zoning.models import Assessment
+
+_BROKER_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -29,6 +34,30 @@ class DemoResult:
     acknowledged: int = 0
     first_ack_s: float | None = None
     zones: dict[str, int] = field(default_factory=dict)
+    ack_latencies_s: list[float] = field(default_factory=list)  # stored -> acknowledged, per reading
+
+
+async def _reachable(host: str, port: int) -> None:
+    """Fail in seconds with one line, rather than retry for ever against a broker that is not there."""
+    try:
+        async with asyncio.timeout(_BROKER_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise DemoError(f"demo: cannot reach the MQTT broker at {host}:{port} ({reason}): start it, "
+                        "or leave out --broker to use the embedded one") from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+async def _clear_retained_status(mqtt: BrokerSettings, topics: Topics) -> None:
+    """Each demo run has a gateway id of its own: on a shared broker, leave no retained status behind it
+    (an empty retained message deletes the retained one)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(3):
+            async with make_client(mqtt, f"{topics.gateway}-leaving") as client:
+                await publish(client, topics.status, b"", retain=True)
 
 
 async def run_demo(
@@ -59,6 +88,7 @@ async def run_demo(
                 continue
             line, texts, stored_at = shown.pop(reading_id)
             out(f"{line} acked {datetime.now():%H:%M:%S} (+{now - stored_at:.2f} s)")
+            result.ack_latencies_s.append(now - stored_at)
             for text in texts:
                 out(f"{'':10}{'!!' if text == advice.text(EMERGENCY, language) else '->'} {text}")
             result.acknowledged += 1
@@ -74,8 +104,12 @@ async def run_demo(
             out(f"demo: embedded MQTT broker on {host}:{port}")
         else:
             host, port = broker
+            await _reachable(host, port)
             out(f"demo: using the MQTT broker at {host}:{port}")
         mqtt = BrokerSettings(host=host, port=port, protocol=protocol, insecure_dev=True)  # type: ignore[arg-type,unused-ignore]
+        gateway_id = f"demo-gw-{uuid.uuid4().hex[:6]}"
+        if broker is not None:
+            stack.push_async_callback(_clear_retained_status, mqtt, Topics("demo-kommune", gateway_id))
         central_store = CentralStore(data_dir / "central.sqlite3")
         stack.callback(central_store.close)
         central = ReferenceCentral(mqtt, central_store, identifier=f"dho-central-demo-{uuid.uuid4().hex[:8]}")
@@ -83,7 +117,7 @@ async def run_demo(
         settings = build_settings(
             {
                 "gateway": {
-                    "id": f"demo-gw-{uuid.uuid4().hex[:6]}",
+                    "id": gateway_id,
                     "tenant": "demo-kommune",
                     "patient": "demo-patient-1",
                     "data_dir": str(data_dir),
@@ -100,12 +134,31 @@ async def run_demo(
         gateway = Gateway(settings, source, on_ack=on_ack)
         gateway.pipeline.add_listener(on_reading)
         out(f"demo: data in {data_dir} (outbox sealed with AES-256-GCM); Ctrl-C stops")
-        async with asyncio.TaskGroup() as tasks:
-            central_task = tasks.create_task(central.run())
-            async with asyncio.timeout(15):
-                await central.ready.wait()
-            gateway_task = tasks.create_task(gateway.run())
-            await done.wait()
-            gateway_task.cancel()
+        central_task = asyncio.create_task(central.run())
+        try:
+            try:
+                async with asyncio.timeout(_BROKER_TIMEOUT_S * 3):
+                    await central.ready.wait()
+            except TimeoutError:
+                raise DemoError(f"demo: the MQTT broker at {host}:{port} accepts connections but the central "
+                                "receiver could not subscribe within 15 s: is it an MQTT broker? (try "
+                                "--mqtt-protocol 3.1.1)") from None
+            await _until(done, gateway.run())
+        finally:
             central_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await central_task
     return result
+
+
+async def _until(done: asyncio.Event, service: Coroutine[Any, Any, None]) -> None:
+    """Run `service` until `done` is set; an error of the service's own ends the wait and is raised."""
+    task = asyncio.create_task(service)
+    waiter = asyncio.create_task(done.wait())
+    try:
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
