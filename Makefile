@@ -36,10 +36,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python ../shared/tools/check_layers.py . 2>/dev/null || $(BIN)/python -c 'print("layer check: ../shared not found")'
 
-bench: $(STAMP)
+bench: $(STAMP) mosquitto
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/zoning.py
 	$(BIN)/python bench/ble.py
+	$(BIN)/python bench/latency.py
 
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)
