@@ -186,7 +186,9 @@ def test_a_really_full_disk_refuses_new_readings_keeps_the_stored_ones_and_recov
 
 def test_the_first_kept_reading_time_is_known_without_opening_any_record(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    assert store.first_history_time() is None
-    store.put(str(uuid7()), b"later", remember=(2000.0, b"{}"))
-    store.put(str(uuid7()), b"earlier", remember=(1000.0, b"{}"))
-    assert store.first_history_time() == 1000.0
+    kinds = ["spo2", "body_weight"]
+    assert store.first_history_time(kinds) is None
+    store.put(str(uuid7()), b"later", remember=("spo2", 2000.0, b"{}"))
+    store.put(str(uuid7()), b"earlier", remember=("body_weight", 1000.0, b"{}"))
+    store.put(str(uuid7()), b"other", remember=("glucose", 500.0, b"{}"))
+    assert store.first_history_time(kinds) == 1000.0

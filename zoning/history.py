@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from drivers.measurement import MeasurementKind
 from zoning.models import Zone
+
+
+# What judging one reading needs of its kind's history, so a caller can read just that (issue 10.5):
+# every reading of the kind in the LOOKBACK before it (trend windows are at most 31 local days, the
+# jump median 7 days), and at least the AT_LEAST latest of the kind whatever their age (a consecutive
+# run of up to 14, the control repeat, the last known value across a gap in the data).
+LOOKBACK = timedelta(days=33)  # 31 local days before the reading's own day, and a time-zone margin
+AT_LEAST = 14
 
 
 class PastReading(BaseModel):

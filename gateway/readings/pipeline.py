@@ -7,8 +7,8 @@ of it only after that.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -19,7 +19,7 @@ from drivers import uuids
 from drivers.decoders import decode
 from drivers.device_info import decode_current_time
 from drivers.gatt_time import date_time
-from drivers.measurement import DecodeError, Measurement, NotFinal
+from drivers.measurement import DecodeError, Measurement, MeasurementKind, NotFinal
 from gateway.readings.clock import correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
@@ -27,7 +27,7 @@ from gateway.settings import DeviceSection
 from gateway.storage import PutResult, SealedOutbox
 from sync.outbox import OutboxUnavailable
 from zoning.engine import assess_reading, remembered
-from zoning.history import PastReading
+from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
 from zoning.models import Assessment
 from zoning.plan import Plan
 
@@ -40,6 +40,8 @@ Unsubscribe = Callable[[], None]
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
 HISTORY_DAYS = 90
 UNASSIGNED_KEPT = 50
+# History is pruned (by when it was stored) at most this often, off the event loop.
+PRUNE_EVERY_S = 3600.0
 
 
 class _Pending(NamedTuple):
@@ -50,12 +52,13 @@ class _Pending(NamedTuple):
     past: PastReading
 
 
-def dedup_key(device: DeviceRef, characteristic: str, data: bytes, measurement: Measurement) -> str | None:
+def dedup_key(device: DeviceRef, characteristic: str, data: bytes, measurement: Measurement) -> bytes | None:
     """The same physical measurement fetched again must keep its id. Without a device time stamp two
-    identical values may be two measurements, so only time-stamped ones are deduplicated."""
+    identical values may be two measurements, so only time-stamped ones are deduplicated. The outbox
+    keeps only a keyed tag of this (an unkeyed digest of a cuff's few values is reversed by brute force)."""
     if measurement.device_time is None:
         return None
-    return hashlib.sha256(f"{device.id}|{characteristic}|".encode() + data).hexdigest()
+    return f"{device.id}|{characteristic}|".encode() + data
 
 
 class Unassigned(NamedTuple):
@@ -96,8 +99,35 @@ class Pipeline:
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
         self.storage_fault: str | None = None
-        since = (now() - timedelta(days=HISTORY_DAYS)).timestamp()
-        self.history: list[PastReading] = [PastReading.model_validate_json(b) for b in outbox.recall(since)]
+        self._next_prune = 0.0  # monotonic time
+        # The latest local day of each kind (what the schedule and the status need); a kind's longer
+        # window is read from the outbox per reading, so memory and start-up do not grow with history.
+        self.history: list[PastReading] = self._latest_days()
+
+    def _latest_days(self) -> list[PastReading]:
+        recent: list[PastReading] = []
+        for kind in MeasurementKind:
+            latest = self._outbox.latest_effective(kind.value)
+            if latest is None:
+                continue
+            day = datetime.fromtimestamp(latest, self._zone).replace(hour=0, minute=0, second=0, microsecond=0)
+            recent += [PastReading.model_validate_json(b)
+                       for b in self._outbox.recall(kind.value, since=day.timestamp(), until=latest)]
+        return recent
+
+    def _remember_recent(self, past: PastReading) -> None:
+        same = [p for p in self.history if p.kind == past.kind]
+        day = local_date(past.effective, self._zone)
+        latest = max((local_date(p.effective, self._zone) for p in same), default=None)
+        if latest is None or day > latest:
+            self.history = [p for p in self.history if p.kind != past.kind] + [past]
+        elif day == latest:
+            self.history.append(past)
+
+    def past(self, kind: MeasurementKind, effective: datetime) -> list[PastReading]:
+        """What zoning reads of `kind` to judge a reading taken at `effective` (blocking: call off the loop)."""
+        return [PastReading.model_validate_json(b) for b in self._outbox.recall(
+            kind.value, since=(effective - LOOKBACK).timestamp(), until=effective.timestamp(), at_least=AT_LEAST)]
 
     def add_listener(self, listener: ReadingListener) -> Unsubscribe:
         """Hear of every reading once it is stored; call the returned function to stop hearing."""
@@ -162,8 +192,13 @@ class Pipeline:
             clock_correction_s=when.correction_s,
             received=received,
         )
+        try:
+            window = await asyncio.to_thread(self.past, measurement.kind, reading.effective)
+        except OutboxUnavailable as exc:
+            log.error("%s; judging this reading without its history", exc)
+            window = []
         # Readings held for the disk are history too: the patient took them, in this order.
-        history = [*self.history, *(held.past for held in self._held)]
+        history = list({p.id: p for p in [*window, *self.history, *(held.past for held in self._held)]}.values())
         assessment = assess_reading(measurement, reading_id=str(reading.id), effective=reading.effective,
                                     history=history, plan=self.plan, tz=self._zone)
         item = _Pending(
@@ -181,7 +216,7 @@ class Pipeline:
             log.error("%s; holding readings in memory until it can", exc)
             self._hold(item)
             return None
-        return self._taken(item, put)
+        return await self._taken(item, put)
 
     def _device_clock(self, address: str, characteristic: str, data: bytes, received: datetime) -> None:
         """A device's clock as read before the gateway sets it: the offset that dates its stored records."""
@@ -196,7 +231,7 @@ class Pipeline:
         self.clock_offsets[address] = received - now.replace(microsecond=0, tzinfo=self._zone).astimezone(UTC)
 
     async def _put(self, item: _Pending) -> PutResult:
-        remember = (item.past.effective.timestamp(), item.past.model_dump_json().encode())
+        remember = (item.past.kind.value, item.past.effective.timestamp(), item.past.model_dump_json().encode())
         return await asyncio.to_thread(self._outbox.put, str(item.reading.id), item.payload, item.dedup, remember)
 
     def _hold(self, item: _Pending) -> None:
@@ -210,19 +245,13 @@ class Pipeline:
         self._held.append(item)
         self.counts["held"] += 1
 
-    def _taken(self, item: _Pending, put: PutResult) -> Reading | None:
+    async def _taken(self, item: _Pending, put: PutResult) -> Reading | None:
         if not put.new:
             self.counts["duplicate"] += 1
             return None
         self.counts["stored"] += 1
-        self.history.append(item.past)
-        cutoff = item.past.effective - timedelta(days=HISTORY_DAYS)
-        if self.history[0].effective < cutoff:
-            self.history = [p for p in self.history if p.effective >= cutoff]
-            try:
-                self._outbox.forget_before(cutoff.timestamp())
-            except OutboxUnavailable as exc:
-                log.warning("%s; tried again with the next reading", exc)
+        self._remember_recent(item.past)
+        await self._prune()
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
         for listener in list(self._listeners):
             # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
@@ -234,6 +263,18 @@ class Pipeline:
                               item.reading.id)
         return item.reading
 
+    async def _prune(self) -> None:
+        """Forget history stored more than 90 days ago by the gateway's clock, never by a reading's own
+        claimed time (issue 9.1: a record dated 2052 must not make the real history look old)."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        cutoff = self._now() - timedelta(days=HISTORY_DAYS)
+        try:
+            await asyncio.to_thread(self._outbox.forget_stored_before, cutoff.timestamp())
+        except OutboxUnavailable as exc:
+            log.warning("%s; tried again later", exc)
+
     async def store_held(self) -> None:
         """Try to commit the readings held in memory, in order; stop at the first that still fails."""
         while self._held:
@@ -242,7 +283,7 @@ class Pipeline:
             except OutboxUnavailable as exc:
                 self.storage_fault = str(exc)
                 return
-            self._taken(self._held.popleft(), put)
+            await self._taken(self._held.popleft(), put)
         if self.storage_fault:
             log.warning("outbox writable again; every held reading is stored")
         self.storage_fault = None

@@ -8,6 +8,7 @@ import ssl
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from drivers.measurement import MeasurementKind
 from gateway import __version__
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline
@@ -70,7 +71,7 @@ class Gateway:
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
-        first = self.outbox.first_history_time()
+        first = self.outbox.first_history_time(kind.value for kind in MeasurementKind)
         when = datetime.now(tz) if first is None else datetime.fromtimestamp(first, tz)
         return when.date()
 

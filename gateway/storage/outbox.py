@@ -6,17 +6,29 @@ under another id. A row that fails authentication is moved to quarantine, never 
 
 Keys: records are sealed with a random data key; data keys are stored wrapped by the key-encryption
 key (KEK) from the provisioned secret. Rotation adds a data key version: new records use it, older
-records stay readable until drained, then `retire_unused_keys` forgets their key.
+records stay readable until drained, then `retire_unused_keys` forgets their key. What the store must
+find without opening a record (a measurement seen before, the history of one kind) it finds by keyed
+tags (HMAC-SHA256 under a tag key, wrapped by the KEK and destroyed by the wipe like the data keys).
+What stays in clear, and why, is in docs/decisions/0003-what-is-stored-in-clear.md.
+
+Bytes written per reading (issue 10.6): a reading touches two b-trees, the outbox table (appended in
+id order, no index: the sequence number is derived from the UUIDv7 id) and the history table
+(clustered by kind and time, so it is appended at the end of its kind's range). Start-up and the
+health check read counters and index ends, never the whole file (issue 10.5).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,31 +40,45 @@ from sync.outbox import OutboxEntry, OutboxUnavailable
 
 log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2
+
 _SCHEMA = """
 -- Data keys, each wrapped (AES-256-GCM) by the key-encryption key from the provisioned secret.
 CREATE TABLE IF NOT EXISTS data_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created REAL NOT NULL);
+-- The key of the keyed tags below, wrapped by the KEK; the wipe deletes it with the data keys.
+CREATE TABLE IF NOT EXISTS tag_key (one INTEGER PRIMARY KEY CHECK (one = 1), wrapped BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
-    -- AUTOINCREMENT: a plain rowid reuses the number of a deleted last row, and the sync loop's
-    -- cursor (send everything after seq N) would then skip the new reading.
+    -- The first 64 bits of the UUIDv7 id (its millisecond and counter): ids and sequence numbers grow
+    -- together, an ack finds its row by primary key, and no index on `id` is written per reading.
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    key_version INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    created REAL NOT NULL
+);
+-- The rare id whose sequence number could not be its own (not a UUIDv7, or the clock went back).
+CREATE TABLE IF NOT EXISTS renumbered (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+-- What zoning needs of earlier readings (sealed values, time, zone), kept after the ack for 90 days
+-- from when it was STORED (seq), never from the time a reading claims. Clustered by (kind tag, time):
+-- a kind's window is one range, and a new reading is appended at the end of its kind's range.
+CREATE TABLE IF NOT EXISTS history (
+    kind INTEGER NOT NULL,  -- keyed tag of the measurement kind
+    effective REAL NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    dedup INTEGER,  -- keyed tag of (device, characteristic, bytes): the same measurement fetched again
+    key_version INTEGER,
+    kept BLOB,  -- NULL for an entry that only remembers a dedup tag
+    PRIMARY KEY (kind, effective, seq)
+) WITHOUT ROWID;
+-- Events for up/events, sealed and acknowledged by id like readings (rare: an index is affordable).
+CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     key_version INTEGER NOT NULL,
     sealed BLOB NOT NULL,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS seen (
-    dedup TEXT PRIMARY KEY,
-    id TEXT NOT NULL,
-    first_seen REAL NOT NULL
-);
--- What zoning needs of earlier readings (values, time, zone) for trends, kept after the ack, pruned by age.
-CREATE TABLE IF NOT EXISTS history (
-    id TEXT PRIMARY KEY,
-    effective REAL NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_by_time ON history (effective);
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -62,6 +88,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     at REAL NOT NULL
 );
 """
+
+_NO_KIND = ""  # the kind tag of an entry that only remembers a dedup tag
 
 
 class StoreError(GatewayError):
@@ -85,16 +113,81 @@ class PutResult(NamedTuple):
     new: bool  # False: the same physical measurement was stored before under `id`
 
 
-def _aad(record_id: str, key_version: int) -> bytes:
+class Remember(NamedTuple):
+    """A history entry committed with its reading: kind (tagged), effective time, plaintext."""
+
+    kind: str
+    effective: float
+    entry: bytes
+
+
+def outbox_aad(record_id: str, key_version: int) -> bytes:
     return f"dho-outbox/v1|{record_id}|{key_version}".encode()
 
 
-def _history_aad(record_id: str, key_version: int) -> bytes:
-    return f"dho-history/v1|{record_id}|{key_version}".encode()
+def event_aad(event_id: str, key_version: int) -> bytes:
+    return f"dho-event/v1|{event_id}|{key_version}".encode()
 
 
-def _key_aad(version: int) -> bytes:
+def history_aad(record_id: str, kind: int, effective: float, seq: int, key_version: int) -> bytes:
+    # The clear columns are bound too: an entry cannot be moved to another kind's or time's window.
+    return f"dho-history/v2|{record_id}|{kind}|{effective!r}|{seq}|{key_version}".encode()
+
+
+def key_aad(version: int) -> bytes:
     return f"dho-outbox/v1|data-key|{version}".encode()
+
+
+TAG_KEY_AAD = b"dho-outbox/v2|tag-key"
+
+
+def keyed_tag(key: bytes, label: bytes) -> int:
+    """HMAC-SHA256 under the tag key, 64 bits (a signed SQLite integer): findable, not invertible."""
+    return int.from_bytes(hmac.new(key, label, hashlib.sha256).digest()[:8], "big", signed=True)
+
+
+def wrap(kek: AESGCM, secret: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + kek.encrypt(nonce, secret, aad)
+
+
+def unwrap(kek: AESGCM, blob: bytes, aad: bytes) -> bytes:
+    return kek.decrypt(blob[:12], blob[12:], aad)
+
+
+def seq_of(record_id: str) -> int | None:
+    """The sequence number a UUIDv7 id carries: 48-bit millisecond, version, 12-bit counter."""
+    try:
+        parsed = uuid.UUID(record_id)
+    except ValueError:
+        return None
+    return parsed.int >> 64 if parsed.version == 7 else None
+
+
+def stored_at(seq: int) -> float:
+    """When a record was stored (gateway clock), from its sequence number."""
+    return (seq >> 16) / 1000.0
+
+
+def damaged(path: Path, exc: BaseException) -> str:
+    return (f"outbox {path} is damaged ({exc}); nothing was deleted: stop the gateway and run "
+            "`dho-gateway outbox salvage --config PATH` to copy every readable record into a new outbox")
+
+
+def make_private(folder: Path) -> None:
+    """The data directory and everything SQLite will put in it: owner-only, whatever the umask."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+
+
+def _private_file(path: Path) -> None:
+    # SQLite gives -wal and -shm the mode of the database file: a 0600 database keeps them 0600 too.
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and p.stat().st_mode & 0o077:
+            p.chmod(0o600)
 
 
 class SealedOutbox:
@@ -108,7 +201,12 @@ class SealedOutbox:
         self._kek = AESGCM(kek)
         self._keys: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._tags: dict[str, int] = {}
+        try:
+            make_private(path.parent)
+            _private_file(path)
+        except OSError as exc:
+            raise StoreError(f"outbox {path} cannot be created: {exc.strerror or exc}") from None
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -116,22 +214,32 @@ class SealedOutbox:
             # Without a limit the WAL file keeps its high-water size for ever on a small SD card.
             self._db.execute("PRAGMA journal_size_limit=4194304")
             self._db.execute("PRAGMA secure_delete=ON")  # deleted key material is overwritten in the file
-            self._db.executescript(_SCHEMA)
+            from gateway.storage.migrate import migrate
+
+            migrate(self._db, kek, SCHEMA_VERSION, _SCHEMA)
             if max_bytes is not None:
                 (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
                 # SQLite never lowers the limit below the file's present size, so a smaller bound on an
                 # existing outbox takes effect as acknowledged records free pages.
                 self._db.execute(f"PRAGMA max_page_count = {max(1, max_bytes // int(page_size))}")
-        except sqlite3.DatabaseError as exc:
+            self._load_keys()
+            # Counted once here, then kept by put/acknowledge: the 5 s health check reads counters.
+            (self._depth,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
+            (self._quarantined,) = self._db.execute("SELECT count(*) FROM quarantine").fetchone()
+            (high,) = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
+            self._high = int(high or 0)
+        except sqlite3.OperationalError as exc:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
-        self._load_keys()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(damaged(path, exc)) from exc
+        _private_file(path)
 
     def _load_keys(self) -> None:
         rows = self._db.execute("SELECT version, wrapped FROM data_keys").fetchall()
         for version, wrapped in rows:
             try:
                 blob = bytes(wrapped)
-                self._keys[int(version)] = AESGCM(self._kek.decrypt(blob[:12], blob[12:], _key_aad(int(version))))
+                self._keys[int(version)] = AESGCM(self._kek.decrypt(blob[:12], blob[12:], key_aad(int(version))))
             except InvalidTag:
                 raise StoreError(
                     f"the key file does not match outbox {self.path}: its readings were sealed under another "
@@ -139,6 +247,61 @@ class SealedOutbox:
                 ) from None
         if not self._keys:
             self.rotate()
+        row = self._db.execute("SELECT wrapped FROM tag_key").fetchone()
+        if row is None:
+            self.adopt_tag_key(os.urandom(32))
+        else:
+            blob = bytes(row[0])
+            try:
+                self._tag_key = self._kek.decrypt(blob[:12], blob[12:], TAG_KEY_AAD)
+            except InvalidTag:
+                raise StoreError(f"the tag key in outbox {self.path} does not open with this key file; "
+                                 "nothing was deleted") from None
+
+    def adopt_tag_key(self, tag_key: bytes) -> None:
+        """Use this tag key (a new outbox, or one salvaged from a damaged file keeps its tags)."""
+        nonce = os.urandom(12)
+        wrapped = nonce + self._kek.encrypt(nonce, tag_key, TAG_KEY_AAD)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO tag_key VALUES (1, ?)", (wrapped,))
+            self._tag_key = tag_key
+            self._tags.clear()
+
+    @property
+    def tag_key(self) -> bytes:
+        return self._tag_key
+
+    def kind_tag(self, kind: str) -> int:
+        tag = self._tags.get(kind)
+        if tag is None:
+            tag = self._tags[kind] = keyed_tag(self._tag_key, b"kind|" + kind.encode())
+        return tag
+
+    def dedup_tag(self, material: bytes | str) -> int:
+        return keyed_tag(self._tag_key, b"dedup|" + (material.encode() if isinstance(material, str) else material))
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot {doing}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            # A damaged page: the gateway keeps running (readings wait in memory), the fault says what to do.
+            raise OutboxUnavailable(damaged(self.path, exc)) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                if self._db.in_transaction:  # not when the body chose to roll back
+                    self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                    self._db.execute("ROLLBACK")
+                raise
 
     @property
     def key_version(self) -> int:
@@ -150,7 +313,7 @@ class SealedOutbox:
         with self._lock:
             version = max(self._keys, default=0) + 1
             nonce = os.urandom(12)
-            wrapped = nonce + self._kek.encrypt(nonce, data_key, _key_aad(version))
+            wrapped = nonce + self._kek.encrypt(nonce, data_key, key_aad(version))
             self._db.execute("INSERT INTO data_keys VALUES (?, ?, ?)", (version, wrapped, time.time()))
             self._keys[version] = AESGCM(data_key)
         return version
@@ -161,173 +324,203 @@ class SealedOutbox:
             current = max(self._keys)
             in_use = {int(v) for (v,) in self._db.execute(
                 "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
-                "UNION SELECT key_version FROM history")}
+                "UNION SELECT key_version FROM events "
+                "UNION SELECT key_version FROM history WHERE key_version IS NOT NULL")}
             retired = [v for v in self._keys if v != current and v not in in_use]
             for version in retired:
                 self._db.execute("DELETE FROM data_keys WHERE version = ?", (version,))
                 del self._keys[version]
         return retired
 
-    def _seal(self, record_id: str, plaintext: bytes) -> tuple[int, bytes]:
+    def _seal(self, plaintext: bytes, aad: Callable[[int], bytes]) -> tuple[int, bytes]:
         version = max(self._keys)
         nonce = os.urandom(12)
-        return version, nonce + self._keys[version].encrypt(nonce, plaintext, _aad(record_id, version))
+        return version, nonce + self._keys[version].encrypt(nonce, plaintext, aad(version))
 
-    def _open(self, record_id: str, key_version: int, sealed: bytes) -> bytes:
+    def _unseal(self, key_version: int, sealed: bytes, aad: bytes) -> bytes:
         key = self._keys.get(key_version)
         if key is None:
             raise InvalidTag  # a record whose key was retired or never existed cannot be authentic
-        return key.decrypt(sealed[:12], sealed[12:], _aad(record_id, key_version))
+        return key.decrypt(sealed[:12], sealed[12:], aad)
+
+    def _next_seq(self, record_id: str) -> tuple[int, bool]:
+        """(seq, renumbered). Never at or below one handed out before by this process (the sync loop's
+        cursor sends "everything after N"); a restart starts its cursor at 0."""
+        own = seq_of(record_id)
+        if own is not None and own > self._high:
+            return own, False
+        return self._high + 1, True
 
     def put(
-        self, record_id: str, payload: bytes, dedup: str | None = None, remember: tuple[float, bytes] | None = None
+        self, record_id: str, payload: bytes, dedup: bytes | str | None = None,
+        remember: Remember | tuple[str, float, bytes] | None = None,
     ) -> PutResult:
-        """Seal and commit one reading. With `dedup`, a measurement seen before keeps its first id.
-        With `remember` (effective time, bytes), its history entry is committed in the same transaction.
+        """Seal and commit one reading. With `dedup` (what identifies the physical measurement: device,
+        characteristic, bytes), a measurement seen before keeps its first id; only its keyed tag is kept.
+        With `remember` (kind, effective time, bytes), its history entry is committed in the same transaction.
 
         Raises OutboxUnavailable when the disk is full or failing; the reading was not stored."""
-        try:
-            return self._put(record_id, payload, dedup, remember)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise OutboxUnavailable(f"outbox {self.path} cannot store a reading: {exc}") from exc
+        with self._guard("store a reading"):
+            return self._put(record_id, payload, dedup, Remember(*remember) if remember is not None else None)
 
-    def _put(
-        self, record_id: str, payload: bytes, dedup: str | None, remember: tuple[float, bytes] | None
-    ) -> PutResult:
-        key_version, sealed = self._seal(record_id, payload)
+    def _put(self, record_id: str, payload: bytes, dedup: bytes | str | None, remember: Remember | None) -> PutResult:
+        key_version, sealed = self._seal(payload, lambda v: outbox_aad(record_id, v))
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if dedup is not None:
-                    row = self._db.execute("SELECT id FROM seen WHERE dedup = ?", (dedup,)).fetchone()
-                    if row is not None:
-                        self._db.execute("ROLLBACK")
-                        return PutResult(str(row[0]), new=False)
-                    self._db.execute("INSERT INTO seen VALUES (?, ?, ?)", (dedup, record_id, now))
-                self._db.execute(
-                    "INSERT INTO outbox (id, key_version, sealed, created) VALUES (?, ?, ?, ?)",
-                    (record_id, key_version, sealed, now),
-                )
-                if remember is not None:
-                    nonce = os.urandom(12)
-                    kept = nonce + self._keys[key_version].encrypt(
-                        nonce, remember[1], _history_aad(record_id, key_version))
-                    self._db.execute("INSERT INTO history VALUES (?, ?, ?, ?)",
-                                     (record_id, remember[0], key_version, kept))
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+        kind = self.kind_tag(remember.kind if remember is not None else _NO_KIND)
+        tag = None if dedup is None else self.dedup_tag(dedup)
+        with self._transaction():
+            if tag is not None:
+                row = self._db.execute("SELECT id FROM history WHERE kind = ? AND dedup = ?", (kind, tag)).fetchone()
+                if row is not None:
                     self._db.execute("ROLLBACK")
-                raise
+                    return PutResult(str(row[0]), new=False)
+            seq, renumbered = self._next_seq(record_id)
+            if renumbered:
+                self._db.execute("INSERT INTO renumbered VALUES (?, ?)", (record_id, seq))
+            self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (seq, record_id, key_version, sealed, now))
+            if remember is not None:
+                effective = float(remember.effective)
+                hv, kept = self._seal(remember.entry, lambda v: history_aad(record_id, kind, effective, seq, v))
+                self._db.execute("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (kind, effective, seq, record_id, tag, hv, kept))
+            elif tag is not None:
+                self._db.execute("INSERT INTO history VALUES (?, 0.0, ?, ?, ?, NULL, NULL)", (kind, seq, record_id, tag))
+        self._high = seq
+        self._depth += 1
         return PutResult(record_id, new=True)
 
-    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        try:
-            return self._pending(after_seq, limit)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise OutboxUnavailable(f"outbox {self.path} cannot be read: {exc}") from exc
+    def put_event(self, event_id: str, payload: bytes) -> None:
+        """Seal and commit one event (up/events); it leaves when the central service acks its id.
+        Storing the same event id again changes nothing."""
+        key_version, sealed = self._seal(payload, lambda v: event_aad(event_id, v))
+        with self._guard("store an event"), self._transaction():
+            self._db.execute("INSERT OR IGNORE INTO events (id, key_version, sealed, created) VALUES (?, ?, ?, ?)",
+                             (event_id, key_version, sealed, time.time()))
 
-    def _pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        with self._guard("be read"):
+            return self._pending("outbox", outbox_aad, after_seq, limit)
+
+    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        """Unacknowledged events with seq > after_seq, oldest first."""
+        with self._guard("be read"):
+            return self._pending("events", event_aad, after_seq, limit)
+
+    def _pending(self, table: str, aad: Callable[[str, int], bytes], after_seq: int, limit: int) -> list[OutboxEntry]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, id, key_version, sealed FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT seq, id, key_version, sealed FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
         entries = []
         for seq, record_id, key_version, sealed in rows:
             try:
-                entries.append(OutboxEntry(seq, record_id, self._open(record_id, key_version, bytes(sealed))))
+                entries.append(OutboxEntry(seq, record_id, self._unseal(key_version, bytes(sealed),
+                                                                        aad(record_id, key_version))))
             except InvalidTag:
-                self._quarantine(seq, "authentication failed: the stored record was altered or corrupted")
+                self._quarantine(table, seq, "authentication failed: the stored record was altered or corrupted")
         return entries
 
-    def _quarantine(self, seq: int, reason: str) -> None:
+    def _quarantine(self, table: str, seq: int, reason: str) -> None:
         log.error("outbox record #%d quarantined: %s", seq, reason)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
-                    (reason, time.time(), seq),
-                )
-                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            self._db.execute(
+                f"INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM {table} WHERE seq = ?",
+                (reason, time.time(), seq),
+            )
+            self._db.execute(f"DELETE FROM {table} WHERE seq = ?", (seq,))
+        if table == "outbox":
+            self._depth -= 1
+        self._quarantined += 1
         if self.on_quarantine is not None:
             self.on_quarantine(seq, reason)
 
     def acknowledge(self, ids: Collection[str]) -> list[str]:
-        try:
+        """Delete these readings or events for good; returns the ids that were still there."""
+        with self._guard("delete acknowledged readings"):
             return self._acknowledge(ids)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise OutboxUnavailable(f"outbox {self.path} cannot delete acknowledged readings: {exc}") from exc
 
     def _acknowledge(self, ids: Collection[str]) -> list[str]:
         if not ids:
             return []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = [
-                    str(row[0])
-                    for record_id in ids
-                    for row in self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING id", (record_id,))
-                ]
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
-                    self._db.execute("ROLLBACK")
-                raise
+        removed: list[str] = []
+        readings = 0
+        with self._transaction():
+            for record_id in ids:
+                seq = seq_of(record_id)
+                row = None if seq is None else self._db.execute(
+                    "DELETE FROM outbox WHERE seq = ? AND id = ? RETURNING id", (seq, record_id)).fetchone()
+                if row is None:
+                    moved = self._db.execute("DELETE FROM renumbered WHERE id = ? RETURNING seq", (record_id,)).fetchone()
+                    if moved is not None:
+                        row = self._db.execute("DELETE FROM outbox WHERE seq = ? AND id = ? RETURNING id",
+                                               (moved[0], record_id)).fetchone()
+                if row is not None:
+                    readings += 1
+                else:
+                    row = self._db.execute("DELETE FROM events WHERE id = ? RETURNING id", (record_id,)).fetchone()
+                if row is not None:
+                    removed.append(str(row[0]))
+        self._depth -= readings
         return removed
 
     def depth(self) -> int:
-        with self._lock:
-            (n,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
-        return int(n)
+        """Readings waiting for the central service's ack (a counter: no scan)."""
+        return self._depth
 
     def oldest_pending_age_s(self, now: float | None = None) -> float | None:
-        with self._lock:
-            (oldest,) = self._db.execute("SELECT min(created) FROM outbox").fetchone()
-        return None if oldest is None else (now or time.time()) - float(oldest)
+        with self._guard("be read"), self._lock:
+            row = self._db.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else (now or time.time()) - float(row[0])
 
-    def recall(self, since: float) -> list[bytes]:
-        """History entries with an effective time from `since` on, oldest first. One that fails
-        authentication is left out and logged: a trend then misses one point, nothing else."""
-        with self._lock:
+    def recall(self, kind: str, *, since: float, until: float, at_least: int = 0, limit: int = 5000) -> list[bytes]:
+        """History entries of `kind` with an effective time in [since, until], and at least the latest
+        `at_least` up to `until` whatever their age; oldest first, never more than `limit` (the latest).
+        One that fails authentication is left out and logged: a trend then misses one point, nothing else."""
+        tag = self.kind_tag(kind)
+        entries: list[bytes] = []
+        with self._guard("read its history"), self._lock:
             rows = self._db.execute(
-                "SELECT id, key_version, sealed FROM history WHERE effective >= ? ORDER BY effective", (since,)
-            ).fetchall()
-        entries = []
-        for record_id, key_version, sealed in rows:
-            key, blob = self._keys.get(int(key_version)), bytes(sealed)
-            try:
-                if key is None:
-                    raise InvalidTag
-                entries.append(key.decrypt(blob[:12], blob[12:], _history_aad(str(record_id), int(key_version))))
-            except InvalidTag:
-                log.error("history entry %s failed authentication and is left out", record_id)
+                "SELECT effective, seq, id, key_version, kept FROM history WHERE kind = ? AND effective <= ? "
+                "AND kept IS NOT NULL ORDER BY effective DESC", (tag, until))
+            for effective, seq, record_id, key_version, kept in rows:
+                if (effective < since and len(entries) >= at_least) or len(entries) >= limit:
+                    break
+                try:
+                    entries.append(self._unseal(int(key_version), bytes(kept), history_aad(
+                        str(record_id), tag, float(effective), int(seq), int(key_version))))
+                except InvalidTag:
+                    log.error("history entry %s failed authentication and is left out", record_id)
+            rows.close()
+        entries.reverse()
         return entries
 
-    def first_history_time(self) -> float | None:
-        """When the earliest kept reading was taken (the time is stored in clear for pruning anyway)."""
-        with self._lock:
-            (first,) = self._db.execute("SELECT min(effective) FROM history").fetchone()
-        return None if first is None else float(first)
+    def latest_effective(self, kind: str) -> float | None:
+        """The effective time of the latest kept reading of `kind` (the end of its index range)."""
+        with self._guard("read its history"), self._lock:
+            (latest,) = self._db.execute("SELECT max(effective) FROM history WHERE kind = ? AND kept IS NOT NULL",
+                                         (self.kind_tag(kind),)).fetchone()
+        return None if latest is None else float(latest)
 
-    def forget_before(self, cutoff: float) -> int:
-        """Drop history older than `cutoff` (zoning looks back 90 days at most)."""
-        try:
-            with self._lock:
-                return self._db.execute("DELETE FROM history WHERE effective < ?", (cutoff,)).rowcount
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise OutboxUnavailable(f"outbox {self.path} cannot prune its history: {exc}") from exc
+    def first_history_time(self, kinds: Iterable[str]) -> float | None:
+        """When the earliest kept reading of these kinds was taken (one index lookup per kind)."""
+        firsts = []
+        with self._guard("read its history"), self._lock:
+            for kind in kinds:
+                (first,) = self._db.execute("SELECT min(effective) FROM history WHERE kind = ? AND kept IS NOT NULL",
+                                            (self.kind_tag(kind),)).fetchone()
+                if first is not None:
+                    firsts.append(float(first))
+        return min(firsts, default=None)
+
+    def forget_stored_before(self, cutoff: float) -> int:
+        """Drop history STORED before `cutoff` (gateway clock; zoning looks back 90 days at most). The
+        time a reading claims plays no part: a record dated 2052 cannot make the real history "old"."""
+        with self._guard("prune its history"), self._lock:
+            return self._db.execute("DELETE FROM history WHERE seq < ?", (int(cutoff * 1000) << 16,)).rowcount
 
     def usage(self) -> Usage:
-        with self._lock:
+        with self._guard("be measured"), self._lock:
             (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
             (pages,) = self._db.execute("PRAGMA page_count").fetchone()
             (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
@@ -335,9 +528,7 @@ class SealedOutbox:
         return Usage((int(pages) - int(free)) * int(page_size), int(limit) * int(page_size))
 
     def quarantined(self) -> int:
-        with self._lock:
-            (n,) = self._db.execute("SELECT count(*) FROM quarantine").fetchone()
-        return int(n)
+        return self._quarantined
 
     def close(self) -> None:
         with self._lock:

@@ -21,12 +21,15 @@ def _sidecars(outbox: Path) -> list[Path]:
 
 
 def destroy_keys(outbox: Path, kek: KeySource) -> list[Path]:
-    """Step 1: delete every wrapped data key (overwritten in place), then destroy the KEK."""
+    """Step 1: delete every wrapped data key and the tag key (overwritten in place), then destroy the KEK."""
     if outbox.exists():
         db = sqlite3.connect(outbox, isolation_level=None)
         try:
             db.execute("PRAGMA secure_delete=ON")
             db.execute("DELETE FROM data_keys")
+            # The tag key too: without it the keyed tags (dedup, kinds) cannot be tested against guesses.
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tag_key'").fetchone():
+                db.execute("DELETE FROM tag_key")
             # Move the WAL's copies of the key pages into the main file (overwritten there) and empty it.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:

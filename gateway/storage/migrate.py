@@ -1,0 +1,87 @@
+"""Schema versions of the outbox file (PRAGMA user_version), and the move from one to the next.
+
+Version 1 (before issue 10.1/10.6): an AUTOINCREMENT outbox with a unique index on `id`, a `seen`
+table of UNKEYED SHA-256 digests of the raw measurement bytes (the leak), and a history table keyed
+by id with a clear time index. Version 2 moves every reading and history entry across in one
+transaction (history entries are re-sealed under their new associated data and get keyed kind tags),
+and drops the digests: a measurement stored before the upgrade and fetched again from a device's
+memory is then stored again under a new id (the central service sees two readings with the same
+values and device time; it happens at most once per record, only across the upgrade).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def migrate(db: sqlite3.Connection, kek: bytes, version: int, schema: str) -> None:
+    (current,) = db.execute("PRAGMA user_version").fetchone()
+    if int(current) >= version:
+        return
+    if "seen" in _tables(db):
+        _from_v1(db, AESGCM(kek), schema)
+    else:
+        db.executescript(schema)
+    db.execute(f"PRAGMA user_version = {version}")
+
+
+def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
+    from gateway.storage.outbox import TAG_KEY_AAD, history_aad, key_aad, keyed_tag, seq_of, unwrap, wrap
+
+    keys: dict[int, AESGCM] = {}
+    for version, wrapped in db.execute("SELECT version, wrapped FROM data_keys"):
+        try:
+            keys[int(version)] = AESGCM(unwrap(kek, bytes(wrapped), key_aad(int(version))))
+        except InvalidTag:
+            return  # the wrong key file: SealedOutbox says so when it loads the keys; nothing is touched
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE outbox RENAME TO outbox_v1")
+        db.execute("ALTER TABLE history RENAME TO history_v1")
+        db.execute("DROP INDEX IF EXISTS history_by_time")
+        for statement in schema.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        tag_key = os.urandom(32)
+        db.execute("INSERT INTO tag_key VALUES (1, ?)", (wrap(kek, tag_key, TAG_KEY_AAD),))
+        high = 0
+        for record_id, key_version, sealed, created in db.execute(
+                "SELECT id, key_version, sealed, created FROM outbox_v1 ORDER BY seq").fetchall():
+            own = seq_of(str(record_id))
+            seq = own if own is not None and own > high else high + 1
+            if seq != own:
+                db.execute("INSERT INTO renumbered VALUES (?, ?)", (record_id, seq))
+            db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (seq, record_id, key_version, sealed, created))
+            high = seq
+        for record_id, effective, key_version, sealed in db.execute(
+                "SELECT id, effective, key_version, sealed FROM history_v1").fetchall():
+            key, blob = keys.get(int(key_version)), bytes(sealed)
+            try:
+                if key is None:
+                    raise InvalidTag
+                entry = key.decrypt(blob[:12], blob[12:], f"dho-history/v1|{record_id}|{key_version}".encode())
+            except InvalidTag:
+                continue  # it was left out of every trend already; it stays out
+            kind = keyed_tag(tag_key, b"kind|" + str(json.loads(entry)["kind"]).encode())
+            seq = seq_of(str(record_id)) or 0
+            nonce = os.urandom(12)
+            kept = nonce + key.encrypt(nonce, entry, history_aad(str(record_id), kind, float(effective), seq,
+                                                                 int(key_version)))
+            db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                       (kind, float(effective), seq, record_id, key_version, kept))
+        for table in ("seen", "outbox_v1", "history_v1"):
+            db.execute(f"DROP TABLE {table}")  # secure_delete: the digests are overwritten in the file
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -1,0 +1,140 @@
+"""A damaged outbox file, file modes, history pruning and the cost of the health check."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.readings import uuid7
+from gateway.storage import SealedOutbox, StoreError, load_or_create_key
+from tests.support import cli, config_for
+
+DAY = 86400.0
+
+
+def open_store(folder: Path) -> SealedOutbox:
+    return SealedOutbox(folder / "outbox.sqlite3", load_or_create_key(folder / "outbox.key"))
+
+
+def fill(folder: Path, count: int) -> list[str]:
+    store = open_store(folder)
+    ids = [str(uuid7()) for _ in range(count)]
+    for rid in ids:
+        store.put(rid, os.urandom(500), remember=("blood_pressure", 1000.0, b'{"kind":"blood_pressure"}'))
+    store.close()
+    return ids
+
+
+def corrupt_a_page_of(folder: Path, table: str) -> None:
+    """Overwrite one page in the middle of `table`'s b-tree, as a failing SD card does."""
+    path = folder / "outbox.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    with path.open("r+b") as f:
+        f.seek((int(root) - 1) * int(page_size) + 8)  # keep the page type byte, break the cells
+        f.write(os.urandom(int(page_size) - 8))
+
+
+@pytest.fixture
+def corrupted(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    ids = fill(tmp_path, 300)
+    corrupt_a_page_of(tmp_path, "outbox")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    yield tmp_path, ids
+    assert {p.name for p in tmp_path.iterdir()} >= set(before)  # nothing deleted
+
+
+def test_a_malformed_outbox_is_one_clear_error(corrupted: tuple[Path, list[str]]) -> None:
+    folder, _ = corrupted
+    with pytest.raises(StoreError, match="outbox salvage"):
+        store = open_store(folder)
+        store.pending(0, 1000)
+
+
+def test_status_and_run_on_a_malformed_outbox_say_one_line_and_exit_2(corrupted: tuple[Path, list[str]]) -> None:
+    folder, _ = corrupted
+    config = config_for(folder, 1)
+    for command in ("status", "run"):
+        done = cli(command, "--config", str(config), timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr
+        (line,) = [x for x in done.stderr.splitlines() if x.startswith("dho-gateway: error:")]
+        assert "outbox salvage" in line
+
+
+def test_salvage_copies_every_readable_record_into_a_new_outbox(corrupted: tuple[Path, list[str]]) -> None:
+    folder, ids = corrupted
+    config = config_for(folder, 1)
+    done = cli("outbox", "salvage", "--config", str(config), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "salvaged" in done.stdout
+    status = cli("status", "--config", str(config))
+    assert status.returncode == 0, status.stderr
+    store = open_store(folder)
+    kept = [e.id for e in store.pending(0, 10_000)]
+    store.close()
+    # One page of about seven records was destroyed; every other record is back, in order.
+    assert 300 - 20 <= len(kept) < 300 and kept == [i for i in ids if i in set(kept)]
+    assert any(p.name.startswith("outbox.sqlite3.damaged") for p in folder.iterdir())
+
+
+def test_everything_in_the_data_directory_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        store = open_store(data)
+        store.put(str(uuid7()), b"x")
+        assert {p.name for p in data.iterdir()} >= {"outbox.sqlite3", "outbox.sqlite3-wal", "outbox.sqlite3-shm"}
+        for path in [data, *data.iterdir()]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode & 0o077 == 0, f"{path.name} is {mode:04o}"
+        store.close()
+    finally:
+        os.umask(old)
+
+
+def test_pruning_follows_when_readings_were_stored_not_the_time_they_claim(tmp_path: Path) -> None:
+    # Issue 9.1: a record dated 2052 must not make ten real weighings "older than 90 days".
+    store = open_store(tmp_path)
+    now = 1_795_000_000.0
+    for day in range(10):
+        store.put(str(uuid7()), b"w", remember=("body_weight", now - (10 - day) * DAY, b'{"d":%d}' % day))
+    store.put(str(uuid7()), b"w", remember=("body_weight", 2_608_000_000.0, b'{"d":"2052"}'))
+    store.forget_stored_before(now - 90 * DAY)
+    assert len(store.recall("body_weight", since=0.0, until=3e9)) == 11
+
+
+def test_the_health_check_does_not_read_the_whole_outbox(tmp_path: Path) -> None:
+    def steps_for(store: SealedOutbox) -> int:
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0
+
+        store._db.set_progress_handler(tick, 10)
+        store.depth()
+        store.oldest_pending_age_s()
+        store.usage()
+        store._db.set_progress_handler(None, 10)
+        return counted[0]
+
+    small = open_store(tmp_path / "small") if (tmp_path / "small").mkdir() is None else None
+    assert small is not None
+    for _ in range(10):
+        small.put(str(uuid7()), b"x")
+    large = open_store(tmp_path / "large") if (tmp_path / "large").mkdir() is None else None
+    assert large is not None
+    for _ in range(5000):
+        large.put(str(uuid7()), b"x")
+    assert steps_for(large) <= steps_for(small) + 5
