@@ -11,11 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from central.embedded import EmbeddedCentral
 from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.home import DEMO_SCENARIO, SimulatedHome
-from sync.central import CentralStore, ReferenceCentral
 from sync.connection import BrokerSettings
 from tests.conftest import Mosquitto
 
@@ -45,6 +45,13 @@ def gateway_for(
     return Gateway(settings, source)
 
 
+def central_for(tmp_path: Path, port: int) -> EmbeddedCentral:
+    """The central service with this file's gateway provisioned (tenancy comes from the registry)."""
+    central = EmbeddedCentral(BrokerSettings(port=port, insecure_dev=True), tmp_path / "central.sqlite3")
+    central.provision("gw-test-1", tenant="test-kommune", patient="p-test")
+    return central
+
+
 async def wait_until(condition: Any, timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
@@ -55,18 +62,17 @@ async def test_readings_arrive_exactly_once_with_zones_and_the_outbox_drains(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     n = 3 * len(DEMO_SCENARIO)
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = central_for(tmp_path, mosquitto.port)
     source = SimulatedHome(interval_s=0.005, count=n, scenario=distinct_scenario(3))
     gateway = gateway_for(tmp_path, mosquitto.port, source)
     async with asyncio.TaskGroup() as tasks:
         c = tasks.create_task(central.run())
         await central.ready.wait()
         g = tasks.create_task(gateway.run())
-        await wait_until(lambda: source.sent == n and store.count() == n and gateway.outbox.depth() == 0)
+        await wait_until(lambda: source.sent == n and central.count() == n and gateway.outbox.depth() == 0)
         g.cancel()
         c.cancel()
-    readings = store.readings()
+    readings = central.readings()
     assert len({r.id for r in readings}) == n
     assert [r.assessment.zone for r in readings] == EXPECTED_ZONES * 3
     assert all(r.patient == "p-test" and r.time_source == "device_synced" for r in readings)
@@ -78,8 +84,7 @@ async def test_nothing_is_lost_while_the_central_service_and_the_broker_are_away
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     n = 12
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = central_for(tmp_path, mosquitto.port)
     source = SimulatedHome(interval_s=0.005, count=n, scenario=distinct_scenario(2))
     gateway = gateway_for(tmp_path, mosquitto.port, source)
     async with asyncio.TaskGroup() as tasks:
@@ -94,10 +99,10 @@ async def test_nothing_is_lost_while_the_central_service_and_the_broker_are_away
         mosquitto.start()
         c = tasks.create_task(central.run())
         # Phase 3: re-sends after the reconnect and the ack timeout deliver everything, once.
-        await wait_until(lambda: gateway.outbox.depth() == 0 and store.count() == n, timeout=60)
+        await wait_until(lambda: gateway.outbox.depth() == 0 and central.count() == n, timeout=60)
         g.cancel()
         c.cancel()
-    assert len({r.id for r in store.readings()}) == n
+    assert len({r.id for r in central.readings()}) == n
     assert gateway.uplink.resends >= 1
 
 
@@ -257,8 +262,7 @@ async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_an
     image[at] ^= 0x10
     card.write_bytes(bytes(image))
 
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = central_for(tmp_path, mosquitto.port)
     small = {"max_size_mb": 1, "alert_percent": 1}  # so the alert fires with six readings
     gateway = gateway_for(tmp_path, mosquitto.port, SimulatedHome(count=0), outbox=small)
     gateway.health_interval_s = 0.1
@@ -283,7 +287,7 @@ async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_an
             c = tasks.create_task(central.run())
             await central.ready.wait()
             g = tasks.create_task(gateway.run())
-            await wait_until(lambda: store.count() == 5 and gateway.outbox.depth() == 0
+            await wait_until(lambda: central.count() == 5 and gateway.outbox.depth() == 0
                              and any(s.quarantined == 1 for s in statuses)
                              and {"outbox_record_quarantined", "outbox_near_limit"} <= {e.kind for e in events})
             g.cancel()
@@ -294,7 +298,7 @@ async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_an
     assert all("p-test" not in e.model_dump_json() for e in events)  # no patient data in events
     assert any(s.faults and "% full" in s.faults[0] for s in statuses)
     sent = [int.from_bytes(v[2][1:3], "little") for v in values]
-    assert sorted(int(r.components["systolic"].value) for r in store.readings()) == sorted(sent[:2] + sent[3:])
+    assert sorted(int(r.components["systolic"].value) for r in central.readings()) == sorted(sent[:2] + sent[3:])
 
 
 async def test_an_overdue_measurement_becomes_an_event(tmp_path: Path, mosquitto: Mosquitto) -> None:

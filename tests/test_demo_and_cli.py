@@ -96,11 +96,11 @@ async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosq
     import asyncio
     import signal
 
-    from sync.central import CentralStore, ReferenceCentral
+    from central.embedded import EmbeddedCentral
     from sync.connection import BrokerSettings
 
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = EmbeddedCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), tmp_path / "central.sqlite3")
+    central.provision("gw-0001", tenant="demo-kommune", patient="p-7f3a9c")  # the example configuration's
     config = config_for(tmp_path, mosquitto.port)
     async with asyncio.TaskGroup() as tasks:
         c = tasks.create_task(central.run())
@@ -110,14 +110,14 @@ async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosq
             cwd=ROOT, stderr=asyncio.subprocess.PIPE,
         )
         async with asyncio.timeout(30):
-            while store.count() < 2:
+            while central.count() < 2:
                 await asyncio.sleep(0.05)
         service.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(service.communicate(), 15)
         c.cancel()
     assert service.returncode == 0, stderr.decode()
     assert "stopped" in stderr.decode()
-    assert {r.patient for r in store.readings()} == {"p-7f3a9c"}
+    assert {r.patient for r in central.readings()} == {"p-7f3a9c"}
 
 
 def test_run_with_missing_tls_files_is_one_line(tmp_path: Path) -> None:

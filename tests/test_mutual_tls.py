@@ -13,10 +13,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from central.embedded import EmbeddedCentral
 from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.home import SimulatedHome
-from sync.central import CentralStore, ReferenceCentral
 from sync.connection import BrokerSettings, make_client
 from sync.topics import Topics
 from tests.conftest import Mosquitto
@@ -53,8 +53,8 @@ def tls_settings(pki: ThrowawayCA, port: int, name: str) -> BrokerSettings:
 
 
 async def test_gateway_delivers_over_mutual_tls(tmp_path: Path, pki: ThrowawayCA, tls_broker: Mosquitto) -> None:
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(tls_settings(pki, tls_broker.port, "dho-central"), store)
+    central = EmbeddedCentral(tls_settings(pki, tls_broker.port, "dho-central"), tmp_path / "central.sqlite3")
+    central.provision("gw-tls-1", tenant="t1", patient="p1")
     source = SimulatedHome(interval_s=0.005, count=4)
     gw_mqtt = tls_settings(pki, tls_broker.port, "gw-tls-1")
     gateway = Gateway(build_settings({
@@ -67,18 +67,18 @@ async def test_gateway_delivers_over_mutual_tls(tmp_path: Path, pki: ThrowawayCA
         c = tasks.create_task(central.run())
         await central.ready.wait()
         g = tasks.create_task(gateway.run())
-        while not (store.count() == 4 and gateway.outbox.depth() == 0):
+        while not (central.count() == 4 and gateway.outbox.depth() == 0):
             await asyncio.sleep(0.02)
         g.cancel()
         c.cancel()
-    assert {r.patient for r in store.readings(gateway="gw-tls-1")} == {"p1"}
+    assert {r.patient for r in central.readings(gateway="gw-tls-1")} == {"p1"}
 
 
 async def test_a_gateway_cannot_write_into_another_gateways_topics(
     tmp_path: Path, pki: ThrowawayCA, tls_broker: Mosquitto
 ) -> None:
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(tls_settings(pki, tls_broker.port, "dho-central"), store)
+    central = EmbeddedCentral(tls_settings(pki, tls_broker.port, "dho-central"), tmp_path / "central.sqlite3")
+    central.provision("gw-tls-1", tenant="t1", patient="p1")
     forged = json.dumps({"v": 1, "gateway": "gw-victim", "batch": str(uuid.uuid4()),
                          "sent": datetime.now(UTC).isoformat(), "readings": []})
     async with asyncio.TaskGroup() as tasks:
@@ -89,7 +89,7 @@ async def test_a_gateway_cannot_write_into_another_gateways_topics(
             await intruder.publish(Topics("t1", "gw-victim").readings, forged, qos=1)
         await asyncio.sleep(0.5)
         c.cancel()
-    assert central.rejected == 0 and store.count() == 0
+    assert central.rejected == 0 and central.count() == 0
 
 
 async def test_a_client_without_certificate_is_refused(pki: ThrowawayCA, tls_broker: Mosquitto) -> None:

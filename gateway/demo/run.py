@@ -11,22 +11,40 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from gateway.demo.broker import DemoError, embedded_broker
 from gateway.demo.display import advice_lines, reading_line
+from gateway.errors import GatewayError
 from gateway.plans import load_advice
 from gateway.readings import Reading
 from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
-from sync.central import CentralStore, ReferenceCentral
 from sync.connection import BrokerSettings, make_client, publish
 from sync.topics import Topics
 from zoning.advice import EMERGENCY, Language
 from zoning.models import Assessment
 
 _BROKER_TIMEOUT_S = 5.0
+
+CENTRAL_GROUP = "dho_gateway.central"
+
+
+def open_central(broker: BrokerSettings, database: Path) -> Any:
+    """The reference central service, found by entry point: the gateway never imports `central` (it is
+    another deployable, with its own dependencies)."""
+    found = [ep for ep in entry_points(group=CENTRAL_GROUP) if ep.name == "embedded"]
+    if not found:
+        raise GatewayError("the demo's central service is not installed: pip install 'dho-gateway[demo]'")
+    try:
+        factory = found[0].load()
+    except ImportError as exc:
+        raise GatewayError(
+            f"the demo's central service cannot start ({exc}): pip install 'dho-gateway[demo]'"
+        ) from None
+    return factory(broker, database, identifier=f"dho-central-demo-{uuid.uuid4().hex[:8]}")
 
 
 @dataclass
@@ -107,21 +125,16 @@ async def run_demo(
             await _reachable(host, port)
             out(f"demo: using the MQTT broker at {host}:{port}")
         mqtt = BrokerSettings(host=host, port=port, protocol=protocol, insecure_dev=True)  # type: ignore[arg-type,unused-ignore]
-        gateway_id = f"demo-gw-{uuid.uuid4().hex[:6]}"
+        central = open_central(mqtt, data_dir / "central.sqlite3")
+        stack.callback(central.close)
+        gateway_id, tenant, patient = f"demo-gw-{uuid.uuid4().hex[:6]}", "demo-kommune", "demo-patient-1"
         if broker is not None:
-            stack.push_async_callback(_clear_retained_status, mqtt, Topics("demo-kommune", gateway_id))
-        central_store = CentralStore(data_dir / "central.sqlite3")
-        stack.callback(central_store.close)
-        central = ReferenceCentral(mqtt, central_store, identifier=f"dho-central-demo-{uuid.uuid4().hex[:8]}")
+            stack.push_async_callback(_clear_retained_status, mqtt, Topics(tenant, gateway_id))
+        central.provision(gateway_id, tenant=tenant, patient=patient)  # what the kit's provisioning does
         source = open_device_source("simulated-home", interval_s=interval_s, count=readings)
         settings = build_settings(
             {
-                "gateway": {
-                    "id": gateway_id,
-                    "tenant": "demo-kommune",
-                    "patient": "demo-patient-1",
-                    "data_dir": str(data_dir),
-                },
+                "gateway": {"id": gateway_id, "tenant": tenant, "patient": patient, "data_dir": str(data_dir)},
                 "mqtt": mqtt.model_dump(),
                 "sync": {"ack_timeout_s": 5},
                 "device_source": "simulated-home",

@@ -1,0 +1,24 @@
+"""FHIR R4 output per the Personal Health Device IG: the mapping from readings (pure), the read-only
+search API, the NDJSON bulk export."""
+
+from __future__ import annotations
+
+from central.fhir.mapping import (
+    MappedObservation,
+    dedup_identifier,
+    device_id,
+    device_resource,
+    gateway_device_id,
+    gateway_resource,
+    observations,
+)
+
+__all__ = [
+    "MappedObservation",
+    "dedup_identifier",
+    "device_id",
+    "device_resource",
+    "gateway_device_id",
+    "gateway_resource",
+    "observations",
+]

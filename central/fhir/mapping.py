@@ -1,0 +1,211 @@
+"""Readings -> FHIR R4 resources per the Personal Health Device IG. Pure: no I/O, no clock.
+
+One reading gives one Observation per measured quantity the IG models separately: blood pressure is one
+compound Observation (systolic, diastolic, mean components) plus a pulse Observation; an oximeter
+reading is an SpO2 and a pulse Observation; weight, temperature and glucose one each. Every
+Observation carries the IG's deduplication identifier, points at the measuring device (PhdDevice),
+names the gateway (PhgDevice) in the gatewayDevice extension, refers to the patient only by pseudonym,
+and carries the zone the gateway gave it as an interpretation.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from central.fhir import codes
+from central.fhir.codes import Code
+from sync.wire import WireDevice, WireQuantity, WireReading
+
+Resource = dict[str, Any]
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
+_UNIT_DISPLAY = {"/min": "/min", "%": "%", "mm[Hg]": "mmHg", "kg": "kg", "Cel": "°C", "mmol/L": "mmol/L"}
+
+
+@dataclass(frozen=True)
+class MappedObservation:
+    id: str
+    identifier: str
+    code: str  # MDC decimal, for search
+    effective: datetime
+    resource: Resource
+
+
+def fhir_id(text: str) -> str:
+    """A FHIR logical id ([A-Za-z0-9.-]{1,64}) from a device or gateway id."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
+
+
+def device_id(device: WireDevice) -> str:
+    return "phd-" + fhir_id(_hex(device.id) if _MAC.match(device.id) else device.id)
+
+
+def gateway_device_id(gateway: str) -> str:
+    return "phg-" + fhir_id(gateway)
+
+
+def _hex(mac: str) -> str:
+    return re.sub(r"[:-]", "", mac).upper()
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _quantity(q: WireQuantity) -> Resource:
+    value: Decimal = q.value
+    # FHIR decimals keep their precision (2.0 is not 2): JSON numbers from the Decimal as sent.
+    number: int | float = int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 \
+        else float(value)
+    return {"value": number, "unit": _UNIT_DISPLAY.get(q.unit, q.unit), "system": codes.UCUM, "code": q.unit}
+
+
+def _absent(reason: str) -> Resource:
+    code = "not-a-number" if "nan" in reason.lower() or "not a number" in reason.lower() else "error"
+    return {"coding": [{"system": codes.DATA_ABSENT, "code": code}], "text": reason}
+
+
+def dedup_identifier(reading: WireReading, tenant: str, code: Code) -> str:
+    """The IG's `device-patient-type-timestamp` identifier. The timestamp is the device's own (as the IG
+    asks), YYYYMMDDhhmmss.ss; a reading with no device time uses its gateway receive time."""
+    stamp = reading.device_time or reading.received.astimezone(UTC).replace(tzinfo=None)
+    device = _hex(reading.device.id) if _MAC.match(reading.device.id) else reading.device.id
+    centis = f"{stamp.microsecond // 10000:02d}"
+    return (f"{device}-{reading.patient}-{codes.patient_system(tenant)}-{code.mdc}-"
+            f"{stamp:%Y%m%d%H%M%S}.{centis}")
+
+
+def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str, obs_id: str) -> Resource:
+    categories = [{"coding": [{"system": codes.PHD_CATEGORY, "code": "phd", "display": "PHD generated"}]}]
+    if reading.type in codes.VITAL_SIGNS:
+        categories.insert(0, {"coding": [{"system": codes.OBSERVATION_CATEGORY, "code": "vital-signs",
+                                          "display": "Vital Signs"}]})
+    resource: Resource = {
+        "resourceType": "Observation",
+        "id": obs_id,
+        "meta": {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation"]},
+        "extension": [{"url": codes.GATEWAY_EXTENSION,
+                       "valueReference": {"reference": f"Device/{gateway_device_id(gateway)}"}}],
+        "identifier": [{"system": codes.DEDUP_SYSTEM, "value": dedup_identifier(reading, tenant, code)}],
+        "status": "final",
+        "category": categories,
+        "code": code.concept(text),
+        "subject": {"reference": f"Patient/{fhir_id(reading.patient)}",
+                    "identifier": {"system": codes.patient_system(tenant), "value": reading.patient}},
+        "effectiveDateTime": _instant(reading.effective),
+        "device": {"reference": f"Device/{device_id(reading.device)}"},
+        "interpretation": [{"coding": [{"system": codes.ZONE_SYSTEM, "code": reading.assessment.zone,
+                                        "display": f"{reading.assessment.zone} zone"}],
+                            "text": f"{reading.assessment.zone} zone ({reading.assessment.profile} "
+                                    f"v{reading.assessment.profile_version})"}],
+    }
+    if reading.flags:
+        resource["note"] = [{"text": "device reported: " + ", ".join(reading.flags)}]
+    return resource
+
+
+def _numeric(reading: WireReading, tenant: str, gateway: str, code: Code, text: str, component: str,
+             obs_id: str) -> MappedObservation:
+    resource = _base(reading, tenant, gateway, code, text, obs_id)
+    if component in reading.components:
+        resource["valueQuantity"] = _quantity(reading.components[component])
+    else:
+        resource["dataAbsentReason"] = _absent(reading.absent.get(component, "not sent by the device"))
+    return MappedObservation(obs_id, resource["identifier"][0]["value"], str(code.mdc), reading.effective, resource)
+
+
+def _blood_pressure(reading: WireReading, tenant: str, gateway: str) -> MappedObservation:
+    obs_id = str(reading.id)
+    resource = _base(reading, tenant, gateway, codes.BP_PANEL, "Blood pressure", obs_id)
+    resource["meta"] = {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdCompoundNumericObservation"]}
+    components = []
+    for name, code, text in (("systolic", codes.BP_SYSTOLIC, "Systolic blood pressure"),
+                             ("diastolic", codes.BP_DIASTOLIC, "Diastolic blood pressure"),
+                             ("mean", codes.BP_MEAN, "Mean blood pressure")):
+        component: Resource = {"code": code.concept(text)}
+        if name in reading.components:
+            component["valueQuantity"] = _quantity(reading.components[name])
+        else:
+            component["dataAbsentReason"] = _absent(reading.absent.get(name, "not sent by the device"))
+        components.append(component)
+    resource["component"] = components
+    return MappedObservation(obs_id, resource["identifier"][0]["value"], str(codes.BP_PANEL.mdc),
+                             reading.effective, resource)
+
+
+def _derived_id(reading: WireReading, what: str) -> str:
+    return str(uuid.uuid5(reading.id, what))
+
+
+def observations(reading: WireReading, *, tenant: str, gateway: str) -> list[MappedObservation]:
+    """Every Observation the IG makes of this reading (ids derived from the reading id, stable)."""
+    if reading.type == "blood_pressure":
+        found = [_blood_pressure(reading, tenant, gateway)]
+        if "pulse" in reading.components or "pulse" in reading.absent:
+            found.append(_numeric(reading, tenant, gateway, codes.PULSE_CUFF, "Pulse rate", "pulse",
+                                  _derived_id(reading, "pulse")))
+        return found
+    if reading.type == "spo2":
+        found = [_numeric(reading, tenant, gateway, codes.SPO2, "Oxygen saturation", "spo2", str(reading.id))]
+        if "pulse" in reading.components or "pulse" in reading.absent:
+            found.append(_numeric(reading, tenant, gateway, codes.PULSE_OXIMETER, "Pulse rate", "pulse",
+                                  _derived_id(reading, "pulse")))
+        return found
+    single = {
+        "body_weight": (codes.BODY_WEIGHT, "Body weight", "weight"),
+        "body_temperature": (codes.BODY_TEMPERATURE, "Body temperature", "temperature"),
+        "glucose": (codes.GLUCOSE, "Glucose, capillary whole blood", "glucose"),
+    }
+    code, text, component = single[reading.type]
+    return [_numeric(reading, tenant, gateway, code, text, component, str(reading.id))]
+
+
+def _mdc(pair: tuple[int, str]) -> Resource:
+    return {"coding": [{"system": codes.MDC, "code": str(pair[0]), "display": pair[1]}]}
+
+
+def device_resource(device: WireDevice, reading_type: str) -> Resource:
+    """The PhdDevice: the measuring device, identified by its Bluetooth address or its serial."""
+    identifiers: list[Resource] = []
+    if _MAC.match(device.id):
+        identifiers.append({
+            "type": {"coding": [{"system": codes.DEVICE_IDENTIFIER_TYPES, "code": "BTMAC"}]},
+            "system": codes.BTMAC_SYSTEM,
+            "value": "-".join(_hex(device.id)[i:i + 2] for i in range(0, 12, 2)),
+        })
+    else:
+        identifiers.append({"system": codes.SERIAL_SYSTEM, "value": device.id})
+    resource: Resource = {
+        "resourceType": "Device",
+        "id": device_id(device),
+        "meta": {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdDevice"]},
+        "identifier": identifiers,
+        "type": _mdc(codes.PHD_TYPE),
+        "specialization": [{"systemType": _mdc(codes.SPECIALIZATION[reading_type])}],
+    }
+    if device.model:
+        resource["modelNumber"] = device.model
+    if device.serial:
+        resource["serialNumber"] = device.serial
+    if device.firmware:
+        resource["version"] = [{"type": _mdc(codes.FIRMWARE_VERSION), "value": device.firmware}]
+    return resource
+
+
+def gateway_resource(gateway: str, software_version: str | None = None) -> Resource:
+    """The PhgDevice: the home gateway that received the readings."""
+    resource: Resource = {
+        "resourceType": "Device",
+        "id": gateway_device_id(gateway),
+        "meta": {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhgDevice"]},
+        "identifier": [{"system": codes.GATEWAY_SYSTEM, "value": gateway}],
+        "type": _mdc(codes.PHG_TYPE),
+        "manufacturer": "dho-gateway",
+    }
+    if software_version:
+        resource["version"] = [{"value": software_version}]
+    return resource

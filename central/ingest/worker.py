@@ -1,0 +1,300 @@
+"""One ingest worker: a member of the consumer group. Stateless; any number run at once.
+
+It takes upstream messages from an MQTT 5 shared subscription (`$share/<group>/dho/v1/+/+/up/...`) on a
+persistent session (clean start off, a session expiry), so messages published while every worker is
+down wait in the broker. For each batch of messages it decides (validate, tenancy from the registry),
+commits everything to the database in one transaction, then acks: the application ack to each gateway
+(`down/ack`), then the MQTT PUBACK to the broker. A worker killed before its commit acked nothing:
+the broker delivers those messages again, and a reading stored before is acked again, not stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import sqlalchemy as sa
+from paho.mqtt import client as mqtt_client
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from central.fhir import device_resource, gateway_resource, observations
+from central.fhir.mapping import device_id, gateway_device_id
+from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of
+from central.store import (
+    Changes,
+    Database,
+    GatewayState,
+    NewDevice,
+    NewEvent,
+    NewObservation,
+    NewReading,
+    NewRejection,
+    RegisteredGateway,
+)
+from sync.connection import OPERATION_TIMEOUT_S, BrokerSettings, publish, subscribe
+from sync.topics import PREFIX, Topics
+from sync.wire import Ack
+
+log = logging.getLogger(__name__)
+
+UPSTREAM = ("readings", "status", "events")
+_REGISTRY_TTL_S = 30.0
+_UNKNOWN_TTL_S = 2.0
+
+
+def subscriptions(group: str | None) -> list[str]:
+    """The worker's topic filters: shared by the group, or plain (MQTT 3.1.1 brokers, e.g. the demo's)."""
+    filters = [f"{PREFIX}/+/+/up/{what}" for what in UPSTREAM]
+    return [f"$share/{group}/{f}" for f in filters] if group else filters
+
+
+@dataclass
+class _Cached:
+    gateway: RegisteredGateway | None
+    until: float
+
+
+class Registry:
+    """The provisioned gateways, read from the database and kept briefly (a worker is stateless: the
+    database is the truth, this only spares a query per message)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._cache: dict[str, _Cached] = {}
+
+    async def lookup(self, ids: Iterable[str]) -> dict[str, RegisteredGateway]:
+        now = time.monotonic()
+        wanted = set(ids)
+        missing = [i for i in wanted if i not in self._cache or self._cache[i].until < now]
+        if missing:
+            found = await asyncio.to_thread(self._database.registered, missing)
+            for gateway in missing:
+                known = found.get(gateway)
+                self._cache[gateway] = _Cached(known, now + (_REGISTRY_TTL_S if known else _UNKNOWN_TTL_S))
+        return {i: c.gateway for i in wanted if (c := self._cache[i]).gateway is not None}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tuple[Changes, list[tuple[str, Ack]]]:
+    """What to write for a batch of messages, and the acks to send once it is committed. Pure."""
+    changes = Changes()
+    acks: dict[str, list[Any]] = {}
+    now = datetime.now(UTC)
+    for message in messages:
+        decision = decide(message.topic, message.payload, registry)
+        if isinstance(decision, Refused):
+            log.warning("refused a message on %s: %s (not acked)", message.topic, decision.reason)
+            changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload)))
+            continue
+        gateway = decision.gateway
+        changes.seen[gateway.id] = now
+        topics = Topics(gateway.tenant, gateway.id)
+        if isinstance(decision, Readings):
+            for reading in decision.batch.readings:
+                mapped = observations(reading, tenant=gateway.tenant, gateway=gateway.id)
+                changes.readings.append(NewReading(
+                    id=str(reading.id), tenant=gateway.tenant, gateway=gateway.id, patient=reading.patient,
+                    type=reading.type, effective=reading.effective, zone=reading.assessment.zone,
+                    body=reading.model_dump_json(),
+                    observations=tuple(
+                        NewObservation(o.id, o.identifier, o.code, o.effective, json.dumps(o.resource))
+                        for o in mapped
+                    ),
+                ))
+                phd = device_id(reading.device)
+                changes.devices[(gateway.tenant, phd)] = NewDevice(
+                    phd, json.dumps(device_resource(reading.device, reading.type)))
+                changes.plans[gateway.id] = (reading.assessment.profile, reading.assessment.profile_version)
+            phg = gateway_device_id(gateway.id)
+            changes.devices.setdefault((gateway.tenant, phg), NewDevice(phg, json.dumps(gateway_resource(gateway.id))))
+            acks.setdefault(topics.ack, []).extend(r.id for r in decision.batch.readings)
+        elif isinstance(decision, StatusReport):
+            s = decision.status
+            changes.states.append(GatewayState(
+                gateway=gateway.id, state=s.state, at=s.at or now, software_version=s.version,
+                outbox_depth=s.outbox_depth, outbox_used_percent=s.outbox_used_percent, quarantined=s.quarantined,
+                faults=tuple(s.faults), devices=json.dumps([d.model_dump(mode="json") for d in s.devices]),
+            ))
+        elif isinstance(decision, EventReport):
+            e = decision.event
+            changes.events.append(NewEvent(
+                id=str(e.id), tenant=gateway.tenant, gateway=gateway.id, kind=e.kind, at=e.at,
+                detail=json.dumps(e.detail),
+            ))
+            acks.setdefault(topics.ack, []).append(e.id)
+    return changes, [(topic, Ack(ids=ids)) for topic, ids in acks.items()]
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        database: Database,
+        *,
+        identifier: str = "dho-central-1",
+        group: str | None = "dho-central",
+        session_expiry_s: int = 24 * 3600,
+        batch_max: int = 200,
+    ) -> None:
+        self._broker = broker
+        self._database = database
+        self._identifier = identifier
+        # Shared subscriptions and session expiry are MQTT 5; a 3.1.1 broker (the demo's) gets one
+        # plain subscriber.
+        self._group = group if broker.protocol == "5" else None
+        self._session_expiry_s = session_expiry_s
+        self._batch_max = batch_max
+        self._registry = Registry(database)
+        self.ready = asyncio.Event()
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def rejected(self) -> int:
+        return self.counts["rejected"]
+
+    def _client(self) -> aiomqtt.Client:
+        v5 = self._broker.protocol == "5"
+        properties = None
+        if v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry_s
+        client = aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=self._identifier,
+            username=self._broker.username,
+            password=self._broker.password.get_secret_value() if self._broker.password else None,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            clean_session=None if v5 else True,
+            # A persistent session: what arrives while this worker restarts waits for it.
+            clean_start=False if v5 else mqtt_client.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+            keepalive=self._broker.keepalive_s,
+            tls_context=self._broker.tls_context(),
+            timeout=float("inf"),
+        )
+        # PUBACK only after the commit: paho must not acknowledge on receipt. aiomqtt does not expose
+        # this switch, so it is set on its paho client before connecting.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def run(self) -> None:
+        """Serve for ever, reconnecting with jittered exponential backoff."""
+        backoff = 0.2
+        while True:
+            try:
+                client = self._client()
+                async with asyncio.timeout(OPERATION_TIMEOUT_S):
+                    await client.__aenter__()
+                try:
+                    log.info("worker %s connected to %s:%d", self._identifier, self._broker.host, self._broker.port)
+                    backoff = 0.2
+                    await self._session(client)
+                finally:
+                    self.ready.clear()
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(2):
+                            await client.__aexit__(None, None, None)
+            except (aiomqtt.MqttError, TimeoutError) as exc:
+                log.warning("worker %s: broker %s:%d: %s", self._identifier, self._broker.host, self._broker.port,
+                            exc or type(exc).__name__)
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, 10.0)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        for topic in subscriptions(self._group):
+            await subscribe(client, topic)
+        self.ready.set()
+        messages = client.messages
+        async for first in messages:
+            batch = [first]
+            while len(batch) < self._batch_max and len(messages) > 0:
+                batch.append(await anext(messages))
+            await self._handle(client, batch)
+
+    async def _handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        incoming = [
+            Incoming(str(m.topic), bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else b"", m.mid, m.qos)
+            for m in batch
+        ]
+        registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
+        changes, acks = plan(incoming, registry)
+        try:
+            await self._commit(changes)
+        except sa.exc.DBAPIError as exc:
+            # Valid JSON the database still refuses (a value over a column's size): find the message
+            # that does it, one by one, so one bad message cannot stop the group.
+            log.warning("worker %s: a batch of %d was refused by the database (%s); storing one by one",
+                        self._identifier, len(incoming), str(exc.orig or exc).splitlines()[0])
+            acks = []
+            for m in incoming:
+                single, single_acks = plan([m], registry)
+                try:
+                    await self._commit(single)
+                except sa.exc.DBAPIError as refused:
+                    reason = f"refused by the database: {str(refused.orig or refused).splitlines()[0]}"
+                    log.warning("refused a message on %s: %s (not acked)", m.topic, reason)
+                    await self._commit(Changes(rejections=[NewRejection(m.topic, reason, len(m.payload))]))
+                    self.counts["rejected"] += 1
+                    continue
+                self.counts["rejected"] += len(single.rejections)
+                acks.extend(single_acks)
+        else:
+            self.counts["rejected"] += len(changes.rejections)
+        if acks:
+            async with asyncio.TaskGroup() as tasks:
+                for topic, ack in acks:
+                    tasks.create_task(publish(client, topic, ack.model_dump_json()))
+        self.counts["acks"] += len(acks)
+        for m in incoming:
+            if m.qos > 0:
+                client._client.ack(m.mid, m.qos)
+
+    async def _commit(self, changes: Changes) -> None:
+        """Commit, retrying while the database is away (a restart): nothing is acked before it succeeds."""
+        if changes.empty():
+            return
+        delay = 0.2
+        while True:
+            try:
+                done = await asyncio.to_thread(self._database.commit, changes)
+                break
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                if not _is_unavailable(exc):
+                    raise
+                log.error("worker %s: database unavailable (%s); retrying in %.1f s, nothing acked meanwhile",
+                          self._identifier, str(exc.orig or exc).splitlines()[0], delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.counts["stored"] += done.new_readings
+        self.counts["duplicates"] += done.duplicate_readings
+        self.counts["events"] += done.new_events
+
+
+def _is_unavailable(exc: sa.exc.DBAPIError) -> bool:
+    """A connection lost or refused, a server restarting, SQLite busy: worth waiting for."""
+    if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
+        return True
+    text = str(exc.orig or exc).lower()
+    return any(word in text for word in (
+        "connect", "connection", "terminat", "shutting down", "starting up", "recovery", "locked", "busy",
+        "server closed", "no such host", "timeout",
+    ))

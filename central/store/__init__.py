@@ -1,0 +1,40 @@
+"""The central database: SQLite (embedded default) or PostgreSQL (production), one code path
+(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry."""
+
+from __future__ import annotations
+
+from central.store.database import (
+    Changes,
+    Committed,
+    Database,
+    GatewayRecord,
+    GatewayState,
+    NewDevice,
+    NewEvent,
+    NewObservation,
+    NewReading,
+    NewRejection,
+    RegisteredGateway,
+    database_url,
+    redact,
+    utc,
+)
+from central.store.migrations import LATEST as SCHEMA_VERSION
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Changes",
+    "Committed",
+    "Database",
+    "GatewayRecord",
+    "GatewayState",
+    "NewDevice",
+    "NewEvent",
+    "NewObservation",
+    "NewReading",
+    "NewRejection",
+    "RegisteredGateway",
+    "database_url",
+    "redact",
+    "utc",
+]

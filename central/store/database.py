@@ -1,0 +1,405 @@
+"""The central database: one code path over SQLite (embedded default) and PostgreSQL (production).
+
+Everything a worker learned from one batch of MQTT messages is written in one transaction
+(`Database.commit`); only after it returns are the gateways acked. Inserts are idempotent: a reading id,
+an event id or an Observation's deduplication identifier seen before is skipped, not stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from central.errors import CentralError
+from central.store import schema
+from central.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegisteredGateway:
+    id: str
+    tenant: str
+    patient: str
+
+
+@dataclass(frozen=True)
+class NewObservation:
+    id: str
+    identifier: str
+    code: str
+    effective: datetime
+    resource: str  # FHIR JSON
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    id: str
+    resource: str  # FHIR JSON
+
+
+@dataclass(frozen=True)
+class NewReading:
+    id: str
+    tenant: str
+    gateway: str
+    patient: str
+    type: str
+    effective: datetime
+    zone: str
+    body: str  # the reading as received (wire JSON)
+    observations: tuple[NewObservation, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    id: str
+    tenant: str
+    gateway: str
+    kind: str
+    at: datetime
+    detail: str  # JSON
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    """What a status message (or its Last Will) says about a gateway."""
+
+    gateway: str
+    state: str
+    at: datetime
+    software_version: str | None = None
+    outbox_depth: int | None = None
+    outbox_used_percent: int | None = None
+    quarantined: int | None = None
+    faults: tuple[str, ...] = ()
+    devices: str = "[]"  # JSON list of DeviceStatus
+
+
+@dataclass(frozen=True)
+class NewRejection:
+    topic: str
+    reason: str
+    size: int
+
+
+@dataclass
+class Changes:
+    """Everything learned from one batch of messages, committed together."""
+
+    readings: list[NewReading] = field(default_factory=list)
+    devices: dict[tuple[str, str], NewDevice] = field(default_factory=dict)  # (tenant, id) -> resource
+    events: list[NewEvent] = field(default_factory=list)
+    states: list[GatewayState] = field(default_factory=list)
+    rejections: list[NewRejection] = field(default_factory=list)
+    seen: dict[str, datetime] = field(default_factory=dict)  # gateway -> when we last heard from it
+    plans: dict[str, tuple[str, int]] = field(default_factory=dict)  # gateway -> (plan, version) in use
+
+    def empty(self) -> bool:
+        return not (self.readings or self.events or self.states or self.rejections or self.seen)
+
+
+@dataclass(frozen=True)
+class Committed:
+    new_readings: int
+    duplicate_readings: int
+    new_observations: int
+    new_events: int
+
+
+@dataclass(frozen=True)
+class GatewayRecord:
+    id: str
+    tenant: str
+    patient: str
+    state: str
+    last_seen: datetime | None
+    status_at: datetime | None
+    software_version: str | None
+    outbox_depth: int | None
+    outbox_used_percent: int | None
+    quarantined: int | None
+    faults: list[str]
+    devices: list[dict[str, Any]]
+    plan: str | None
+    plan_version: int | None
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands times back without their zone; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def database_url(text: str) -> str:
+    """Accept a plain path (SQLite) or a URL; PostgreSQL always through psycopg 3."""
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    for plain in ("postgresql://", "postgres://"):
+        if text.startswith(plain):
+            return "postgresql+psycopg://" + text[len(plain):]
+    return text
+
+
+def redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = database_url(url)
+        self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise CentralError(f"database: {redact(url)} is neither SQLite nor PostgreSQL")
+        if self.dialect == "sqlite":
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(self.url, pool_size=pool_size, pool_pre_ping=True)
+        try:
+            migrate(self.engine)
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            raise CentralError(f"database: cannot open {redact(self.url)}: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table) -> Any:
+        # The one place the dialects differ: both spell ON CONFLICT, through their own insert().
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # -- registry ---------------------------------------------------------------------------------
+
+    def provision(self, gateway: str, *, tenant: str, patient: str) -> None:
+        """Register a gateway (or move it to another tenant/patient, e.g. a kit given to a new patient)."""
+        now = datetime.now(UTC)
+        stmt = self._insert(schema.gateways).values(id=gateway, tenant=tenant, patient=patient, provisioned_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.gateways.c.id],
+            set_={"tenant": tenant, "patient": patient, "provisioned_at": now},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def deprovision(self, gateway: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(sa.delete(schema.gateways).where(schema.gateways.c.id == gateway)).rowcount > 0
+
+    def registered(self, ids: Sequence[str]) -> dict[str, RegisteredGateway]:
+        g = schema.gateways.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(g.id, g.tenant, g.patient).where(g.id.in_(list(ids)))).all()
+        return {r.id: RegisteredGateway(r.id, r.tenant, r.patient) for r in rows}
+
+    def gateways(self, tenant: str | None = None) -> list[GatewayRecord]:
+        query = sa.select(schema.gateways).order_by(schema.gateways.c.tenant, schema.gateways.c.id)
+        if tenant is not None:
+            query = query.where(schema.gateways.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            GatewayRecord(
+                id=r["id"], tenant=r["tenant"], patient=r["patient"], state=r["state"],
+                last_seen=utc(r["last_seen"]) if r["last_seen"] else None,
+                status_at=utc(r["status_at"]) if r["status_at"] else None,
+                software_version=r["software_version"], outbox_depth=r["outbox_depth"],
+                outbox_used_percent=r["outbox_used_percent"], quarantined=r["quarantined"],
+                faults=json.loads(r["faults"]), devices=json.loads(r["devices"]),
+                plan=r["plan"], plan_version=r["plan_version"],
+            )
+            for r in rows
+        ]
+
+    # -- ingest -------------------------------------------------------------------------------------
+
+    def commit(self, changes: Changes) -> Committed:
+        """Write one batch in one transaction; returns what was new."""
+        now = datetime.now(UTC)
+        new_readings = new_observations = new_events = 0
+        with self.engine.begin() as conn:
+            if changes.readings:
+                r = schema.readings
+                rows = [
+                    {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "patient": x.patient, "type": x.type,
+                     "effective": x.effective, "zone": x.zone, "body": x.body, "stored_at": now}
+                    for x in changes.readings
+                ]
+                inserted = conn.execute(
+                    self._insert(r).on_conflict_do_nothing().returning(r.c.id), rows
+                ).scalars().all()
+                new_readings = len(inserted)
+                fresh = set(inserted)
+                obs = [
+                    {"id": o.id, "identifier": o.identifier, "reading_id": x.id, "tenant": x.tenant,
+                     "patient": x.patient, "code": o.code, "effective": o.effective, "resource": o.resource}
+                    for x in changes.readings if x.id in fresh for o in x.observations
+                ]
+                if obs:
+                    o_table = schema.observations
+                    # No conflict target: a clash on the id or on the deduplication identifier is skipped.
+                    new_observations = len(conn.execute(
+                        self._insert(o_table).on_conflict_do_nothing().returning(o_table.c.id), obs
+                    ).scalars().all())
+            if changes.devices:
+                d = schema.devices
+                for (tenant, _), device in sorted(changes.devices.items()):
+                    stmt = self._insert(d).values(id=device.id, tenant=tenant, resource=device.resource, updated_at=now)
+                    conn.execute(stmt.on_conflict_do_update(
+                        index_elements=[d.c.id], set_={"resource": device.resource, "updated_at": now}
+                    ))
+            if changes.events:
+                e = schema.events
+                rows = [
+                    {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "kind": x.kind, "at": x.at,
+                     "detail": x.detail, "stored_at": now}
+                    for x in changes.events
+                ]
+                new_events = len(conn.execute(
+                    self._insert(e).on_conflict_do_nothing().returning(e.c.id), rows
+                ).scalars().all())
+            g = schema.gateways.c
+            for state in changes.states:
+                # A status older than the one kept (two workers, out of order) does not overwrite it.
+                conn.execute(
+                    sa.update(schema.gateways)
+                    .where(g.id == state.gateway, sa.or_(g.status_at.is_(None), g.status_at <= state.at))
+                    .values(
+                        state=state.state, status_at=state.at,
+                        **({} if state.state == "offline" else {
+                            "software_version": state.software_version, "outbox_depth": state.outbox_depth,
+                            "outbox_used_percent": state.outbox_used_percent, "quarantined": state.quarantined,
+                            "faults": json.dumps(list(state.faults)), "devices": state.devices,
+                        }),
+                    )
+                )
+            for gateway, seen in sorted(changes.seen.items()):
+                conn.execute(
+                    sa.update(schema.gateways)
+                    .where(g.id == gateway, sa.or_(g.last_seen.is_(None), g.last_seen < seen))
+                    .values(last_seen=seen)
+                )
+            for gateway, (plan, version) in sorted(changes.plans.items()):
+                conn.execute(sa.update(schema.gateways).where(g.id == gateway).values(plan=plan, plan_version=version))
+            if changes.rejections:
+                conn.execute(
+                    sa.insert(schema.rejections),
+                    [{"topic": x.topic[:300], "reason": x.reason[:500], "size": x.size, "at": now}
+                     for x in changes.rejections],
+                )
+        return Committed(new_readings, len(changes.readings) - new_readings, new_observations, new_events)
+
+    # -- reading back -------------------------------------------------------------------------------
+
+    def reading_bodies(self, gateway: str | None = None) -> list[str]:
+        r = schema.readings.c
+        query = sa.select(r.body).order_by(r.id)  # UUIDv7: the order the gateways took them
+        if gateway is not None:
+            query = query.where(r.gateway == gateway)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def count(self, table: str = "readings") -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(schema.metadata.tables[table])).scalar_one())
+
+    def duplicate_ids(self) -> int:
+        """Reading ids stored more than once (a test's check: the primary key makes it 0)."""
+        r = schema.readings.c
+        sub = sa.select(r.id).group_by(r.id).having(sa.func.count() > 1).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(sub)).scalar_one())
+
+    def events(self, gateway: str | None = None) -> list[dict[str, Any]]:
+        e = schema.events.c
+        query = sa.select(e.id, e.tenant, e.gateway, e.kind, e.at, e.detail).order_by(e.at)
+        if gateway is not None:
+            query = query.where(e.gateway == gateway)
+        with self.engine.connect() as conn:
+            return [
+                {**row._asdict(), "at": utc(row.at), "detail": json.loads(row.detail)}
+                for row in conn.execute(query)
+            ]
+
+    def rejections(self) -> list[tuple[str, str]]:
+        x = schema.rejections.c
+        with self.engine.connect() as conn:
+            return [(row.topic, row.reason) for row in conn.execute(sa.select(x.topic, x.reason).order_by(x.seq))]
+
+    def observations(
+        self,
+        *,
+        patient: str | None = None,
+        tenant: str | None = None,
+        since: Sequence[tuple[str, datetime]] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[int, list[str]]:
+        """(total matching, resources as JSON) ordered by effective time; `since` holds (op, time) pairs."""
+        o = schema.observations.c
+        where: list[sa.ColumnElement[bool]] = []
+        if patient is not None:
+            where.append(o.patient == patient)
+        if tenant is not None:
+            where.append(o.tenant == tenant)
+        ops = {"ge": o.effective.__ge__, "gt": o.effective.__gt__, "le": o.effective.__le__,
+               "lt": o.effective.__lt__, "eq": o.effective.__eq__}
+        for op, when in since:
+            where.append(ops[op](when))
+        with self.engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(schema.observations).where(*where))
+                        .scalar_one())
+            query = sa.select(o.resource).where(*where).order_by(o.effective, o.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return total, list(conn.execute(query).scalars())
+
+    def iter_observations(self, *, tenant: str | None = None, batch: int = 1000) -> Iterator[str]:
+        o = schema.observations.c
+        after = ""
+        while True:
+            query = sa.select(o.id, o.resource).where(o.id > after).order_by(o.id).limit(batch)
+            if tenant is not None:
+                query = query.where(o.tenant == tenant)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.resource
+            after = rows[-1].id
+
+    def device(self, device_id: str) -> str | None:
+        d = schema.devices.c
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(d.resource).where(d.id == device_id)).scalar()
+
+    def iter_devices(self, *, tenant: str | None = None) -> Iterator[str]:
+        d = schema.devices.c
+        query = sa.select(d.resource).order_by(d.id)
+        if tenant is not None:
+            query = query.where(d.tenant == tenant)
+        with self.engine.connect() as conn:
+            yield from conn.execute(query).scalars().all()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # an ack promises the reading survives a power cut
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,70 @@
+"""Schema migrations: numbered steps, applied in order, once, under a lock, so any number of workers
+starting together on one database converge on the same schema.
+
+Step 1 is the baseline (the tables of `schema.py`). A later change to the schema adds a step here
+(ALTER TABLE ... written with SQLAlchemy Core) and never edits an earlier one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from central.store import schema
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[sa.Connection], None]
+
+
+def _baseline(conn: sa.Connection) -> None:
+    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_version]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+STEPS: list[tuple[int, str, Step]] = [
+    (1, "registry, readings, observations, devices, events, rejections", _baseline),
+]
+LATEST = STEPS[-1][0]
+
+
+def _lock(conn: sa.Connection) -> None:
+    """Serialise concurrent migrators (N workers starting at once) until this transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(4857001)"))
+    elif conn.dialect.name == "sqlite":
+        # Take SQLite's write lock now, before reading the version (a deferred BEGIN would read first).
+        conn.exec_driver_sql("UPDATE schema_version SET version = version")
+
+
+def current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    found = conn.execute(sa.select(schema.schema_version.c.version)).scalar()
+    return int(found or 0)
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the database to LATEST; returns the version it was at before."""
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+        _lock(conn)
+        before = current_version(conn)
+        if before > LATEST:
+            from central.errors import CentralError
+
+            raise CentralError(
+                f"the database is at schema version {before}, newer than this dho-central ({LATEST}): "
+                "upgrade dho-central"
+            )
+        for version, what, step in STEPS:
+            if version > before:
+                log.info("database: migrating to schema version %d (%s)", version, what)
+                step(conn)
+        if before == 0:
+            conn.execute(sa.insert(schema.schema_version).values(version=LATEST))
+        elif before < LATEST:
+            conn.execute(sa.update(schema.schema_version).values(version=LATEST))
+    return before
