@@ -53,6 +53,15 @@ CREATE TABLE IF NOT EXISTS history (
     sealed BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_time ON history (effective);
+-- Signed documents the box has accepted (the plan in force, the trust store), newest version wins.
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    key_version INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    kept REAL NOT NULL,
+    PRIMARY KEY (kind, version)
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -91,6 +100,10 @@ def _aad(record_id: str, key_version: int) -> bytes:
 
 def _history_aad(record_id: str, key_version: int) -> bytes:
     return f"dho-history/v1|{record_id}|{key_version}".encode()
+
+
+def _document_aad(kind: str, version: int, key_version: int) -> bytes:
+    return f"dho-document/v1|{kind}|{version}|{key_version}".encode()
 
 
 def _key_aad(version: int) -> bytes:
@@ -161,7 +174,7 @@ class SealedOutbox:
             current = max(self._keys)
             in_use = {int(v) for (v,) in self._db.execute(
                 "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
-                "UNION SELECT key_version FROM history")}
+                "UNION SELECT key_version FROM history UNION SELECT key_version FROM documents")}
             retired = [v for v in self._keys if v != current and v not in in_use]
             for version in retired:
                 self._db.execute("DELETE FROM data_keys WHERE version = ?", (version,))
@@ -325,6 +338,38 @@ class SealedOutbox:
                 return self._db.execute("DELETE FROM history WHERE effective < ?", (cutoff,)).rowcount
         except (sqlite3.OperationalError, OSError) as exc:
             raise OutboxUnavailable(f"outbox {self.path} cannot prune its history: {exc}") from exc
+
+    def keep_document(self, kind: str, version: int, body: bytes) -> None:
+        """Seal and commit a signed document the gateway accepted (a plan, a trust store) before it is
+        used, so a restart comes back with it. Raises OutboxUnavailable when it cannot be written."""
+        try:
+            with self._lock:
+                key_version = max(self._keys)
+                nonce = os.urandom(12)
+                sealed = nonce + self._keys[key_version].encrypt(
+                    nonce, body, _document_aad(kind, version, key_version))
+                self._db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
+                                 (kind, version, key_version, sealed, time.time()))
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot keep the {kind}: {exc}") from exc
+
+    def latest_document(self, kind: str) -> tuple[int, bytes] | None:
+        """The newest authentic document of this kind (version, body); one that fails authentication is
+        logged and passed over, so an older accepted one is used rather than none."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT version, key_version, sealed FROM documents WHERE kind = ? ORDER BY version DESC", (kind,)
+            ).fetchall()
+        for version, key_version, sealed in rows:
+            key, blob = self._keys.get(int(key_version)), bytes(sealed)
+            try:
+                if key is None:
+                    raise InvalidTag
+                return int(version), key.decrypt(blob[:12], blob[12:], _document_aad(kind, int(version),
+                                                                                   int(key_version)))
+            except InvalidTag:
+                log.error("stored %s version %d failed authentication and is passed over", kind, version)
+        return None
 
     def usage(self) -> Usage:
         with self._lock:
