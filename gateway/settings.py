@@ -1,7 +1,9 @@
-"""Gateway configuration: one TOML file, validated; `DHO_SECTION__KEY` environment variables override it."""
+"""Gateway configuration: one TOML file, validated; `DHO_SECTION__KEY` environment variables override it,
+except for what decides how a patient is judged (`[zoning]`, `[plans]`): those come only from the file."""
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from datetime import date
@@ -10,11 +12,13 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.measurement import MeasurementKind
 from gateway.errors import GatewayError
 from sync.connection import BrokerSettings
+
+log = logging.getLogger(__name__)
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # safe inside an MQTT topic level: no / + # or spaces
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
@@ -87,12 +91,24 @@ class OutboxSection(_Section):
 class ZoningSection(_Section):
     profile: str = Field(
         default="standard-blood-pressure",
-        description="a shipped profile name, or the path of a profile TOML file",
+        pattern=_ID,
+        description="a shipped standard profile, by name (pinned by content hash); a patient's own thresholds "
+        "arrive only as a signed plan",
     )
     enrolled: date | None = Field(
         default=None, description="enrolment date (the 14 daily days count from it); default: the first reading"
     )
     language: Literal["nb", "en"] = Field(default="nb", description="language of the advice shown to the patient")
+
+
+class PlansSection(_Section):
+    trust_store: Path | None = Field(
+        default=None, description="the tenant's trust store as provisioned (a root-signed envelope, JSON)"
+    )
+    root_key: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9+/]{43}=$",
+        description="the tenant's root public key (Ed25519, base64) that signs trust stores",
+    )
 
 
 class DeviceSection(_Section):
@@ -134,6 +150,7 @@ class Settings(BaseSettings):
     sync: SyncSection = SyncSection()
     outbox: OutboxSection = OutboxSection()
     zoning: ZoningSection = ZoningSection()
+    plans: PlansSection = PlansSection()
     device_source: str = Field(default="bluez", description="where measurements come from")
     devices: list[DeviceSection] = Field(default_factory=list, description="devices provisioned for the patient")
 
@@ -146,8 +163,23 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (init values carry the file's contents).
-        return (env_settings, init_settings)
+        # The environment wins over the file (init values carry the file's contents), except for FILE_ONLY.
+        return (_EnvironmentExcept(settings_cls), init_settings)
+
+
+# Thresholds and the keys that sign them must not change with a process's environment (issue 9.9).
+FILE_ONLY = ("zoning", "plans")
+
+
+class _EnvironmentExcept(EnvSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        for section in FILE_ONLY:
+            if section in values:
+                log.warning("DHO_%s__* environment variables are ignored: [%s] comes only from the configuration "
+                            "file", section.upper(), section)
+                del values[section]
+        return values
 
 
 def describe_validation_error(exc: ValidationError) -> str:

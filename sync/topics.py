@@ -29,6 +29,10 @@ class Topics:
         return f"{self.base}/up/status"
 
     @property
+    def proposal(self) -> str:
+        return f"{self.base}/up/proposal"
+
+    @property
     def ack(self) -> str:
         return f"{self.base}/down/ack"
 

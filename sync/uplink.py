@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -24,6 +24,9 @@ from sync.wire import PROTOCOL_VERSION, Ack, DeviceStatus, Event, EventKind, Sta
 log = logging.getLogger(__name__)
 
 AckListener = Callable[[list[str]], None]
+# Raw bytes of a `down/config` message (untrusted); the gateway verifies them. Awaited in the receive
+# loop: it must not block (verification runs in a thread) and must not raise.
+ConfigListener = Callable[[bytes], Awaitable[None]]
 
 
 class StatusFacts(NamedTuple):
@@ -33,6 +36,10 @@ class StatusFacts(NamedTuple):
     outbox_used_percent: int | None = None
     quarantined: int | None = None
     devices: tuple[DeviceStatus, ...] = ()
+    profile: str | None = None
+    rules_hash: str | None = None
+    plan_version: int | None = None
+    plan_hash: str | None = None
 
 
 def _no_facts() -> StatusFacts:
@@ -61,6 +68,7 @@ class Uplink:
         status_interval_s: float = 300.0,
         on_ack: AckListener | None = None,
         facts: Callable[[], StatusFacts] = _no_facts,
+        on_config: ConfigListener | None = None,
     ) -> None:
         self._outbox = outbox
         self._broker = broker
@@ -72,6 +80,9 @@ class Uplink:
         self._status_interval_s = status_interval_s
         self._on_ack = on_ack
         self._facts = facts
+        self._on_config = on_config
+        # The latest baseline proposal (retained on the broker), waiting to be published.
+        self._proposal: bytes | None = None
         # Events wait here while offline; the durable state they report is in every status too.
         self._events: deque[Event] = deque(maxlen=_EVENTS_KEPT)
         self._wake = asyncio.Event()
@@ -94,6 +105,11 @@ class Uplink:
         self._events.append(Event(
             gateway=self._topics.gateway, id=uuid.uuid4(), kind=kind, at=datetime.now(UTC), detail=detail or {},
         ))
+        self._wake.set()
+
+    def publish_proposal(self, payload: bytes) -> None:
+        """Publish this baseline proposal (retained) as soon as connected; a newer one replaces it."""
+        self._proposal = payload
         self._wake.set()
 
     async def run(self) -> None:
@@ -121,6 +137,10 @@ class Uplink:
             quarantined=facts.quarantined,
             faults=facts.faults,
             devices=list(facts.devices),
+            profile=facts.profile,
+            rules_hash=facts.rules_hash,
+            plan_version=facts.plan_version,
+            plan_hash=facts.plan_hash,
             at=datetime.now(UTC),
         )
 
@@ -131,6 +151,9 @@ class Uplink:
     async def _session(self, client: aiomqtt.Client) -> None:
         self._inflight.clear()
         await subscribe(client, self._topics.ack)
+        if self._on_config is not None:
+            # Retained: the plan in force is delivered again on every subscribe; the gateway knows it.
+            await subscribe(client, self._topics.config)
         await self._publish_status(client)
         self.connected.set()
         try:
@@ -159,6 +182,9 @@ class Uplink:
 
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
+            if self._on_config is not None and message.topic.matches(self._topics.config):
+                await self._on_config(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
+                continue
             try:
                 ack = Ack.model_validate_json(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
             except (ValidationError, TypeError) as exc:
@@ -202,6 +228,11 @@ class Uplink:
             while self._events:
                 await publish(client, self._topics.events, self._events[0].model_dump_json())
                 self._events.popleft()
+            if self._proposal is not None:
+                proposal = self._proposal
+                await publish(client, self._topics.proposal, proposal, retain=True)
+                if self._proposal is proposal:
+                    self._proposal = None
             if self._expire():
                 log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
                 cursor = 0

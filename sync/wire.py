@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
+from sync.signed import ConfigMessage
+
 PROTOCOL_VERSION: Literal[1] = 1
 
 # A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory.
@@ -47,8 +49,12 @@ class WireAssessment(_Wire):
     zone: WireZone
     rules: list[WireFiredRule] = Field(description="every rule that fired, with the value that fired it")
     advice: list[str] = Field(description="self-care advice keys shown to the patient")
-    profile: str = Field(description="the plan (or standard profile) the reading was judged by")
+    profile: str = Field(description="the standard profile the rules start from")
     profile_version: int
+    # Optional only so records sealed before these fields existed still validate; every new reading has them.
+    rules_hash: str | None = Field(default=None, description="hash of the effective rules the reading was judged by")
+    plan_version: int | None = Field(default=None, description="the signed plan in force; null on the standard profile")
+    plan_hash: str | None = Field(default=None, description="hash of the signed plan in force")
     next_due: date | None = Field(default=None, description="local date the next measurement is due")
     control: list[str] = Field(
         default_factory=list, description="why the patient was asked to measure again at once (control measurement)"
@@ -109,6 +115,10 @@ class Status(_Wire):
     quarantined: int | None = Field(default=None, description="stored records that failed authentication")
     faults: list[str] = Field(default_factory=list, description="conditions a technician must look at, e.g. disk full")
     devices: list[DeviceStatus] = Field(default_factory=list, description="the provisioned BLE devices")
+    profile: str | None = Field(default=None, description="the standard profile the rules in force start from")
+    rules_hash: str | None = Field(default=None, description="hash of the effective rules in force")
+    plan_version: int | None = Field(default=None, description="the signed plan in force; null on the standard profile")
+    plan_hash: str | None = Field(default=None, description="hash of the signed plan in force")
     at: AwareDatetime | None = None
 
 
@@ -119,6 +129,9 @@ EventKind = Literal[
     "storage_fault",  # readings cannot be stored (disk full, outbox at its bound, I/O error)
     "storage_recovered",
     "measurement_overdue",  # the schedule's next measurement is past due (no values, only dates)
+    "plan_applied",  # a signed plan passed every check, was stored and is in force (version, hash, signers' keys)
+    "plan_rejected",  # a down/config message was refused; the plan in force stays (reason)
+    "trust_store_updated",  # a newer root-signed trust store replaced the old one (keys left out are revoked)
 ]
 
 
@@ -133,9 +146,47 @@ class Event(_Wire):
     detail: dict[str, str | int | float] = Field(default_factory=dict)
 
 
+class WireProposedBound(_Wire):
+    zone: WireZone
+    op: Literal["<=", ">="]
+    limit: WireDecimal
+    standard_limit: WireDecimal | None = Field(description="the standard profile's bound for the same zone")
+    clamped: bool = Field(description="the offset would have been more permissive than the standard red bound")
+
+
+class WireBaselineComponent(_Wire):
+    type: str = Field(description="measurement type, as in a Reading")
+    component: str
+    days: int = Field(description="days with a usable reading in the period")
+    readings: int
+    median: WireDecimal
+    iqr: tuple[WireDecimal, WireDecimal] | None = Field(description="lower and upper quartile")
+    proposal: list[WireProposedBound]
+    method: str = Field(description="how the bounds were derived, with the source")
+
+
+class BaselineProposal(_Wire):
+    """The 14-day baseline the box computed: a proposal for the clinician to turn into an order, never
+    applied by the box itself (docs/zoning.md, "Baseline proposal")."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    gateway: str
+    patient: str = Field(description="pseudonymous patient id, as in a Reading")
+    computed: AwareDatetime
+    period: tuple[date, date] = Field(description="first and last local day looked at")
+    profile: str = Field(description="the standard profile compared against")
+    profile_version: int
+    rules_hash: str = Field(description="the rules in force when it was computed")
+    plan_version: int | None = None
+    components: list[WireBaselineComponent]
+    insufficient: list[str] = Field(description="parameters without enough days, with why")
+
+
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "reading-batch": ReadingBatch,
     "ack": Ack,
     "status": Status,
     "event": Event,
+    "baseline-proposal": BaselineProposal,
+    "config": ConfigMessage,
 }

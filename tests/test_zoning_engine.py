@@ -246,11 +246,14 @@ def test_every_shipped_profile_has_advice_for_every_key_in_both_languages() -> N
 def test_an_override_from_the_doctor_changes_the_bound_and_is_reported_as_the_plan() -> None:
     base = load_profile("standard-copd-scale2")
     individual = Plan(id="plan-p-42", version=3, profile=base, advice=ADVICE, enrolled=ENROLLED, overrides=(
-        Override(rule="spo2.yellow", limit=Decimal(88), reason="GP order 2026-11-15"),))
+        Override(rule="spo2.yellow", limit=Decimal(88), reason="GP order 2026-11-15"),), plan_hash="sha256:" + "a" * 64)
     m = measurement(K.SPO2, spo2=88, pulse=70)
-    assert assess(m, base).zone == Zone.GREEN
+    standard = assess(m, base)
+    assert standard.zone == Zone.GREEN
     a = assess(m, individual)
-    assert (a.zone, a.profile, a.profile_version) == (Zone.YELLOW, "plan-p-42", 3)
+    assert (a.zone, a.profile, a.profile_version, a.plan_version) == (Zone.YELLOW, "standard-copd-scale2", 1, 3)
+    assert (a.plan_hash, standard.plan_hash, standard.plan_version) == ("sha256:" + "a" * 64, None, None)
+    assert a.rules_hash != standard.rules_hash == base.content_hash()
 
 
 def test_bad_plans_are_refused() -> None:

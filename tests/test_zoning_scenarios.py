@@ -96,15 +96,3 @@ def test_copd_on_a_88_to_92_target_is_not_red_at_89() -> None:
         assert ("emergency" in a.advice_keys) is (zone == Zone.RED)
     assert a.next_due == day(32)
 
-
-def test_a_profile_sent_as_json_judges_like_its_toml() -> None:
-    from pathlib import Path
-    from tempfile import TemporaryDirectory
-
-    from gateway.plans import load_profile
-
-    toml = load_profile("standard-heart-failure")
-    with TemporaryDirectory() as tmp:
-        path = Path(tmp) / "hf.json"
-        path.write_text(toml.model_dump_json())
-        assert load_profile(str(path)) == toml

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.measurement import Measurement
@@ -43,6 +44,12 @@ def _advice(first: str, plan: Plan, fired: Sequence[FiredRule], zone: Zone, cont
     return tuple(keys)
 
 
+def _judged_by(plan: Plan) -> dict[str, Any]:
+    """What every assessment names of its rules, so the central side can tell any two rule sets apart."""
+    return {"profile": plan.profile.id, "profile_version": plan.profile.version, "rules_hash": plan.rules_hash,
+            "plan_version": plan.signed_version, "plan_hash": plan.plan_hash}
+
+
 def assess_reading(
     m: Measurement, *, reading_id: str, effective: datetime, history: Sequence[PastReading], plan: Plan, tz: ZoneInfo,
 ) -> Assessment:
@@ -65,8 +72,7 @@ def assess_reading(
         zone=zone,
         fired=tuple(fired),
         advice_keys=_advice(f"{m.kind}.{zone}", plan, fired, zone, bool(control)),
-        profile=plan.id,
-        profile_version=plan.version,
+        **_judged_by(plan),
         next_due=next_due(plan.enrolled, [*history, this], tz).on,
         control=control,
         repeat_of=repeated.id if repeated else None,
@@ -80,8 +86,7 @@ def assess_answers(answers: Answers, *, history: Sequence[PastReading], plan: Pl
         zone=zone,
         fired=tuple(fired),
         advice_keys=_advice(f"symptoms.{zone}", plan, fired, zone, control=False),
-        profile=plan.id,
-        profile_version=plan.version,
+        **_judged_by(plan),
         next_due=next_due(plan.enrolled, history, tz).on,
     )
 

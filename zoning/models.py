@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.measurement import COMPONENTS, MeasurementKind
@@ -140,6 +142,11 @@ class Profile(BaseModel):
     def kinds(self) -> frozenset[MeasurementKind]:
         return frozenset(r.kind for r in (*self.rules, *self.trends, *self.consecutive))
 
+    def content_hash(self) -> str:
+        """`sha256:<hex>` of the rules in RFC 8785 canonical JSON (decimals as strings): any change to a
+        bound, a zone, a source text or the id/version changes it; TOML comments and layout do not."""
+        return "sha256:" + hashlib.sha256(rfc8785.dumps(self.model_dump(mode="json"))).hexdigest()
+
 
 class FiredRule(BaseModel):
     """A rule that fired and the value that fired it (for a trend: the change; for symptoms: the count)."""
@@ -160,8 +167,11 @@ class Assessment(BaseModel):
     zone: Zone
     fired: tuple[FiredRule, ...] = ()
     advice_keys: tuple[str, ...] = ()
-    profile: str
+    profile: str = Field(description="the standard profile the rules start from")
     profile_version: int
+    rules_hash: str = Field(description="hash of the effective rules (profile + overrides): tells rule sets apart")
+    plan_version: int | None = Field(default=None, description="the signed plan's version; None on a standard profile")
+    plan_hash: str | None = Field(default=None, description="hash of the signed plan's payload")
     next_due: date | None = Field(default=None, description="local date the next measurement is due")
     control: tuple[str, ...] = Field(default=(), description="why a repeat (control) measurement is asked for")
     repeat_of: str | None = Field(default=None, description="the reading this one repeats as a control measurement")

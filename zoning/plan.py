@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from drivers.measurement import MeasurementKind
-from zoning.advice import EMERGENCY, AdviceBook
+from zoning.advice import EMERGENCY, AdviceBook, AdviceText, Language
 from zoning.models import ConsecutiveRule, Profile, ThresholdRule, TrendRule, Zone
 
 CONTROL_ADVICE = "control.repeat"
@@ -70,11 +70,14 @@ class Plan(BaseModel):
     overrides: tuple[Override, ...] = ()
     advice: AdviceBook
     enrolled: date
+    plan_hash: str | None = Field(default=None, description="hash of the signed plan; None for a standard profile")
     _effective: Profile = PrivateAttr()
+    _rules_hash: str = PrivateAttr()
 
     @model_validator(mode="after")
     def _resolve(self) -> Plan:
         self._effective = _apply(self.profile, self.overrides)
+        self._rules_hash = self._effective.content_hash()
         missing = sorted(k for k in self.advice_keys() if k not in self.advice.texts)
         if missing:
             raise ValueError(f"plan {self.id}: no advice text for {', '.join(missing)}")
@@ -84,6 +87,16 @@ class Plan(BaseModel):
     def rules(self) -> Profile:
         """The profile with the overrides applied: what readings are judged by."""
         return self._effective
+
+    @property
+    def rules_hash(self) -> str:
+        """Hash of the effective rules: two plans judge alike exactly when their hashes are equal."""
+        return self._rules_hash
+
+    @property
+    def signed_version(self) -> int | None:
+        """The signed plan's version, or None while the standard profile is in force."""
+        return self.version if self.plan_hash else None
 
     def advice_keys(self) -> set[str]:
         """Every advice key an assessment under this plan can carry."""
@@ -99,3 +112,57 @@ class Plan(BaseModel):
 def standard_plan(profile: Profile, advice: AdviceBook, enrolled: date) -> Plan:
     """Before the doctor's individual plan arrives: the standard profile as it is, its own version."""
     return Plan(id=profile.id, version=profile.version, profile=profile, advice=advice, enrolled=enrolled)
+
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_HASH = r"^sha256:[0-9a-f]{64}$"
+
+
+class PlanSchedule(BaseModel):
+    """When the measurement schedule starts: daily for the first 14 days from `enrolled`, then weekly,
+    daily again while not green (docs/zoning.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enrolled: date
+
+
+class PlanDocument(BaseModel):
+    """The payload a prescriber and a verifier sign: one patient's plan on one gateway (docs/plans.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["dho-plan"] = "dho-plan"
+    tenant: str = Field(pattern=_ID)
+    gateway: str = Field(pattern=_ID, description="the one gateway this plan is for")
+    patient: str = Field(pattern=_ID, description="patient pseudonym; never a national id")
+    version: int = Field(ge=1, description="grows with every new plan for this patient; never reused")
+    issued: AwareDatetime
+    expires: AwareDatetime
+    profile: str = Field(pattern=_ID, description="the shipped standard profile the plan starts from")
+    profile_version: int = Field(ge=1)
+    profile_hash: str = Field(pattern=_HASH, description="content hash of that profile, as the drafter saw it")
+    overrides: tuple[Override, ...] = Field(default=(), max_length=64)
+    schedule: PlanSchedule
+    language: Language = "nb"
+    advice: dict[str, AdviceText] = Field(default_factory=dict, max_length=200,
+                                          description="the plan's own self-care texts over the templates")
+
+    @model_validator(mode="after")
+    def _dates(self) -> PlanDocument:
+        if self.expires <= self.issued:
+            raise ValueError("expires must be later than issued")
+        return self
+
+
+def plan_from_document(document: PlanDocument, profile: Profile, templates: AdviceBook, plan_hash: str) -> Plan:
+    """The plan the engine judges by. ValueError when the document does not fit the profile it names
+    (another version or content, a rule it does not have, advice missing or without the 113 notice)."""
+    if (profile.id, profile.version) != (document.profile, document.profile_version):
+        raise ValueError(f"plan is drafted on {document.profile} v{document.profile_version} but this gateway "
+                         f"has {profile.id} v{profile.version}")
+    if profile.content_hash() != document.profile_hash:
+        raise ValueError(f"plan is drafted on a {profile.id} v{profile.version} whose rules differ from the "
+                         "one shipped on this gateway (profile hash mismatch)")
+    return Plan(id=profile.id, version=document.version, profile=profile, overrides=document.overrides,
+                advice=templates.merged(document.advice), enrolled=document.schedule.enrolled, plan_hash=plan_hash)

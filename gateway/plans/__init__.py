@@ -1,11 +1,26 @@
-"""What the patient is judged by: the shipped standard profiles and advice (signed plans come here)."""
+"""What the patient is judged by: the shipped standard profiles (pinned by hash), the signed plan in force
+(verified, kept sealed), and the baseline proposal sent up for the clinician."""
 
 from __future__ import annotations
 
-from gateway.plans.standard import load_advice, load_profile, shipped_profiles
+from gateway.plans.keeper import PlanKeeper
+from gateway.plans.proposal import ProposalWatch, baseline_document
+from gateway.plans.standard import PINNED, load_advice, load_profile, read_shipped_profile, shipped_profiles
+from gateway.plans.verify import Accepted, Binding, InForce, PlanRejected, check_plan, verify_config
 
 __all__ = [
+    "PINNED",
+    "Accepted",
+    "Binding",
+    "InForce",
+    "PlanKeeper",
+    "PlanRejected",
+    "ProposalWatch",
+    "baseline_document",
+    "check_plan",
     "load_advice",
     "load_profile",
+    "read_shipped_profile",
     "shipped_profiles",
+    "verify_config",
 ]

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from drivers.measurement import MeasurementKind
 from gateway import __version__
-from gateway.plans import load_advice, load_profile
-from gateway.readings import Pipeline
+from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_profile
+from gateway.readings import Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.settings import ConfigError, Settings
@@ -20,7 +20,8 @@ from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
 from sync.wire import DeviceStatus
-from zoning.plan import standard_plan
+from zoning.models import Assessment
+from zoning.plan import Plan, standard_plan
 from zoning.schedule import days_overdue, next_due
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,15 @@ class Gateway:
         self.storage_watch = StorageWatch(settings.outbox.alert_percent)
         self.health_interval_s = _HEALTH_INTERVAL_S
         self._overdue_reported: date | None = None
+        # The signed plan kept sealed, if one was ever applied; the standard profile only before that.
+        self.plans = PlanKeeper(
+            binding=Binding(g.tenant, g.id, g.patient), plans=settings.plans, outbox=self.outbox, templates=advice,
+            standard=standard_plan(profile, advice, settings.zoning.enrolled or self._first_day(ZoneInfo(g.timezone))),
+        )
         self.pipeline = Pipeline(
             patient=g.patient,
             devices={d.address: d for d in settings.devices},
-            plan=standard_plan(profile, advice, settings.zoning.enrolled or self._first_day(ZoneInfo(g.timezone))),
+            plan=self.plans.plan,
             outbox=self.outbox,
             zone=ZoneInfo(g.timezone),
             clock_tolerance=timedelta(seconds=g.clock_tolerance_s),
@@ -66,8 +72,22 @@ class Gateway:
             status_interval_s=settings.sync.status_interval_s,
             on_ack=on_ack,
             facts=self._status_facts,
+            on_config=self.plans.receive,
         )
         self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
+        self.plans.events = self.uplink.post_event
+        self.plans.listeners.append(self._plan_changed)
+        self.proposals = ProposalWatch(self.uplink.publish_proposal, gateway=g.id, patient=g.patient,
+                                       tz=ZoneInfo(g.timezone))
+        self.pipeline.add_listener(self._propose)
+
+    def _propose(self, _reading: Reading, _assessment: Assessment) -> None:
+        self.proposals.check(self.pipeline.history, self.pipeline.plan)
+
+    def _plan_changed(self, plan: Plan) -> None:
+        # The next assessment is judged by the new plan; readings already stored keep the plan they named.
+        self.pipeline.plan = plan
+        self.uplink.refresh_status()
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
@@ -91,8 +111,11 @@ class Gateway:
         status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
         if callable(status_of):
             devices = status_of()
-        faults = self.storage_watch.faults(facts) + device_faults(devices)
-        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices))
+        faults = self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
+        plan = self.pipeline.plan
+        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices),
+                           profile=plan.profile.id, rules_hash=plan.rules_hash, plan_version=plan.signed_version,
+                           plan_hash=plan.plan_hash)
 
     def _check_overdue(self, tz: ZoneInfo) -> None:
         due = next_due(self.pipeline.plan.enrolled, self.pipeline.history, tz)
@@ -137,6 +160,7 @@ class Gateway:
         )
         loop = asyncio.get_running_loop()
         self.outbox.on_quarantine = lambda seq, reason: self._quarantined(loop, seq, reason)
+        self.proposals.check(self.pipeline.history, self.pipeline.plan)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._watch())

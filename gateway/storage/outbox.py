@@ -79,6 +79,15 @@ CREATE TABLE IF NOT EXISTS events (
     sealed BLOB NOT NULL,
     created REAL NOT NULL
 );
+-- Signed documents the box has accepted (the plan in force, the trust store), newest version wins.
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    key_version INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    kept REAL NOT NULL,
+    PRIMARY KEY (kind, version)
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -132,6 +141,10 @@ def event_aad(event_id: str, key_version: int) -> bytes:
 def history_aad(record_id: str, kind: int, effective: float, seq: int, key_version: int) -> bytes:
     # The clear columns are bound too: an entry cannot be moved to another kind's or time's window.
     return f"dho-history/v2|{record_id}|{kind}|{effective!r}|{seq}|{key_version}".encode()
+
+
+def document_aad(kind: str, version: int, key_version: int) -> bytes:
+    return f"dho-document/v1|{kind}|{version}|{key_version}".encode()
 
 
 def key_aad(version: int) -> bytes:
@@ -324,7 +337,7 @@ class SealedOutbox:
             current = max(self._keys)
             in_use = {int(v) for (v,) in self._db.execute(
                 "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
-                "UNION SELECT key_version FROM events "
+                "UNION SELECT key_version FROM events UNION SELECT key_version FROM documents "
                 "UNION SELECT key_version FROM history WHERE key_version IS NOT NULL")}
             retired = [v for v in self._keys if v != current and v not in in_use]
             for version in retired:
@@ -518,6 +531,29 @@ class SealedOutbox:
         time a reading claims plays no part: a record dated 2052 cannot make the real history "old"."""
         with self._guard("prune its history"), self._lock:
             return self._db.execute("DELETE FROM history WHERE seq < ?", (int(cutoff * 1000) << 16,)).rowcount
+
+    def keep_document(self, kind: str, version: int, body: bytes) -> None:
+        """Seal and commit a signed document the gateway accepted (a plan, a trust store) before it is
+        used, so a restart comes back with it. Raises OutboxUnavailable when it cannot be written."""
+        with self._guard(f"keep the {kind}"), self._lock:
+            key_version, sealed = self._seal(body, lambda v: document_aad(kind, version, v))
+            self._db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
+                             (kind, version, key_version, sealed, time.time()))
+
+    def latest_document(self, kind: str) -> tuple[int, bytes] | None:
+        """The newest authentic document of this kind (version, body); one that fails authentication is
+        logged and passed over, so an older accepted one is used rather than none."""
+        with self._guard(f"read the {kind}"), self._lock:
+            rows = self._db.execute(
+                "SELECT version, key_version, sealed FROM documents WHERE kind = ? ORDER BY version DESC", (kind,)
+            ).fetchall()
+        for version, key_version, sealed in rows:
+            try:
+                return int(version), self._unseal(int(key_version), bytes(sealed),
+                                                  document_aad(kind, int(version), int(key_version)))
+            except InvalidTag:
+                log.error("stored %s version %d failed authentication and is passed over", kind, version)
+        return None
 
     def usage(self) -> Usage:
         with self._guard("be measured"), self._lock:

@@ -1,0 +1,198 @@
+"""The plan in force: loaded sealed at start-up, replaced only by a down/config message that passes every check.
+
+A plan (or trust store) is committed to the sealed store before it is used, so a restart comes back
+with the last plan applied, never with the standard profile. Verification runs in a thread: a reading
+arriving meanwhile is judged by the plan in force until the new one is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.plans.standard import load_profile
+from gateway.plans.verify import Accepted, Binding, InForce, PlanRejected, verify_config
+from gateway.settings import ConfigError, PlansSection
+from gateway.storage import SealedOutbox
+from sync.outbox import OutboxUnavailable
+from sync.signed import Envelope, SignedError, TrustStore, open_trust_store, signers, validate
+from sync.wire import EventKind
+from zoning.advice import AdviceBook
+from zoning.models import Profile
+from zoning.plan import Plan, PlanDocument, plan_from_document
+
+log = logging.getLogger(__name__)
+
+PLAN = "plan"
+TRUST_STORE = "trust-store"
+_REJECTIONS_REMEMBERED = 64
+
+EventSink = Callable[[EventKind, dict[str, str | int | float] | None], None]
+PlanListener = Callable[[Plan], None]
+
+
+def root_key(plans: PlansSection) -> Ed25519PublicKey | None:
+    if plans.root_key is None:
+        return None
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(plans.root_key, validate=True))
+    except (binascii.Error, ValueError):
+        raise ConfigError("plans.root_key: not an Ed25519 public key (32 bytes, base64)") from None
+
+
+def _provisioned_trust_store(path: Path, root: Ed25519PublicKey | None, tenant: str) -> TrustStore:
+    if root is None:
+        raise ConfigError("plans.trust_store is set but plans.root_key is not: the trust store cannot be checked")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"plans.trust_store: cannot read {path}: {exc.strerror}") from None
+    try:
+        store = open_trust_store(Envelope.parse(raw), root)
+    except SignedError as exc:
+        raise ConfigError(f"plans.trust_store: {path}: {exc}") from None
+    if store.tenant != tenant:
+        raise ConfigError(f"plans.trust_store: {path} is for tenant {store.tenant}, not {tenant}")
+    return store
+
+
+def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument]:
+    """A kept plan rebuilt from its own record: the envelope and the profile it was judged on, so a
+    package update that changes a standard profile does not change the plan in force."""
+    record = json.loads(body)
+    envelope = validate(Envelope, record["envelope"], "stored plan")
+    document = validate(PlanDocument, envelope.payload, "stored plan")
+    profile = Profile.model_validate(record["profile"])
+    return plan_from_document(document, profile, templates, envelope.hash), document
+
+
+class PlanKeeper:
+    def __init__(
+        self,
+        *,
+        binding: Binding,
+        plans: PlansSection,
+        outbox: SealedOutbox,
+        standard: Plan,
+        templates: AdviceBook,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._binding = binding
+        self._root = root_key(plans)
+        self._outbox = outbox
+        self._templates = templates
+        self._now = now
+        self.events: EventSink = lambda _kind, _detail: None
+        self.listeners: list[PlanListener] = []
+        self._rejected: deque[str] = deque(maxlen=_REJECTIONS_REMEMBERED)
+        self.last_rejection: str | None = None
+        self.trust_store = self._load_trust_store(plans)
+        self.plan = standard
+        self.document: PlanDocument | None = None
+        kept = outbox.latest_document(PLAN)
+        if kept is not None:
+            try:
+                self.plan, self.document = _stored_plan(kept[1], templates)
+            except (ValueError, KeyError, SignedError) as exc:
+                raise ConfigError(f"the stored plan v{kept[0]} cannot be used ({exc}); the central service must "
+                                  "publish the plan again after a kit wipe") from None
+            log.info("plan v%d in force (%s)", self.plan.version, self.plan.plan_hash)
+
+    def _load_trust_store(self, plans: PlansSection) -> TrustStore | None:
+        kept = self._outbox.latest_document(TRUST_STORE)
+        stored = None
+        if kept is not None and self._root is not None:
+            try:
+                stored = open_trust_store(Envelope.parse(kept[1]), self._root)
+            except SignedError as exc:
+                log.error("the kept trust store v%d is not usable (%s); using the provisioned one", kept[0], exc)
+        provisioned = None
+        if plans.trust_store is not None:
+            provisioned = _provisioned_trust_store(plans.trust_store, self._root, self._binding.tenant)
+        # The newer one wins: a provisioned file older than what the central service sent must not revoke it.
+        candidates = [s for s in (stored, provisioned) if s is not None]
+        return max(candidates, key=lambda s: s.version, default=None)
+
+    @property
+    def in_force(self) -> InForce:
+        return InForce(self.trust_store, self.plan.signed_version, self.plan.plan_hash)
+
+    def faults(self) -> list[str]:
+        """An expired plan stays in force (dropping it would judge by the standard profile, which no one
+        ordered for this patient); the status says so until a new plan arrives."""
+        if self.document is not None and self._now() >= self.document.expires:
+            return [f"plan v{self.document.version} expired on {self.document.expires:%Y-%m-%d}: it stays in force "
+                    "until the doctor's renewed plan arrives"]
+        return []
+
+    async def receive(self, raw: bytes) -> None:
+        """One down/config message (untrusted bytes). Never raises: a failure is a plan_rejected event."""
+        seen = hashlib.sha256(raw).hexdigest()
+        if seen in self._rejected:
+            return  # the same refused message, retained and delivered again on a reconnect: said once
+        try:
+            accepted = await asyncio.to_thread(
+                verify_config, raw, binding=self._binding, root=self._root, in_force=self.in_force,
+                now=self._now(), templates=self._templates, profiles=load_profile,
+            )
+            await asyncio.to_thread(self._keep, accepted)
+        except PlanRejected as exc:
+            self._reject(seen, exc.reason, exc.version)
+            return
+        except OutboxUnavailable as exc:
+            self._reject(seen, f"the plan could not be stored, so it is not applied: {exc}", None)
+            self._rejected.pop()  # a storage fault passes: the same message may be tried again
+            return
+        except Exception as exc:  # a bug must not end the receive loop, and must not keep a half-checked plan
+            log.exception("checking a down/config message failed")
+            self._reject(seen, f"the gateway could not check it: {type(exc).__name__}", None)
+            return
+        self._apply(accepted)
+
+    def _keep(self, accepted: Accepted) -> None:
+        if accepted.trust_store is not None and accepted.trust_store_envelope is not None:
+            self._outbox.keep_document(TRUST_STORE, accepted.trust_store.version,
+                                       accepted.trust_store_envelope.to_json())
+        if accepted.plan is not None and accepted.plan_envelope is not None:
+            record = {"envelope": accepted.plan_envelope.model_dump(mode="json"),
+                      "profile": accepted.plan.profile.model_dump(mode="json")}
+            self._outbox.keep_document(PLAN, accepted.plan.version, json.dumps(record).encode())
+
+    def _apply(self, accepted: Accepted) -> None:
+        if accepted.trust_store is not None:
+            old = self.trust_store.version if self.trust_store else None
+            self.trust_store = accepted.trust_store
+            log.warning("trust store v%d in force (was %s)", accepted.trust_store.version, old and f"v{old}")
+            self.events("trust_store_updated", {"version": accepted.trust_store.version,
+                                                "keys": len(accepted.trust_store.keys)})
+        plan, signed = accepted.plan, accepted.signers
+        if plan is None or signed is None:
+            return
+        self.plan, self.document = plan, accepted.document
+        for listener in self.listeners:
+            listener(plan)
+        assert plan.plan_hash is not None
+        log.warning("plan v%d applied (%s), signed by %s", plan.version, plan.plan_hash, signers(signed))
+        self.events("plan_applied", {"version": plan.version, "hash": plan.plan_hash, "rules_hash": plan.rules_hash,
+                                     "prescriber_key": signed[0].id, "verifier_key": signed[1].id})
+
+    def _reject(self, seen: str, reason: str, version: int | None) -> None:
+        self._rejected.append(seen)
+        self.last_rejection = reason
+        in_force = f"plan v{self.plan.version}" if self.plan.plan_hash else f"standard profile {self.plan.id}"
+        log.warning("down/config rejected: %s; %s stays in force", reason, in_force)
+        detail: dict[str, str | int | float] = {"reason": reason, "in_force": in_force}
+        if version is not None:
+            detail["version"] = version
+        self.events("plan_rejected", detail)
+

@@ -1,0 +1,153 @@
+"""Checking a `down/config` message against everything the box knows: pure apart from the crypto.
+
+Order: bounds and JSON shape first (sync.signed.parse_json), then the trust store's root signature,
+then the two-person rule, and only then the plan's content, so nothing unsigned is looked at deeply.
+Any failure is a PlanRejected with one line; the caller keeps the plan in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+
+from gateway.errors import GatewayError
+from sync.signed import (
+    ConfigMessage,
+    Envelope,
+    SignedError,
+    TrustedKey,
+    TrustStore,
+    check_two_people,
+    describe,
+    open_trust_store,
+    validate,
+)
+from zoning.advice import AdviceBook
+from zoning.models import Profile
+from zoning.plan import Plan, PlanDocument, plan_from_document
+
+# Box clocks drift and may be set late after a power cut; a plan "issued" further ahead than this is odd.
+ISSUED_AHEAD = timedelta(days=1)
+
+
+class PlanRejected(Exception):
+    def __init__(self, reason: str, version: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Who this box is: a plan must name exactly these."""
+
+    tenant: str
+    gateway: str
+    patient: str
+
+
+@dataclass(frozen=True)
+class InForce:
+    trust_store: TrustStore | None
+    plan_version: int | None
+    plan_hash: str | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    trust_store: TrustStore | None  # a newer trust store to keep and use, or None
+    trust_store_envelope: Envelope | None
+    plan: Plan | None  # a new plan to keep and apply, or None (only a trust store, or the plan in force again)
+    plan_envelope: Envelope | None
+    document: PlanDocument | None
+    signers: tuple[TrustedKey, TrustedKey] | None  # (prescriber, verifier)
+
+
+ProfileSource = Callable[[str], Profile]
+
+
+def _newer_trust_store(envelope: Envelope, root: Ed25519PublicKey | None, binding: Binding,
+                       current: TrustStore | None) -> TrustStore | None:
+    if root is None:
+        raise PlanRejected("a trust store arrived but no root key is provisioned ([plans] root_key)")
+    try:
+        store = open_trust_store(envelope, root)
+    except SignedError as exc:
+        raise PlanRejected(str(exc)) from None
+    if store.tenant != binding.tenant:
+        raise PlanRejected(f"the trust store is for tenant {store.tenant}, not {binding.tenant}")
+    if current is not None:
+        if store.version < current.version:
+            raise PlanRejected(f"trust store v{store.version} is older than v{current.version} in force (a replay)")
+        if store.version == current.version:
+            if store != current:
+                raise PlanRejected(f"a different trust store with the same version v{store.version} as the one "
+                                   "in force: a new trust store needs a higher version")
+            return None
+    return store
+
+
+def check_plan(envelope: Envelope, *, store: TrustStore, binding: Binding, in_force_version: int | None,
+               now: datetime, templates: AdviceBook, profiles: ProfileSource) -> tuple[Plan, PlanDocument,
+                                                                                        tuple[TrustedKey, TrustedKey]]:
+    try:
+        signers = check_two_people(envelope, store, now)
+        document = validate(PlanDocument, envelope.payload, "plan")
+    except SignedError as exc:
+        raise PlanRejected(str(exc)) from None
+    v = document.version
+    if document.tenant != binding.tenant:
+        raise PlanRejected(f"plan v{v} is for tenant {document.tenant}, not {binding.tenant}", v)
+    if document.gateway != binding.gateway:
+        raise PlanRejected(f"plan v{v} is for gateway {document.gateway}, not {binding.gateway}", v)
+    if document.patient != binding.patient:
+        # The pseudonyms stay out of the reason: it goes to logs and events.
+        raise PlanRejected(f"plan v{v} is for another patient than the one this gateway is provisioned for", v)
+    if now >= document.expires:
+        raise PlanRejected(f"plan v{v} expired on {document.expires:%Y-%m-%d %H:%M} UTC", v)
+    if document.issued > now + ISSUED_AHEAD:
+        raise PlanRejected(f"plan v{v} is issued {document.issued:%Y-%m-%d}, in the future: check the clocks", v)
+    if in_force_version is not None and v <= in_force_version:
+        raise PlanRejected(f"plan v{v} is not newer than v{in_force_version} in force (an old plan or a replay)", v)
+    try:
+        profile = profiles(document.profile)
+    except GatewayError as exc:
+        raise PlanRejected(f"plan v{v}: {exc}", v) from None
+    try:
+        plan = plan_from_document(document, profile, templates, envelope.hash)
+    except ValidationError as exc:
+        raise PlanRejected(f"plan v{v}: {describe(exc)}", v) from None
+    except ValueError as exc:
+        raise PlanRejected(f"plan v{v}: {exc}", v) from None
+    return plan, document, signers
+
+
+def verify_config(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
+                  now: datetime, templates: AdviceBook, profiles: ProfileSource) -> Accepted:
+    """Everything a down/config message must pass before anything in it is kept or applied."""
+    try:
+        message = ConfigMessage.parse(raw)
+    except SignedError as exc:
+        raise PlanRejected(str(exc)) from None
+    new_store = None
+    if message.trust_store is not None:
+        new_store = _newer_trust_store(message.trust_store, root, binding, in_force.trust_store)
+    store = new_store or in_force.trust_store
+    if message.plan is None:
+        if new_store is None:
+            raise PlanRejected("the message carries only the trust store already in force")
+        return Accepted(new_store, message.trust_store, None, None, None, None)
+    if message.plan.hash == in_force.plan_hash:
+        # The retained plan in force, delivered again on a reconnect: nothing to do.
+        return Accepted(new_store, message.trust_store if new_store else None, None, None, None, None)
+    if store is None:
+        raise PlanRejected("no trust store is provisioned on this gateway ([plans] trust_store): no plan can be "
+                           "accepted")
+    plan, document, signers = check_plan(message.plan, store=store, binding=binding,
+                                         in_force_version=in_force.plan_version, now=now, templates=templates,
+                                         profiles=profiles)
+    return Accepted(new_store, message.trust_store if new_store else None, plan, message.plan, document, signers)
