@@ -4,6 +4,7 @@ MQTT (an embedded broker unless one is named), and a reference central receiver 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -12,16 +13,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from gateway.demo.broker import embedded_broker
+from gateway.demo.broker import embedded_broker, free_port
 from gateway.demo.display import advice_lines, reading_line
 from gateway.plans import load_advice
 from gateway.readings import Reading
 from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
+from gateway.web import hash_password
 from sync.central import CentralStore, ReferenceCentral
 from sync.connection import BrokerSettings
 from zoning.advice import EMERGENCY, Language
 from zoning.models import Assessment
+
+DEMO_TECHNICIAN_PASSWORD = "demo-technician"  # noqa: S105 - a throw-away demo on loopback, printed on purpose
+
+
+def _free(port: int) -> bool:
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 @dataclass
@@ -40,6 +53,7 @@ async def run_demo(
     interval_s: float = 1.0,
     language: Language = "en",
     out: Callable[[str], None] = print,
+    web_port: int = 8080,
 ) -> DemoResult:
     started = time.monotonic()
     result = DemoResult()
@@ -90,6 +104,9 @@ async def run_demo(
                 },
                 "mqtt": mqtt.model_dump(),
                 "sync": {"ack_timeout_s": 5},
+                # The pages: 8080 if it is free, else any free port (the address is printed below).
+                "web": {"port": web_port if web_port == 0 or _free(web_port) else free_port(),
+                        "technician_password_hash": hash_password(DEMO_TECHNICIAN_PASSWORD)},
                 "device_source": "simulated-home",
                 "devices": [
                     {"address": d.address, "kind": d.kind, "model": d.model, "serial": d.serial}
@@ -105,6 +122,11 @@ async def run_demo(
             async with asyncio.timeout(15):
                 await central.ready.wait()
             gateway_task = tasks.create_task(gateway.run())
+            if gateway.web is not None:
+                async with asyncio.timeout(15):
+                    await gateway.web.ready.wait()
+                out(f"demo: the patient's page is at {gateway.web.address} and the technician's at "
+                    f"{gateway.web.address}service (password: {DEMO_TECHNICIAN_PASSWORD})")
             await done.wait()
             gateway_task.cancel()
             central_task.cancel()

@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 );
+-- A shared scale's weighing whose user the scale could not tell: sealed until the patient answers
+-- "was this you?" (yes: it becomes a reading; no: it is deleted).
+CREATE TABLE IF NOT EXISTS unassigned (
+    id TEXT PRIMARY KEY,
+    key_version INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    created REAL NOT NULL
+);
 """
 
 
@@ -91,6 +99,10 @@ def _aad(record_id: str, key_version: int) -> bytes:
 
 def _history_aad(record_id: str, key_version: int) -> bytes:
     return f"dho-history/v1|{record_id}|{key_version}".encode()
+
+
+def _unassigned_aad(record_id: str, key_version: int) -> bytes:
+    return f"dho-unassigned/v1|{record_id}|{key_version}".encode()
 
 
 def _key_aad(version: int) -> bytes:
@@ -161,7 +173,7 @@ class SealedOutbox:
             current = max(self._keys)
             in_use = {int(v) for (v,) in self._db.execute(
                 "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
-                "UNION SELECT key_version FROM history")}
+                "UNION SELECT key_version FROM history UNION SELECT key_version FROM unassigned")}
             retired = [v for v in self._keys if v != current and v not in in_use]
             for version in retired:
                 self._db.execute("DELETE FROM data_keys WHERE version = ?", (version,))
@@ -325,6 +337,58 @@ class SealedOutbox:
                 return self._db.execute("DELETE FROM history WHERE effective < ?", (cutoff,)).rowcount
         except (sqlite3.OperationalError, OSError) as exc:
             raise OutboxUnavailable(f"outbox {self.path} cannot prune its history: {exc}") from exc
+
+    def park(self, record_id: str, payload: bytes, keep: int) -> bool:
+        """Seal a weighing that waits for the patient's answer; False if `record_id` waits already.
+        At most `keep` wait: the oldest beyond that is deleted (it was never the patient's reading yet).
+
+        Raises OutboxUnavailable when the disk is full or failing."""
+        key_version = max(self._keys)
+        nonce = os.urandom(12)
+        sealed = nonce + self._keys[key_version].encrypt(nonce, payload, _unassigned_aad(record_id, key_version))
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    added = self._db.execute(
+                        "INSERT OR IGNORE INTO unassigned VALUES (?, ?, ?, ?)",
+                        (record_id, key_version, sealed, time.time())).rowcount == 1
+                    self._db.execute(
+                        "DELETE FROM unassigned WHERE id NOT IN "
+                        "(SELECT id FROM unassigned ORDER BY created DESC, rowid DESC LIMIT ?)", (keep,))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot keep a weighing to confirm: {exc}") from exc
+        return added
+
+    def parked(self) -> list[tuple[str, bytes]]:
+        """The weighings waiting for the patient's answer, oldest first. One that fails authentication
+        is left out and logged: it is never shown or confirmed."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, key_version, sealed FROM unassigned ORDER BY created, rowid").fetchall()
+        out = []
+        for record_id, key_version, sealed in rows:
+            key, blob = self._keys.get(int(key_version)), bytes(sealed)
+            try:
+                if key is None:
+                    raise InvalidTag
+                out.append((str(record_id), key.decrypt(blob[:12], blob[12:],
+                                                        _unassigned_aad(str(record_id), int(key_version)))))
+            except InvalidTag:
+                log.error("unassigned weighing %s failed authentication and is left out", record_id)
+        return out
+
+    def unpark(self, record_id: str) -> bool:
+        """Delete a waiting weighing (answered); False if it was not waiting."""
+        try:
+            with self._lock:
+                return self._db.execute("DELETE FROM unassigned WHERE id = ?", (record_id,)).rowcount == 1
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise OutboxUnavailable(f"outbox {self.path} cannot record the answer: {exc}") from exc
 
     def usage(self) -> Usage:
         with self._lock:
