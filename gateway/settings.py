@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.measurement import MeasurementKind
@@ -111,6 +111,34 @@ class PlansSection(_Section):
     )
 
 
+class WebSection(_Section):
+    """The patient's and the technician's pages (docs/web.md). Loopback only unless `lan = true`."""
+
+    enabled: bool = Field(default=True, description="serve the pages from the gateway process")
+    host: str = Field(default="127.0.0.1", description="address to listen on; a LAN address needs lan = true")
+    port: int = Field(default=8080, ge=0, le=65535, description="0: any free port (tests)")
+    lan: bool = Field(default=False, description="open the pages to the home network: every page then needs login")
+    technician_password_hash: str | None = Field(
+        default=None, description="scrypt hash of the technician password: python -m gateway.web.password"
+    )
+
+    @model_validator(mode="after")
+    def _safe_by_default(self) -> WebSection:
+        from ipaddress import ip_address
+
+        try:
+            loopback = self.host == "localhost" or ip_address(self.host).is_loopback
+        except ValueError:
+            raise ValueError(f"host {self.host!r} is not an IP address (127.0.0.1; with lan = true 0.0.0.0)") from None
+        if not loopback and not self.lan:
+            raise ValueError(f"host {self.host} is not loopback: set lan = true to open the pages to the network")
+        if self.lan and not self.technician_password_hash:
+            raise ValueError("lan = true needs technician_password_hash: pages on the network need a login")
+        if self.technician_password_hash is not None and not self.technician_password_hash.startswith("scrypt$"):
+            raise ValueError("technician_password_hash is not a scrypt hash (make one: python -m gateway.web.password)")
+        return self
+
+
 class DeviceSection(_Section):
     address: str
     kind: MeasurementKind
@@ -151,6 +179,7 @@ class Settings(BaseSettings):
     outbox: OutboxSection = OutboxSection()
     zoning: ZoningSection = ZoningSection()
     plans: PlansSection = PlansSection()
+    web: WebSection = WebSection()
     device_source: str = Field(default="bluez", description="where measurements come from")
     devices: list[DeviceSection] = Field(default_factory=list, description="devices provisioned for the patient")
 

@@ -65,8 +65,11 @@ class WireAssessment(_Wire):
 class WireReading(_Wire):
     id: UUID = Field(description="UUIDv7, stable across re-sends and re-fetches from the device")
     patient: str = Field(description="pseudonymous patient id from provisioning, never a national id")
-    type: Literal["spo2", "blood_pressure", "body_weight", "body_temperature", "glucose"]
-    components: dict[str, WireQuantity]
+    type: Literal["spo2", "blood_pressure", "body_weight", "body_temperature", "glucose", "questionnaire"]
+    components: dict[str, WireQuantity] = Field(description="measured values; empty for a questionnaire")
+    answers: dict[str, str] = Field(
+        default_factory=dict, description="questionnaire only: question -> the answer the patient chose"
+    )
     effective: AwareDatetime = Field(description="corrected measurement time, UTC")
     time_source: TimeSource
     device_time: datetime | None = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -15,13 +16,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from gateway.demo.broker import DemoError, embedded_broker
+from gateway.demo.broker import DemoError, embedded_broker, free_port
 from gateway.demo.display import advice_lines, reading_line
 from gateway.errors import GatewayError
 from gateway.plans import load_advice
 from gateway.readings import Reading
 from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
+from gateway.web import hash_password
 from sync.connection import BrokerSettings, make_client, publish
 from sync.topics import Topics
 from zoning.advice import EMERGENCY, Language
@@ -45,6 +47,17 @@ def open_central(broker: BrokerSettings, database: Path) -> Any:
             f"the demo's central service cannot start ({exc}): pip install 'dho-gateway[demo]'"
         ) from None
     return factory(broker, database, identifier=f"dho-central-demo-{uuid.uuid4().hex[:8]}")
+
+DEMO_TECHNICIAN_PASSWORD = "demo-technician"  # noqa: S105 - a throw-away demo on loopback, printed on purpose
+
+
+def _free(port: int) -> bool:
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 @dataclass
@@ -87,6 +100,7 @@ async def run_demo(
     interval_s: float = 1.0,
     language: Language = "en",
     out: Callable[[str], None] = print,
+    web_port: int = 8080,
 ) -> DemoResult:
     started = time.monotonic()
     result = DemoResult()
@@ -137,6 +151,9 @@ async def run_demo(
                 "gateway": {"id": gateway_id, "tenant": tenant, "patient": patient, "data_dir": str(data_dir)},
                 "mqtt": mqtt.model_dump(),
                 "sync": {"ack_timeout_s": 5},
+                # The pages: 8080 if it is free, else any free port (the address is printed below).
+                "web": {"port": web_port if web_port == 0 or _free(web_port) else free_port(),
+                        "technician_password_hash": hash_password(DEMO_TECHNICIAN_PASSWORD)},
                 "device_source": "simulated-home",
                 "devices": [
                     {"address": d.address, "kind": d.kind, "model": d.model, "serial": d.serial}
@@ -156,7 +173,11 @@ async def run_demo(
                 raise DemoError(f"demo: the MQTT broker at {host}:{port} accepts connections but the central "
                                 "receiver could not subscribe within 15 s: is it an MQTT broker? (try "
                                 "--mqtt-protocol 3.1.1)") from None
-            await _until(done, gateway.run())
+            announce = asyncio.create_task(_announce_pages(gateway, out))
+            try:
+                await _until(done, gateway.run())
+            finally:
+                announce.cancel()
         finally:
             central_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -175,3 +196,11 @@ async def _until(done: asyncio.Event, service: Coroutine[Any, Any, None]) -> Non
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _announce_pages(gateway: Gateway, out: Callable[[str], None]) -> None:
+    if gateway.web is None:
+        return
+    await gateway.web.ready.wait()
+    out(f"demo: the patient's page is at {gateway.web.address} and the technician's at "
+        f"{gateway.web.address}service (password: {DEMO_TECHNICIAN_PASSWORD})")

@@ -7,6 +7,7 @@ of it only after that.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter, deque
@@ -20,16 +21,18 @@ from drivers.decoders import decode
 from drivers.device_info import decode_current_time
 from drivers.gatt_time import date_time
 from drivers.measurement import DecodeError, Measurement, MeasurementKind, NotFinal
+from gateway.readings.answers import answers_to_wire
 from gateway.readings.clock import correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
 from gateway.storage import PutResult, SealedOutbox
 from sync.outbox import OutboxUnavailable
-from zoning.engine import assess_reading, remembered
+from zoning.engine import assess_answers, assess_reading, remembered
 from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
 from zoning.models import Assessment
 from zoning.plan import Plan
+from zoning.questionnaire import Answers
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class _Pending(NamedTuple):
     reading: Reading
     assessment: Assessment
     payload: bytes
-    dedup: str | None
+    dedup: bytes | None
     past: PastReading
 
 
@@ -62,11 +65,30 @@ def dedup_key(device: DeviceRef, characteristic: str, data: bytes, measurement: 
 
 
 class Unassigned(NamedTuple):
-    """A reading from a shared device whose user it could not tell: waits for the patient to confirm."""
+    """A reading from a shared device whose user it could not tell: sealed in the outbox until the
+    patient answers "was this you?" (yes: it goes on as a reading; no: it is deleted). Never guessed."""
 
+    id: str
     address: str
+    characteristic: str
+    data: bytes
     measurement: Measurement
     received: datetime
+
+    def payload(self) -> bytes:
+        return json.dumps({"address": self.address, "characteristic": self.characteristic,
+                           "data": self.data.hex(), "received": self.received.isoformat()}).encode()
+
+    @classmethod
+    def from_payload(cls, record_id: str, payload: bytes) -> Unassigned:
+        d = json.loads(payload)
+        data = bytes.fromhex(d["data"])
+        return cls(record_id, d["address"], d["characteristic"], data, decode(d["characteristic"], data),
+                   datetime.fromisoformat(d["received"]))
+
+
+UnassignedListener = Callable[[], None]
+AnswersListener = Callable[[str, Answers, Assessment], None]
 
 
 class Pipeline:
@@ -92,7 +114,8 @@ class Pipeline:
         self._listeners: list[ReadingListener] = []
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
-        self.unassigned: deque[Unassigned] = deque(maxlen=UNASSIGNED_KEPT)
+        self.unassigned_listeners: list[UnassignedListener] = []
+        self.answers_listeners: list[AnswersListener] = []
         # Gateway time minus device time, read from the device's clock at the start of its session.
         self.clock_offsets: dict[str, timedelta] = {}
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
@@ -103,6 +126,13 @@ class Pipeline:
         # The latest local day of each kind (what the schedule and the status need); a kind's longer
         # window is read from the outbox per reading, so memory and start-up do not grow with history.
         self.history: list[PastReading] = self._latest_days()
+        self._waiting: dict[str, Unassigned] = {}
+        for record_id, payload in outbox.parked():
+            try:
+                self._waiting[record_id] = Unassigned.from_payload(record_id, payload)
+            except (ValueError, KeyError, DecodeError) as exc:
+                log.error("an unassigned weighing kept in the outbox cannot be read and is left out: %s", exc)
+
 
     def _latest_days(self) -> list[PastReading]:
         recent: list[PastReading] = []
@@ -140,6 +170,11 @@ class Pipeline:
         return unsubscribe
 
     @property
+    def unassigned(self) -> list[Unassigned]:
+        """Shared-scale weighings waiting for the patient's answer, oldest first."""
+        return list(self._waiting.values())
+
+    @property
     def held(self) -> int:
         return len(self._held)
 
@@ -171,11 +206,16 @@ class Pipeline:
         if provisioned.user is not None and measurement.user_id != provisioned.user:
             if measurement.user_id is None:
                 # A shared device that cannot say whose weight this is: ask, never guess from the value.
-                self.unassigned.append(Unassigned(address.upper(), measurement, received))
-                self.counts["unassigned"] += 1
+                await self._park(Unassigned(uuid7().hex, provisioned.address, characteristic, data, measurement,
+                                            received))
             else:
                 self.counts["other_user"] += 1  # another member of the household: not this patient's
             return None
+        return await self._take(provisioned, characteristic, data, measurement, received)
+
+    async def _take(self, provisioned: DeviceSection, characteristic: str, data: bytes, measurement: Measurement,
+                    received: datetime, dedup: bytes | None = None) -> Reading | None:
+        """The patient's measurement: identity, time, zone, then the outbox."""
         device = DeviceRef(address=provisioned.address, model=provisioned.model, serial=provisioned.serial)
         offset = self.clock_offsets.get(provisioned.address)
         if offset is None:
@@ -203,7 +243,7 @@ class Pipeline:
                                     history=history, plan=self.plan, tz=self._zone)
         item = _Pending(
             reading, assessment, to_wire(reading, assessment).model_dump_json().encode(),
-            dedup_key(device, characteristic, data, measurement),
+            dedup_key(device, characteristic, data, measurement) or dedup,
             remembered(str(reading.id), measurement, reading.effective, assessment),
         )
         if self._held:  # nothing may overtake readings already waiting for the disk
@@ -217,6 +257,73 @@ class Pipeline:
             self._hold(item)
             return None
         return await self._taken(item, put)
+
+    async def _park(self, item: Unassigned) -> None:
+        if item.measurement.device_time is not None and any(
+                (w.address, w.characteristic, w.data) == (item.address, item.characteristic, item.data)
+                for w in self._waiting.values()):
+            return  # the same weighing sent again (a scale resends its memory): asked once
+        self.counts["unassigned"] += 1
+        try:
+            await asyncio.to_thread(self._outbox.park, item.id, item.payload(), UNASSIGNED_KEPT)
+        except OutboxUnavailable as exc:
+            # Kept in memory only: the question is still asked; a restart before the answer loses it.
+            self.storage_fault = str(exc)
+            log.error("%s; the weighing waits for the patient's answer in memory only", exc)
+        self._waiting[item.id] = item
+        while len(self._waiting) > UNASSIGNED_KEPT:
+            del self._waiting[next(iter(self._waiting))]
+        self._unassigned_changed()
+
+    def _unassigned_changed(self) -> None:
+        for listener in self.unassigned_listeners:
+            listener()
+
+    async def confirm_unassigned(self, record_id: str) -> Reading | None:
+        """The patient said "yes, this was me": the weighing goes on as their reading, through the same
+        steps as any other, judged with their history. Idempotent: a repeated confirm stores nothing new.
+
+        Raises KeyError if no such weighing waits; OutboxUnavailable if it cannot be stored now (it then
+        keeps waiting, so the patient can answer again)."""
+        item = self._waiting[record_id]
+        provisioned = self._devices.get(item.address.upper())
+        if provisioned is None:  # the scale was de-provisioned since: it is not the patient's any more
+            raise KeyError(record_id)
+        before = self.counts["stored"] + self.counts["duplicate"]
+        reading = await self._take(provisioned, item.characteristic, item.data, item.measurement, item.received,
+                                   dedup=f"unassigned|{record_id}".encode())
+        if reading is None and self.counts["stored"] + self.counts["duplicate"] == before:
+            # Held in memory for the disk, not stored: keep the question until it is.
+            raise OutboxUnavailable(self.storage_fault or "the outbox cannot store the weighing now")
+        await asyncio.to_thread(self._outbox.unpark, record_id)
+        del self._waiting[record_id]
+        self.counts["unassigned_confirmed"] += 1
+        self._unassigned_changed()
+        return reading
+
+    async def reject_unassigned(self, record_id: str) -> None:
+        """The patient said "no, not me": deleted, never the patient's reading. Raises KeyError if no
+        such weighing waits."""
+        if record_id not in self._waiting:
+            raise KeyError(record_id)
+        await asyncio.to_thread(self._outbox.unpark, record_id)
+        del self._waiting[record_id]
+        self.counts["unassigned_rejected"] += 1
+        self._unassigned_changed()
+
+    async def on_answers(self, answers: Answers) -> tuple[str, Assessment]:
+        """The patient's questionnaire: judged by the plan in force, sealed in the outbox as a reading of
+        its own type, then told to the listeners. Raises OutboxUnavailable if it was not stored (the page
+        says so and the patient can send it again)."""
+        assessment = assess_answers(answers, history=self.history, plan=self.plan, tz=self._zone)
+        record_id = uuid7()
+        wire = answers_to_wire(record_id, self._patient, answers, assessment, self._now())
+        await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode())
+        self.counts["questionnaires"] += 1
+        log.info("stored questionnaire %s (%s)", record_id, assessment.zone)
+        for listener in self.answers_listeners:
+            listener(str(record_id), answers, assessment)
+        return str(record_id), assessment
 
     def _device_clock(self, address: str, characteristic: str, data: bytes, received: datetime) -> None:
         """A device's clock as read before the gateway sets it: the offset that dates its stored records."""

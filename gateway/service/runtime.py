@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from drivers.measurement import MeasurementKind
@@ -16,6 +16,7 @@ from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
+from gateway.web import PagesServer, ServiceFacts
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
@@ -61,6 +62,13 @@ class Gateway:
             clock_tolerance=timedelta(seconds=g.clock_tolerance_s),
         )
         outbox: Outbox = self.outbox
+        self.last_ack_at: datetime | None = None
+
+        def acked(ids: list[str]) -> None:
+            self.last_ack_at = datetime.now(UTC)
+            if on_ack is not None:
+                on_ack(ids)
+
         self.uplink = Uplink(
             outbox,
             settings.mqtt,
@@ -70,11 +78,14 @@ class Gateway:
             window=settings.sync.window,
             ack_timeout_s=settings.sync.ack_timeout_s,
             status_interval_s=settings.sync.status_interval_s,
-            on_ack=on_ack,
+            on_ack=acked,
             facts=self._status_facts,
             on_config=self.plans.receive,
         )
         self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
+        self.pipeline.answers_listeners.append(lambda *_: self.uplink.notify())
+        self.web = PagesServer(self) if settings.web.enabled else None
+
         self.plans.events = self.uplink.post_event
         self.plans.listeners.append(self._plan_changed)
         self.proposals = ProposalWatch(self.uplink.publish_proposal, gateway=g.id, patient=g.patient,
@@ -88,6 +99,17 @@ class Gateway:
         # The next assessment is judged by the new plan; readings already stored keep the plan they named.
         self.pipeline.plan = plan
         self.uplink.refresh_status()
+
+    @property
+    def broker_connected(self) -> bool:
+        return self.uplink.connected.is_set()
+
+    def service_facts(self) -> ServiceFacts:
+        """For the technician's page; blocking (it asks the outbox), so call it in a thread."""
+        facts = self._status_facts()
+        storage = self._storage_facts()
+        return ServiceFacts(storage.waiting, storage.oldest_waiting_s, storage.used_percent, facts.quarantined or 0,
+                            storage.held, list(facts.faults), list(facts.devices))
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
@@ -167,5 +189,7 @@ class Gateway:
                 tasks.create_task(self.uplink.run())
                 tasks.create_task(self._supervise_source())
                 tasks.create_task(self.pipeline.keep_storing_held())
+                if self.web is not None:
+                    tasks.create_task(self.web.run())
         finally:
             self.outbox.close()

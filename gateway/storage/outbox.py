@@ -96,6 +96,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 );
+-- A shared scale's weighing whose user the scale could not tell: sealed until the patient answers
+-- "was this you?" (yes: it becomes a reading; no: it is deleted).
+CREATE TABLE IF NOT EXISTS unassigned (
+    id TEXT PRIMARY KEY,
+    key_version INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    created REAL NOT NULL
+);
 """
 
 _NO_KIND = ""  # the kind tag of an entry that only remembers a dedup tag
@@ -145,6 +153,10 @@ def history_aad(record_id: str, kind: int, effective: float, seq: int, key_versi
 
 def document_aad(kind: str, version: int, key_version: int) -> bytes:
     return f"dho-document/v1|{kind}|{version}|{key_version}".encode()
+
+
+def unassigned_aad(record_id: str, key_version: int) -> bytes:
+    return f"dho-unassigned/v1|{record_id}|{key_version}".encode()
 
 
 def key_aad(version: int) -> bytes:
@@ -338,6 +350,7 @@ class SealedOutbox:
             in_use = {int(v) for (v,) in self._db.execute(
                 "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
                 "UNION SELECT key_version FROM events UNION SELECT key_version FROM documents "
+                "UNION SELECT key_version FROM unassigned "
                 "UNION SELECT key_version FROM history WHERE key_version IS NOT NULL")}
             retired = [v for v in self._keys if v != current and v not in in_use]
             for version in retired:
@@ -479,7 +492,7 @@ class SealedOutbox:
 
     def depth(self) -> int:
         """Readings waiting for the central service's ack (a counter: no scan)."""
-        return self._depth
+        return int(self._depth)
 
     def oldest_pending_age_s(self, now: float | None = None) -> float | None:
         with self._guard("be read"), self._lock:
@@ -555,6 +568,38 @@ class SealedOutbox:
                 log.error("stored %s version %d failed authentication and is passed over", kind, version)
         return None
 
+    def park(self, record_id: str, payload: bytes, keep: int) -> bool:
+        """Seal a weighing that waits for the patient's answer; False if `record_id` waits already.
+        At most `keep` wait: the oldest beyond that is deleted (it was never the patient's reading yet).
+
+        Raises OutboxUnavailable when the disk is full or failing."""
+        with self._guard("keep a weighing to confirm"), self._transaction():
+            key_version, sealed = self._seal(payload, lambda v: unassigned_aad(record_id, v))
+            added = self._db.execute("INSERT OR IGNORE INTO unassigned VALUES (?, ?, ?, ?)",
+                                     (record_id, key_version, sealed, time.time())).rowcount == 1
+            self._db.execute("DELETE FROM unassigned WHERE id NOT IN "
+                             "(SELECT id FROM unassigned ORDER BY created DESC, rowid DESC LIMIT ?)", (keep,))
+        return bool(added)
+
+    def parked(self) -> list[tuple[str, bytes]]:
+        """The weighings waiting for the patient's answer, oldest first. One that fails authentication
+        is left out and logged: it is never shown or confirmed."""
+        with self._guard("read the weighings to confirm"), self._lock:
+            rows = self._db.execute("SELECT id, key_version, sealed FROM unassigned ORDER BY created, rowid").fetchall()
+        out = []
+        for record_id, key_version, sealed in rows:
+            try:
+                out.append((str(record_id), self._unseal(int(key_version), bytes(sealed),
+                                                         unassigned_aad(str(record_id), int(key_version)))))
+            except InvalidTag:
+                log.error("unassigned weighing %s failed authentication and is left out", record_id)
+        return out
+
+    def unpark(self, record_id: str) -> bool:
+        """Delete a waiting weighing (answered); False if it was not waiting."""
+        with self._guard("record the answer"), self._lock:
+            return bool(self._db.execute("DELETE FROM unassigned WHERE id = ?", (record_id,)).rowcount == 1)
+
     def usage(self) -> Usage:
         with self._guard("be measured"), self._lock:
             (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
@@ -564,7 +609,7 @@ class SealedOutbox:
         return Usage((int(pages) - int(free)) * int(page_size), int(limit) * int(page_size))
 
     def quarantined(self) -> int:
-        return self._quarantined
+        return int(self._quarantined)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,40 @@
+"""What the pages may read and do in the gateway: its own interfaces, never its files or keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+from gateway.readings import Pipeline
+from gateway.settings import Settings
+from sync.wire import DeviceStatus
+
+
+class ServiceFacts(NamedTuple):
+    """The runtime's status facts, as the MQTT status carries them, plus what only the box shows."""
+
+    outbox_depth: int
+    oldest_unsent_s: float | None
+    used_percent: int
+    quarantined: int
+    held: int
+    faults: list[str]
+    devices: list[DeviceStatus]
+
+
+class GatewayPort(Protocol):
+    settings: Settings
+    pipeline: Pipeline
+    last_ack_at: datetime | None
+
+    @property
+    def source(self) -> object:
+        """The device source: the pages ask it only what it offers (device_status, nearby, scan)."""
+        ...
+
+    @property
+    def broker_connected(self) -> bool: ...
+
+    def service_facts(self) -> ServiceFacts:
+        """Blocking (it asks the outbox): call it in a thread."""
+        ...
