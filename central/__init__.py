@@ -1,0 +1,8 @@
+"""The central follow-up service: ingest workers, the database, FHIR output (another deployable than
+the gateway; it shares only the wire models and topic names in `sync`)."""
+
+from __future__ import annotations
+
+from central.errors import CentralError
+
+__all__ = ["CentralError"]
