@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from central.ca import commands as ca_commands
 from central.errors import CentralError
 from central.fhir import commands as fhir_commands
 from central.ingest import commands as ingest_commands
@@ -19,11 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dho-central",
         description="The central follow-up service: ingest workers (MQTT 5 consumer group), the database "
-        "(SQLite or PostgreSQL), the gateway registry, FHIR R4 output.",
+        "(SQLite or PostgreSQL), the gateway registry, FHIR R4 output, the gateway certificate authority.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for room in (ingest_commands, store_commands, fhir_commands):
+    for room in (ingest_commands, store_commands, fhir_commands, ca_commands):
         room.add_commands(subparsers)
     return parser
 

@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("version", help="print the version")
 
+    from gateway.kit import add_commands as add_kit_commands
+
+    add_kit_commands(commands)
+
     schemas = commands.add_parser("schemas", help="write the wire protocol's JSON Schemas",
                                   description="Generate JSON Schemas from the wire models.")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), metavar="DIR")
@@ -250,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _status(load_settings(args.config), args.json)
             case "wipe":
                 return _wipe(load_settings(args.config), args.yes)
+            case "kit":
+                from gateway.kit import run as run_kit
+
+                return run_kit(args)
     except GatewayError as exc:
         print(f"dho-gateway: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

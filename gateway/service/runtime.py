@@ -14,6 +14,7 @@ from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_
 from gateway.readings import Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
+from gateway.service.notify import Health, Notifier, keep_watchdog, watchdog_interval
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
 from gateway.web import PagesServer, ServiceFacts
@@ -32,10 +33,12 @@ _HEALTH_INTERVAL_S = 5.0
 
 
 class Gateway:
-    def __init__(self, settings: Settings, source: DeviceSource, *, on_ack: AckListener | None = None) -> None:
+    def __init__(self, settings: Settings, source: DeviceSource, *, on_ack: AckListener | None = None,
+                 notifier: Notifier | None = None) -> None:
         g = settings.gateway
         self.settings = settings
         self.source = source
+        self.notifier = notifier or Notifier.from_environment()  # systemd Type=notify; inert elsewhere
         profile = load_profile(settings.zoning.profile)
         advice = load_advice()
         try:
@@ -175,6 +178,32 @@ class Gateway:
                 log.exception("device source failed; restarting it in %.0f s", _SOURCE_RESTART_S)
                 await asyncio.sleep(_SOURCE_RESTART_S)
 
+    def _status_line(self) -> str:
+        facts = self._storage_facts()
+        line = (f"{facts.waiting} reading(s) waiting in the outbox; broker "
+                f"{'connected' if self.uplink.connected.is_set() else 'not connected'}")
+        return line + (f"; storage fault: {facts.storage_fault}" if facts.storage_fault else "")
+
+    async def _health(self) -> Health:
+        # The outbox answering (off the loop) is what "healthy" means: a full outbox is reported in the
+        # status but is no reason for a restart (nothing is lost at the bound; README "Size bound").
+        return Health(True, await asyncio.to_thread(self._status_line))
+
+    async def _tell_systemd(self, uplink: asyncio.Task[None]) -> None:
+        if not self.notifier.enabled:
+            return
+        await asyncio.sleep(0)  # let the uplink task take its first step before saying READY
+        if uplink.done():
+            return  # it failed at once: the TaskGroup ends the process; never say READY
+        self.notifier.ready(await asyncio.to_thread(self._status_line))
+        interval = watchdog_interval()
+        if interval is not None:
+            await keep_watchdog(self.notifier, interval, self._health)
+            return
+        while True:  # no watchdog configured: keep `systemctl status` current all the same
+            await asyncio.sleep(self.health_interval_s)
+            self.notifier.status(await asyncio.to_thread(self._status_line))
+
     async def run(self) -> None:
         log.info(
             "gateway %s started: %d reading(s) waiting in the outbox, %d device(s) provisioned",
@@ -186,10 +215,12 @@ class Gateway:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._watch())
-                tasks.create_task(self.uplink.run())
+                uplink = tasks.create_task(self.uplink.run())
                 tasks.create_task(self._supervise_source())
                 tasks.create_task(self.pipeline.keep_storing_held())
                 if self.web is not None:
                     tasks.create_task(self.web.run())
+                tasks.create_task(self._tell_systemd(uplink))
         finally:
+            self.notifier.stopping()
             self.outbox.close()

@@ -1,0 +1,170 @@
+"""`kit pair`: scan, list the health devices nearby, pair the chosen ones, and add them to the kit.
+
+A chosen device is refused — and nothing is written, no bond left behind — when it advertises no
+health service, when its signal is too weak to be in this room (a neighbour's), when its serial is not
+on the kit's packing list (`--serial`), or when a shared scale's user slot is not given. Passkeys go to
+the BlueZ pairing agent (gateway/ble), which answers BlueZ only for the devices chosen here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.profiles import profile_for
+from gateway.ble import BleBackends
+from gateway.kit import config_file
+from gateway.kit.radio import DeviceFacts, Nearby, forget_bond, read_device_facts, scan
+from gateway.settings import ConfigError, load_settings
+
+Platform = Callable[[dict[str, int | None]], Awaitable[Any]]  # registers the pairing agent (connect_bluez)
+Ask = Callable[[str], str]
+MIN_RSSI = -80  # dBm; a device in the same room as the box is far above it
+
+
+class PairError(ConfigError):
+    """Pairing refused; the configuration is unchanged and no bond was left."""
+
+
+@dataclass
+class PairRequest:
+    addresses: list[str] = field(default_factory=list)  # empty: ask which
+    passkeys: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)  # shared scale address -> the patient's slot
+    serials: set[str] = field(default_factory=set)  # the kit's packing list; empty: not checked
+    min_rssi: int = MIN_RSSI
+    scan_s: float = 10.0
+
+
+@dataclass
+class Paired:
+    nearby: Nearby
+    facts: DeviceFacts | None
+    user: int | None
+    passkey: int | None
+
+
+def health_table(nearby: list[Nearby]) -> list[str]:
+    health = [n for n in nearby if n.kind is not None]
+    lines = [f"{i:>2}. {n.kind:<17} {n.name or '(no name)':<22} {n.address}  {n.rssi:>4} dBm"
+             + (f"  ({n.profile})" if n.profile else "") for i, n in enumerate(health, 1)]
+    others = len(nearby) - len(health)
+    if others:
+        lines.append(f"    and {others} other device(s) that are not health devices (not listed, cannot be paired)")
+    return lines or ["no health device heard: wake the devices (take a measurement) and scan again"]
+
+
+def _choose(nearby: list[Nearby], request: PairRequest, ask: Ask | None) -> list[str]:
+    if request.addresses:
+        return [a.upper() for a in request.addresses]
+    if ask is None:
+        raise PairError("name the devices to pair (--device ADDRESS)")
+    health = [n for n in nearby if n.kind is not None]
+    answer = ask("pair which? numbers or addresses, comma separated: ")
+    chosen = []
+    for part in (p.strip() for p in answer.split(",") if p.strip()):
+        if part.isdigit() and 1 <= int(part) <= len(health):
+            chosen.append(health[int(part) - 1].address)
+        else:
+            chosen.append(part.upper())
+    return chosen
+
+
+def refusals(chosen: list[str], nearby: Mapping[str, Nearby], min_rssi: int) -> list[str]:
+    """Why each chosen device may not be paired (empty: all may)."""
+    problems = []
+    for address in chosen:
+        found = nearby.get(address)
+        if found is None:
+            problems.append(f"{address} was not heard: wake it (take a measurement, or put it in pairing mode) "
+                            "and run pair again")
+        elif found.kind is None:
+            problems.append(f"{address} ({found.name or 'no name'}) is not a health device (it advertises no health "
+                            "service): refused")
+        elif found.rssi < min_rssi:
+            problems.append(f"{address} ({found.name or 'no name'}) is heard at {found.rssi} dBm, too weak to be in "
+                            "this room: a neighbour's? Bring the kit's device next to the box; refused")
+    return problems
+
+
+async def pair_devices(config: Path, request: PairRequest, *, backends: BleBackends | None = None,
+                       platform: Platform | None = None, ask: Ask | None = None,
+                       out: Callable[[str], None] = print) -> list[Paired]:
+    settings = load_settings(config)
+    data = config_file.read(config)
+    tz = settings.gateway.timezone
+    known = {d.address for d in settings.devices}
+    found = await scan(backends, request.scan_s)
+    for line in health_table(found):
+        out(line)
+    nearby = {n.address: n for n in found}
+    chosen = []
+    for address in _choose(found, request, ask):
+        if address in known:
+            out(f"{address}: already paired with this kit; kept as it is")
+        elif address not in chosen:
+            chosen.append(address)
+    problems = refusals(chosen, nearby, request.min_rssi)
+    if problems:
+        raise PairError("; ".join(problems) + "; nothing paired")
+
+    passkeys: dict[str, int | None] = {}
+    for address in chosen:
+        n = nearby[address]
+        key = request.passkeys.get(address)
+        if key is None and ask is not None and profile_for(n.kind or "", n.profile).requires_pairing:
+            typed = ask(f"passkey for {address} ({n.name}), Enter if it shows none: ").strip()
+            key = int(typed) if typed.isdigit() else None
+        passkeys[address] = key
+    if platform is not None:
+        await platform({**{d.address: d.passkey for d in settings.devices}, **passkeys})
+
+    paired: list[Paired] = []
+    try:
+        for address in chosen:
+            n = nearby[address]
+            assert n.kind is not None
+            facts = None
+            if not n.advertised_only:
+                out(f"{address}: connecting{' and pairing' if passkeys[address] is not None else ''} ...")
+                facts = await read_device_facts(address, n.kind, n.profile, backends, tz, set_clock=True,
+                                                pair=passkeys[address] is not None)
+                paired.append(Paired(n, facts, None, passkeys[address]))
+                if request.serials and facts.serial not in request.serials:
+                    raise PairError(f"{address} has serial {facts.serial!r}, not one of this kit's "
+                                    f"({', '.join(sorted(request.serials))}): a neighbour's? refused")
+            else:
+                paired.append(Paired(n, None, None, None))
+            if facts is not None and facts.multiple_users:
+                user = request.users.get(address)
+                if user is None and ask is not None:
+                    typed = ask(f"{address} is a shared scale: which user slot is the patient's? ").strip()
+                    user = int(typed) if typed.isdigit() else None
+                if user is None:
+                    raise PairError(f"{address} is a shared scale: say which user slot is the patient's "
+                                    f"(--user {address}=N); refused")
+                paired[-1].user = user
+    except BaseException:
+        for p in paired:  # nothing half-done: no bond stays with a device that was not added
+            await forget_bond(p.nearby.address, backends)
+        raise
+
+    devices = list(data.get("devices", []))
+    for p in paired:
+        entry: dict[str, Any] = {"address": p.nearby.address, "kind": p.nearby.kind}
+        if p.facts is not None:
+            entry.update({"model": p.facts.model, "serial": p.facts.serial})
+        entry.update({"profile": p.nearby.profile, "user": p.user, "passkey": p.passkey})
+        devices.append({k: v for k, v in entry.items() if v is not None})
+        facts = p.facts
+        detail = ("advertises its values" if facts is None else
+                  f"model {facts.model}, serial {facts.serial}, battery {facts.battery} %, clock "
+                  f"{'set' if facts.clock_set else 'not settable'}"
+                  + (f" (was {facts.clock_offset_s:+.0f} s off)" if facts.clock_offset_s is not None else ""))
+        out(f"{p.nearby.address}: paired, {p.nearby.kind}, {detail}" + (f", user slot {p.user}" if p.user else ""))
+    data["devices"] = devices
+    if paired:
+        config_file.write(config, data)
+    return paired

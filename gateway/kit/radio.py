@@ -1,0 +1,150 @@
+"""The kit commands' use of the radio, through bleak (BlueZ on the box, the bumble backend in tests):
+scan and say what each nearby device is, and connect once to read (and set) what pairing needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from drivers import uuids
+from drivers.device_info import decode_battery, decode_current_time, decode_string, encode_current_time
+from drivers.gatt_time import date_time
+from drivers.measurement import DecodeError
+from drivers.profiles import STANDARD, profile_for, vendor_profiles
+from gateway.ble import BleBackends
+
+# The health services a device may advertise, and the kind each means (Bluetooth SIG assigned numbers).
+HEALTH_SERVICES: dict[str, str] = {profile.service: kind for kind, profile in STANDARD.items()}
+HEALTH_SERVICES[uuids.uuid16(0x181B)] = "body_weight"  # Body Composition (Mi body-composition scales)
+
+_MULTIPLE_USERS = 0x02  # Weight Scale Feature bit 1: the scale keeps several users apart
+
+
+@dataclass(frozen=True)
+class Nearby:
+    address: str
+    name: str | None
+    rssi: int
+    kind: str | None  # None: not a health device
+    profile: str | None  # a vendor profile the name and services match, if any
+    advertised_only: bool = False  # its values come in advertisements: nothing to pair
+
+
+def classify(name: str | None, service_uuids: list[str], service_data: list[str]) -> tuple[str | None, str | None,
+                                                                                         bool]:
+    """(kind, vendor profile, advertised only) from what a device advertises; kind None: not a health device."""
+    services = [u.lower() for u in (*service_uuids, *service_data)]
+    kind = next((HEALTH_SERVICES[u] for u in services if u in HEALTH_SERVICES), None)
+    if kind is None:
+        return None, None, False
+    for profile in vendor_profiles().values():
+        if name and profile.name_prefixes and name.startswith(profile.name_prefixes) and profile.service in services:
+            return kind, profile.name, profile.advertised and profile.measurement in service_data
+    return kind, None, False
+
+
+async def scan(backends: BleBackends | None, seconds: float) -> list[Nearby]:
+    """Every device heard in `seconds`, strongest signal first."""
+    found: dict[str, Nearby] = {}
+    b = backends or BleBackends()
+
+    def seen(device: BLEDevice, adv: AdvertisementData) -> None:
+        kind, profile, advertised = classify(adv.local_name or device.name, list(adv.service_uuids),
+                                             list(adv.service_data))
+        address = device.address.upper()
+        earlier = found.get(address)
+        found[address] = Nearby(address, adv.local_name or (earlier.name if earlier else None), adv.rssi,
+                                kind or (earlier.kind if earlier else None),
+                                profile or (earlier.profile if earlier else None),
+                                advertised or (earlier.advertised_only if earlier else False))
+
+    scanner = BleakScanner(seen, backend=b.scanner, **b.options)
+    await scanner.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await scanner.stop()
+    return sorted(found.values(), key=lambda n: -n.rssi)
+
+
+@dataclass
+class DeviceFacts:
+    address: str
+    model: str | None = None
+    serial: str | None = None
+    battery: int | None = None
+    clock_offset_s: float | None = None  # device clock minus the gateway's, before any setting
+    clock_set: bool = False
+    multiple_users: bool = False
+
+
+async def _read(client: BleakClient, uuid: str) -> bytes | None:
+    if client.services is None or client.services.get_characteristic(uuid) is None:
+        return None
+    with contextlib.suppress(BleakError):
+        return bytes(await client.read_gatt_char(uuid))
+    return None
+
+
+async def read_device_facts(address: str, kind: str, profile: str | None, backends: BleBackends | None,
+                            timezone: str, *, set_clock: bool, pair: bool = False, timeout_s: float = 20.0,
+                            ) -> DeviceFacts:
+    """Connect once (pairing first when asked or when the profile needs it), read model, serial, battery
+    and the device clock, set the clock if asked, disconnect."""
+    b = backends or BleBackends()
+    device_profile = profile_for(kind, profile)
+    client = BleakClient(address, timeout=timeout_s, pair=pair or device_profile.requires_pairing,
+                         backend=b.client, **b.options)
+    facts = DeviceFacts(address)
+    async with asyncio.timeout(timeout_s * 2):
+        await client.connect()
+        try:
+            for uuid, attribute in ((uuids.MODEL_NUMBER, "model"), (uuids.SERIAL_NUMBER, "serial")):
+                raw = await _read(client, uuid)
+                if raw is not None:
+                    with contextlib.suppress(DecodeError):
+                        setattr(facts, attribute, decode_string(raw, attribute))
+            raw = await _read(client, uuids.BATTERY_LEVEL)
+            if raw is not None:
+                with contextlib.suppress(DecodeError):
+                    facts.battery = decode_battery(raw)
+            raw = await _read(client, uuids.WEIGHT_SCALE_FEATURE)
+            if raw is not None and len(raw) >= 1:
+                facts.multiple_users = bool(raw[0] & _MULTIPLE_USERS)
+            now = datetime.now(ZoneInfo(timezone)).replace(tzinfo=None)
+            time_uuid = device_profile.time
+            if time_uuid is not None:
+                raw = await _read(client, time_uuid)
+                device_time = None
+                with contextlib.suppress(DecodeError, ValueError):
+                    if raw is not None:
+                        device_time = date_time(raw) if time_uuid == uuids.DATE_TIME else decode_current_time(raw)
+                if device_time is not None:
+                    facts.clock_offset_s = (device_time - now).total_seconds()
+                if set_clock and raw is not None:
+                    value = encode_current_time(datetime.now(ZoneInfo(timezone)).replace(tzinfo=None))
+                    if time_uuid == uuids.DATE_TIME:
+                        value = value[:7]
+                    with contextlib.suppress(BleakError):
+                        await client.write_gatt_char(time_uuid, value, response=True)
+                        facts.clock_set = True
+        finally:
+            with contextlib.suppress(BleakError, asyncio.TimeoutError):
+                await client.disconnect()
+    return facts
+
+
+async def forget_bond(address: str, backends: BleBackends | None) -> None:
+    """Remove the adapter's bond with a device (BlueZ: RemoveDevice), so it pairs with no-one through us."""
+    b = backends or BleBackends()
+    client = BleakClient(address, backend=b.client, **b.options)
+    with contextlib.suppress(BleakError, NotImplementedError):
+        await client.unpair()
