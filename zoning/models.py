@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.measurement import COMPONENTS, MeasurementKind
 from zoning.questionnaire import QUESTIONS
+from zoning.resolution import band_step, in_band
 
 
 class Zone(StrEnum):
@@ -68,7 +69,8 @@ class ThresholdRule(_ComponentRule):
     limit: Decimal
 
     def fires(self, value: Decimal) -> bool:
-        return compare(value, self.op, self.limit)
+        # At the band's resolution: a value between two whole-number bands counts in the alert band.
+        return in_band(value, self.op, self.limit, band_step(self.kind, self.component, self.limit))
 
 
 class TrendRule(_ComponentRule):
@@ -87,6 +89,9 @@ class ConsecutiveRule(_ComponentRule):
     op: Comparison
     limit: Decimal
     count: int = Field(ge=2, le=14)
+
+    def fires(self, value: Decimal) -> bool:
+        return in_band(value, self.op, self.limit, band_step(self.kind, self.component, self.limit))
 
 
 class SymptomRule(_Rule):

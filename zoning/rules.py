@@ -63,7 +63,7 @@ def consecutive(
             continue
         earlier = usable(history, rule.kind, rule.component, effective)[-(rule.count - 1):]
         run = [r.values[rule.component] for r in earlier] + [values[rule.component]]
-        if len(run) == rule.count and all(compare(v, rule.op, rule.limit) for v in run):
+        if len(run) == rule.count and all(rule.fires(v) for v in run):
             fired.append(_fired(rule, values[rule.component], rule.limit))
     return fired
 
