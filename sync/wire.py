@@ -54,6 +54,10 @@ class WireAssessment(_Wire):
         default_factory=list, description="why the patient was asked to measure again at once (control measurement)"
     )
     repeat_of: UUID | None = Field(default=None, description="the reading this one repeats as a control")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="how a rule had to judge: a trend compared across missed days, or one that could not judge",
+    )
 
 
 class WireReading(_Wire):
