@@ -13,7 +13,9 @@ PROTOCOL_VERSION: Literal[1] = 1
 
 # A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory.
 WireDecimal = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
-TimeSource = Literal["device_synced", "device_unsynced", "gateway_receive"]
+# device_unverified: the device's own stamp, kept because its clock's offset (read at connection) cannot
+# apply to it (stamped before a clock reset); undated: no plausible time, `effective` is the receive time.
+TimeSource = Literal["device_synced", "device_unsynced", "gateway_receive", "device_unverified", "undated"]
 WireZone = Literal["green", "yellow", "red", "unassessed"]
 
 
@@ -123,6 +125,7 @@ EventKind = Literal[
     "storage_fault",  # readings cannot be stored (disk full, outbox at its bound, I/O error)
     "storage_recovered",
     "measurement_overdue",  # the schedule's next measurement is past due (no values, only dates)
+    "reading_time_uncertain",  # a device's clock cannot date its records (reset, far off): check the device
 ]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from gateway.readings.clock import correct_live_time, correct_with_device_clock
+from gateway.readings.clock import UNCERTAIN, correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.pipeline import Pipeline
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 
 __all__ = [
+    "UNCERTAIN",
     "DeviceRef",
     "Pipeline",
     "Reading",

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.plans import load_advice, load_profile
-from gateway.readings import Pipeline
+from gateway.readings import UNCERTAIN, Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.settings import ConfigError, Settings
@@ -67,6 +67,22 @@ class Gateway:
             facts=self._status_facts,
         )
         self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
+        self._time_reported: set[tuple[str, date]] = set()
+        self.pipeline.listeners.append(lambda reading, _assessment: self._report_uncertain_time(reading))
+
+    def _report_uncertain_time(self, reading: Reading) -> None:
+        """A reading the device's clock could not date: the nurse hears of it once per device and day
+        (a reset clock dates every stored record alike), the reading itself says so on the wire."""
+        if reading.time_source not in UNCERTAIN:
+            return
+        key = (reading.device.id, reading.received.date())
+        if key in self._time_reported:
+            return
+        self._time_reported.add(key)
+        log.warning("device %s: a reading could not be dated by its clock (%s)", reading.device.id,
+                    reading.time_source)
+        self.uplink.post_event("reading_time_uncertain", {
+            "device": reading.device.id, "reading": str(reading.id), "time_source": reading.time_source})
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
