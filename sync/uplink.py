@@ -33,6 +33,8 @@ class StatusFacts(NamedTuple):
     outbox_used_percent: int | None = None
     quarantined: int | None = None
     devices: tuple[DeviceStatus, ...] = ()
+    rejected: int | None = None
+    unassigned: int | None = None
 
 
 def _no_facts() -> StatusFacts:
@@ -97,17 +99,19 @@ class Uplink:
         self._wake.set()
 
     async def run(self) -> None:
-        will = aiomqtt.Will(
-            self._topics.status, self._status("offline").model_dump_json(), qos=1, retain=True
-        )
+        def will() -> aiomqtt.Will:
+            offline = self._status("offline", last_will=True)
+            return aiomqtt.Will(self._topics.status, offline.model_dump_json(), qos=1, retain=True)
+
         # The broker's own in-flight limit must not be exceeded (Mosquitto's default is 20).
         await stay_connected(
             self._broker, self._topics.gateway, self._session, will=will, max_inflight=self._window
         )
 
-    def _status(self, state: str) -> Status:
+    def _status(self, state: str, *, last_will: bool = False) -> Status:
         if state != "online":
-            return Status(gateway=self._topics.gateway, state="offline", version=self._version)
+            return Status(gateway=self._topics.gateway, state="offline", version=self._version,
+                          at=datetime.now(UTC), last_will=last_will)
         depth = None
         with contextlib.suppress(OutboxUnavailable):
             depth = self._outbox.depth()
@@ -121,6 +125,8 @@ class Uplink:
             quarantined=facts.quarantined,
             faults=facts.faults,
             devices=list(facts.devices),
+            rejected=facts.rejected,
+            unassigned=facts.unassigned,
             at=datetime.now(UTC),
         )
 

@@ -115,7 +115,17 @@ class Status(_Wire):
     quarantined: int | None = Field(default=None, description="stored records that failed authentication")
     faults: list[str] = Field(default_factory=list, description="conditions a technician must look at, e.g. disk full")
     devices: list[DeviceStatus] = Field(default_factory=list, description="the provisioned BLE devices")
-    at: AwareDatetime | None = None
+    rejected: int | None = Field(
+        default=None, description="values from the patient's devices not taken since start (unreadable, wrong kind)"
+    )
+    unassigned: int | None = Field(
+        default=None, description="readings from a shared device not known to be the patient's, since start"
+    )
+    at: AwareDatetime | None = Field(
+        default=None, description="when the gateway composed this status; for the Last Will: when the "
+        "connection it covers opened (the broker publishes it later, when the connection is lost)",
+    )
+    last_will: bool = Field(default=False, description="published by the broker: the connection was lost")
 
 
 EventKind = Literal[

@@ -106,8 +106,15 @@ class Gateway:
         status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
         if callable(status_of):
             devices = status_of()
-        faults = self.storage_watch.faults(facts) + device_faults(devices)
-        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices))
+        faults = self.storage_watch.faults(facts) + device_faults(devices) + self._provisioning_faults()
+        counts = self.pipeline.counts
+        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices),
+                           rejected=counts["rejected"], unassigned=counts["unassigned"])
+
+    def _provisioning_faults(self) -> list[str]:
+        return [f"device {address} reports user {user} but has no user slot provisioned: its readings wait "
+                "unassigned; set `user` in its [[devices]] entry" for address, user in
+                sorted(self.pipeline.shared_without_slot.items())]
 
     def _check_overdue(self, tz: ZoneInfo) -> None:
         due = next_due(self.pipeline.plan.enrolled, self.pipeline.history, tz)
