@@ -82,7 +82,7 @@ def assess_reading(
         advice_keys=_advice(f"{m.kind}.{zone}", plan, fired, zone, bool(control)),
         profile=plan.id,
         profile_version=plan.version,
-        next_due=next_due(plan.enrolled, [*history, this], tz).on,
+        next_due=next_due(plan.enrolled, [*history, this], tz, kind=m.kind).on,  # of this kind
         control=control,
         repeat_of=repeated.id if repeated else None,
         unjudged=unjudged,

@@ -70,6 +70,10 @@ class Plan(BaseModel):
     overrides: tuple[Override, ...] = ()
     advice: AdviceBook
     enrolled: date
+    measured: tuple[MeasurementKind, ...] = Field(
+        default=(), description="the kinds the schedule asks for (each due on its own); empty: every kind "
+        "the plan judges that the patient has a device for",
+    )
     _effective: Profile = PrivateAttr()
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ import ssl
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from drivers.measurement import MeasurementKind
 from gateway import __version__
 from gateway.plans import load_advice, load_profile
 from gateway.readings import UNCERTAIN, Pipeline, Reading
@@ -20,7 +21,7 @@ from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
 from sync.wire import DeviceStatus
 from zoning.plan import standard_plan
-from zoning.schedule import days_overdue, next_due
+from zoning.schedule import overdue
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Gateway:
         self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
         self.storage_watch = StorageWatch(settings.outbox.alert_percent)
         self.health_interval_s = _HEALTH_INTERVAL_S
-        self._overdue_reported: date | None = None
+        self._overdue_reported: dict[MeasurementKind, date] = {}
         self.pipeline = Pipeline(
             patient=g.patient,
             devices={d.address: d for d in settings.devices},
@@ -116,14 +117,26 @@ class Gateway:
                 "unassigned; set `user` in its [[devices]] entry" for address, user in
                 sorted(self.pipeline.shared_without_slot.items())]
 
+    def _scheduled_kinds(self) -> list[MeasurementKind]:
+        """What the plan's schedule asks the patient to measure; by default every kind the plan judges
+        that the patient has a device for."""
+        plan = self.pipeline.plan
+        if plan.measured:
+            return list(plan.measured)
+        provisioned = {d.kind for d in self.settings.devices}
+        return sorted(k for k in plan.rules.kinds if k in provisioned)
+
     def _check_overdue(self, tz: ZoneInfo) -> None:
-        due = next_due(self.pipeline.plan.enrolled, self.pipeline.history, tz)
-        late = days_overdue(due, datetime.now(tz).date())
-        if late and due.on != self._overdue_reported:
-            self._overdue_reported = due.on
-            log.info("measurement overdue by %d day(s) (%s schedule)", late, due.cadence)
+        """One event per kind and due date: each kind is due on its own (issue 9.6)."""
+        plan = self.pipeline.plan
+        for late in overdue(plan.enrolled, self.pipeline.history, self._scheduled_kinds(), datetime.now(tz).date(), tz):
+            if self._overdue_reported.get(late.kind) == late.due.on:
+                continue
+            self._overdue_reported[late.kind] = late.due.on
+            log.info("%s measurement overdue by %d day(s) (%s schedule)", late.kind, late.days, late.due.cadence)
             self.uplink.post_event("measurement_overdue", {
-                "due": due.on.isoformat(), "days_overdue": late, "cadence": due.cadence})
+                "kind": str(late.kind), "due": late.due.on.isoformat(), "days_overdue": late.days,
+                "cadence": late.due.cadence})
 
     async def _watch(self) -> None:
         tz = ZoneInfo(self.settings.gateway.timezone)
