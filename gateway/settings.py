@@ -1,4 +1,5 @@
-"""Gateway configuration: one TOML file, validated; `DHO_SECTION__KEY` environment variables override it."""
+"""Gateway configuration: one TOML file, validated; `DHO_SECTION__KEY` environment variables override it,
+except the gateway's identity (id, tenant, patient)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.measurement import MeasurementKind
@@ -146,8 +148,34 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (init values carry the file's contents).
-        return (env_settings, init_settings)
+        # The environment wins over the file (init values carry the file's contents), except for identity.
+        return (_WithoutIdentity(settings_cls, env_settings), init_settings)
+
+
+# Who this box is and whose readings it takes: only from the provisioned file, never from the environment,
+# where a stray or planted variable would send one patient's readings under another's name.
+IDENTITY_KEYS = ("id", "tenant", "patient")
+
+
+class _WithoutIdentity(PydanticBaseSettingsSource):
+    """The environment source, refusing any value for the gateway's identity."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._env()
+        gateway = values.get("gateway")
+        named = sorted(key for key in IDENTITY_KEYS if isinstance(gateway, dict) and key in gateway)
+        if named:
+            variable = f"DHO_GATEWAY__{named[0].upper()}"
+            raise ConfigError(f"{variable}: the gateway's id, tenant and patient come only from the configuration "
+                              "file, never from the environment; unset it")
+        return values
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -14,6 +14,7 @@ from gateway.plans import load_advice, load_profile
 from gateway.readings import UNCERTAIN, Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
+from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
 from sync.outbox import Outbox
@@ -40,6 +41,8 @@ class Gateway:
             settings.mqtt.tls_context()  # fail at start-up, not on the first reconnect
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
+        # Before anything reads the stored history: it must be this patient's (issue 9.7).
+        check_patient_binding(g.data_dir, g.outbox_path, g.patient)
         # Only a first run may make a key: beside an existing outbox a new key could not read anything.
         kek = key_source_for(g).load(create=not g.outbox_path.exists())
         self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
