@@ -1,5 +1,6 @@
 """Gateway configuration: one TOML file, validated; `DHO_SECTION__KEY` environment variables override it,
-except for what decides how a patient is judged (`[zoning]`, `[plans]`): those come only from the file."""
+except the gateway's identity (id, tenant, patient) and what decides how a patient is judged (`[zoning]`,
+`[plans]`): those come only from the file."""
 
 from __future__ import annotations
 
@@ -192,17 +193,27 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (init values carry the file's contents), except for FILE_ONLY.
-        return (_EnvironmentExcept(settings_cls), init_settings)
+        # The environment wins over the file (init values carry the file's contents), except for identity
+        # and FILE_ONLY sections.
+        return (_Environment(settings_cls), init_settings)
 
 
 # Thresholds and the keys that sign them must not change with a process's environment (issue 9.9).
 FILE_ONLY = ("zoning", "plans")
+# Who this box is and whose readings it takes: only from the provisioned file, never from the environment,
+# where a stray or planted variable would send one patient's readings under another's name.
+IDENTITY_KEYS = ("id", "tenant", "patient")
 
 
-class _EnvironmentExcept(EnvSettingsSource):
+class _Environment(EnvSettingsSource):
     def __call__(self) -> dict[str, Any]:
         values = super().__call__()
+        gateway = values.get("gateway")
+        named = sorted(key for key in IDENTITY_KEYS if isinstance(gateway, dict) and key in gateway)
+        if named:
+            variable = f"DHO_GATEWAY__{named[0].upper()}"
+            raise ConfigError(f"{variable}: the gateway's id, tenant and patient come only from the configuration "
+                              "file, never from the environment; unset it")
         for section in FILE_ONLY:
             if section in values:
                 log.warning("DHO_%s__* environment variables are ignored: [%s] comes only from the configuration "

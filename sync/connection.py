@@ -141,7 +141,7 @@ async def stay_connected(
     identifier: str,
     session: Session,
     *,
-    will: aiomqtt.Will | None = None,
+    will: aiomqtt.Will | Callable[[], aiomqtt.Will] | None = None,
     max_inflight: int | None = None,
     backoff_min_s: float = 0.5,
     backoff_max_s: float = 60.0,
@@ -153,7 +153,9 @@ async def stay_connected(
             async with contextlib.AsyncExitStack() as stack:
                 async with _bounded("connect"):
                     client = await stack.enter_async_context(
-                        make_client(settings, identifier, will=will, max_inflight=max_inflight)
+                        # A callable will is composed per connection (the status it carries is dated).
+                        make_client(settings, identifier, will=will() if callable(will) else will,
+                                    max_inflight=max_inflight)
                     )
                 log.info("connected to broker %s:%d", settings.host, settings.port)
                 backoff.reset()

@@ -40,6 +40,8 @@ class StatusFacts(NamedTuple):
     rules_hash: str | None = None
     plan_version: int | None = None
     plan_hash: str | None = None
+    rejected: int | None = None
+    unassigned: int | None = None
 
 
 def _no_facts() -> StatusFacts:
@@ -113,17 +115,19 @@ class Uplink:
         self._wake.set()
 
     async def run(self) -> None:
-        will = aiomqtt.Will(
-            self._topics.status, self._status("offline").model_dump_json(), qos=1, retain=True
-        )
+        def will() -> aiomqtt.Will:
+            offline = self._status("offline", last_will=True)
+            return aiomqtt.Will(self._topics.status, offline.model_dump_json(), qos=1, retain=True)
+
         # The broker's own in-flight limit must not be exceeded (Mosquitto's default is 20).
         await stay_connected(
             self._broker, self._topics.gateway, self._session, will=will, max_inflight=self._window
         )
 
-    def _status(self, state: str) -> Status:
+    def _status(self, state: str, *, last_will: bool = False) -> Status:
         if state != "online":
-            return Status(gateway=self._topics.gateway, state="offline", version=self._version)
+            return Status(gateway=self._topics.gateway, state="offline", version=self._version,
+                          at=datetime.now(UTC), last_will=last_will)
         depth = None
         with contextlib.suppress(OutboxUnavailable):
             depth = self._outbox.depth()
@@ -141,6 +145,8 @@ class Uplink:
             rules_hash=facts.rules_hash,
             plan_version=facts.plan_version,
             plan_hash=facts.plan_hash,
+            rejected=facts.rejected,
+            unassigned=facts.unassigned,
             at=datetime.now(UTC),
         )
 

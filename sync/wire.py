@@ -15,7 +15,9 @@ PROTOCOL_VERSION: Literal[1] = 1
 
 # A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory.
 WireDecimal = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
-TimeSource = Literal["device_synced", "device_unsynced", "gateway_receive"]
+# device_unverified: the device's own stamp, kept because its clock's offset (read at connection) cannot
+# apply to it (stamped before a clock reset); undated: no plausible time, `effective` is the receive time.
+TimeSource = Literal["device_synced", "device_unsynced", "gateway_receive", "device_unverified", "undated"]
 WireZone = Literal["green", "yellow", "red", "unassessed"]
 
 
@@ -60,6 +62,10 @@ class WireAssessment(_Wire):
         default_factory=list, description="why the patient was asked to measure again at once (control measurement)"
     )
     repeat_of: UUID | None = Field(default=None, description="the reading this one repeats as a control")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="how a rule had to judge: a trend compared across missed days, or one that could not judge",
+    )
 
 
 class WireReading(_Wire):
@@ -122,7 +128,17 @@ class Status(_Wire):
     rules_hash: str | None = Field(default=None, description="hash of the effective rules in force")
     plan_version: int | None = Field(default=None, description="the signed plan in force; null on the standard profile")
     plan_hash: str | None = Field(default=None, description="hash of the signed plan in force")
-    at: AwareDatetime | None = None
+    rejected: int | None = Field(
+        default=None, description="values from the patient's devices not taken since start (unreadable, wrong kind)"
+    )
+    unassigned: int | None = Field(
+        default=None, description="readings from a shared device not known to be the patient's, since start"
+    )
+    at: AwareDatetime | None = Field(
+        default=None, description="when the gateway composed this status; for the Last Will: when the "
+        "connection it covers opened (the broker publishes it later, when the connection is lost)",
+    )
+    last_will: bool = Field(default=False, description="published by the broker: the connection was lost")
 
 
 EventKind = Literal[
@@ -135,6 +151,7 @@ EventKind = Literal[
     "plan_applied",  # a signed plan passed every check, was stored and is in force (version, hash, signers' keys)
     "plan_rejected",  # a down/config message was refused; the plan in force stays (reason)
     "trust_store_updated",  # a newer root-signed trust store replaced the old one (keys left out are revoked)
+    "reading_time_uncertain",  # a device's clock cannot date its records (reset, far off): check the device
 ]
 
 

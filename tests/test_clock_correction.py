@@ -44,3 +44,44 @@ def test_live_rule_without_a_clock_reading() -> None:
     assert correct_live_time(None, RECEIVED, OSLO, TOLERANCE).source == "gateway_receive"
     late = correct_live_time(datetime(2026, 11, 24, 9, 0), RECEIVED, OSLO, TOLERANCE)
     assert late.source == "device_unsynced" and late.effective == RECEIVED and late.correction_s == 3600.0
+
+
+# ---- issue 9.1: a clock reset must never date a record after it was received --------------------
+
+def _offset_when_the_clock_reads(device_now: datetime) -> timedelta:
+    return RECEIVED - device_now.replace(tzinfo=OSLO).astimezone(UTC)
+
+
+def test_a_record_stamped_before_a_clock_reset_keeps_its_own_plausible_stamp_marked_unverified() -> None:
+    # The scale's clock reads 2000 after a battery change; its memory still holds a record stamped
+    # under the right clock in May. The offset would date it in 2052.
+    offset = _offset_when_the_clock_reads(datetime(2000, 1, 1, 0, 10))
+    when = correct_with_device_clock(datetime(2026, 5, 2, 10, 0), offset, RECEIVED, OSLO, TOLERANCE)
+    assert when.effective == datetime(2026, 5, 2, 8, 0, tzinfo=UTC)  # the device's own stamp
+    assert when.source == "device_unverified" and when.correction_s is None
+
+
+def test_a_record_whose_own_stamp_is_implausible_too_is_marked_undated_at_the_receive_time() -> None:
+    offset = _offset_when_the_clock_reads(datetime(2000, 1, 1, 0, 10))
+    for stamp in (datetime(2031, 1, 1, 9, 0), datetime(2019, 3, 1, 9, 0)):  # future; years before
+        when = correct_with_device_clock(stamp, offset, RECEIVED, OSLO, TOLERANCE)
+        assert when.source == "undated" and when.effective == RECEIVED, stamp
+
+
+def test_a_corrected_time_is_never_later_than_the_receive_time() -> None:
+    # Within the tolerance but a little ahead: synced, and dated at the receive time, not after it.
+    ahead = correct_with_device_clock(datetime(2026, 11, 24, 10, 3), timedelta(minutes=-3), RECEIVED, OSLO, TOLERANCE)
+    assert ahead.source == "device_synced" and ahead.effective == RECEIVED
+    live = correct_live_time(datetime(2026, 11, 24, 10, 4), RECEIVED, OSLO, TOLERANCE)
+    assert live.effective == RECEIVED
+
+
+@pytest.mark.parametrize("device_now", [datetime(2000, 1, 1, 0, 10), datetime(2026, 11, 24, 10, 0),
+                                        datetime(2040, 6, 1, 12, 0)])
+@pytest.mark.parametrize("stamp", [datetime(2000, 1, 1, 0, 2), datetime(2026, 5, 2, 10, 0),
+                                   datetime(2026, 11, 24, 9, 58), datetime(2040, 6, 1, 11, 0),
+                                   datetime(2099, 12, 31, 23, 59)])
+def test_no_combination_of_clock_and_stamp_dates_a_record_in_the_future(device_now: datetime, stamp: datetime) -> None:
+    when = correct_with_device_clock(stamp, _offset_when_the_clock_reads(device_now), RECEIVED, OSLO, TOLERANCE)
+    assert when.effective <= RECEIVED
+    assert when.effective >= RECEIVED - timedelta(days=366)

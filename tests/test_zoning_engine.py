@@ -100,25 +100,30 @@ def test_weight_trend_across_the_spring_dst_change() -> None:
     assert a.zone == Zone.RED
 
 
-@pytest.mark.parametrize(("days_later", "zone"), [(3, Zone.RED), (4, Zone.GREEN)])
-def test_weight_trend_window_is_by_local_date_across_midnight(days_later: int, zone: Zone) -> None:
+@pytest.mark.parametrize(("days_later", "in_window"), [(3, True), (4, False)])
+def test_weight_trend_window_is_by_local_date_across_midnight(days_later: int, in_window: bool) -> None:
     patient = Patient(plan("standard-heart-failure"))
     patient.measure(measurement(K.BODY_WEIGHT, weight="80.0"), _local(2026, 11, 2, 23, 50))
     a = patient.measure(measurement(K.BODY_WEIGHT, weight="82.5"), _local(2026, 11, 2 + days_later, 0, 10))
-    assert a.zone == zone  # 23:50 on the 2nd is in "the 3 days before the 5th", not before the 6th
+    # 23:50 on the 2nd is in "the 3 days before the 5th", not before the 6th: there it is the reference
+    # only as the last weighing before missed days, and the assessment says so.
+    assert a.zone == Zone.RED
+    assert (a.notes == ()) is in_window
 
 
-def test_a_gap_in_the_data_claims_no_trend() -> None:
+def test_a_gap_in_the_data_compares_with_the_last_weighing_and_says_so() -> None:
     patient = Patient(plan("standard-heart-failure"))
     patient.measure(measurement(K.BODY_WEIGHT, weight="76.0"), T0 - timedelta(days=10))
     a = patient.measure(measurement(K.BODY_WEIGHT, weight="82.0"), T0)
-    assert a.zone == Zone.GREEN and a.fired == ()  # nothing in the window to compare with
+    assert a.zone == Zone.RED and a.fired[-1].value == 6  # never green for want of a weighing in the window
+    assert any("10 days earlier" in note for note in a.notes)
 
 
 def test_unassessed_readings_are_never_a_trend_reference() -> None:
     history = [PastReading(id="x", kind=K.BODY_WEIGHT, values={"weight": Decimal(70)}, effective=T0 - timedelta(days=1),
                            zone=Zone.UNASSESSED)]
-    assert assess(measurement(K.BODY_WEIGHT, weight=80), plan("standard-heart-failure"), history).zone == Zone.GREEN
+    a = assess(measurement(K.BODY_WEIGHT, weight=80), plan("standard-heart-failure"), history)
+    assert a.zone == Zone.UNASSESSED and a.fired == ()  # not judged against the unassessed 70 kg either
 
 
 # ---- control measurement ------------------------------------------------------------------------

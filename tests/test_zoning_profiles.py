@@ -13,14 +13,15 @@ from tests.zoning_support import OSLO, T0, Patient, assess, measurement, measure
 from zoning.engine import assess_answers
 from zoning.models import ThresholdRule, Zone
 from zoning.questionnaire import Answers
+from zoning.resolution import band_step
 from zoning.rules import symptoms
-
-STEP = Decimal("0.1")
 
 
 def _points(rule: ThresholdRule) -> list[tuple[Decimal, bool]]:
-    """Just below, at, just above the limit, and whether the rule must fire there by its operator."""
-    below, at, above = rule.limit - STEP, rule.limit, rule.limit + STEP
+    """One band step (1 % SpO2, 1 mmHg, 0.1 °C) below, at and above the limit, and whether the rule must
+    fire there by its operator. Values between steps: tests/test_zoning_resolution.py."""
+    step = band_step(rule.kind, rule.component, rule.limit)
+    below, at, above = rule.limit - step, rule.limit, rule.limit + step
     return {
         "<": [(below, True), (at, False), (above, False)],
         "<=": [(below, True), (at, True), (above, False)],

@@ -68,6 +68,8 @@ def test_heart_failure_fluid_build_up_then_recovery() -> None:
     def cuff(systolic: int, diastolic: int, pulse: int) -> Measurement:
         return measurement(K.BLOOD_PRESSURE, systolic=systolic, diastolic=diastolic, pulse=pulse)
 
+    a = patient.measure(weigh("82.0"), morning(29))  # the first weighing: no trend to judge yet
+    assert a.zone == Zone.UNASSESSED and a.next_due == day(30)
     for n, kg in enumerate(("82.0", "82.2", "81.9", "82.1", "82.0"), start=30):
         a = patient.measure(weigh(kg), morning(n))
         assert a.zone == Zone.GREEN

@@ -1,4 +1,5 @@
-"""Every bound of the shipped standard blood pressure profile: just below, at, and just above."""
+"""Every bound of the shipped standard blood pressure profile: just below, at, and just above (a value
+between two whole-mmHg bands counts in the alert band: 110.1 is still in "<= 110", docs/zoning.md)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def bp(**values: float | int | str) -> Measurement:
 # (component, value, expected zone): each bound of the profile from just below to just above.
 BOUNDS = [
     ("systolic", 89, Zone.RED), ("systolic", 90, Zone.RED), ("systolic", 91, Zone.YELLOW),
-    ("systolic", 110, Zone.YELLOW), ("systolic", "110.1", Zone.GREEN), ("systolic", 111, Zone.GREEN),
+    ("systolic", 110, Zone.YELLOW), ("systolic", "110.1", Zone.YELLOW), ("systolic", 111, Zone.GREEN),
     ("systolic", 160, Zone.GREEN), ("systolic", "160.1", Zone.YELLOW), ("systolic", 161, Zone.YELLOW),
     ("systolic", 219, Zone.YELLOW), ("systolic", 220, Zone.RED), ("systolic", 221, Zone.RED),
     ("diastolic", 59, Zone.YELLOW), ("diastolic", "59.9", Zone.YELLOW), ("diastolic", 60, Zone.GREEN),

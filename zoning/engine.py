@@ -2,7 +2,8 @@
 
 Order of judgement (docs/zoning.md):
 1. every threshold, trend and consecutive rule of the plan; the worst zone that fires wins;
-2. a kind the plan has no rule for is `unassessed`; so is a reading the device flagged as unreliable
+2. a kind the plan has no rule for is `unassessed`, and so is a reading no rule could judge (a trend
+   rule with no earlier reading within its look-back); so is a reading the device flagged as unreliable
    that would otherwise be green (no data is never green);
 3. a suspect reading asks for a control measurement but keeps its zone: a red stays red;
 4. advice keys: the kind and zone, any rule's own advice, the repeat request, and on red the
@@ -13,15 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from drivers.measurement import Measurement
+from drivers.measurement import Measurement, MeasurementKind
 from zoning import rules
 from zoning.advice import EMERGENCY
 from zoning.control import control_asked_for, control_reasons, unreliable
 from zoning.history import PastReading
-from zoning.models import SEVERITY, Assessment, FiredRule, Zone
+from zoning.models import SEVERITY, Assessment, FiredRule, Profile, Zone
 from zoning.plan import CONTROL_ADVICE, Plan
 from zoning.questionnaire import Answers
 from zoning.schedule import next_due
@@ -29,6 +31,16 @@ from zoning.schedule import next_due
 
 def _worst(fired: Sequence[FiredRule]) -> Zone:
     return max((f.zone for f in fired), key=SEVERITY.__getitem__, default=Zone.GREEN)
+
+
+def _judged(profile: Profile, kind: MeasurementKind, values: dict[str, Decimal], trend_judged: bool) -> bool:
+    """Whether any rule of the plan could judge this reading: a threshold or run rule on a component it
+    carries, or a trend rule that had an earlier reading to compare with. If none could, it is unassessed
+    (the first weighing of a heart-failure patient, whose only rule is the weight trend): no data is
+    never green."""
+    if trend_judged:
+        return True
+    return any(r.kind == kind and r.component in values for r in (*profile.rules, *profile.consecutive))
 
 
 def _advice(first: str, plan: Plan, fired: Sequence[FiredRule], zone: Zone, control: bool) -> tuple[str, ...]:
@@ -55,27 +67,32 @@ def assess_reading(
 ) -> Assessment:
     profile = plan.rules
     values = {name: q.value for name, q in m.components.items()}
+    trend = rules.trends(profile, m.kind, values, effective, history, tz)
     fired = [
         *rules.thresholds(profile, m.kind, values),
-        *rules.trends(profile, m.kind, values, effective, history, tz),
+        *trend.fired,
         *rules.consecutive(profile, m.kind, values, effective, history),
     ]
-    zone = _worst(fired) if m.kind in profile.kinds else Zone.UNASSESSED
+    judged = _judged(profile, m.kind, values, trend.judged)
+    unjudged = m.kind in profile.kinds and not judged and not unreliable(m)
+    zone = _worst(fired) if judged else Zone.UNASSESSED
     if zone == Zone.GREEN and unreliable(m):
         zone = Zone.UNASSESSED
     repeated = control_asked_for(m.kind, effective, history)
     # One repeat is asked for, not a loop: the repeat's own zone stands, whatever it shows.
     control = () if repeated else control_reasons(m, effective, history)
     this = PastReading(id=reading_id, kind=m.kind, values=values, effective=effective, zone=zone,
-                       control=bool(control))
+                       control=bool(control), unjudged=unjudged)
     return Assessment(
         zone=zone,
         fired=tuple(fired),
         advice_keys=_advice(f"{m.kind}.{zone}", plan, fired, zone, bool(control)),
         **_judged_by(plan),
-        next_due=next_due(plan.enrolled, [*history, this], tz).on,
+        next_due=next_due(plan.enrolled, [*history, this], tz, kind=m.kind).on,  # of this kind
         control=control,
         repeat_of=repeated.id if repeated else None,
+        unjudged=unjudged,
+        notes=tuple(trend.notes),
     )
 
 
@@ -95,5 +112,5 @@ def remembered(reading_id: str, m: Measurement, effective: datetime, assessment:
     """What history keeps of an assessed reading."""
     return PastReading(
         id=reading_id, kind=m.kind, values={n: q.value for n, q in m.components.items()}, effective=effective,
-        zone=assessment.zone, control=bool(assessment.control),
+        zone=assessment.zone, control=bool(assessment.control), unjudged=assessment.unjudged,
     )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.measurement import COMPONENTS, MeasurementKind
 from zoning.questionnaire import QUESTIONS
+from zoning.resolution import band_step, in_band
 
 
 class Zone(StrEnum):
@@ -70,7 +71,8 @@ class ThresholdRule(_ComponentRule):
     limit: Decimal
 
     def fires(self, value: Decimal) -> bool:
-        return compare(value, self.op, self.limit)
+        # At the band's resolution: a value between two whole-number bands counts in the alert band.
+        return in_band(value, self.op, self.limit, band_step(self.kind, self.component, self.limit))
 
 
 class TrendRule(_ComponentRule):
@@ -81,6 +83,19 @@ class TrendRule(_ComponentRule):
     op: Literal[">", ">="]
     amount: Decimal = Field(gt=0)
     days: int = Field(ge=1, le=31, description="the window: this reading's local date and the `days` before it")
+    look_back_days: int = Field(
+        default=14, ge=1, le=60,
+        description="with nothing in the window (missed days): compare with the last reading this far back",
+    )
+
+    @model_validator(mode="after")
+    def _look_back_covers_the_window(self) -> TrendRule:
+        if self.look_back_days < self.days:
+            raise ValueError(f"rule {self.id}: look_back_days {self.look_back_days} is shorter than days {self.days}")
+        return self
+
+    def fires(self, change: Decimal) -> bool:
+        return in_band(change, self.op, self.amount, band_step(self.kind, self.component, self.amount))
 
 
 class ConsecutiveRule(_ComponentRule):
@@ -89,6 +104,9 @@ class ConsecutiveRule(_ComponentRule):
     op: Comparison
     limit: Decimal
     count: int = Field(ge=2, le=14)
+
+    def fires(self, value: Decimal) -> bool:
+        return in_band(value, self.op, self.limit, band_step(self.kind, self.component, self.limit))
 
 
 class SymptomRule(_Rule):
@@ -175,3 +193,10 @@ class Assessment(BaseModel):
     next_due: date | None = Field(default=None, description="local date the next measurement is due")
     control: tuple[str, ...] = Field(default=(), description="why a repeat (control) measurement is asked for")
     repeat_of: str | None = Field(default=None, description="the reading this one repeats as a control measurement")
+    unjudged: bool = Field(
+        default=False, description="unassessed only because no rule had an earlier reading to compare with",
+    )
+    notes: tuple[str, ...] = Field(
+        default=(), description="how a rule had to judge, for the nurse: a trend compared across missed days, "
+        "or a rule that could not judge for want of an earlier reading",
+    )

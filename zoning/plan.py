@@ -71,6 +71,10 @@ class Plan(BaseModel):
     advice: AdviceBook
     enrolled: date
     plan_hash: str | None = Field(default=None, description="hash of the signed plan; None for a standard profile")
+    measured: tuple[MeasurementKind, ...] = Field(
+        default=(), description="the kinds the schedule asks for (each due on its own); empty: every kind "
+        "the plan judges that the patient has a device for",
+    )
     _effective: Profile = PrivateAttr()
     _rules_hash: str = PrivateAttr()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from zoning.history import PastReading, local_date, usable
@@ -15,7 +16,6 @@ from zoning.models import (
     SymptomRule,
     ThresholdRule,
     TrendRule,
-    compare,
 )
 from zoning.questionnaire import Answers
 
@@ -32,26 +32,47 @@ def thresholds(profile: Profile, kind: str, values: dict[str, Decimal]) -> list[
     ]
 
 
+class Trends(NamedTuple):
+    fired: list[FiredRule]
+    notes: list[str]  # what the nurse should know about how (or whether) a trend was judged
+    judged: bool  # at least one trend rule had something to compare with
+
+
 def trends(
     profile: Profile, kind: str, values: dict[str, Decimal], effective: datetime,
     history: Sequence[PastReading], tz: ZoneInfo,
-) -> list[FiredRule]:
-    fired = []
+) -> Trends:
+    fired, notes, judged = [], [], False
     for rule in profile.trends:
         if rule.kind != kind or rule.component not in values:
             continue
         # Calendar days in the patient's zone, not 72 hours: "3 days" must mean the same across a DST
         # change and whether the patient weighed at 07:00 or 07:40.
-        first_day = local_date(effective, tz) - timedelta(days=rule.days)
-        window = [r.values[rule.component] for r in usable(history, rule.kind, rule.component, effective)
-                  if local_date(r.effective, tz) >= first_day]
-        if not window:
-            continue  # a gap in the data: nothing to compare with, so no trend is claimed either way
+        today = local_date(effective, tz)
+        earlier = usable(history, rule.kind, rule.component, effective)
+        first_day = today - timedelta(days=rule.days)
+        window = [r.values[rule.component] for r in earlier if local_date(r.effective, tz) >= first_day]
+        if window:
+            reference = min(window) if rule.change == "rise" else max(window)
+        else:
+            # Missed days: a gain across them is at least as worrying as one inside the window, so the
+            # last reading within the look-back is the reference. Slower gains may fire too: the nurse
+            # sees the note and judges; a +5 kg after three missed days must never pass as green.
+            back = [r for r in earlier if local_date(r.effective, tz) >= today - timedelta(days=rule.look_back_days)]
+            if not back:
+                notes.append(f"{rule.id}: no earlier {rule.component} reading in the {rule.look_back_days} days "
+                             "before: the trend could not be judged")
+                continue
+            reference = back[-1].values[rule.component]
+            gap = (today - local_date(back[-1].effective, tz)).days
+            notes.append(f"{rule.id}: nothing in the {rule.days}-day window; compared with the last reading, "
+                         f"{gap} days earlier")
+        judged = True
         value = values[rule.component]
-        change = value - min(window) if rule.change == "rise" else max(window) - value
-        if compare(change, rule.op, rule.amount):
+        change = value - reference if rule.change == "rise" else reference - value
+        if rule.fires(change):
             fired.append(_fired(rule, change, rule.amount))
-    return fired
+    return Trends(fired, notes, judged)
 
 
 def consecutive(
@@ -63,7 +84,7 @@ def consecutive(
             continue
         earlier = usable(history, rule.kind, rule.component, effective)[-(rule.count - 1):]
         run = [r.values[rule.component] for r in earlier] + [values[rule.component]]
-        if len(run) == rule.count and all(compare(v, rule.op, rule.limit) for v in run):
+        if len(run) == rule.count and all(rule.fires(v) for v in run):
             fired.append(_fired(rule, values[rule.component], rule.limit))
     return fired
 

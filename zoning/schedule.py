@@ -1,15 +1,17 @@
 """The measurement schedule (service-model.md): daily for the first 14 days after enrolment, weekly
-afterwards, and daily again while the latest zone is yellow or red, until green. Pure: dates in."""
+afterwards, and daily again while the latest zone is yellow or red, until green. Due dates are kept per
+measurement kind the plan schedules. Pure: dates in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from drivers.measurement import MeasurementKind
 from zoning.history import PastReading, local_date
 from zoning.models import SEVERITY, Zone
 
@@ -36,19 +38,47 @@ def latest_zone(history: Sequence[PastReading], tz: ZoneInfo) -> tuple[date, Zon
     return last_day, max(zones, key=SEVERITY.__getitem__)
 
 
-def next_due(enrolled: date, history: Sequence[PastReading], tz: ZoneInfo) -> Due:
+def next_due(enrolled: date, history: Sequence[PastReading], tz: ZoneInfo, kind: MeasurementKind | None = None) -> Due:
+    """When the next measurement is due: of `kind` when given (each kind the patient measures has its
+    own date, so a daily thermometer cannot hide a month without the oximeter), else of any kind.
+
+    The cadence is the patient's: daily in the start-up period and while the latest measurement day
+    (any kind) is not green, weekly otherwise."""
     latest = latest_zone(history, tz)
-    last_day = latest[0] if latest else None
+    own = [r for r in history if kind is None or r.kind == kind]
+    last_day = max((local_date(r.effective, tz) for r in own), default=None)
     if last_day is None or last_day < enrolled:
         return Due(on=enrolled, cadence="daily", reason="start-up period")
     tomorrow = last_day + DAY
     if tomorrow < enrolled + timedelta(days=STARTUP_DAYS):
         return Due(on=tomorrow, cadence="daily", reason="start-up period")
     assert latest is not None
+    weekly = max(last_day + WEEK, enrolled + timedelta(days=STARTUP_DAYS))
     if latest[1] in (Zone.YELLOW, Zone.RED, Zone.UNASSESSED):
         # Unassessed (a device-flagged reading) is not green either: measure again tomorrow at the latest.
-        return Due(on=tomorrow, cadence="daily", reason="latest zone not green")
-    return Due(on=max(last_day + WEEK, enrolled + timedelta(days=STARTUP_DAYS)), cadence="weekly", reason="stable")
+        # A kind last measured before the patient turned yellow is due the day after that turn, not
+        # retroactively (its weekly date stands if that is earlier).
+        return Due(on=min(weekly, max(tomorrow, latest[0] + DAY)), cadence="daily", reason="latest zone not green")
+    return Due(on=weekly, cadence="weekly", reason="stable")
+
+
+class Overdue(NamedTuple):
+    kind: MeasurementKind
+    due: Due
+    days: int
+
+
+def overdue(
+    enrolled: date, history: Sequence[PastReading], kinds: Iterable[MeasurementKind], today: date, tz: ZoneInfo,
+) -> list[Overdue]:
+    """The kinds in the patient's schedule whose measurement is past due today, in the order given."""
+    found = []
+    for kind in kinds:
+        due = next_due(enrolled, history, tz, kind=kind)
+        late = days_overdue(due, today)
+        if late:
+            found.append(Overdue(kind, due, late))
+    return found
 
 
 def days_overdue(due: Due, today: date) -> int:

@@ -116,6 +116,8 @@ class Pipeline:
         self.unprovisioned: Counter[str] = Counter()
         self.unassigned_listeners: list[UnassignedListener] = []
         self.answers_listeners: list[AnswersListener] = []
+        # Devices that report user ids but were provisioned without the patient's slot -> the user id seen.
+        self.shared_without_slot: dict[str, int] = {}
         # Gateway time minus device time, read from the device's clock at the start of its session.
         self.clock_offsets: dict[str, timedelta] = {}
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
@@ -179,73 +181,109 @@ class Pipeline:
         return len(self._held)
 
     async def on_gatt_value(self, address: str, characteristic: str, data: bytes) -> Reading | None:
-        """Entry point for every value a device source delivers."""
+        """Entry point for every value a device source delivers. Each step may end the value's way with
+        a count (and a log line where a technician can act); the returned reading was durably stored."""
         received = self._now()
-        provisioned = self._devices.get(address.upper())
+        provisioned = self._provisioned(address)
         if provisioned is None:
-            # A neighbour's device must never write into this patient's record.
-            self.unprovisioned[address.upper()] += 1
-            self.counts["unprovisioned"] += 1
             return None
         if characteristic in (uuids.CURRENT_TIME, uuids.DATE_TIME):
             self._device_clock(provisioned.address, characteristic, data, received)
             return None
+        measurement = self._decode(address, characteristic, data)
+        if measurement is None or not await self._is_the_patients(provisioned, characteristic, data, measurement,
+                                                                  received):
+            return None
+        return await self._take(provisioned, characteristic, data, measurement, received)
+
+    def _provisioned(self, address: str) -> DeviceSection | None:
+        """Only the patient's own devices: a neighbour's device must never write into this record."""
+        provisioned = self._devices.get(address.upper())
+        if provisioned is None:
+            self.unprovisioned[address.upper()] += 1
+            self.counts["unprovisioned"] += 1
+        return provisioned
+
+    def _decode(self, address: str, characteristic: str, data: bytes) -> Measurement | None:
         try:
-            measurement = decode(characteristic, data)
+            return decode(characteristic, data)
         except NotFinal:
             self.counts["not_final"] += 1
-            return None
         except DecodeError as exc:
             self.counts["rejected"] += 1
             log.warning("rejected a value from device %s (%s): %s", address, characteristic[4:8], exc)
-            return None
+        return None
+
+    async def _is_the_patients(self, provisioned: DeviceSection, characteristic: str, data: bytes,
+                               measurement: Measurement, received: datetime) -> bool:
+        """The right kind, and on a shared device the patient's user slot; never guessed from the value."""
+        address = provisioned.address
         if measurement.kind != provisioned.kind:
             self.counts["rejected"] += 1
             log.warning("device %s is provisioned as %s but sent %s", address, provisioned.kind, measurement.kind)
-            return None
+            return False
+        if provisioned.user is None and measurement.user_id is not None:
+            # A device that tells users apart, provisioned as if it had one: whose reading is this? A
+            # configuration error (status fault) until its slot is provisioned; kept for the patient to confirm.
+            if address not in self.shared_without_slot:
+                log.error("device %s reports user %d but has no user slot provisioned: set `user` in its "
+                          "[[devices]] entry", address, measurement.user_id)
+            self.shared_without_slot[address] = measurement.user_id
+            await self._park(Unassigned(uuid7().hex, address, characteristic, data, measurement, received))
+            return False
         if provisioned.user is not None and measurement.user_id != provisioned.user:
             if measurement.user_id is None:
                 # A shared device that cannot say whose weight this is: ask, never guess from the value.
-                await self._park(Unassigned(uuid7().hex, provisioned.address, characteristic, data, measurement,
-                                            received))
+                await self._park(Unassigned(uuid7().hex, address, characteristic, data, measurement, received))
             else:
                 self.counts["other_user"] += 1  # another member of the household: not this patient's
-            return None
-        return await self._take(provisioned, characteristic, data, measurement, received)
+            return False
+        return True
 
     async def _take(self, provisioned: DeviceSection, characteristic: str, data: bytes, measurement: Measurement,
                     received: datetime, dedup: bytes | None = None) -> Reading | None:
         """The patient's measurement: identity, time, zone, then the outbox."""
-        device = DeviceRef(address=provisioned.address, model=provisioned.model, serial=provisioned.serial)
+        reading = self._identify(provisioned, measurement, received)
+        return await self._store(await self._judge(reading, characteristic, data, dedup))
+
+    def _identify(self, provisioned: DeviceSection, measurement: Measurement, received: datetime) -> Reading:
+        """An id, the patient, the device, and a time that is never later than the receive time."""
         offset = self.clock_offsets.get(provisioned.address)
         if offset is None:
             when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)
         else:
             when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance)
-        reading = Reading(
+        return Reading(
             id=uuid7(),
             patient=self._patient,
-            device=device,
+            device=DeviceRef(address=provisioned.address, model=provisioned.model, serial=provisioned.serial),
             measurement=measurement,
             effective=when.effective,
             time_source=when.source,
             clock_correction_s=when.correction_s,
             received=received,
         )
+
+    async def _judge(self, reading: Reading, characteristic: str, data: bytes, dedup: bytes | None) -> _Pending:
+        """The assessment against the kind's history window, and everything the outbox commit needs."""
+        m = reading.measurement
         try:
-            window = await asyncio.to_thread(self.past, measurement.kind, reading.effective)
+            window = await asyncio.to_thread(self.past, m.kind, reading.effective)
         except OutboxUnavailable as exc:
             log.error("%s; judging this reading without its history", exc)
             window = []
         # Readings held for the disk are history too: the patient took them, in this order.
         history = list({p.id: p for p in [*window, *self.history, *(held.past for held in self._held)]}.values())
-        assessment = assess_reading(measurement, reading_id=str(reading.id), effective=reading.effective,
+        assessment = assess_reading(m, reading_id=str(reading.id), effective=reading.effective,
                                     history=history, plan=self.plan, tz=self._zone)
-        item = _Pending(
+        return _Pending(
             reading, assessment, to_wire(reading, assessment).model_dump_json().encode(),
-            dedup_key(device, characteristic, data, measurement) or dedup,
-            remembered(str(reading.id), measurement, reading.effective, assessment),
+            dedup_key(reading.device, characteristic, data, m) or dedup,
+            remembered(str(reading.id), m, reading.effective, assessment),
         )
+
+    async def _store(self, item: _Pending) -> Reading | None:
+        """Taken when the outbox commit returns; while the disk cannot take it, held in order in memory."""
         if self._held:  # nothing may overtake readings already waiting for the disk
             self._hold(item)
             return None

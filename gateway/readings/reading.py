@@ -85,6 +85,7 @@ def to_wire(reading: Reading, assessment: Assessment) -> WireReading:
             next_due=assessment.next_due,
             control=list(assessment.control),
             repeat_of=UUID(assessment.repeat_of) if assessment.repeat_of else None,
+            notes=list(assessment.notes),
         ),
         received=reading.received,
     )

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 from drivers.measurement import MeasurementKind
 from gateway import __version__
 from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_profile
-from gateway.readings import Pipeline, Reading
+from gateway.readings import UNCERTAIN, Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.service.notify import Health, Notifier, keep_watchdog, watchdog_interval
+from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
 from gateway.web import PagesServer, ServiceFacts
@@ -24,7 +25,7 @@ from sync.uplink import AckListener, StatusFacts, Uplink
 from sync.wire import DeviceStatus
 from zoning.models import Assessment
 from zoning.plan import Plan, standard_plan
-from zoning.schedule import days_overdue, next_due
+from zoning.schedule import overdue
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,14 @@ class Gateway:
             settings.mqtt.tls_context()  # fail at start-up, not on the first reconnect
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
+        # Before anything reads the stored history: it must be this patient's (issue 9.7).
+        check_patient_binding(g.data_dir, g.outbox_path, g.patient)
         # Only a first run may make a key: beside an existing outbox a new key could not read anything.
         kek = key_source_for(g).load(create=not g.outbox_path.exists())
         self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
         self.storage_watch = StorageWatch(settings.outbox.alert_percent)
         self.health_interval_s = _HEALTH_INTERVAL_S
-        self._overdue_reported: date | None = None
+        self._overdue_reported: dict[MeasurementKind, date] = {}
         # The signed plan kept sealed, if one was ever applied; the standard profile only before that.
         self.plans = PlanKeeper(
             binding=Binding(g.tenant, g.id, g.patient), plans=settings.plans, outbox=self.outbox, templates=advice,
@@ -95,6 +98,9 @@ class Gateway:
                                        tz=ZoneInfo(g.timezone))
         self.pipeline.add_listener(self._propose)
 
+        self._time_reported: set[tuple[str, date]] = set()
+        self.pipeline.add_listener(lambda reading, _assessment: self._report_uncertain_time(reading))
+
     def _propose(self, _reading: Reading, _assessment: Assessment) -> None:
         self.proposals.check(self.pipeline.history, self.pipeline.plan)
 
@@ -113,6 +119,20 @@ class Gateway:
         storage = self._storage_facts()
         return ServiceFacts(storage.waiting, storage.oldest_waiting_s, storage.used_percent, facts.quarantined or 0,
                             storage.held, list(facts.faults), list(facts.devices))
+
+    def _report_uncertain_time(self, reading: Reading) -> None:
+        """A reading the device's clock could not date: the nurse hears of it once per device and day
+        (a reset clock dates every stored record alike), the reading itself says so on the wire."""
+        if reading.time_source not in UNCERTAIN:
+            return
+        key = (reading.device.id, reading.received.date())
+        if key in self._time_reported:
+            return
+        self._time_reported.add(key)
+        log.warning("device %s: a reading could not be dated by its clock (%s)", reading.device.id,
+                    reading.time_source)
+        self.uplink.post_event("reading_time_uncertain", {
+            "device": reading.device.id, "reading": str(reading.id), "time_source": reading.time_source})
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
@@ -136,20 +156,39 @@ class Gateway:
         status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
         if callable(status_of):
             devices = status_of()
-        faults = self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
+        faults = (self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
+                  + self._provisioning_faults())
         plan = self.pipeline.plan
+        counts = self.pipeline.counts
         return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices),
                            profile=plan.profile.id, rules_hash=plan.rules_hash, plan_version=plan.signed_version,
-                           plan_hash=plan.plan_hash)
+                           plan_hash=plan.plan_hash, rejected=counts["rejected"], unassigned=counts["unassigned"])
+
+    def _provisioning_faults(self) -> list[str]:
+        return [f"device {address} reports user {user} but has no user slot provisioned: its readings wait "
+                "unassigned; set `user` in its [[devices]] entry" for address, user in
+                sorted(self.pipeline.shared_without_slot.items())]
+
+    def _scheduled_kinds(self) -> list[MeasurementKind]:
+        """What the plan's schedule asks the patient to measure; by default every kind the plan judges
+        that the patient has a device for."""
+        plan = self.pipeline.plan
+        if plan.measured:
+            return list(plan.measured)
+        provisioned = {d.kind for d in self.settings.devices}
+        return sorted(k for k in plan.rules.kinds if k in provisioned)
 
     def _check_overdue(self, tz: ZoneInfo) -> None:
-        due = next_due(self.pipeline.plan.enrolled, self.pipeline.history, tz)
-        late = days_overdue(due, datetime.now(tz).date())
-        if late and due.on != self._overdue_reported:
-            self._overdue_reported = due.on
-            log.info("measurement overdue by %d day(s) (%s schedule)", late, due.cadence)
+        """One event per kind and due date: each kind is due on its own (issue 9.6)."""
+        plan = self.pipeline.plan
+        for late in overdue(plan.enrolled, self.pipeline.history, self._scheduled_kinds(), datetime.now(tz).date(), tz):
+            if self._overdue_reported.get(late.kind) == late.due.on:
+                continue
+            self._overdue_reported[late.kind] = late.due.on
+            log.info("%s measurement overdue by %d day(s) (%s schedule)", late.kind, late.days, late.due.cadence)
             self.uplink.post_event("measurement_overdue", {
-                "due": due.on.isoformat(), "days_overdue": late, "cadence": due.cadence})
+                "kind": str(late.kind), "due": late.due.on.isoformat(), "days_overdue": late.days,
+                "cadence": late.due.cadence})
 
     async def _watch(self) -> None:
         tz = ZoneInfo(self.settings.gateway.timezone)

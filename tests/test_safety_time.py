@@ -1,0 +1,105 @@
+"""Issue 9.1 end to end through the pipeline: a scale's clock reset after ten daily weighings must not
+date a stored record decades ahead, shrink the history, or push the next due date into 2052."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from drivers import uuids
+from drivers.device_info import encode_current_time
+from drivers.measurement import MeasurementKind
+from gateway.plans import load_advice, load_profile
+from gateway.readings import Pipeline
+from gateway.service import Gateway
+from gateway.settings import DeviceSection, build_settings
+from gateway.storage import SealedOutbox, load_or_create_key
+from hardware_sims import encoding
+from zoning.history import PastReading
+from zoning.plan import standard_plan
+from zoning.schedule import next_due
+
+OSLO = ZoneInfo("Europe/Oslo")
+SCALE = "F0:5E:1A:00:00:31"
+
+
+def weighing(kg: str, stamp: datetime) -> bytes:
+    """Weight Measurement (0x2A9D) in kg at 0.005 kg, with the scale's time stamp (local, no zone)."""
+    return bytes([0x02]) + int(Decimal(kg) / Decimal("0.005")).to_bytes(2, "little") + encoding.date_time(stamp)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_clock_reset_keeps_the_history_and_the_schedule(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 4, 23, 5, 0, tzinfo=UTC))
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    plan = standard_plan(load_profile("standard-heart-failure"), load_advice(), date(2026, 4, 1))
+    scale = DeviceSection(address=SCALE, kind=MeasurementKind.BODY_WEIGHT)
+    pipeline = Pipeline(patient="p-test", devices={SCALE: scale}, plan=plan, outbox=outbox, zone=OSLO,
+                        clock_tolerance=timedelta(minutes=5), now=clock)
+    for day in range(10):  # 2026-04-23 .. 2026-05-02, 07:00 local, right clock, delivered at once
+        taken = datetime(2026, 4, 23, 7, 0) + timedelta(days=day)
+        clock.now = taken.replace(tzinfo=OSLO).astimezone(UTC)
+        assert await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.0", taken)) is not None
+    # The next morning the batteries were changed: the clock reads 2000-01-01, and the scale's memory
+    # still holds a weighing stamped under the right clock (2026-05-02 10:00) that never reached us.
+    clock.now = datetime(2026, 5, 3, 9, 0, tzinfo=UTC)
+    await pipeline.on_gatt_value(SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2000, 1, 1, 0, 10)))
+    reading = await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT,
+                                           weighing("80.2", datetime(2026, 5, 2, 10, 0)))
+    assert reading is not None
+    assert reading.effective == datetime(2026, 5, 2, 8, 0, tzinfo=UTC) and reading.time_source == "device_unverified"
+    assert reading.effective <= reading.received
+    assert len(pipeline.history) == 11
+    kept = [PastReading.model_validate_json(b) for b in outbox.recall(0)]
+    assert len(kept) == 11  # nothing pruned on disk either
+    assert next_due(plan.enrolled, pipeline.history, OSLO).on < date(2026, 5, 11)
+    outbox.close()
+
+
+class IdleSource:
+    """A device source the test feeds by calling the pipeline itself."""
+
+    async def run(self, sink: object) -> None:
+        return None
+
+
+def gateway_with_scale(tmp_path: Path) -> Gateway:
+    return Gateway(build_settings({
+        "gateway": {"id": "gw-time", "tenant": "t", "patient": "p-time", "data_dir": str(tmp_path / "gw")},
+        "mqtt": {"host": "127.0.0.1", "port": 1, "insecure_dev": True},
+        "zoning": {"profile": "standard-heart-failure"},
+        "devices": [{"address": SCALE, "kind": "body_weight", "serial": "SCALE-1"}],
+    }), IdleSource())
+
+
+async def test_an_undatable_reading_is_an_event_for_the_nurse_once_per_device_and_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = gateway_with_scale(tmp_path)
+    events: list[tuple[str, dict[str, object] | None]] = []
+    monkeypatch.setattr(gateway.uplink, "post_event", lambda kind, detail=None: events.append((kind, detail)))
+    sink = gateway.pipeline.on_gatt_value
+    await sink(SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2000, 1, 1, 0, 10)))
+    local_now = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
+    first = await sink(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.0", local_now - timedelta(days=3)))
+    second = await sink(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.4", local_now - timedelta(days=2)))
+    assert first is not None and second is not None
+    assert first.time_source == second.time_source == "device_unverified"
+    assert events == [("reading_time_uncertain",
+                       {"device": "SCALE-1", "reading": str(first.id), "time_source": "device_unverified"})]
+    # A right clock: no event.
+    await sink(SCALE, uuids.CURRENT_TIME, encode_current_time(local_now))
+    assert (await sink(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.6", local_now))) is not None
+    assert len(events) == 1
+    gateway.outbox.close()
