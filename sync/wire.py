@@ -119,6 +119,7 @@ EventKind = Literal[
     "storage_fault",  # readings cannot be stored (disk full, outbox at its bound, I/O error)
     "storage_recovered",
     "measurement_overdue",  # the schedule's next measurement is past due (no values, only dates)
+    "glucose_out_of_range",  # urgent: a glucose meter read HI or LO (beyond what it can measure); reading id only
 ]
 
 

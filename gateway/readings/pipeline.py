@@ -15,17 +15,24 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from drivers import uuids
-from drivers.decoders import decode
-from drivers.device_info import decode_current_time
-from drivers.gatt_time import date_time
-from drivers.measurement import DecodeError, Measurement, NotFinal
+from drivers import (
+    DecodeError,
+    Delivery,
+    DeviceFlag,
+    Measurement,
+    NotFinal,
+    date_time,
+    decode,
+    decode_current_time,
+    uuids,
+)
 from gateway.readings.clock import correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
 from gateway.storage import PutResult, SealedOutbox
 from sync.outbox import OutboxUnavailable
+from sync.wire import EventKind
 from zoning.engine import assess_reading, remembered
 from zoning.history import PastReading
 from zoning.models import Assessment
@@ -34,6 +41,13 @@ from zoning.plan import Plan
 log = logging.getLogger(__name__)
 
 ReadingListener = Callable[[Reading, Assessment], None]
+EventSink = Callable[[EventKind, dict[str, str | int | float]], None]
+
+# Device findings the nurse must hear of at once, as an event, not only when the reading is looked at.
+URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
+    DeviceFlag.ABOVE_MEASURING_RANGE: ("glucose_out_of_range", "above"),  # the meter's HI
+    DeviceFlag.BELOW_MEASURING_RANGE: ("glucose_out_of_range", "below"),  # the meter's LO
+}
 
 
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
@@ -86,6 +100,7 @@ class Pipeline:
         self._tolerance = clock_tolerance
         self._now = now
         self.listeners: list[ReadingListener] = []
+        self.post_event: EventSink | None = None  # the runtime connects the uplink's (durable) events
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
         self.unassigned: deque[Unassigned] = deque(maxlen=UNASSIGNED_KEPT)
@@ -103,30 +118,38 @@ class Pipeline:
         return len(self._held)
 
     async def on_gatt_value(self, address: str, characteristic: str, data: bytes) -> Reading | None:
-        """Entry point for every value a device source delivers."""
+        """A value from a device: the reading stored from it, if one was."""
+        return (await self._take(address, characteristic, data))[0]
+
+    async def deliver(self, address: str, characteristic: str, data: bytes) -> Delivery:
+        """Entry point for device sources (`drivers.Deliver`): take the value and say whether the device
+        may now forget it — only once it is committed to the outbox (docs/ble.md)."""
+        return (await self._take(address, characteristic, data))[1]
+
+    async def _take(self, address: str, characteristic: str, data: bytes) -> tuple[Reading | None, Delivery]:
         received = self._now()
         provisioned = self._devices.get(address.upper())
         if provisioned is None:
             # A neighbour's device must never write into this patient's record.
             self.unprovisioned[address.upper()] += 1
             self.counts["unprovisioned"] += 1
-            return None
+            return None, Delivery.NOT_STORED  # not ours to tell a device to forget anything
         if characteristic in (uuids.CURRENT_TIME, uuids.DATE_TIME):
             self._device_clock(provisioned.address, characteristic, data, received)
-            return None
+            return None, Delivery.NOT_A_READING
         try:
             measurement = decode(characteristic, data)
         except NotFinal:
             self.counts["not_final"] += 1
-            return None
+            return None, Delivery.NOT_A_READING
         except DecodeError as exc:
             self.counts["rejected"] += 1
             log.warning("rejected a value from device %s (%s): %s", address, characteristic[4:8], exc)
-            return None
+            return None, Delivery.NOT_A_READING
         if measurement.kind != provisioned.kind:
             self.counts["rejected"] += 1
             log.warning("device %s is provisioned as %s but sent %s", address, provisioned.kind, measurement.kind)
-            return None
+            return None, Delivery.NOT_STORED
         if provisioned.user is not None and measurement.user_id != provisioned.user:
             if measurement.user_id is None:
                 # A shared device that cannot say whose weight this is: ask, never guess from the value.
@@ -134,7 +157,7 @@ class Pipeline:
                 self.counts["unassigned"] += 1
             else:
                 self.counts["other_user"] += 1  # another member of the household: not this patient's
-            return None
+            return None, Delivery.NOT_STORED
         device = DeviceRef(address=provisioned.address, model=provisioned.model, serial=provisioned.serial)
         offset = self.clock_offsets.get(provisioned.address)
         if offset is None:
@@ -162,15 +185,15 @@ class Pipeline:
         )
         if self._held:  # nothing may overtake readings already waiting for the disk
             self._hold(item)
-            return None
+            return None, Delivery.NOT_STORED
         try:
             put = await self._put(item)
         except OutboxUnavailable as exc:
             self.storage_fault = str(exc)
             log.error("%s; holding readings in memory until it can", exc)
             self._hold(item)
-            return None
-        return self._taken(item, put)
+            return None, Delivery.NOT_STORED
+        return self._taken(item, put), Delivery.STORED
 
     def _device_clock(self, address: str, characteristic: str, data: bytes, received: datetime) -> None:
         """A device's clock as read before the gateway sets it: the offset that dates its stored records."""
@@ -213,9 +236,18 @@ class Pipeline:
             except OutboxUnavailable as exc:
                 log.warning("%s; tried again with the next reading", exc)
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
+        self._urgent(item.reading)
         for listener in self.listeners:
             listener(item.reading, item.assessment)
         return item.reading
+
+    def _urgent(self, reading: Reading) -> None:
+        """Once the reading is stored (so the event can point at it), an event for each urgent finding."""
+        for flag in sorted(reading.measurement.flags & URGENT_FLAGS.keys()):
+            kind, direction = URGENT_FLAGS[flag]
+            log.warning("device %s: %s (reading %s): urgent event sent", reading.device.address, flag, reading.id)
+            if self.post_event is not None:
+                self.post_event(kind, {"reading": str(reading.id), "range": direction})
 
     async def store_held(self) -> None:
         """Try to commit the readings held in memory, in order; stop at the first that still fails."""

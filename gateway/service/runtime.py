@@ -67,6 +67,7 @@ class Gateway:
             facts=self._status_facts,
         )
         self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
+        self.pipeline.post_event = self.uplink.post_event  # urgent device findings (glucose HI/LO)
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
@@ -123,7 +124,7 @@ class Gateway:
         # A failing device source must not stop delivery of what is already stored.
         while True:
             try:
-                await self.source.run(self.pipeline.on_gatt_value)
+                await self.source.run(self.pipeline.deliver)
                 return
             except Exception:
                 log.exception("device source failed; restarting it in %.0f s", _SOURCE_RESTART_S)
