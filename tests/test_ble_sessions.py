@@ -325,6 +325,19 @@ async def test_records_that_take_long_to_store_are_neither_cut_off_nor_waited_fo
     assert state.last_sequence == 3 and h.pipeline.counts["stored"] == 3 and len(h.stored()) == 3
 
 
+async def test_bluez_transient_connection_errors_are_retried_by_bleak_retry_connector(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    cuff = await powered(BloodPressureCuff(radio))
+    assert isinstance(cuff, BloodPressureCuff)
+    # Three attempts in a row end as BlueZ ends them on a busy air: more than our own two attempts.
+    radio.connect_errors = ["le-connection-abort-by-local"] * 3
+    await cuff.measure(CuffResult(128, 82, 72))
+    async with home(tmp_path, (cuff, {}), radio=radio) as h:
+        await wait_until(lambda: len(h.stored()) == 1)
+    state = h.source.devices[cuff.address]
+    assert radio.connect_errors == [] and state.failures == 0 and state.sessions == 1
+
+
 async def test_a_glucose_meter_hi_is_stored_flagged_and_sent_as_an_urgent_event(tmp_path: Path) -> None:
     radio = VirtualRadio()
     meter = await powered(GlucoseMeter(radio))
