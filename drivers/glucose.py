@@ -2,8 +2,10 @@
 
 Concentration arrives in kg/L or mol/L and becomes mmol/L here (1 mmol/L = 18.016 mg/dL; mg/dL =
 kg/L x 100,000). A sensor status that says the result is not trustworthy is a rejection with the
-meter's reason; "result higher/lower than the device can process" is rejected too, with that reason,
-because the number sent is not the patient's value.
+meter's reason. "Result higher/lower than the device can process" (the meter's HI / LO) is not: it
+is a measurement flagged `above_measuring_range` / `below_measuring_range` — the patient's glucose is
+beyond what the meter can read, which the nurse must hear of at once. Its value is the number the
+meter sent (its limit), or absent when the meter sent a special value.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ _MG_DL_PER_MMOL_L = Decimal("18.016")
 
 _STATUS_REJECT = {
     1 << 1: "sensor malfunction", 1 << 2: "sample size insufficient", 1 << 3: "strip insertion error",
-    1 << 4: "wrong strip type", 1 << 5: "result higher than the meter can measure",
-    1 << 6: "result lower than the meter can measure", 1 << 7: "temperature too high for a valid test",
+    1 << 4: "wrong strip type", 1 << 7: "temperature too high for a valid test",
     1 << 8: "temperature too low for a valid test", 1 << 9: "strip pulled too soon", 1 << 10: "general device fault",
+}
+_OUT_OF_RANGE = {
+    1 << 5: (DeviceFlag.ABOVE_MEASURING_RANGE, "higher than the meter can measure (HI)"),
+    1 << 6: (DeviceFlag.BELOW_MEASURING_RANGE, "lower than the meter can measure (LO)"),
 }
 _CONTROL_SOLUTION = 10  # sample type, and location 4: a test of the meter, not of the patient
 
@@ -51,29 +56,39 @@ def decode_glucose(data: bytes) -> GlucoseRecord:
     offset = f.sint(2, "time offset") if flags & 0x01 else 0
     if not flags & 0x02:
         raise DecodeError(f"{what} #{sequence}: carries no concentration")
+    value: Decimal | None = None
+    special: SpecialValue | None = None
     try:
         value = f.sfloat("concentration")
     except SpecialValue as exc:
-        raise DecodeError(f"no glucose measured: {exc}") from exc
+        special = exc  # a meter may send HI / LO as +INF / -INF: the status below decides
     type_location = f.uint(1, "type and sample location")
     if type_location & 0x0F == _CONTROL_SOLUTION or type_location >> 4 == 4:
         raise DecodeError(f"{what} #{sequence}: a control-solution test of the meter, not a patient reading")
     found: set[DeviceFlag] = set()
+    absent: dict[str, str] = {}
     if flags & 0x08:
         status = f.uint(2, "sensor status annunciation")
         for bit, reason in _STATUS_REJECT.items():
             if status & bit:
                 raise DecodeError(f"{what} #{sequence}: not used: {reason}")
+        for bit, (flag, reason) in _OUT_OF_RANGE.items():
+            if status & bit:
+                found.add(flag)
+                if value is None:
+                    absent["glucose"] = f"{reason}; the meter sent {special}"
         if status & 0x01:
             found.add(DeviceFlag.LOW_BATTERY)
         if status & (1 << 11):
             found.add(DeviceFlag.DEVICE_CLOCK_NOT_SET)
+    if value is None and not absent:
+        raise DecodeError(f"no glucose measured: {special}")
     device_time = None
     if base is not None and DeviceFlag.DEVICE_CLOCK_NOT_SET not in found and offset not in (0x7FFF, -0x8000):
         device_time = base + timedelta(minutes=offset)
-    m = Measurement(kind=MeasurementKind.GLUCOSE,
-                    components={"glucose": Quantity(value=_mmol(value, bool(flags & 0x04)), unit=MMOL_PER_L)},
-                    device_time=device_time, flags=frozenset(found))
+    components = {} if value is None else {"glucose": Quantity(value=_mmol(value, bool(flags & 0x04)), unit=MMOL_PER_L)}
+    m = Measurement(kind=MeasurementKind.GLUCOSE, components=components, device_time=device_time,
+                    flags=frozenset(found), absent=absent)
     return GlucoseRecord(sequence=sequence, measurement=m, context_follows=bool(flags & 0x10))
 
 

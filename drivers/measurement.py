@@ -32,6 +32,10 @@ class DeviceFlag(StrEnum):
     LOW_PERFUSION = "low_perfusion"
     PROVISIONAL = "provisional"  # measurement ongoing or an early estimate
     FROM_DEVICE_MEMORY = "from_device_memory"
+    # Glucose meters: the meter's "HI" / "LO". The value (if the meter sent one) is its limit, and the
+    # patient's is beyond it: never a number to trust, always a result to act on at once.
+    ABOVE_MEASURING_RANGE = "above_measuring_range"
+    BELOW_MEASURING_RANGE = "below_measuring_range"
     # Any device
     DEVICE_CLOCK_NOT_SET = "device_clock_not_set"
     LOW_BATTERY = "low_battery"

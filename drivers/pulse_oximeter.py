@@ -59,15 +59,23 @@ def _status(value: int, reject: dict[int, str], flags: dict[int, DeviceFlag], wh
     return {flag for bit, flag in flags.items() if value & bit}
 
 
-def _spo2_pr(f: Fields, what: str, which: str) -> dict[str, Quantity]:
+def _spo2_pr(f: Fields, what: str, which: str) -> tuple[dict[str, Quantity], dict[str, str]]:
+    """SpO2 and pulse rate. Without a saturation there is no reading; a pulse the device could not compute
+    (NaN and the other special values) is marked absent and the saturation kept, as blood pressure does
+    with the mean: an SpO2 of 84 % must reach the nurse whatever the pulse field holds."""
     try:
         spo2 = f.sfloat(f"SpO2 ({which})")
-        pulse = f.sfloat(f"pulse rate ({which})")
     except SpecialValue as exc:
         raise DecodeError(f"no saturation measured: {exc}") from exc
     if not 0 <= spo2 <= 100:
         raise DecodeError(f"{what}: SpO2 {spo2} % is not a percentage")
-    return {"spo2": Quantity(value=spo2, unit=PERCENT), "pulse": Quantity(value=pulse, unit=PER_MINUTE)}
+    components = {"spo2": Quantity(value=spo2, unit=PERCENT)}
+    absent: dict[str, str] = {}
+    try:
+        components["pulse"] = Quantity(value=f.sfloat(f"pulse rate ({which})"), unit=PER_MINUTE)
+    except SpecialValue as exc:
+        absent["pulse"] = str(exc)
+    return components, absent
 
 
 def _tail(f: Fields, flags: int, bits: tuple[int, int, int], what: str) -> tuple[set[DeviceFlag], Quantity | None]:
@@ -90,7 +98,7 @@ def decode_spot_check(data: bytes) -> Measurement:
     what = "PLX spot-check"
     f = Fields(data, what)
     flags = f.uint(1, "flags")
-    components = _spo2_pr(f, what, "spot-check")
+    components, absent = _spo2_pr(f, what, "spot-check")
     device_time = f.date_time() if flags & 0x01 else None
     found, pai = _tail(f, flags, (0x02, 0x04, 0x08), what)
     if pai is not None:
@@ -100,7 +108,7 @@ def decode_spot_check(data: bytes) -> Measurement:
         device_time = None
         found.add(DeviceFlag.DEVICE_CLOCK_NOT_SET)
     return Measurement(kind=MeasurementKind.SPO2, components=components, device_time=device_time,
-                       flags=frozenset(found))
+                       flags=frozenset(found), absent=absent)
 
 
 def decode_continuous(data: bytes) -> Measurement:
@@ -108,14 +116,14 @@ def decode_continuous(data: bytes) -> Measurement:
     what = "PLX continuous"
     f = Fields(data, what)
     flags = f.uint(1, "flags")
-    components = _spo2_pr(f, what, "normal")
+    components, absent = _spo2_pr(f, what, "normal")
     for bit, name in ((0x01, "fast"), (0x02, "slow")):
         if flags & bit:
             f.uint(4, f"SpO2/PR {name}")
     found, pai = _tail(f, flags, (0x04, 0x08, 0x10), what)
     if pai is not None:
         components["perfusion_index"] = pai
-    return Measurement(kind=MeasurementKind.SPO2, components=components, flags=frozenset(found))
+    return Measurement(kind=MeasurementKind.SPO2, components=components, flags=frozenset(found), absent=absent)
 
 
 @dataclass(frozen=True)

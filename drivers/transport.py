@@ -1,10 +1,13 @@
 """Connection sessions with bleak: the one drivers module that talks to a radio.
 
-A session: connect (with retry and jittered backoff), read battery and device information, subscribe
-to the measurement characteristic, write the device's clock, then take what the device sends — or, for
+A session: connect (bleak-retry-connector: stale connections closed first, BlueZ's transient errors
+retried, the service cache used while it is valid), read battery and device information, subscribe to
+the measurement characteristic, write the device's clock, then take what the device sends — or, for
 devices with a record store, ask for it through the Record Access Control Point and delete it on the
-device only after every record was delivered (stored by the gateway). A link lost halfway loses
-nothing: the device still holds the records and sends them again; identity comes from the bytes.
+device only after every record fetched was committed by the gateway (`Delivery.STORED`). A link lost
+halfway loses nothing: the device still holds the records and sends them again; identity comes from
+the bytes. Which value of a continuous oximeter's stream is kept, and which glucose records are
+asked for, are decided in `continuous_oximetry.py` and `glucose_sequence.py`.
 """
 
 from __future__ import annotations
@@ -12,34 +15,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
+from bleak_retry_connector import BleakClientWithServiceCache, close_stale_connections, establish_connection
 
 from drivers import uuids
+from drivers.continuous_oximetry import ContinuousSelection
+from drivers.delivery import Deliver, Delivery
 from drivers.device_info import decode_battery, decode_string, encode_current_time
-from drivers.glucose import decode_glucose
-from drivers.measurement import DecodeError, DeviceFlag
-from drivers.profiles import DeviceProfile
-from drivers.pulse_oximeter import decode_continuous
+from drivers.glucose_sequence import RACP_REPORT_ALL, SequenceTracker
+from drivers.measurement import DecodeError
+from drivers.quirks import DeviceQuirks
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[str, str, bytes], Awaitable[object]]
-ClientFactory = Callable[[str, Callable[[BleakClient], None]], BleakClient]
-
-RACP_REPORT_ALL = bytes([0x01, 0x01])
 RACP_DELETE_ALL = bytes([0x02, 0x01])
 _RACP_RESPONSE = 0x06
 _RACP_SUCCESS, _RACP_NO_RECORDS = 0x01, 0x06
-_DOUBTFUL = frozenset({DeviceFlag.PROVISIONAL, DeviceFlag.QUESTIONABLE_MEASUREMENT, DeviceFlag.POOR_SIGNAL,
-                       DeviceFlag.LOW_PERFUSION})
+_POLL_S = 0.05  # how often a wait looks at the link again
 
 
 class SessionError(RuntimeError):
@@ -56,30 +56,26 @@ class SessionReport:
     firmware: str | None = None
     clock_written: bool = False
     records_deleted: bool = False
-    last_sequence: int | None = None  # the highest record sequence number delivered (glucose)
+    not_stored: int = 0  # values the gateway could not commit: left on a device with a memory
+    last_sequence: int | None = None  # every record up to this sequence number is stored (glucose)
     complete: bool = False
     problems: list[str] = field(default_factory=list)
 
 
-async def connect_with_retry(
-    make: Callable[[], BleakClient], *, attempts: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-) -> BleakClient:
-    """Connect, trying again with jittered exponential backoff: after a gateway restart or a power cut
-    many devices must not be retried in lockstep."""
-    delay = backoff_s
-    for attempt in range(1, attempts + 1):
-        client = make()
-        try:
-            await client.connect()
-            return client
-        except (BleakError, TimeoutError, OSError) as exc:
-            if attempt == attempts:
-                raise SessionError(f"could not connect after {attempts} attempts: {exc}") from exc
-            wait = delay * random.uniform(0.5, 1.0)
-            log.info("connect attempt %d failed (%s); next in %.1f s", attempt, exc, wait)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, max_backoff_s)
-    raise AssertionError("unreachable")
+async def connect(device: BLEDevice, quirks: DeviceQuirks, *, timeout_s: float, attempts: int = 2,
+                  **client_options: Any) -> BleakClient:
+    """Connect the way Home Assistant does on BlueZ (bleak-retry-connector): close a connection BlueZ
+    still holds from before (a gateway restart), retry BlueZ's transient errors (out of connection
+    slots, operation in progress, a stale services cache) with the back-off each one needs.
+    `client_options` go to bleak's client (e.g. `backend=` and its arguments for the simulator)."""
+    try:
+        await close_stale_connections(device)
+        return await establish_connection(
+            BleakClientWithServiceCache, device, device.name or device.address, max_attempts=attempts,
+            pair=quirks.requires_pairing, timeout=timeout_s, **client_options,
+        )
+    except (BleakError, TimeoutError, OSError) as exc:
+        raise SessionError(f"could not connect: {exc}") from exc
 
 
 def _find(client: BleakClient, uuid: str) -> BleakGATTCharacteristic | None:
@@ -87,16 +83,17 @@ def _find(client: BleakClient, uuid: str) -> BleakGATTCharacteristic | None:
 
 
 class Session:
-    def __init__(self, client: BleakClient, profile: DeviceProfile, deliver: Deliver, *,
+    def __init__(self, client: BleakClient, quirks: DeviceQuirks, deliver: Deliver, *,
                  clock: Callable[[], datetime], idle_s: float = 5.0, racp_timeout_s: float = 30.0,
                  last_sequence: int | None = None) -> None:
         self.client = client
-        self.profile = profile
+        self.quirks = quirks
         self.deliver = deliver
         self.clock = clock
         self.idle_s = idle_s
         self.racp_timeout_s = racp_timeout_s
         self.report = SessionReport(client.address, last_sequence=last_sequence)
+        self.sequence = SequenceTracker(last_sequence) if quirks.sequence_numbers else None
         self._values: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._racp: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -120,37 +117,39 @@ class Session:
                 self.report.problems.append(f"battery: {exc}")
 
     async def _write_clock(self) -> None:
-        if self.profile.time is None or _find(self.client, self.profile.time) is None:
+        if self.quirks.time is None or _find(self.client, self.quirks.time) is None:
             return
         # The device's own clock first: it dates the records it is about to send (read before we set it).
         with contextlib.suppress(BleakError):
-            before = bytes(await self.client.read_gatt_char(self.profile.time))
-            await self.deliver(self.client.address, self.profile.time, before)
+            before = bytes(await self.client.read_gatt_char(self.quirks.time))
+            await self.deliver(self.client.address, self.quirks.time, before)
         now = self.clock()
         value = encode_current_time(now)
-        if self.profile.time == uuids.DATE_TIME:
+        if self.quirks.time == uuids.DATE_TIME:
             value = value[:7]  # A&D's Date Time: no day of week, fractions or adjust reason
         try:
-            await self.client.write_gatt_char(self.profile.time, value, response=True)
+            await self.client.write_gatt_char(self.quirks.time, value, response=True)
             self.report.clock_written = True
         except BleakError as exc:
             self.report.problems.append(f"clock not written: {exc}")
 
-    async def _deliver_one(self, characteristic: str, data: bytes) -> None:
-        await self.deliver(self.client.address, characteristic, data)
+    async def _deliver_one(self, characteristic: str, data: bytes) -> Delivery:
+        outcome = await self.deliver(self.client.address, characteristic, data)
         self.report.delivered += 1
-        if self.profile.sequence_numbers:
-            with contextlib.suppress(DecodeError):
-                sequence = decode_glucose(data).sequence
-                self.report.last_sequence = max(sequence, self.report.last_sequence or 0)
+        if not outcome.device_may_forget:
+            self.report.not_stored += 1
+        if self.sequence is not None:
+            self.sequence.delivered(data, outcome)
+            self.report.last_sequence = self.sequence.last
+        return outcome
 
     async def run(self) -> SessionReport:
-        if _find(self.client, self.profile.measurement) is None:
-            raise SessionError(f"{self.client.address} has no {self.profile.measurement[4:8]} characteristic: "
-                               f"is it the device provisioned as {self.profile.name}?")
+        if _find(self.client, self.quirks.measurement) is None:
+            raise SessionError(f"{self.client.address} has no {self.quirks.measurement[4:8]} characteristic: "
+                               f"is it the device provisioned as {self.quirks.name}?")
         await self._read_info()
-        await self.client.start_notify(self.profile.measurement, self._on_value)
-        if self.profile.record_access and _find(self.client, uuids.RECORD_ACCESS_CONTROL_POINT) is not None:
+        await self.client.start_notify(self.quirks.measurement, self._on_value)
+        if self.quirks.record_access and _find(self.client, uuids.RECORD_ACCESS_CONTROL_POINT) is not None:
             await self.client.start_notify(uuids.RECORD_ACCESS_CONTROL_POINT, self._on_racp)
             await self._write_clock()
             await self._fetch_records()
@@ -160,27 +159,21 @@ class Session:
         return self.report
 
     async def _take_until_quiet(self) -> None:
-        """Deliver what the device sends until it disconnects or stays quiet for `idle_s`. A continuous
-        oximeter streams about once a second while the finger is in: storing every value would flood the
-        outbox and the history, so one reading is kept per session, the last one the device did not
-        call provisional or doubtful (or the very last, which then asks the patient to measure again)."""
-        last: tuple[str, bytes] | None = None
-        last_good: tuple[str, bytes] | None = None
+        """Deliver what the device sends until it disconnects or stays quiet for `idle_s`; a continuous
+        oximeter's stream gives one reading (continuous_oximetry.py)."""
+        selection = ContinuousSelection() if self.quirks.continuous else None
         while self.client.is_connected or not self._values.empty():
             try:
                 async with asyncio.timeout(self.idle_s):
                     characteristic, data = await self._next_value()
             except TimeoutError:
                 break
-            if not self.profile.continuous:
+            if selection is None:
                 await self._deliver_one(characteristic, data)
-                continue
-            last = (characteristic, data)
-            with contextlib.suppress(DecodeError):
-                if not decode_continuous(data).flags & _DOUBTFUL:
-                    last_good = last
-        chosen = last_good or last
-        if self.profile.continuous and chosen is not None:
+            else:
+                selection.offer(characteristic, data)
+        chosen = selection.choice() if selection is not None else None
+        if chosen is not None:
             await self._deliver_one(*chosen)
         self.report.complete = True
 
@@ -191,45 +184,67 @@ class Session:
             if not self.client.is_connected:
                 raise TimeoutError
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.05):
+                async with asyncio.timeout(_POLL_S):
                     return await self._values.get()
+
+    async def _deliver_waiting(self) -> bool:
+        delivered = False
+        while not self._values.empty():
+            await self._deliver_one(*self._values.get_nowait())
+            delivered = True
+        return delivered
+
+    async def _racp_response(self, op: int) -> int | None:
+        """The response code to request `op`, if one comes within a poll interval. Only the wait on the
+        queue is timed: a timeout must never cancel a reading on its way into the outbox (a cancelled
+        commit would be stored without the pipeline knowing)."""
+        try:
+            async with asyncio.timeout(_POLL_S):
+                response = await self._racp.get()
+        except TimeoutError:
+            return None
+        if len(response) >= 4 and response[0] == _RACP_RESPONSE and response[2] == op:
+            return response[3]
+        return None
 
     async def _racp_request(self, request: bytes) -> int:
         await self.client.write_gatt_char(uuids.RECORD_ACCESS_CONTROL_POINT, request, response=True)
-        async with asyncio.timeout(self.racp_timeout_s):
-            while True:
-                # Records arrive before the response; deliver them in order while waiting.
-                while not self._values.empty():
-                    await self._deliver_one(*self._values.get_nowait())
-                if not self.client.is_connected:
-                    raise SessionError("the link was lost during the record transfer")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.05):
-                        response = await self._racp.get()
-                        if len(response) >= 4 and response[0] == _RACP_RESPONSE and response[2] == request[0]:
-                            while not self._values.empty():
-                                await self._deliver_one(*self._values.get_nowait())
-                            return response[3]
+        loop = asyncio.get_running_loop()
+        # The device must answer within racp_timeout_s of its last record; our own storing time is not its.
+        deadline = loop.time() + self.racp_timeout_s
+        while True:
+            # Records arrive before the response; deliver them in order while waiting.
+            if await self._deliver_waiting():
+                deadline = loop.time() + self.racp_timeout_s
+            if not self.client.is_connected:
+                raise SessionError("the link was lost during the record transfer")
+            code = await self._racp_response(request[0])
+            if code is not None:
+                await self._deliver_waiting()  # the records sent just before the response
+                return code
+            if loop.time() >= deadline:
+                raise SessionError(f"the device did not answer the record request within {self.racp_timeout_s:g} s")
 
     async def _fetch_records(self) -> None:
-        request = RACP_REPORT_ALL
-        if self.profile.sequence_numbers and self.report.last_sequence is not None:
-            # "Records since the last one we have": operator >=, filter type 1 (sequence number).
-            request = bytes([0x01, 0x03, 0x01]) + ((self.report.last_sequence + 1) & 0xFFFF).to_bytes(2, "little")
+        request = self.sequence.request() if self.sequence is not None else RACP_REPORT_ALL
         code = await self._racp_request(request)
         if code == _RACP_NO_RECORDS:
             self.report.complete = True
             return
         if code != _RACP_SUCCESS:
             raise SessionError(f"the device refused to report its records (RACP response {code})")
-        # Every record is stored by now (deliver returns after the commit): only now may the device forget.
-        if self.profile.delete_after_transfer and await self._racp_request(RACP_DELETE_ALL) == _RACP_SUCCESS:
+        if self.report.not_stored:
+            # Held in memory only, or refused: the device keeps them and sends them again next time.
+            self.report.problems.append(f"{self.report.not_stored} record(s) not yet stored by the gateway: "
+                                        "left on the device for the next connection")
+        elif self.quirks.delete_after_transfer and await self._racp_request(RACP_DELETE_ALL) == _RACP_SUCCESS:
+            # Every record fetched is committed to the outbox: only now may the device forget them.
             self.report.records_deleted = True
         self.report.complete = True
 
 
-async def run_session(client: BleakClient, profile: DeviceProfile, deliver: Deliver, **kwargs: Any) -> SessionReport:
-    session = Session(client, profile, deliver, **kwargs)
+async def run_session(client: BleakClient, quirks: DeviceQuirks, deliver: Deliver, **kwargs: Any) -> SessionReport:
+    session = Session(client, quirks, deliver, **kwargs)
     try:
         return await session.run()
     except (BleakError, SessionError) as exc:

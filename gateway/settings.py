@@ -145,7 +145,9 @@ class DeviceSection(_Section):
     kind: MeasurementKind
     model: str | None = None
     serial: str | None = None
-    profile: str | None = Field(default=None, description="vendor device profile, e.g. and-ua-651ble")
+    profile: str | None = Field(
+        default=None, description="the device's quirks by name (drivers/vendors), e.g. and-ua-651ble; not zoning"
+    )
     user: int | None = Field(
         default=None, ge=0, le=254, description="the patient's user slot on a shared (multi-user) device"
     )
@@ -156,10 +158,10 @@ class DeviceSection(_Section):
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, value: str | None) -> str | None:
-        from drivers.profiles import vendor_profiles
+        from drivers import named_quirks
 
-        if value is not None and value not in vendor_profiles():
-            raise ValueError(f"no device profile {value!r} (known: {', '.join(sorted(vendor_profiles()))})")
+        if value is not None and value not in named_quirks():
+            raise ValueError(f"no device profile {value!r} (known: {', '.join(sorted(named_quirks()))})")
         return value
 
     @field_validator("address")

@@ -20,7 +20,7 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bleak.exc import BleakDBusError, BleakDeviceNotFoundError, BleakError
 from bumble.core import UUID as BumbleUUID
 from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Advertisement, Connection, Peer
@@ -129,6 +129,9 @@ class BumbleClient(BaseBleakClient):
             self._disconnected_callback()
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
+        if self._radio.connect_errors:
+            # As bleak's BlueZ backend raises them: the D-Bus error name, then BlueZ's text.
+            raise BleakDBusError("org.bluez.Error.Failed", [self._radio.connect_errors.pop(0)])
         adapter = await self._radio.adapter()
         try:
             async with asyncio.timeout(self._timeout), self._radio.connecting:

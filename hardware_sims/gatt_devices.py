@@ -141,8 +141,10 @@ class GattDevice:
     def _on_disconnection(self) -> None:
         self._connection = None
         self._subscribed.clear()
-        if self.unsent or (self.uses_record_access and self.memory):
-            # Still holding data: advertise again so the gateway comes back for it.
+        if self.unsent or (self.uses_record_access and self.memory and not self.keeps_logbook):
+            # Still holding data the gateway has not had, or records it has not deleted: advertise again so
+            # the gateway comes back for them. A meter that keeps its logbook does not call for records
+            # the gateway already fetched (it would otherwise be reconnected to for ever).
             asyncio.get_running_loop().create_task(self.advertise())
 
     def _on_subscription(self, _bearer: object, notify: bool, indicate: bool) -> None:
@@ -164,6 +166,7 @@ class GattDevice:
             await self.drop_link(0x13)  # remote user terminated: the cuff goes back to sleep
 
     uses_record_access = False
+    keeps_logbook = False  # a record store that is never deleted (glucose meters)
     notifies = False  # glucose measurements are notified; the other health measurements indicated
 
     async def _send(self, values: list[bytes]) -> int:
@@ -242,7 +245,7 @@ class BloodPressureCuff(GattDevice):
 @dataclass(frozen=True)
 class SpotCheck:
     spo2: int
-    pulse: int
+    pulse: int | None  # None: sent as NaN (the oximeter could not compute the pulse)
     status: int | None = None  # Measurement Status bits
 
 
@@ -284,7 +287,9 @@ class RecordAccessDevice(GattDevice):
             if not batch:
                 await self._respond(0x01, 0x06)
                 return
-            if await self._send(batch) == len(batch):
+            sent = await self._send(batch)
+            self.unsent = [v for v in self.unsent if v not in batch[:sent]]  # reported: the gateway has had them
+            if sent == len(batch):
                 await self._respond(0x01, 0x01)
         elif op == 0x02 and operator == 0x01:  # delete stored records: all
             self.deleted += len(self.memory)
@@ -321,12 +326,23 @@ class PulseOximeter(RecordAccessDevice):
         if reading.status is not None:
             flags |= 0x02
             tail += reading.status.to_bytes(2, "little")
-        return bytes([flags]) + encoding.sfloat(reading.spo2) + encoding.sfloat(reading.pulse) + tail
+        pulse = encoding.SFLOAT_NAN if reading.pulse is None else encoding.sfloat(reading.pulse)
+        return bytes([flags]) + encoding.sfloat(reading.spo2) + pulse + tail
 
     async def measure(self, reading: SpotCheck) -> bytes:
         value = self.encode(reading)
         await self.record(value)
         return value
+
+
+@dataclass(frozen=True)
+class PlxValue:
+    """One value of a continuous oximeter's stream, with what the device says about it."""
+
+    spo2: int
+    pulse: int | None
+    settling: bool = False  # PLX measurement status: measurement ongoing
+    low_perfusion: bool = False  # PLX device and sensor status: low perfusion
 
 
 class ContinuousOximeter(GattDevice):
@@ -344,13 +360,21 @@ class ContinuousOximeter(GattDevice):
     default_serial = "SIMOXIC0001"
 
     @staticmethod
-    def encode(spo2: int, pulse: int, *, settling: bool) -> bytes:
+    def encode(spo2: int, pulse: int | None, *, settling: bool, low_perfusion: bool = False) -> bytes:
+        """A pulse of None is sent as the SFLOAT NaN, as an oximeter does for a value it could not compute."""
         status = (1 << 5) if settling else 0  # measurement ongoing while the value settles
-        return bytes([0x04]) + encoding.sfloat(spo2) + encoding.sfloat(pulse) + status.to_bytes(2, "little")
+        flags, tail = 0x04, status.to_bytes(2, "little")
+        if low_perfusion:  # Device and Sensor Status present, bit 5: low perfusion
+            flags |= 0x08
+            tail += (1 << 5).to_bytes(3, "little")
+        return (bytes([flags]) + encoding.sfloat(spo2)
+                + (encoding.SFLOAT_NAN if pulse is None else encoding.sfloat(pulse)) + tail)
 
-    async def finger_in(self, stream: list[tuple[int, int, bool]]) -> None:
-        """(spo2, pulse, settling) values to stream to the gateway once it subscribes."""
-        self.unsent = [self.encode(spo2, pulse, settling=settling) for spo2, pulse, settling in stream]
+    async def finger_in(self, stream: list[tuple[int, int, bool]] | list[PlxValue]) -> None:
+        """Values to stream to the gateway once it subscribes: (spo2, pulse, settling) or `PlxValue`s."""
+        values = [v if isinstance(v, PlxValue) else PlxValue(*v) for v in stream]
+        self.unsent = [self.encode(v.spo2, v.pulse, settling=v.settling, low_perfusion=v.low_perfusion)
+                       for v in values]
         await self.advertise()
 
 
@@ -362,6 +386,7 @@ class GlucoseMeter(RecordAccessDevice):
     measurement_uuid = uuids.GLUCOSE_MEASUREMENT
     notifies = True
     has_sequence = True
+    keeps_logbook = True
 
     default_address = "F0:5E:1A:00:00:06"
     default_name = "SIM-GLUCO"
@@ -379,11 +404,18 @@ class GlucoseMeter(RecordAccessDevice):
     def sequence_of(self, value: bytes) -> int | None:
         return int.from_bytes(value[1:3], "little") if len(value) >= 3 else None
 
-    async def measure(self, mmol_per_l: Decimal | str) -> bytes:
+    async def measure(self, mmol_per_l: Decimal | str, *, out_of_range: str | None = None) -> bytes:
+        """A test; `out_of_range` "HI" or "LO" is the meter's own verdict (sensor status b5 / b6), sent
+        with the meter's limit as the value."""
         # Concentration in mol/L (flags b1 present, b2 mol/L): mmol/L / 1000 at exponent -5.
         mol = Decimal(mmol_per_l) / 1000
-        value = (bytes([0x06]) + self.next_sequence.to_bytes(2, "little") + encoding.date_time(self.clock())
-                 + encoding.sfloat(mol, -5) + bytes([0x11]))  # capillary whole blood, finger
+        status = {None: None, "HI": 1 << 5, "LO": 1 << 6}[out_of_range]
+        flags = 0x06 | (0x08 if status is not None else 0)  # b3: sensor status annunciation present
+        value = (bytes([flags]) + self.next_sequence.to_bytes(2, "little") + encoding.date_time(self.clock())
+                 + encoding.sfloat(mol, -5 if mol < Decimal("0.02") else -4)  # 12-bit mantissa
+                 + bytes([0x11]))  # capillary whole blood, finger
+        if status is not None:
+            value += status.to_bytes(2, "little")
         self.next_sequence += 1
         await self.record(value)
         return value

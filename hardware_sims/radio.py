@@ -36,6 +36,9 @@ class VirtualRadio:
         self.connecting = asyncio.Lock()
         self._scanning = 0
         self.scanning_stalled = False  # fault: scanning goes silent, as BlueZ's sometimes does
+        # Fault: the next connection attempts fail with these BlueZ error texts, one each (e.g.
+        # "le-connection-abort-by-local", which BlueZ reports when the controller gave up on a busy air).
+        self.connect_errors: list[str] = []
 
     def new_device(self, name: str, address: str) -> Device:
         controller = Controller(name, link=self.link)

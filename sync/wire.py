@@ -152,6 +152,7 @@ EventKind = Literal[
     "plan_rejected",  # a down/config message was refused; the plan in force stays (reason)
     "trust_store_updated",  # a newer root-signed trust store replaced the old one (keys left out are revoked)
     "reading_time_uncertain",  # a device's clock cannot date its records (reset, far off): check the device
+    "glucose_out_of_range",  # urgent: a glucose meter read HI or LO (beyond what it can measure); reading id only
 ]
 
 

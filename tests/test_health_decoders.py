@@ -82,6 +82,20 @@ def test_spot_check_nan_saturation_is_a_rejection_never_2047() -> None:
         decode_spot_check(H("00 FF07 4800"))
 
 
+@pytest.mark.parametrize(("pulse", "why"), [("FF07", "NaN"), ("0008", "NRes"), ("FE07", "INFINITY")])
+def test_spot_check_saturation_is_kept_when_the_pulse_is_a_special_value(pulse: str, why: str) -> None:
+    # SpO2 84 % = 0x0054 -> 54 00, then a pulse the oximeter could not compute; time stamp follows.
+    m = decode_spot_check(H(f"01 5400 {pulse} EA070B18081E05"))
+    assert m.components["spo2"].value == 84 and "pulse" not in m.components
+    assert why in m.absent["pulse"]
+    assert m.device_time == datetime(2026, 11, 24, 8, 30, 5)  # the fields after the pulse are still read
+
+
+def test_continuous_saturation_is_kept_when_the_pulse_is_nan() -> None:
+    m = decode_continuous(H("04 5400 FF07 0000"))
+    assert m.components["spo2"].value == 84 and set(m.absent) == {"pulse"}
+
+
 # ---- PLX continuous 0x2A5F and features 0x2A60 --------------------------------------------------
 
 def test_continuous_skips_fast_and_slow_and_reads_status() -> None:
@@ -181,10 +195,35 @@ def test_glucose_in_mol_per_litre_and_the_context_meal() -> None:
     assert decode_context(H("02 0800 01")).meal == "before meal"
 
 
-@pytest.mark.parametrize(("status", "reason"), [("2000", "higher than the meter"), ("0002", "strip pulled")])
+@pytest.mark.parametrize(("status", "reason"), [("1000", "wrong strip"), ("0002", "strip pulled")])
 def test_glucose_sensor_status_rejects_untrustworthy_results(status: str, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         decode_glucose(H(f"0A 0900 EA070B18081E05 6CB0 11 {status}"))
+
+
+@pytest.mark.parametrize(("concentration", "status", "flag", "value"), [
+    # HI at 600 mg/dL = 0.006 kg/L = 600 x 10^-5 -> raw 0xB258 -> 58 B2; status b5 -> 0x0020 -> 20 00.
+    ("58B2", "2000", DeviceFlag.ABOVE_MEASURING_RANGE, Decimal("33.30")),
+    # LO at 20 mg/dL = 20 x 10^-5 -> raw 0xB014 -> 14 B0; status b6 -> 0x0040 -> 40 00.
+    ("14B0", "4000", DeviceFlag.BELOW_MEASURING_RANGE, Decimal("1.11")),
+])
+def test_glucose_hi_and_lo_are_measurements_flagged_out_of_range_not_rejections(
+    concentration: str, status: str, flag: DeviceFlag, value: Decimal
+) -> None:
+    m = decode_glucose(H(f"0A 0900 EA070B18081E05 {concentration} 11 {status}")).measurement
+    assert m.flags == {flag}
+    assert m.components["glucose"].value == value  # the meter's limit; the patient's value is beyond it
+
+
+def test_glucose_hi_sent_as_infinity_is_flagged_with_the_value_absent() -> None:
+    m = decode_glucose(H("0A 0900 EA070B18081E05 FE07 11 2000")).measurement
+    assert m.flags == {DeviceFlag.ABOVE_MEASURING_RANGE} and m.components == {}
+    assert "(HI)" in m.absent["glucose"] and "INFINITY" in m.absent["glucose"]
+
+
+def test_glucose_nan_without_hi_or_lo_is_still_a_rejection() -> None:
+    with pytest.raises(DecodeError, match="no glucose measured"):
+        decode_glucose(H("0A 0900 EA070B18081E05 FF07 11 0000"))
 
 
 def test_glucose_control_solution_is_not_a_patient_reading() -> None:

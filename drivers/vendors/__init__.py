@@ -1,1 +1,2 @@
-"""Vendor device profiles: one file per vendor, each profile citing its public evidence."""
+"""Vendor device quirks: one file per vendor, each citing its public evidence. Each file imports only
+`drivers.quirks`; `drivers.known_devices` collects them."""

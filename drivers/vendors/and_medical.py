@@ -10,16 +10,16 @@ needed; the cuff keeps one bond ("ERR 10 ... bond key mismatch" when it was pair
 from __future__ import annotations
 
 from drivers import uuids
-from drivers.profiles import DeviceProfile
+from drivers.quirks import DeviceQuirks
 
-UA_651BLE = DeviceProfile(
+UA_651BLE = DeviceQuirks(
     name="and-ua-651ble", service=uuids.BLOOD_PRESSURE_SERVICE, measurement=uuids.BLOOD_PRESSURE_MEASUREMENT,
     time=uuids.DATE_TIME, name_prefixes=("A&D_UA-651BLE_", "A&D_UA-656BLE"), requires_pairing=True,
     evidence="obniz UA651BLE (0x2A08 in the BP service); A&D SDK via a third-party integration",
 )
-UA_1200BLE = DeviceProfile(
+UA_1200BLE = DeviceQuirks(
     name="and-ua-1200ble", service=uuids.BLOOD_PRESSURE_SERVICE, measurement=uuids.BLOOD_PRESSURE_MEASUREMENT,
     time=uuids.CURRENT_TIME, name_prefixes=("UA-1200BLE_",), requires_pairing=True,
     evidence="obniz UA1200BLE (writes CTS 0x2A2B; its 9-byte write with Sunday = 0 is a bug we do not copy)",
 )
-PROFILES = (UA_651BLE, UA_1200BLE)
+QUIRKS = (UA_651BLE, UA_1200BLE)

@@ -10,11 +10,11 @@ family (HEM-7322T and others, omblepy) is not supported: writing its EEPROM is f
 from __future__ import annotations
 
 from drivers import uuids
-from drivers.profiles import DeviceProfile
+from drivers.quirks import DeviceQuirks
 
-BP_STANDARD = DeviceProfile(
+BP_STANDARD = DeviceQuirks(
     name="omron-bp-standard", service=uuids.BLOOD_PRESSURE_SERVICE, measurement=uuids.BLOOD_PRESSURE_MEASUREMENT,
     time=uuids.CURRENT_TIME, resends_history=True, name_prefixes=("BP5250", "BP7000", "EVOLV"),
     evidence="SpeziDevices SpeziOmron; derdilla BLUETOOTH.md; export2garmin Omron_BLE.md",
 )
-PROFILES = (BP_STANDARD,)
+QUIRKS = (BP_STANDARD,)

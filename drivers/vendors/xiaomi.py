@@ -9,16 +9,16 @@ patient who lives alone, or who is the only one using it.
 
 from __future__ import annotations
 
-from drivers.profiles import DeviceProfile
+from drivers.quirks import DeviceQuirks
 from drivers.weight import MI_BODY_COMPOSITION_SERVICE_DATA, MI_SCALE_SERVICE_DATA
 
-MI_SCALE = DeviceProfile(
+MI_SCALE = DeviceQuirks(
     name="xiaomi-mi-scale", service=MI_SCALE_SERVICE_DATA, measurement=MI_SCALE_SERVICE_DATA, time=None,
     advertised=True, name_prefixes=("MI_SCALE", "MI SCALE2"), evidence="theengs XMTZC04HM; openScale MiScaleHandler",
 )
-MI_BODY_COMPOSITION = DeviceProfile(
+MI_BODY_COMPOSITION = DeviceQuirks(
     name="xiaomi-mi-body-composition", service=MI_BODY_COMPOSITION_SERVICE_DATA,
     measurement=MI_BODY_COMPOSITION_SERVICE_DATA, time=None, advertised=True, name_prefixes=("MIBCS", "MIBFS"),
     evidence="theengs XMTZC05HM; openScale MiScaleHandler",
 )
-PROFILES = (MI_SCALE, MI_BODY_COMPOSITION)
+QUIRKS = (MI_SCALE, MI_BODY_COMPOSITION)

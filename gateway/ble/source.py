@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -27,8 +26,7 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
-from drivers.profiles import DeviceProfile, profile_for
-from drivers.transport import Deliver, SessionError, SessionReport, connect_with_retry, run_session
+from drivers import Backoff, Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.settings import DeviceSection
 from sync.wire import DeviceStatus
@@ -38,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DeviceState:
-    profile: DeviceProfile
+    profile: DeviceQuirks
     failures: int = 0
     not_before: float = 0.0  # monotonic time before which the device is not retried
     battery: int | None = None
@@ -47,6 +45,7 @@ class DeviceState:
     last_report: SessionReport | None = None
     sessions: int = 0
     last_sequence: int | None = None  # record sequence numbers already stored (RACP ">=" next time)
+    ble_device: BLEDevice | None = None  # as last heard advertising: what a BlueZ connection starts from
 
 
 @dataclass
@@ -64,15 +63,14 @@ class BleDeviceSource:
                  reset_adapter: Callable[[], Awaitable[None]] | None = None,
                  platform: Callable[[dict[str, int | None]], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
                  ) -> None:
-        self.devices = {d.address: DeviceState(profile_for(d.kind.value, d.profile)) for d in devices}
+        self.devices = {d.address: DeviceState(quirks_for(d.kind.value, d.profile)) for d in devices}
         self.provisioned = {d.address: d for d in devices}
         self.passkeys = {d.address: d.passkey for d in devices}
         self.backends = backends or BleBackends()
         self.zone = ZoneInfo(timezone)
         self.connect_timeout_s = connect_timeout_s
         self.idle_s = idle_s
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+        self.retry = Backoff(retry_base_s, retry_max_s)
         self.racp_timeout_s = racp_timeout_s
         self.watchdog = watchdog or ScanWatchdog()
         self.watchdog_interval_s = watchdog_interval_s
@@ -107,6 +105,7 @@ class BleDeviceSource:
             return
         state.last_seen = time.monotonic()
         state.last_seen_at = datetime.now(UTC)
+        state.ble_device = device
         if state.profile.advertised:
             self._advertised(address, state, advertisement)
             return
@@ -133,9 +132,10 @@ class BleDeviceSource:
             del self._running[address]
 
     async def _session(self, address: str, state: DeviceState) -> None:
-        assert self._deliver is not None
+        assert self._deliver is not None and state.ble_device is not None
         try:
-            client = await connect_with_retry(self._client(address), attempts=2, backoff_s=0.2)
+            client = await connect(state.ble_device, state.profile, timeout_s=self.connect_timeout_s,
+                                   backend=self.backends.client, **self.backends.options)
             state.sessions += 1
             report = await run_session(client, state.profile, self._deliver, clock=self._clock, idle_s=self.idle_s,
                                        racp_timeout_s=self.racp_timeout_s, last_sequence=state.last_sequence)
@@ -143,11 +143,15 @@ class BleDeviceSource:
             state.last_sequence = report.last_sequence
             self.bonds.paired(address)
             log.info("device %s: %d value(s), battery %s %%", address, report.delivered, report.battery)
+            if report.not_stored:
+                # The gateway could not commit them (outbox unavailable): the device keeps them; come back
+                # for them later, not at every advertisement.
+                state.not_before = time.monotonic() + self.retry.pause(1)
         except (SessionError, TimeoutError) as exc:
             if self.bonds.failed(address, str(exc)):
                 await self._forget_bond(address)
             state.failures += 1
-            pause = min(self.retry_max_s, self.retry_base_s * 2 ** (state.failures - 1)) * random.uniform(0.5, 1.0)
+            pause = self.retry.pause(state.failures)
             state.not_before = time.monotonic() + pause
             log.warning("device %s: %s; next try in %.0f s at the earliest", address, exc, pause)
         except Exception:

@@ -115,7 +115,7 @@ async def run_scenario(scenario: SimScenario, simulation: Simulation, data_dir: 
     pipeline.add_listener(shown)
     source = BleDeviceSource(provisioned, backends=BleBackends(
         simulation.scanner_backend, simulation.client_backend, simulation.backend_options), idle_s=0.5)
-    task = asyncio.create_task(source.run(pipeline.on_gatt_value))
+    task = asyncio.create_task(source.run(pipeline.deliver))
     try:
         async with asyncio.timeout(timeout_s):
             await all_in.wait()

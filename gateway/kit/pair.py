@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.profiles import profile_for
+from drivers import quirks_for
 from gateway.ble import BleBackends
 from gateway.kit import config_file
 from gateway.kit.radio import DeviceFacts, Nearby, forget_bond, read_device_facts, scan
@@ -114,7 +114,7 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
     for address in chosen:
         n = nearby[address]
         key = request.passkeys.get(address)
-        if key is None and ask is not None and profile_for(n.kind or "", n.profile).requires_pairing:
+        if key is None and ask is not None and quirks_for(n.kind or "", n.profile).requires_pairing:
             typed = ask(f"passkey for {address} ({n.name}), Enter if it shows none: ").strip()
             key = int(typed) if typed.isdigit() else None
         passkeys[address] = key

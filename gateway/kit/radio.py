@@ -14,11 +14,10 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from drivers import uuids
+from drivers import STANDARD, named_quirks, quirks_for, uuids
 from drivers.device_info import decode_battery, decode_current_time, decode_string, encode_current_time
 from drivers.gatt_time import date_time
 from drivers.measurement import DecodeError
-from drivers.profiles import STANDARD, profile_for, vendor_profiles
 from gateway.ble import BleBackends
 
 # The health services a device may advertise, and the kind each means (Bluetooth SIG assigned numbers).
@@ -45,7 +44,7 @@ def classify(name: str | None, service_uuids: list[str], service_data: list[str]
     kind = next((HEALTH_SERVICES[u] for u in services if u in HEALTH_SERVICES), None)
     if kind is None:
         return None, None, False
-    for profile in vendor_profiles().values():
+    for profile in named_quirks().values():
         if name and profile.name_prefixes and name.startswith(profile.name_prefixes) and profile.service in services:
             return kind, profile.name, profile.advertised and profile.measurement in service_data
     return kind, None, False
@@ -100,7 +99,7 @@ async def read_device_facts(address: str, kind: str, profile: str | None, backen
     """Connect once (pairing first when asked or when the profile needs it), read model, serial, battery
     and the device clock, set the clock if asked, disconnect."""
     b = backends or BleBackends()
-    device_profile = profile_for(kind, profile)
+    device_profile = quirks_for(kind, profile)
     client = BleakClient(address, timeout=timeout_s, pair=pair or device_profile.requires_pairing,
                          backend=b.client, **b.options)
     facts = DeviceFacts(address)

@@ -16,11 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from drivers import uuids
-from drivers.decoders import decode
-from drivers.device_info import decode_current_time
-from drivers.gatt_time import date_time
-from drivers.measurement import DecodeError, Measurement, MeasurementKind, NotFinal
+from drivers import (
+    DecodeError,
+    Delivery,
+    DeviceFlag,
+    Measurement,
+    MeasurementKind,
+    NotFinal,
+    date_time,
+    decode,
+    decode_current_time,
+    uuids,
+)
 from gateway.readings.answers import answers_to_wire
 from gateway.readings.clock import correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
@@ -28,6 +35,7 @@ from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
 from gateway.storage import PutResult, SealedOutbox
 from sync.outbox import OutboxUnavailable
+from sync.wire import EventKind
 from zoning.engine import assess_answers, assess_reading, remembered
 from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
 from zoning.models import Assessment
@@ -38,6 +46,13 @@ log = logging.getLogger(__name__)
 
 ReadingListener = Callable[[Reading, Assessment], None]
 Unsubscribe = Callable[[], None]
+EventSink = Callable[[EventKind, dict[str, str | int | float]], None]
+
+# Device findings the nurse must hear of at once, as an event, not only when the reading is looked at.
+URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
+    DeviceFlag.ABOVE_MEASURING_RANGE: ("glucose_out_of_range", "above"),  # the meter's HI
+    DeviceFlag.BELOW_MEASURING_RANGE: ("glucose_out_of_range", "below"),  # the meter's LO
+}
 
 
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
@@ -112,6 +127,7 @@ class Pipeline:
         self._tolerance = clock_tolerance
         self._now = now
         self._listeners: list[ReadingListener] = []
+        self.post_event: EventSink | None = None  # the runtime connects the uplink's (durable) events
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
         self.unassigned_listeners: list[UnassignedListener] = []
@@ -181,19 +197,28 @@ class Pipeline:
         return len(self._held)
 
     async def on_gatt_value(self, address: str, characteristic: str, data: bytes) -> Reading | None:
-        """Entry point for every value a device source delivers. Each step may end the value's way with
-        a count (and a log line where a technician can act); the returned reading was durably stored."""
+        """A value from a device: the reading stored from it, if one was."""
+        return (await self._receive(address, characteristic, data))[0]
+
+    async def deliver(self, address: str, characteristic: str, data: bytes) -> Delivery:
+        """Entry point for device sources (`drivers.Deliver`): take the value and say whether the device
+        may now forget it — only once it is committed to the outbox (docs/ble.md)."""
+        return (await self._receive(address, characteristic, data))[1]
+
+    async def _receive(self, address: str, characteristic: str, data: bytes) -> tuple[Reading | None, Delivery]:
+        """Each step may end the value's way with a count (and a log line where a technician can act)."""
         received = self._now()
         provisioned = self._provisioned(address)
         if provisioned is None:
-            return None
+            return None, Delivery.NOT_STORED  # not ours to tell a device to forget anything
         if characteristic in (uuids.CURRENT_TIME, uuids.DATE_TIME):
             self._device_clock(provisioned.address, characteristic, data, received)
-            return None
+            return None, Delivery.NOT_A_READING
         measurement = self._decode(address, characteristic, data)
-        if measurement is None or not await self._is_the_patients(provisioned, characteristic, data, measurement,
-                                                                  received):
-            return None
+        if measurement is None:
+            return None, Delivery.NOT_A_READING
+        if not await self._is_the_patients(provisioned, characteristic, data, measurement, received):
+            return None, Delivery.NOT_STORED  # another user's, or waiting for the patient to claim it
         return await self._take(provisioned, characteristic, data, measurement, received)
 
     def _provisioned(self, address: str) -> DeviceSection | None:
@@ -241,7 +266,7 @@ class Pipeline:
         return True
 
     async def _take(self, provisioned: DeviceSection, characteristic: str, data: bytes, measurement: Measurement,
-                    received: datetime, dedup: bytes | None = None) -> Reading | None:
+                    received: datetime, dedup: bytes | None = None) -> tuple[Reading | None, Delivery]:
         """The patient's measurement: identity, time, zone, then the outbox."""
         reading = self._identify(provisioned, measurement, received)
         return await self._store(await self._judge(reading, characteristic, data, dedup))
@@ -282,19 +307,19 @@ class Pipeline:
             remembered(str(reading.id), m, reading.effective, assessment),
         )
 
-    async def _store(self, item: _Pending) -> Reading | None:
+    async def _store(self, item: _Pending) -> tuple[Reading | None, Delivery]:
         """Taken when the outbox commit returns; while the disk cannot take it, held in order in memory."""
         if self._held:  # nothing may overtake readings already waiting for the disk
             self._hold(item)
-            return None
+            return None, Delivery.NOT_STORED
         try:
             put = await self._put(item)
         except OutboxUnavailable as exc:
             self.storage_fault = str(exc)
             log.error("%s; holding readings in memory until it can", exc)
             self._hold(item)
-            return None
-        return await self._taken(item, put)
+            return None, Delivery.NOT_STORED
+        return await self._taken(item, put), Delivery.STORED
 
     async def _park(self, item: Unassigned) -> None:
         if item.measurement.device_time is not None and any(
@@ -327,10 +352,9 @@ class Pipeline:
         provisioned = self._devices.get(item.address.upper())
         if provisioned is None:  # the scale was de-provisioned since: it is not the patient's any more
             raise KeyError(record_id)
-        before = self.counts["stored"] + self.counts["duplicate"]
-        reading = await self._take(provisioned, item.characteristic, item.data, item.measurement, item.received,
-                                   dedup=f"unassigned|{record_id}".encode())
-        if reading is None and self.counts["stored"] + self.counts["duplicate"] == before:
+        reading, delivery = await self._take(provisioned, item.characteristic, item.data, item.measurement,
+                                             item.received, dedup=f"unassigned|{record_id}".encode())
+        if delivery is not Delivery.STORED:
             # Held in memory for the disk, not stored: keep the question until it is.
             raise OutboxUnavailable(self.storage_fault or "the outbox cannot store the weighing now")
         await asyncio.to_thread(self._outbox.unpark, record_id)
@@ -398,6 +422,7 @@ class Pipeline:
         self._remember_recent(item.past)
         await self._prune()
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
+        self._urgent(item.reading)
         for listener in list(self._listeners):
             # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
             # the others, the uplink among them, from hearing of it.
@@ -419,6 +444,14 @@ class Pipeline:
             await asyncio.to_thread(self._outbox.forget_stored_before, cutoff.timestamp())
         except OutboxUnavailable as exc:
             log.warning("%s; tried again later", exc)
+
+    def _urgent(self, reading: Reading) -> None:
+        """Once the reading is stored (so the event can point at it), an event for each urgent finding."""
+        for flag in sorted(reading.measurement.flags & URGENT_FLAGS.keys()):
+            kind, direction = URGENT_FLAGS[flag]
+            log.warning("device %s: %s (reading %s): urgent event sent", reading.device.address, flag, reading.id)
+            if self.post_event is not None:
+                self.post_event(kind, {"reading": str(reading.id), "range": direction})
 
     async def store_held(self) -> None:
         """Try to commit the readings held in memory, in order; stop at the first that still fails."""

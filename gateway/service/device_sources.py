@@ -3,13 +3,14 @@ through the `dho_gateway.device_sources` entry point group, so production instal
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+from drivers import Deliver
 from gateway.settings import ConfigError
 
-GattSink = Callable[[str, str, bytes], Awaitable[object]]
+# What a source hands each value to; it answers whether a device may forget the value (drivers.Delivery).
+GattSink = Deliver
 GROUP = "dho_gateway.device_sources"
 
 

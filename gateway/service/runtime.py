@@ -89,6 +89,7 @@ class Gateway:
             on_config=self.plans.receive,
         )
         self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
+        self.pipeline.post_event = self.uplink.post_event  # urgent device findings (glucose HI/LO)
         self.pipeline.answers_listeners.append(lambda *_: self.uplink.notify())
         self.web = PagesServer(self) if settings.web.enabled else None
 
@@ -211,7 +212,7 @@ class Gateway:
         # A failing device source must not stop delivery of what is already stored.
         while True:
             try:
-                await self.source.run(self.pipeline.on_gatt_value)
+                await self.source.run(self.pipeline.deliver)
                 return
             except Exception:
                 log.exception("device source failed; restarting it in %.0f s", _SOURCE_RESTART_S)
