@@ -45,12 +45,23 @@ class BrokerSettings(BaseModel):
         return self
 
     def tls_context(self) -> ssl.SSLContext | None:
+        """The client's TLS context. A file that is missing or does not load raises OSError naming the key
+        and the file (`mqtt.cert_file /etc/…/gateway.pem: no such file`)."""
         if self.insecure_dev:
             return None
         assert self.ca_file and self.cert_file and self.key_file  # checked by the validator
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        for key, path in (("ca_file", self.ca_file), ("cert_file", self.cert_file), ("key_file", self.key_file)):
+            if not path.is_file():
+                raise OSError(f"mqtt.{key} {path}: {'not a file' if path.exists() else 'no such file'}")
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"mqtt.ca_file {self.ca_file}: {exc}") from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        try:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"mqtt.cert_file {self.cert_file} with mqtt.key_file {self.key_file}: {exc}") from None
         return context
 
 
