@@ -72,12 +72,6 @@ def make_client(
     will: aiomqtt.Will | None = None,
     max_inflight: int | None = None,
 ) -> aiomqtt.Client:
-    if settings.insecure_dev:
-        log.warning(
-            "MQTT to %s:%d WITHOUT TLS (insecure_dev = true): readings travel in clear text; never in production",
-            settings.host,
-            settings.port,
-        )
     client = aiomqtt.Client(
         settings.host,
         settings.port,
@@ -157,8 +151,18 @@ async def stay_connected(
     backoff_min_s: float = 0.5,
     backoff_max_s: float = 60.0,
 ) -> None:
-    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff."""
+    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff.
+
+    A broker that stays away is said once per cause; the reconnects while it lasts are logged at debug.
+    """
+    if settings.insecure_dev:
+        log.warning(
+            "MQTT to %s:%d WITHOUT TLS (insecure_dev = true): readings travel in clear text; never in production",
+            settings.host,
+            settings.port,
+        )
     backoff = Backoff(backoff_min_s, backoff_max_s)
+    said: str | None = None
     while True:
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -168,9 +172,14 @@ async def stay_connected(
                     )
                 log.info("connected to broker %s:%d", settings.host, settings.port)
                 backoff.reset()
+                said = None
                 await session(client)
         except* aiomqtt.MqttError as group:  # the session's task group wraps errors; a bare one is wrapped too
-            log.warning("broker %s:%d: %s", settings.host, settings.port, group.exceptions[0])
+            reason = str(group.exceptions[0])
+            if reason != said:
+                log.warning("broker %s:%d: %s; reconnecting with backoff (up to %.0f s apart)",
+                            settings.host, settings.port, reason, backoff.max_s)
+            said = reason
         delay = backoff.next_delay()
-        log.info("reconnecting in %.1f s", delay)
+        log.debug("reconnecting in %.1f s", delay)
         await asyncio.sleep(delay)

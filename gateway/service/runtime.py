@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway import __version__
+from gateway.errors import GatewayError
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
+from sync.backoff import Backoff
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
@@ -25,6 +28,7 @@ from zoning.schedule import days_overdue, next_due
 log = logging.getLogger(__name__)
 
 _SOURCE_RESTART_S = 5.0
+_SOURCE_RESTART_MAX_S = 300.0
 _HEALTH_INTERVAL_S = 5.0
 
 
@@ -44,6 +48,7 @@ class Gateway:
         self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
         self.storage_watch = StorageWatch(settings.outbox.alert_percent)
         self.health_interval_s = _HEALTH_INTERVAL_S
+        self.source_restart_s = (_SOURCE_RESTART_S, _SOURCE_RESTART_MAX_S)  # first and longest pause
         self._overdue_reported: date | None = None
         self.pipeline = Pipeline(
             patient=g.patient,
@@ -120,14 +125,29 @@ class Gateway:
         loop.call_soon_threadsafe(self.uplink.refresh_status)
 
     async def _supervise_source(self) -> None:
-        # A failing device source must not stop delivery of what is already stored.
+        # A failing device source must not stop delivery of what is already stored. A cause that stays
+        # (no BlueZ on this machine) is said once; the tries after it are quiet and further apart.
+        backoff = Backoff(*self.source_restart_s)
+        said: str | None = None
         while True:
+            started = time.monotonic()
             try:
                 await self.source.run(self.pipeline.on_gatt_value)
                 return
-            except Exception:
-                log.exception("device source failed; restarting it in %.0f s", _SOURCE_RESTART_S)
-                await asyncio.sleep(_SOURCE_RESTART_S)
+            except Exception as exc:
+                if time.monotonic() - started > backoff.max_s:  # it ran a good while: a new failure
+                    backoff.reset()
+                    said = None
+                delay = backoff.next_delay()
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason == said:
+                    log.debug("device source still failing (%s); next try in %.1f s", reason, delay)
+                elif isinstance(exc, GatewayError | OSError):  # a condition of the machine: its one line
+                    log.error("device source: %s; trying again quietly, at most every %g s", exc, backoff.max_s)
+                else:  # a bug: its traceback, once
+                    log.exception("device source failed; trying again quietly, at most every %g s", backoff.max_s)
+                said = reason
+                await asyncio.sleep(delay)
 
     async def run(self) -> None:
         log.info(
