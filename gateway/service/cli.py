@@ -103,7 +103,7 @@ def _demo(args: argparse.Namespace) -> int:
         first = f"{result.first_ack_s:.2f} s" if result.first_ack_s is not None else "never"
         print(f"demo: {result.acknowledged} reading(s) acknowledged; first acknowledged {first} after start")
 
-    from gateway.demo.run import run_demo  # demo-only imports stay out of `run` and `status`
+    from gateway.demo import run_demo  # demo-only imports stay out of `run` and `status`
 
     if args.data_dir:
         if args.data_dir.exists() and not args.data_dir.is_dir():
