@@ -124,8 +124,9 @@ def check(root: Path) -> list[str]:
             where = f"{relative}:{line}"
             deep = module.split(".")[2:]
             if deep:
+                wanted = ", ".join(names) or deep[0]
                 problems.append(f"{where}: import {module} through its room: from {PACKAGE}.{target} import "
-                                f"{', '.join(names) or deep[0]} (and add it to {PACKAGE}/{target}/__init__.py's __all__)")
+                                f"{wanted} (and add it to {PACKAGE}/{target}/__init__.py's __all__)")
             if own is not None and relative not in ENTRY_POINTS:
                 graph[own].add(target)
                 evidence.setdefault((own, target), where)
