@@ -67,3 +67,9 @@ def test_a_room_without_docstring_or_all_is_named(tmp_path: Path) -> None:
     run = room_check(root)
     assert "gateway/bare/__init__.py: a room's __init__.py says what the room holds" in run.stdout
     assert "gateway/bare/__init__.py: a room's __init__.py names its public API in __all__" in run.stdout
+
+
+def test_a_benchmark_importing_the_tests_is_refused(tmp_path: Path) -> None:
+    root = project(tmp_path, {"bench/speed.py": "from tests.support import ROOT\n"})
+    run = room_check(root)
+    assert "bench/speed.py:1: bench/ must not import tests (tests.support)" in run.stdout

@@ -12,6 +12,7 @@ A room is a sub-package of `gateway/` (a folder with an `__init__.py`). The rule
    directly or through other rooms. The command line (`ENTRY_POINTS`) wires every room together and
    is left out of the cycle check, not out of rule 1.
 3. Every room's `__init__.py` has a docstring and an `__all__`.
+4. `bench/` does not import `tests/`: a benchmark measures the product, and what both need lives in bench/.
 
 Exit 0 when every rule holds; 1 with one line per problem otherwise. Standard library only, so it runs
 before anything is installed; the layer rules between top-level packages are ../shared/tools/check_layers.py.
@@ -130,6 +131,11 @@ def check(root: Path) -> list[str]:
             if own is not None and relative not in ENTRY_POINTS:
                 graph[own].add(target)
                 evidence.setdefault((own, target), where)
+    bench = root / "bench"
+    for path in sorted(bench.rglob("*.py")) if bench.is_dir() else []:
+        for line, module, _ in imports(root, path):
+            if module.split(".")[0] == "tests":
+                problems.append(f"{path.relative_to(root).as_posix()}:{line}: bench/ must not import tests ({module})")
     for component in cycles(graph):
         links = [f"{a} -> {b} ({evidence[(a, b)]})" for a in component for b in sorted(graph[a]) if b in component]
         problems.append(f"rooms import each other in a circle: {'; '.join(links)}")
