@@ -72,6 +72,9 @@ class Gateway:
             facts=self._status_facts,
         )
         self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
+        # For sources that cannot report their devices (the simulated home): when each last gave a reading.
+        self._last_reading: dict[str, datetime] = {}
+        self.pipeline.add_listener(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received))
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
@@ -95,6 +98,9 @@ class Gateway:
         status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
         if callable(status_of):
             devices = status_of()
+        else:  # the provisioned devices, as far as the readings tell
+            devices = [DeviceStatus(id=d.serial or d.address, kind=d.kind.value,
+                                    last_seen=self._last_reading.get(d.address)) for d in self.settings.devices]
         faults = self.storage_watch.faults(facts) + device_faults(devices)
         return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices))
 
