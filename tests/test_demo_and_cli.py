@@ -65,6 +65,24 @@ async def test_demo_against_a_named_broker_runs_fast_readings_and_leaves_no_reta
     assert json.loads(status.stdout)["outbox_depth"] == 0
 
 
+async def test_a_demo_stopped_by_sigterm_leaves_no_retained_status(mosquitto: Mosquitto) -> None:
+    import asyncio
+    import signal
+
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.service.cli", "demo", "--broker", f"127.0.0.1:{mosquitto.port}",
+        "--interval", "0.1", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert demo.stdout is not None
+    async with asyncio.timeout(30):
+        while b" acked " not in await demo.stdout.readline():
+            pass
+    demo.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        _, stderr = await demo.communicate()
+    assert demo.returncode == 0, stderr.decode()
+    assert await retained_under(mosquitto.port) == []  # not even the Last Will's "offline"
+
+
 def test_demo_against_an_unreachable_broker_says_so_in_one_line_at_once(tmp_path: Path) -> None:
     from gateway.demo import free_port
 

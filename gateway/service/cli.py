@@ -96,10 +96,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _demo(args: argparse.Namespace) -> int:
     async def go(data_dir: Path) -> None:
-        result = await run_demo(
-            data_dir=data_dir, broker=args.broker, protocol=args.mqtt_protocol,
-            readings=args.readings, interval_s=args.interval,
-        )
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # a clean stop, as Ctrl-C
+        try:
+            result = await run_demo(
+                data_dir=data_dir, broker=args.broker, protocol=args.mqtt_protocol,
+                readings=args.readings, interval_s=args.interval,
+            )
+        except asyncio.CancelledError:
+            print("dho-gateway: stopped", file=sys.stderr)
+            return
         first = f"{result.first_ack_s:.2f} s" if result.first_ack_s is not None else "never"
         print(f"demo: {result.acknowledged} reading(s) acknowledged; first acknowledged {first} after start")
 
