@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from tests.outbox_kill import run_trials
+from bench.kill_trials import run_trials
 
 
 def main() -> int:

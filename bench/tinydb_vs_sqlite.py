@@ -158,7 +158,7 @@ def main() -> None:
         aimed = max(1, args.kills // 10)
         print(f"  tinydb, killed between its write and truncate: {tinydb_aimed_kills(Path(tmp), aimed)} of {aimed} "
               "files do not open")
-    from tests.outbox_kill import run_trials
+    from bench.kill_trials import run_trials
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         report = run_trials(Path(tmp), args.kills, args.seed)

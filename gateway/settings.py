@@ -5,6 +5,7 @@ except the gateway's identity (id, tenant, patient) and what decides how a patie
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tomllib
 from datetime import date
@@ -231,6 +232,39 @@ def describe_validation_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
+def environment_override(*key: str | int) -> str | None:
+    """The `DHO_SECTION__KEY` variable that set this key (or the whole section above it), if one did."""
+    present = {name.upper(): name for name in os.environ if name.upper().startswith("DHO_")}
+    for depth in range(len(key), 0, -1):
+        found = present.get("DHO_" + "__".join(str(part) for part in key[:depth]).upper())
+        if found is not None:
+            return found
+    return None
+
+
+def origin(config: Path, *key: str) -> str:
+    """Who to blame for a key's value: the environment variable that overrode it, else the file."""
+    variable = environment_override(*key)
+    return f"environment variable {variable}" if variable else str(config)
+
+
+def check_data_dir(config: Path, g: GatewaySection, *, create: bool) -> None:
+    """`data_dir` must be a directory this process can write; with `create`, make it (owner-only).
+    Any problem is one ConfigError line naming who set it, the key, the path and the reason."""
+    where = f"{origin(config, 'gateway', 'data_dir')}: gateway.data_dir"
+    path = g.data_dir
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: {path} is a file, not a directory")
+    if not create:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: {path} is not writable by this user")
+
+
 def load_settings(path: Path) -> Settings:
     """Read and validate the file; any problem becomes one ConfigError line naming file, key and reason."""
     try:
@@ -244,7 +278,9 @@ def load_settings(path: Path) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+        variable = environment_override(*exc.errors()[0]["loc"])
+        blamed = f"environment variable {variable}" if variable else str(path)
+        raise ConfigError(f"{blamed}: {describe_validation_error(exc)}") from None
 
 
 def build_settings(data: dict[str, Any]) -> Settings:

@@ -56,6 +56,9 @@ class SimulatedHome:
         self._offset = clock_offset
         self.sent = 0
         self._last_time: datetime | None = None
+        # Faster than one a second, the stamps step a second each (below): a run of known length starts
+        # its clock that far back, so that its last stamp is now rather than in the future.
+        self._lead = timedelta(seconds=count * max(0.0, 1.0 - interval_s)) if count else timedelta(0)
 
     @property
     def devices(self) -> list[SimulatedDevice]:
@@ -66,9 +69,10 @@ class SimulatedHome:
 
         A real cuff takes half a minute per measurement and never stamps two with the same second; the
         gateway treats the same bytes twice as the same measurement fetched again. So with an interval
-        under a second this clock steps one second per measurement and runs ahead of the wall clock.
+        under a second this clock steps one second per measurement (an endless run's clock then runs ahead
+        of the wall clock).
         """
-        now = (datetime.now(self._zone) + self._offset).replace(tzinfo=None, microsecond=0)
+        now = (datetime.now(self._zone) + self._offset - self._lead).replace(tzinfo=None, microsecond=0)
         if self._last_time is not None and now <= self._last_time:
             now = self._last_time + timedelta(seconds=1)
         self._last_time = now

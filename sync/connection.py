@@ -45,12 +45,23 @@ class BrokerSettings(BaseModel):
         return self
 
     def tls_context(self) -> ssl.SSLContext | None:
+        """The client's TLS context. A file that is missing or does not load raises OSError naming the key
+        and the file (`mqtt.cert_file /etc/…/gateway.pem: no such file`)."""
         if self.insecure_dev:
             return None
         assert self.ca_file and self.cert_file and self.key_file  # checked by the validator
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        for key, path in (("ca_file", self.ca_file), ("cert_file", self.cert_file), ("key_file", self.key_file)):
+            if not path.is_file():
+                raise OSError(f"mqtt.{key} {path}: {'not a file' if path.exists() else 'no such file'}")
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"mqtt.ca_file {self.ca_file}: {exc}") from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        try:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"mqtt.cert_file {self.cert_file} with mqtt.key_file {self.key_file}: {exc}") from None
         return context
 
 
@@ -61,12 +72,6 @@ def make_client(
     will: aiomqtt.Will | None = None,
     max_inflight: int | None = None,
 ) -> aiomqtt.Client:
-    if settings.insecure_dev:
-        log.warning(
-            "MQTT to %s:%d WITHOUT TLS (insecure_dev = true): readings travel in clear text; never in production",
-            settings.host,
-            settings.port,
-        )
     client = aiomqtt.Client(
         settings.host,
         settings.port,
@@ -146,8 +151,18 @@ async def stay_connected(
     backoff_min_s: float = 0.5,
     backoff_max_s: float = 60.0,
 ) -> None:
-    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff."""
+    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff.
+
+    A broker that stays away is said once per cause; the reconnects while it lasts are logged at debug.
+    """
+    if settings.insecure_dev:
+        log.warning(
+            "MQTT to %s:%d WITHOUT TLS (insecure_dev = true): readings travel in clear text; never in production",
+            settings.host,
+            settings.port,
+        )
     backoff = Backoff(backoff_min_s, backoff_max_s)
+    said: str | None = None
     while True:
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -159,9 +174,14 @@ async def stay_connected(
                     )
                 log.info("connected to broker %s:%d", settings.host, settings.port)
                 backoff.reset()
+                said = None
                 await session(client)
         except* aiomqtt.MqttError as group:  # the session's task group wraps errors; a bare one is wrapped too
-            log.warning("broker %s:%d: %s", settings.host, settings.port, group.exceptions[0])
+            reason = str(group.exceptions[0])
+            if reason != said:
+                log.warning("broker %s:%d: %s; reconnecting with backoff (up to %.0f s apart)",
+                            settings.host, settings.port, reason, backoff.max_s)
+            said = reason
         delay = backoff.next_delay()
-        log.info("reconnecting in %.1f s", delay)
+        log.debug("reconnecting in %.1f s", delay)
         await asyncio.sleep(delay)

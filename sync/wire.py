@@ -2,31 +2,68 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic_core import to_jsonable_python
 
 from sync.signed import ConfigMessage
 
 PROTOCOL_VERSION: Literal[1] = 1
 
-# A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory.
-WireDecimal = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+# A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory. The
+# payloads are written by `_Wire.model_dump_json` with each decimal's own digits — 128 stays 128, 83.800 kg
+# stays 83.800, 0.005 kg steps are not binary fractions — and read back exactly by
+# `_Wire.model_validate_json`. (pydantic's own JSON mode, used only if a wire model is embedded in some
+# other model, falls back to a float.)
+WireDecimal = Annotated[
+    Decimal, Field(allow_inf_nan=False), PlainSerializer(float, return_type=float, when_used="json")
+]
 # device_unverified: the device's own stamp, kept because its clock's offset (read at connection) cannot
 # apply to it (stamped before a clock reset); undated: no plausible time, `effective` is the receive time.
 TimeSource = Literal["device_synced", "device_unsynced", "gateway_receive", "device_unverified", "undated"]
 WireZone = Literal["green", "yellow", "red", "unassessed"]
 
 
+def _encode(value: Any) -> str:
+    """Compact JSON as pydantic writes it, except that decimals go out as the numbers they are."""
+    if isinstance(value, Decimal):
+        return str(value)  # Decimal's text is JSON number syntax (128, 83.800, 1E+3); NaN is refused on input
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    return json.dumps(to_jsonable_python(value), ensure_ascii=False)
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def model_dump_json(self, **options: Any) -> str:
+        """The payload as sent. pydantic would write a Decimal as a string (or through a float): the
+        decimals are written here with their own digits."""
+        return _encode(self.model_dump(mode="python", **options))
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """Parse with every non-integer number as an exact Decimal (pydantic's own JSON parser goes
+        through a binary float: 83.800 would come back as 83.8, long values rounded)."""
+        try:
+            data = json.loads(json_data, parse_float=Decimal)
+        except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ValidationError.from_exception_data(cls.__name__, [
+                {"type": "json_invalid", "loc": (), "input": json_data, "ctx": {"error": str(exc)}}]) from None
+        return cls.model_validate(data, **options)
+
 
 class WireQuantity(_Wire):
-    value: WireDecimal
+    value: WireDecimal = Field(description="exact decimal with the device's resolution (128, 83.800, 36.95): "
+                               "read it as a decimal, not a binary float")
     unit: str = Field(description="UCUM unit: %, /min, mm[Hg], kg, Cel, mmol/L")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,6 +63,24 @@ async def test_demo_against_a_named_broker_runs_fast_readings_and_leaves_no_reta
     status = cli("status", "--config", str(config_for(tmp_path, mosquitto.port)), "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["outbox_depth"] == 0
+
+
+async def test_a_demo_stopped_by_sigterm_leaves_no_retained_status(mosquitto: Mosquitto) -> None:
+    import asyncio
+    import signal
+
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.service.cli", "demo", "--broker", f"127.0.0.1:{mosquitto.port}",
+        "--interval", "0.1", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert demo.stdout is not None
+    async with asyncio.timeout(30):
+        while b" acked " not in await demo.stdout.readline():
+            pass
+    demo.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        _, stderr = await demo.communicate()
+    assert demo.returncode == 0, stderr.decode()
+    assert await retained_under(mosquitto.port) == []  # not even the Last Will's "offline"
 
 
 def test_demo_against_an_unreachable_broker_says_so_in_one_line_at_once(tmp_path: Path) -> None:
@@ -125,9 +145,9 @@ def test_run_with_missing_tls_files_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(text.replace('data_dir = "/var/lib/dho-gateway"', f'data_dir = "{tmp_path}"'))
     run = cli("run", "--config", str(config))
-    assert run.returncode == 2
-    assert run.stderr.startswith("dho-gateway: error: mqtt: cannot load the TLS files")
-    assert "Traceback" not in run.stderr
+    error = one_line_error(run)
+    assert error.startswith("dho-gateway: error: mqtt: cannot load the TLS files")
+    assert "mqtt.ca_file /etc/dho-gateway/ca.pem: no such file" in error  # which key, which file
 
 
 def test_missing_key_beside_an_existing_outbox_is_refused_not_replaced(tmp_path: Path) -> None:
@@ -148,3 +168,50 @@ def test_wipe_after_a_demo_run(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert not (tmp_path / "outbox.key").exists() and not (tmp_path / "outbox.sqlite3").exists()
     assert "has not run yet" in cli("status", "--config", str(config)).stderr
+
+
+def one_line_error(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("dho-gateway: error: ")
+    return run.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_data_dir_that_is_a_file_is_one_line_naming_the_file_and_key(tmp_path: Path, command: str) -> None:
+    config = config_for(tmp_path, 1)
+    (tmp_path / "data").write_text("not a directory")
+    config.write_text(config.read_text().replace(f'data_dir = "{tmp_path}"', f'data_dir = "{tmp_path / "data"}"'))
+    error = one_line_error(cli(command, "--config", str(config), timeout=30))
+    assert "gateway.data_dir" in error and str(tmp_path / "data") in error and str(config) in error
+    assert "is a file, not a directory" in error
+
+
+def test_data_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    config = config_for(tmp_path, 1)
+    (tmp_path / "blocker").write_text("a file where a parent directory should be")
+    wanted = tmp_path / "blocker" / "data"
+    config.write_text(config.read_text().replace(f'data_dir = "{tmp_path}"', f'data_dir = "{wanted}"'))
+    error = one_line_error(cli("run", "--config", str(config), timeout=30))
+    assert "gateway.data_dir" in error and f"cannot create {wanted}" in error
+
+
+def test_demo_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("x")
+    error = one_line_error(cli("demo", "--data-dir", str(tmp_path / "data"), "--readings", "1", timeout=30))
+    assert "--data-dir" in error and str(tmp_path / "data") in error
+
+
+def test_an_environment_override_is_blamed_on_the_variable_not_the_file(tmp_path: Path) -> None:
+    config = config_for(tmp_path, 1)
+    error = one_line_error(cli("status", "--config", str(config), env={**os.environ, "DHO_MQTT__PORT": "eighty"}))
+    assert "environment variable DHO_MQTT__PORT" in error and "mqtt.port" in error
+    assert f"{config}:" not in error  # the file is fine: it must not be the one blamed
+
+
+def test_status_with_the_key_missing_beside_an_outbox_says_the_key_is_missing(tmp_path: Path) -> None:
+    config = config_for(tmp_path, 1)
+    (tmp_path / "outbox.sqlite3").write_bytes(b"")  # an outbox from an earlier run; its key is gone
+    error = one_line_error(cli("status", "--config", str(config)))
+    assert "key file" in error and "is missing: restore it" in error
+    assert "has not run yet" not in error

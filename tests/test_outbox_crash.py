@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.outbox_kill import run_trials
+from bench.kill_trials import run_trials
 
 
 def test_committed_readings_survive_sigkill_and_acknowledged_ones_stay_gone(tmp_path: Path) -> None:

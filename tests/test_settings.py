@@ -63,3 +63,11 @@ def test_cli_prints_one_line_and_exits_2_without_leaking_secrets(tmp_path: Path)
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_a_bad_environment_override_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DHO_SYNC__WINDOW", "50")
+    with pytest.raises(ConfigError) as info:
+        load_settings(EXAMPLE)
+    assert str(info.value).startswith("environment variable DHO_SYNC__WINDOW: sync.window: ")
+    assert str(EXAMPLE) not in str(info.value)

@@ -4,6 +4,10 @@ and `demo --readings N` with a short interval never reaches N."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from drivers.blood_pressure import decode_blood_pressure
 from hardware_sims.home import SimulatedHome
 
 
@@ -17,3 +21,8 @@ async def test_fast_readings_are_distinct_measurements_with_time_stamps_a_second
     await home.run(sink)
     assert len(values) == 50
     assert len(set(values)) == 50
+    stamps = [decode_blood_pressure(v).device_time for v in values]
+    assert all(s is not None for s in stamps)
+    assert stamps == sorted(stamps)
+    # A run of known length starts its clock back, so no reading is dated in the future.
+    assert max(s for s in stamps if s) <= datetime.now(ZoneInfo("Europe/Oslo")).replace(tzinfo=None)

@@ -12,11 +12,12 @@ from gateway.ble.bluez import (
     connect_bluez,
     register_agent,
 )
-from gateway.ble.source import BleBackends, BleDeviceSource
+from gateway.ble.source import BleBackends, BleDeviceSource, BluetoothUnavailable
 
 __all__ = [
     "BleBackends",
     "BleDeviceSource",
+    "BluetoothUnavailable",
     "BondRecovery",
     "PairingAgent",
     "PairingPolicy",

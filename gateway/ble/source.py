@@ -28,10 +28,15 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from drivers import Backoff, Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
+from gateway.errors import GatewayError
 from gateway.settings import DeviceSection
 from sync.wire import DeviceStatus
 
 log = logging.getLogger(__name__)
+
+
+class BluetoothUnavailable(GatewayError):
+    """No Bluetooth on this machine as configured (no BlueZ, no adapter): one line, then retried."""
 
 
 @dataclass
@@ -205,13 +210,21 @@ class BleDeviceSource:
 
     async def run(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        platform_failure: str | None = None
         if self.platform is not None:
             try:
                 self.reset_adapter = await self.platform(self.passkeys)
-            except Exception as exc:  # scanning below fails with the same cause, and is retried
-                log.error("BlueZ set-up failed: %s", exc)
+            except Exception as exc:  # scanning may still work (only pairing would not): try it
+                platform_failure = f"{type(exc).__name__}: {exc}"
         scanner = BleakScanner(self._seen, backend=self.backends.scanner, **self.backends.options)
-        await scanner.start()
+        try:
+            await scanner.start()
+        except Exception as exc:
+            cause = platform_failure or f"{type(exc).__name__}: {exc}"
+            raise BluetoothUnavailable(f"BlueZ cannot be reached, so no device can be read ({cause}): is "
+                                       "bluetoothd running and the Bluetooth adapter present?") from exc
+        if platform_failure is not None:
+            log.error("BlueZ set-up failed (%s): devices that need pairing cannot pair", platform_failure)
         watch = asyncio.get_running_loop().create_task(self._watch(scanner))
         try:
             await asyncio.Event().wait()  # sessions start from advertisements

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.errors import GatewayError
-from gateway.settings import ConfigError, Settings, load_settings
+from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
 from gateway.storage import KeyFileError
 
 EXIT_USAGE = 2
@@ -100,17 +100,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def _demo(args: argparse.Namespace) -> int:
     async def go(data_dir: Path) -> None:
-        result = await run_demo(
-            data_dir=data_dir, broker=args.broker, protocol=args.mqtt_protocol,
-            readings=args.readings, interval_s=args.interval,
-        )
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # a clean stop, as Ctrl-C
+        try:
+            result = await run_demo(
+                data_dir=data_dir, broker=args.broker, protocol=args.mqtt_protocol,
+                readings=args.readings, interval_s=args.interval,
+            )
+        except asyncio.CancelledError:
+            print("dho-gateway: stopped", file=sys.stderr)
+            return
         first = f"{result.first_ack_s:.2f} s" if result.first_ack_s is not None else "never"
         print(f"demo: {result.acknowledged} reading(s) acknowledged; first acknowledged {first} after start")
 
-    from gateway.demo.run import run_demo  # demo-only imports stay out of `run` and `status`
+    from gateway.demo import run_demo  # demo-only imports stay out of `run` and `status`
 
     if args.data_dir:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
+        if args.data_dir.exists() and not args.data_dir.is_dir():
+            raise ConfigError(f"--data-dir {args.data_dir}: is a file, not a directory")
+        try:
+            args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"--data-dir {args.data_dir}: cannot create it: {exc.strerror or exc}") from None
         asyncio.run(go(args.data_dir))
     else:
         with tempfile.TemporaryDirectory(prefix="dho-demo-") as tmp:
@@ -150,6 +162,8 @@ def _status(settings: Settings, as_json: bool) -> int:
     g = settings.gateway
     kek = key_source_for(g)
     if not kek.present():
+        if g.outbox_path.exists():
+            kek.load(create=False)  # an outbox without its key: raises, saying the key is missing
         raise KeyFileError(f"no {kek.describe()}: the gateway has not run yet with this configuration")
     outbox = SealedOutbox(g.outbox_path, kek.load(create=False))
     try:
@@ -249,9 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "simulate":
                 return _simulate(args)
             case "run":
-                return _run(load_settings(args.config))
+                settings = load_settings(args.config)
+                check_data_dir(args.config, settings.gateway, create=True)
+                return _run(settings)
             case "status":
-                return _status(load_settings(args.config), args.json)
+                settings = load_settings(args.config)
+                check_data_dir(args.config, settings.gateway, create=False)
+                return _status(settings, args.json)
             case "wipe":
                 return _wipe(load_settings(args.config), args.yes)
             case "kit":

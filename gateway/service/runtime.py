@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from drivers.measurement import MeasurementKind
 from gateway import __version__
+from gateway.errors import GatewayError
 from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_profile
 from gateway.readings import UNCERTAIN, Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
@@ -19,6 +21,7 @@ from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
 from gateway.web import PagesServer, ServiceFacts
+from sync.backoff import Backoff
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
@@ -30,6 +33,7 @@ from zoning.schedule import overdue
 log = logging.getLogger(__name__)
 
 _SOURCE_RESTART_S = 5.0
+_SOURCE_RESTART_MAX_S = 300.0
 _HEALTH_INTERVAL_S = 5.0
 
 
@@ -53,6 +57,7 @@ class Gateway:
         self.outbox = SealedOutbox(g.outbox_path, kek, max_bytes=settings.outbox.max_bytes)
         self.storage_watch = StorageWatch(settings.outbox.alert_percent)
         self.health_interval_s = _HEALTH_INTERVAL_S
+        self.source_restart_s = (_SOURCE_RESTART_S, _SOURCE_RESTART_MAX_S)  # first and longest pause
         self._overdue_reported: dict[MeasurementKind, date] = {}
         # The signed plan kept sealed, if one was ever applied; the standard profile only before that.
         self.plans = PlanKeeper(
@@ -135,6 +140,10 @@ class Gateway:
         self.uplink.post_event("reading_time_uncertain", {
             "device": reading.device.id, "reading": str(reading.id), "time_source": reading.time_source})
 
+        # For sources that cannot report their devices (the simulated home): when each last gave a reading.
+        self._last_reading: dict[str, datetime] = {}
+        self.pipeline.add_listener(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received))
+
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
         first = self.outbox.first_history_time(kind.value for kind in MeasurementKind)
@@ -157,6 +166,9 @@ class Gateway:
         status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
         if callable(status_of):
             devices = status_of()
+        else:  # the provisioned devices, as far as the readings tell
+            devices = [DeviceStatus(id=d.serial or d.address, kind=d.kind.value,
+                                    last_seen=self._last_reading.get(d.address)) for d in self.settings.devices]
         faults = (self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
                   + self._provisioning_faults())
         plan = self.pipeline.plan
@@ -209,14 +221,29 @@ class Gateway:
         loop.call_soon_threadsafe(self.uplink.refresh_status)
 
     async def _supervise_source(self) -> None:
-        # A failing device source must not stop delivery of what is already stored.
+        # A failing device source must not stop delivery of what is already stored. A cause that stays
+        # (no BlueZ on this machine) is said once; the tries after it are quiet and further apart.
+        backoff = Backoff(*self.source_restart_s)
+        said: str | None = None
         while True:
+            started = time.monotonic()
             try:
                 await self.source.run(self.pipeline.deliver)
                 return
-            except Exception:
-                log.exception("device source failed; restarting it in %.0f s", _SOURCE_RESTART_S)
-                await asyncio.sleep(_SOURCE_RESTART_S)
+            except Exception as exc:
+                if time.monotonic() - started > backoff.max_s:  # it ran a good while: a new failure
+                    backoff.reset()
+                    said = None
+                delay = backoff.next_delay()
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason == said:
+                    log.debug("device source still failing (%s); next try in %.1f s", reason, delay)
+                elif isinstance(exc, GatewayError | OSError):  # a condition of the machine: its one line
+                    log.error("device source: %s; trying again quietly, at most every %g s", exc, backoff.max_s)
+                else:  # a bug: its traceback, once
+                    log.exception("device source failed; trying again quietly, at most every %g s", backoff.max_s)
+                said = reason
+                await asyncio.sleep(delay)
 
     def _status_line(self) -> str:
         facts = self._storage_facts()

@@ -1,6 +1,6 @@
 """kill -9 at random moments while a writer process stores and acknowledges readings.
 
-Used by the CI test (30 trials) and the reliability suite `bench/outbox_kill.py` (1,000 trials).
+Used by the reliability suite `bench/outbox_kill.py` (1,000 trials) and the CI test (30 trials).
 SIGKILL is not power loss: it proves SQLite's commit protocol as we use it, not the SD card's
 honesty about fsync.
 """
