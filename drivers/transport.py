@@ -203,13 +203,15 @@ class Session:
                     await self._deliver_one(*self._values.get_nowait())
                 if not self.client.is_connected:
                     raise SessionError("the link was lost during the record transfer")
+                response = b""
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.05):
                         response = await self._racp.get()
-                        if len(response) >= 4 and response[0] == _RACP_RESPONSE and response[2] == request[0]:
-                            while not self._values.empty():
-                                await self._deliver_one(*self._values.get_nowait())
-                            return response[3]
+                # Delivering is outside the 50 ms poll: a store taking longer must not be cancelled halfway.
+                if len(response) >= 4 and response[0] == _RACP_RESPONSE and response[2] == request[0]:
+                    while not self._values.empty():
+                        await self._deliver_one(*self._values.get_nowait())
+                    return response[3]
 
     async def _fetch_records(self) -> None:
         request = RACP_REPORT_ALL

@@ -12,7 +12,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from drivers.measurement import MeasurementKind
 from zoning.models import Zone
 
-
 # What judging one reading needs of its kind's history, so a caller can read just that (issue 10.5):
 # every reading of the kind in the LOOKBACK before it (trend windows are at most 31 local days, the
 # jump median 7 days), and at least the AT_LEAST latest of the kind whatever their age (a consecutive

@@ -47,7 +47,7 @@ class _Pending(NamedTuple):
     reading: Reading
     assessment: Assessment
     payload: bytes
-    dedup: str | None
+    dedup: bytes | None
     past: PastReading
 
 
