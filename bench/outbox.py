@@ -25,7 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 # Run as a script, bench/ would come first on the path and bench/zoning.py would hide the zoning package.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers import uuids
 from drivers.measurement import MeasurementKind

@@ -32,7 +32,8 @@ NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 def weighing(kg: int, when: datetime) -> bytes:
     """Weight Measurement: SI units, time stamp present; 0.005 kg steps."""
-    return bytes([0b0000_0010]) + (kg * 200).to_bytes(2, "little") + date_time(when.astimezone(OSLO).replace(tzinfo=None))
+    stamp = date_time(when.astimezone(OSLO).replace(tzinfo=None))
+    return bytes([0b0000_0010]) + (kg * 200).to_bytes(2, "little") + stamp
 
 
 async def wait_until(condition: Any, timeout: float = 20.0) -> None:

@@ -57,7 +57,8 @@ async def test_an_event_survives_a_restart_while_offline_and_leaves_only_on_its_
         u.cancel()
         c.cancel()
     (event,) = store.events()
-    assert str(event.id) == stored.id and event.kind == "storage_fault" and event.detail == {"reason": "test", "held": 3}
+    assert str(event.id) == stored.id and event.kind == "storage_fault"
+    assert event.detail == {"reason": "test", "held": 3}
     assert json.loads(stored.payload)["gateway"] == "gw-ev-1"
     assert outbox.depth() == 0
     outbox.close()
