@@ -13,7 +13,7 @@ class OutboxUnavailable(RuntimeError):
 class OutboxEntry(NamedTuple):
     seq: int
     id: str
-    payload: bytes  # one WireReading as JSON, already unsealed
+    payload: bytes  # one WireReading (or, from `pending_events`, one Event) as JSON, already unsealed
 
 
 class Outbox(Protocol):
@@ -22,7 +22,15 @@ class Outbox(Protocol):
         ...
 
     def acknowledge(self, ids: Collection[str]) -> list[str]:
-        """Delete these entries for good; returns the ids that were still there."""
+        """Delete these readings or events for good; returns the ids that were still there."""
+        ...
+
+    def put_event(self, event_id: str, payload: bytes) -> None:
+        """Commit one Event (JSON) durably; it stays until its id is acknowledged. Idempotent per id."""
+        ...
+
+    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        """Unacknowledged events with seq > after_seq, oldest first."""
         ...
 
     def depth(self) -> int: ...

@@ -47,7 +47,7 @@ class StatusFacts(NamedTuple):
 def _no_facts() -> StatusFacts:
     return StatusFacts([])
 _OUTBOX_RETRY_S = 5.0
-_EVENTS_KEPT = 200
+_EVENTS_KEPT = 200  # events not yet committed to the outbox (it failing: a full disk) wait in memory
 
 
 class Uplink:
@@ -85,8 +85,11 @@ class Uplink:
         self._on_config = on_config
         # The latest baseline proposal (retained on the broker), waiting to be published.
         self._proposal: bytes | None = None
-        # Events wait here while offline; the durable state they report is in every status too.
-        self._events: deque[Event] = deque(maxlen=_EVENTS_KEPT)
+        # Events on their way into the outbox, where they wait (sealed, across restarts) for their ack.
+        self._unsaved: deque[Event] = deque(maxlen=_EVENTS_KEPT)
+        self._to_save = asyncio.Event()
+        self._saving_fails = False  # then the unsaved ones are sent from memory too (best effort)
+        self._sent_from_memory: set[uuid.UUID] = set()
         self._wake = asyncio.Event()
         self._status_changed = asyncio.Event()
         # batch id -> (reading ids still unacknowledged, monotonic send time)
@@ -103,11 +106,13 @@ class Uplink:
         self._status_changed.set()
 
     def post_event(self, kind: EventKind, detail: dict[str, str | int | float] | None = None) -> None:
-        """Queue an event for `up/events` (call on the event loop's thread)."""
-        self._events.append(Event(
+        """Send an event on `up/events` (call on the event loop's thread). It is committed to the outbox
+        at once (off the event loop) and leaves it only when the central service acks its id, like a
+        reading: a restart or a week offline loses none."""
+        self._unsaved.append(Event(
             gateway=self._topics.gateway, id=uuid.uuid4(), kind=kind, at=datetime.now(UTC), detail=detail or {},
         ))
-        self._wake.set()
+        self._to_save.set()
 
     def publish_proposal(self, payload: bytes) -> None:
         """Publish this baseline proposal (retained) as soon as connected; a newer one replaces it."""
@@ -119,10 +124,31 @@ class Uplink:
             offline = self._status("offline", last_will=True)
             return aiomqtt.Will(self._topics.status, offline.model_dump_json(), qos=1, retain=True)
 
-        # The broker's own in-flight limit must not be exceeded (Mosquitto's default is 20).
-        await stay_connected(
-            self._broker, self._topics.gateway, self._session, will=will, max_inflight=self._window
-        )
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._save_events())
+            # The broker's own in-flight limit must not be exceeded (Mosquitto's default is 20).
+            tasks.create_task(stay_connected(
+                self._broker, self._topics.gateway, self._session, will=will, max_inflight=self._window
+            ))
+
+    async def _save_events(self) -> None:
+        while True:
+            await self._to_save.wait()
+            self._to_save.clear()
+            while self._unsaved:
+                event = self._unsaved[0]
+                try:
+                    await asyncio.to_thread(self._outbox.put_event, str(event.id), event.model_dump_json().encode())
+                except OutboxUnavailable as exc:
+                    if not self._saving_fails:
+                        log.error("%s; events wait in memory and are sent from there meanwhile", exc)
+                    self._saving_fails = True
+                    self._wake.set()
+                    await asyncio.sleep(_OUTBOX_RETRY_S)
+                    continue
+                self._unsaved.popleft()
+                self._saving_fails = False
+                self._wake.set()
 
     def _status(self, state: str, *, last_will: bool = False) -> Status:
         if state != "online":
@@ -156,6 +182,7 @@ class Uplink:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._inflight.clear()
+        self._sent_from_memory.clear()
         await subscribe(client, self._topics.ack)
         if self._on_config is not None:
             # Retained: the plan in force is delivered again on every subscribe; the gateway knows it.
@@ -228,12 +255,13 @@ class Uplink:
         return max(0.0, oldest + self._ack_timeout_s - time.monotonic())
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        cursor = 0  # a fresh session re-sends everything still unacknowledged
+        cursor = event_cursor = 0  # a fresh session re-sends everything still unacknowledged
         while True:
             self._wake.clear()
-            while self._events:
-                await publish(client, self._topics.events, self._events[0].model_dump_json())
-                self._events.popleft()
+            if self._saving_fails:
+                for event in [e for e in self._unsaved if e.id not in self._sent_from_memory]:
+                    await publish(client, self._topics.events, event.model_dump_json())
+                    self._sent_from_memory.add(event.id)  # and again from the outbox once it is stored
             if self._proposal is not None:
                 proposal = self._proposal
                 await publish(client, self._topics.proposal, proposal, retain=True)
@@ -241,7 +269,17 @@ class Uplink:
                     self._proposal = None
             if self._expire():
                 log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
-                cursor = 0
+                cursor = event_cursor = 0
+            if len(self._inflight) < self._window:
+                try:
+                    events = await asyncio.to_thread(self._outbox.pending_events, event_cursor, self._batch_size)
+                except OutboxUnavailable as exc:
+                    log.error("%s; trying again in %.0f s", exc, _OUTBOX_RETRY_S)
+                    events = []
+                for entry in events:
+                    self._inflight[f"event:{entry.id}"] = ({entry.id}, time.monotonic())
+                    await publish(client, self._topics.events, entry.payload)
+                    event_cursor = entry.seq
             if len(self._inflight) < self._window:
                 try:
                     entries = await asyncio.to_thread(self._outbox.pending, cursor, self._batch_size)

@@ -140,7 +140,7 @@ class ReadingBatch(_Wire):
 
 class Ack(_Wire):
     v: Literal[1] = PROTOCOL_VERSION
-    ids: list[UUID] = Field(description="readings the central service has durably stored")
+    ids: list[UUID] = Field(description="readings and events the central service has durably stored")
 
 
 class DeviceStatus(_Wire):

@@ -64,3 +64,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def no_blocking() -> Iterator[None]:
+    """Fails the test (BlockingError) on a blocking call (file, socket, SQLite, sleep) made on the event
+    loop's thread from the gateway's own code: such work belongs in asyncio.to_thread."""
+    from blockbuster import blockbuster_ctx
+
+    with blockbuster_ctx(["gateway", "sync", "drivers", "zoning"]):
+        yield

@@ -73,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     wipe.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
     wipe.add_argument("--yes", action="store_true", help="really wipe (without it, only say what would go)")
 
+    outbox = commands.add_parser("outbox", help="repair the sealed outbox",
+                                 description="Repair commands for the sealed outbox (README: Operations).")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    salvage = outbox_commands.add_parser(
+        "salvage", help="copy every readable record of a damaged outbox into a new one",
+        description="Stop the gateway first. Reads every page of the outbox file and its WAL, keeps each "
+        "record that authenticates under its key, renames the damaged files (nothing is deleted) and "
+        "writes a new outbox with the records found.",
+    )
+    salvage.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
+
     simulate = commands.add_parser(
         "simulate", help="run simulated BLE devices through the gateway (technicians, CI)",
         description="Simulated Bluetooth LE devices (bumble, in process, no hardware) measured through the "
@@ -196,6 +207,22 @@ def _status(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+def _salvage(settings: Settings) -> int:
+    from gateway.storage import key_source_for, salvage
+
+    g = settings.gateway
+    if not g.outbox_path.exists():
+        raise KeyFileError(f"no outbox at {g.outbox_path}: nothing to salvage")
+    try:
+        done = salvage(g.outbox_path, key_source_for(g).load(create=False))
+    except OSError as exc:
+        raise KeyFileError(f"cannot salvage {g.outbox_path}: {exc}; nothing was moved") from None
+    print(f"salvaged {done.readings} reading(s) waiting for the central service, {done.events} event(s) and "
+          f"{done.history} history entr{'y' if done.history == 1 else 'ies'} into a new {g.outbox_path}")
+    print(f"the damaged file is kept as {done.moved_to} (remove it once the gateway runs again)")
+    return 0
+
+
 def _wipe(settings: Settings, really: bool) -> int:
     from gateway.storage import crypto_erase, key_source_for
 
@@ -270,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings = load_settings(args.config)
                 check_data_dir(args.config, settings.gateway, create=False)
                 return _status(settings, args.json)
+            case "outbox":
+                return _salvage(load_settings(args.config))
             case "wipe":
                 return _wipe(load_settings(args.config), args.yes)
             case "kit":

@@ -1,9 +1,10 @@
-"""The sealed, durable outbox, the keys that seal it, and crypto-erase."""
+"""The sealed, durable outbox, the keys that seal it, crypto-erase, and salvage of a damaged file."""
 
 from __future__ import annotations
 
 from gateway.storage.keys import KeyFile, KeyFileError, KeySource, SystemdCredential, key_source_for, load_or_create_key
-from gateway.storage.outbox import PutResult, SealedOutbox, StoreError
+from gateway.storage.outbox import PutResult, Remember, SealedOutbox, StoreError
+from gateway.storage.salvage import Salvaged, salvage
 from gateway.storage.wipe import crypto_erase, destroy_keys, remove_files
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "KeyFileError",
     "KeySource",
     "PutResult",
+    "Remember",
+    "Salvaged",
     "SealedOutbox",
     "StoreError",
     "SystemdCredential",
@@ -19,4 +22,5 @@ __all__ = [
     "key_source_for",
     "load_or_create_key",
     "remove_files",
+    "salvage",
 ]

@@ -19,6 +19,7 @@ health check read counters and index ends, never the whole file (issue 10.5).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -30,7 +31,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -107,6 +108,20 @@ CREATE TABLE IF NOT EXISTS unassigned (
 """
 
 _NO_KIND = ""  # the kind tag of an entry that only remembers a dedup tag
+
+_Table = Literal["outbox", "events"]
+_PENDING: dict[_Table, str] = {
+    "outbox": "SELECT seq, id, key_version, sealed FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+    "events": "SELECT seq, id, key_version, sealed FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+}
+_QUARANTINE: dict[_Table, str] = {
+    "outbox": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
+    "events": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM events WHERE seq = ?",
+}
+_DROP: dict[_Table, str] = {
+    "outbox": "DELETE FROM outbox WHERE seq = ?",
+    "events": "DELETE FROM events WHERE seq = ?",
+}
 
 
 class StoreError(GatewayError):
@@ -249,8 +264,8 @@ class SealedOutbox:
                 self._db.execute(f"PRAGMA max_page_count = {max(1, max_bytes // int(page_size))}")
             self._load_keys()
             # Counted once here, then kept by put/acknowledge: the 5 s health check reads counters.
-            (self._depth,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
-            (self._quarantined,) = self._db.execute("SELECT count(*) FROM quarantine").fetchone()
+            self._depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+            self._quarantined = int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
             (high,) = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
             self._high = int(high or 0)
         except sqlite3.OperationalError as exc:
@@ -410,10 +425,23 @@ class SealedOutbox:
                 self._db.execute("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  (kind, effective, seq, record_id, tag, hv, kept))
             elif tag is not None:
-                self._db.execute("INSERT INTO history VALUES (?, 0.0, ?, ?, ?, NULL, NULL)", (kind, seq, record_id, tag))
+                self._db.execute("INSERT INTO history VALUES (?, 0.0, ?, ?, ?, NULL, NULL)",
+                                 (kind, seq, record_id, tag))
         self._high = seq
         self._depth += 1
         return PutResult(record_id, new=True)
+
+    def restore_history(self, entries: Iterable[tuple[int, str, int, float, int | None, bytes | None]]) -> None:
+        """Salvage: history entries (seq, id, kind tag, effective, dedup tag, plaintext or None) as they were."""
+        with self._guard("restore its history"), self._transaction():
+            for seq, record_id, kind, effective, tag, entry in entries:
+                if entry is None:
+                    self._db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                                     (kind, effective, seq, record_id, tag))
+                    continue
+                hv, kept = self._seal(entry, functools.partial(history_aad, record_id, kind, effective, seq))
+                self._db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (kind, effective, seq, record_id, tag, hv, kept))
 
     def put_event(self, event_id: str, payload: bytes) -> None:
         """Seal and commit one event (up/events); it leaves when the central service acks its id.
@@ -432,29 +460,25 @@ class SealedOutbox:
         with self._guard("be read"):
             return self._pending("events", event_aad, after_seq, limit)
 
-    def _pending(self, table: str, aad: Callable[[str, int], bytes], after_seq: int, limit: int) -> list[OutboxEntry]:
+    def _pending(
+        self, table: _Table, aad: Callable[[str, int], bytes], after_seq: int, limit: int
+    ) -> list[OutboxEntry]:
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT seq, id, key_version, sealed FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
+            rows = self._db.execute(_PENDING[table], (after_seq, limit)).fetchall()
         entries = []
         for seq, record_id, key_version, sealed in rows:
             try:
-                entries.append(OutboxEntry(seq, record_id, self._unseal(key_version, bytes(sealed),
-                                                                        aad(record_id, key_version))))
+                plain = self._unseal(key_version, bytes(sealed), aad(record_id, key_version))
+                entries.append(OutboxEntry(seq, record_id, plain))
             except InvalidTag:
                 self._quarantine(table, seq, "authentication failed: the stored record was altered or corrupted")
         return entries
 
-    def _quarantine(self, table: str, seq: int, reason: str) -> None:
+    def _quarantine(self, table: _Table, seq: int, reason: str) -> None:
         log.error("outbox record #%d quarantined: %s", seq, reason)
         with self._transaction():
-            self._db.execute(
-                f"INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM {table} WHERE seq = ?",
-                (reason, time.time(), seq),
-            )
-            self._db.execute(f"DELETE FROM {table} WHERE seq = ?", (seq,))
+            self._db.execute(_QUARANTINE[table], (reason, time.time(), seq))
+            self._db.execute(_DROP[table], (seq,))
         if table == "outbox":
             self._depth -= 1
         self._quarantined += 1
@@ -477,7 +501,8 @@ class SealedOutbox:
                 row = None if seq is None else self._db.execute(
                     "DELETE FROM outbox WHERE seq = ? AND id = ? RETURNING id", (seq, record_id)).fetchone()
                 if row is None:
-                    moved = self._db.execute("DELETE FROM renumbered WHERE id = ? RETURNING seq", (record_id,)).fetchone()
+                    moved = self._db.execute(
+                        "DELETE FROM renumbered WHERE id = ? RETURNING seq", (record_id,)).fetchone()
                     if moved is not None:
                         row = self._db.execute("DELETE FROM outbox WHERE seq = ? AND id = ? RETURNING id",
                                                (moved[0], record_id)).fetchone()
