@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV := $(shell command -v uv 2>/dev/null)
 INSTALL := $(if $(UV),$(UV) pip install --python $(BIN)/python,$(BIN)/pip install --progress-bar off)
 
-.PHONY: demo test lint bench bench-reliability bench-tinydb schemas mosquitto clean
+.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb schemas mosquitto postgres clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,10 +44,25 @@ mosquitto:
 		{ echo "installing mosquitto from Debian's packages"; \
 		  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
 
+# The central side's tests need PostgreSQL on 127.0.0.1:5432, user postgres, trust auth. Started if it is
+# down; installed from Debian's packages if absent (then local TCP trust for the postgres user is added).
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+	  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then \
+	    echo "installing postgresql from Debian's packages"; \
+	    $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql && \
+	    hba=$$(ls -d /etc/postgresql/*/main | sort -V | tail -1)/pg_hba.conf && \
+	    $(SUDO) sed -i '1i host all postgres 127.0.0.1/32 trust' $$hba; \
+	  fi; \
+	  version=$$(ls /etc/postgresql | sort -V | tail -1); \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start || true; \
+	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -h 127.0.0.1 -p 5432 || echo "PostgreSQL is NOT running: the central tests that need it will fail"; }
+
 demo: $(DEMO_STAMP)
 	$(BIN)/dho-gateway demo
 
-test: $(STAMP) mosquitto
+test: $(STAMP) mosquitto postgres
 	$(BIN)/pytest
 
 # The layer rules between packages live in the shared design folder beside the checkout; the rules

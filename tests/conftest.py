@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +76,39 @@ def no_blocking() -> Iterator[None]:
 
     with blockbuster_ctx(["gateway", "sync", "drivers", "zoning"]):
         yield
+
+
+# PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres; `.ci/run` starts it): each test that asks
+# gets a throwaway database with a unique name, dropped afterwards. Unreachable is a failure, not a skip.
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _postgres_admin(sql: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not reachable ({exc}): run the tests through .ci/run, "
+                    "which starts it")
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    name = f"dho_test_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        _postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The central database, once on a SQLite file and once on a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "central.sqlite3")
+    else:
+        with throwaway_postgres() as url:
+            yield url

@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 
 from central.embedded import EmbeddedCentral
+from central.store.acl import mosquitto_acl
 from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.home import SimulatedHome
@@ -30,11 +31,15 @@ def pki(tmp_path: Path) -> ThrowawayCA:
     return ThrowawayCA(tmp_path)
 
 
+# The provisioned gateways of these tests: the ACL is generated from the registry, as in production.
+REGISTRY = [("t1", "gw-tls-1"), ("t1", "gw-intruder"), ("t2", "gw-other-tenant")]
+
+
 @pytest.fixture
 def tls_broker(tmp_path: Path, pki: ThrowawayCA) -> Iterator[Mosquitto]:
     server_cert, server_key = pki.issue("localhost", server=True)
     acl = tmp_path / "acl"
-    acl.write_text((CONFIG / "mosquitto.acl.example").read_text())
+    acl.write_text(mosquitto_acl(REGISTRY))
     # The shipped example's TLS lines, with this test's files.
     example = (CONFIG / "mosquitto.example.conf").read_text()
     lines = [line for line in example.splitlines()

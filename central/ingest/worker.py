@@ -222,6 +222,7 @@ class IngestWorker:
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic in subscriptions(self._group):
             await subscribe(client, topic)
+        log.info("worker %s ready: %s", self._identifier, ", ".join(subscriptions(self._group)))
         self.ready.set()
         messages = client.messages
         async for first in messages:

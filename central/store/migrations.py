@@ -31,11 +31,15 @@ LATEST = STEPS[-1][0]
 
 
 def _lock(conn: sa.Connection) -> None:
-    """Serialise concurrent migrators (N workers starting at once) until this transaction ends."""
+    """Serialise concurrent migrators (N workers starting at once) until this transaction ends; then
+    create the version table if this is a new database."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(4857001)"))
-    elif conn.dialect.name == "sqlite":
-        # Take SQLite's write lock now, before reading the version (a deferred BEGIN would read first).
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+    else:
+        # SQLite runs one writer at a time: IF NOT EXISTS cannot race, and the UPDATE takes the write
+        # lock before the version is read (a deferred BEGIN would read first).
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         conn.exec_driver_sql("UPDATE schema_version SET version = version")
 
 
@@ -49,7 +53,6 @@ def current_version(conn: sa.Connection) -> int:
 def migrate(engine: sa.Engine) -> int:
     """Bring the database to LATEST; returns the version it was at before."""
     with engine.begin() as conn:
-        schema.metadata.create_all(conn, tables=[schema.schema_version])
         _lock(conn)
         before = current_version(conn)
         if before > LATEST:
