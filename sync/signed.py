@@ -6,8 +6,8 @@ sides run the same code. What is signed (docs/plans.md, docs/decisions/0004-plan
     b"dho-signed/v1\\n" + role + b"\\n" + key id + b"\\n" + RFC 8785 canonical JSON of the payload
 
 Role and key id are inside the signed bytes, so a signature made "as verifier" cannot be relabelled as
-a prescriber's, nor attributed to another key id. Untrusted bytes are bounded before anything else looks at them: size, UTF-8, duplicate
-keys, NaN/Infinity, nesting depth.
+a prescriber's, nor attributed to another key id. Untrusted bytes are bounded before anything else looks
+at them: size, UTF-8, duplicate keys, NaN/Infinity, nesting depth.
 """
 
 from __future__ import annotations

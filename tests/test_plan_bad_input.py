@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def tenant() -> Tenant:
 
 
 @pytest.fixture
-async def box(tmp_path: Path, tenant: Tenant) -> Iterator[Box]:
+async def box(tmp_path: Path, tenant: Tenant) -> AsyncIterator[Box]:
     box = Box(tmp_path, tenant)
     await box.keeper.receive(message(signed(document(1), tenant.gp, tenant.nurse)))
     assert box.events == [("plan_applied", box.events[0][1])]
