@@ -176,9 +176,10 @@ def validate(model: type[_M], value: Any, what: str) -> _M:
 
 def describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 class TrustedKey(_Strict):
