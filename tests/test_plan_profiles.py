@@ -35,8 +35,12 @@ def test_a_profile_edited_on_the_box_fails_its_pin_and_stops_start_up(monkeypatc
         r.model_copy(update={"limit": Decimal(80)}) if r is red else r for r in shipped.rules)})
     assert (edited.id, edited.version) == ("standard-copd", 1)  # it still calls itself the standard profile
     monkeypatch.setattr(standard_module, "read_shipped_profile", lambda _name: edited)
-    with pytest.raises(ConfigError, match="do not match the hash pinned for this release"):
-        load_profile("standard-copd")
+    load_profile.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="do not match the hash pinned for this release"):
+            load_profile("standard-copd")
+    finally:
+        load_profile.cache_clear()
 
 
 def test_a_profile_file_path_is_refused(tmp_path: Path) -> None:
