@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -34,13 +35,14 @@ class Box:
         (tmp_path / "trust.json").write_bytes(tenant.trust_store(1).to_json())
         self.outbox = SealedOutbox(tmp_path / "outbox.sqlite3", self.kek)
         self.events: Events = []
+        self.now = NOW
         self.keeper = self.start()
 
     def start(self) -> PlanKeeper:
         plans = PlansSection(trust_store=self.tmp_path / "trust.json", root_key=self.tenant.root_key_b64)
         keeper = PlanKeeper(binding=BINDING, plans=plans, outbox=self.outbox, templates=ADVICE,
                             standard=standard_plan(load_profile("standard-copd"), ADVICE, date(2026, 1, 1)),
-                            now=lambda: NOW)
+                            now=lambda: self.now)
         keeper.events = lambda kind, detail: self.events.append((kind, dict(detail or {})))
         return keeper
 
@@ -239,3 +241,39 @@ def test_the_message_bytes_are_what_the_central_tool_writes(tenant: Tenant) -> N
                              in_force=_in_force(tenant.opened_store()), now=NOW, templates=ADVICE,
                              profiles=load_profile)
     assert accepted.plan is not None and accepted.plan.version == 2
+
+
+async def test_a_newer_trust_store_adds_and_revokes_keys_and_is_kept_over_the_provisioned_one(box: Box) -> None:
+    t = box.tenant
+    new_nurse = Signer("rn-lie", "verifier", "Nurse Kari Lie")
+    await box.keeper.receive(message(signed(document(2), t.gp, new_nurse), t.trust_store(2, [t.gp, new_nurse])))
+    assert [kind for kind, _ in box.events] == ["trust_store_updated", "plan_applied"]
+    assert (box.keeper.plan.version, box.keeper.trust_store and box.keeper.trust_store.version) == (2, 2)
+    # After a restart the kept v2 wins over the provisioned v1 file: the revoked nurse stays revoked.
+    keeper = box.restarted()
+    assert keeper.trust_store is not None and keeper.trust_store.version == 2
+    box.keeper, box.events[:] = keeper, []
+    await keeper.receive(message(signed(document(3), t.gp, t.nurse)))
+    assert "key rn-olsen is not in trust store v2" in str(box.events[-1][1]["reason"])
+    assert keeper.plan.version == 2
+
+
+async def test_a_key_not_yet_valid_is_refused(box: Box) -> None:
+    t = box.tenant
+    early = Signer("rn-new", "verifier", "Nurse New", not_before=NOW + timedelta(days=2))
+    await box.keeper.receive(message(signed(document(2), t.gp, early), t.trust_store(2, [t.gp, early])))
+    assert box.events[-1][0] == "plan_rejected"
+    assert "key rn-new (verifier) is not valid before 2026-11-27" in str(box.events[-1][1]["reason"])
+    # A message is all or nothing: the trust store that came with the refused plan is not kept either.
+    assert box.keeper.trust_store is not None and box.keeper.trust_store.version == 1
+
+
+def test_an_expired_plan_in_force_stays_and_the_status_says_so(tmp_path: Path, tenant: Tenant) -> None:
+    box = Box(tmp_path, tenant)
+    assert box.keeper.faults() == []
+    asyncio.run(box.keeper.receive(message(signed(document(1), tenant.gp, tenant.nurse))))
+    box.now = NOW + timedelta(days=400)
+    assert box.keeper.plan.version == 1
+    assert box.keeper.faults() == ["plan v1 expired on 2027-11-25: it stays in force until the doctor's renewed "
+                                   "plan arrives"]
+    box.outbox.close()
