@@ -277,3 +277,12 @@ def test_an_expired_plan_in_force_stays_and_the_status_says_so(tmp_path: Path, t
     assert box.keeper.faults() == ["plan v1 expired on 2027-11-25: it stays in force until the doctor's renewed "
                                    "plan arrives"]
     box.outbox.close()
+
+
+async def test_a_trust_store_sent_with_the_plan_in_force_only_updates_the_trust_store(box: Box) -> None:
+    """What `dho-central plan publish-trust-store` sends: the new store and the gateway's last plan."""
+    t = box.tenant
+    in_force = box.keeper.plan
+    await box.keeper.receive(message(signed(document(1), t.gp, t.nurse), t.trust_store(2, [t.gp, t.other_gp])))
+    assert box.events == [("trust_store_updated", {"version": 2, "keys": 2})]
+    assert box.keeper.plan is in_force

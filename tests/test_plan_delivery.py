@@ -217,3 +217,27 @@ async def test_a_plan_signed_by_two_people_reaches_the_gateway_and_changes_the_n
     signers = "ordered by Dr. Kari Hansen, GP (key gp-hansen); verified by Nurse Ola Olsen (key rn-olsen)"
     assert trail.count(signers) == 2
     assert "systolic pressure yellow at or below 95 mmHg instead of 100 mmHg, GP order 2026-11-20" in trail
+
+
+async def test_a_new_trust_store_is_published_with_each_gateways_last_plan(
+    tmp_path: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str],
+) -> None:
+    c = clinic(tmp_path)
+    plan = write_and_sign(tmp_path, c, 1, 100, "GP order 2026-11-02")
+    await publish(plan, c, mosquitto.port)
+    rotated = tmp_path / "trust-store-v2.json"
+    assert central("trust-store", "--tenant", TENANT, "--version", "2", "--key", c["keys"] / "gp-hansen.pub.json",
+                   "--root-key", c["keys"] / "root-2026.key", "--root-pub", c["root_pub"], "--out", rotated) == 0
+    capsys.readouterr()
+    code = await asyncio.to_thread(central, "publish-trust-store", rotated, "--root-pub", c["root_pub"],
+                                   "--gateway", GATEWAY, "--broker", f"127.0.0.1:{mosquitto.port}", "--insecure-dev",
+                                   "--audit", c["audit"])
+    assert code == 0
+    assert capsys.readouterr().out.strip() == f"published trust store v2 to gateway {GATEWAY} with its plan v1"
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="reader") as client:
+        await client.subscribe(f"dho/v1/{TENANT}/{GATEWAY}/down/config", qos=1)
+        async with asyncio.timeout(10):
+            message = await anext(aiter(client.messages))
+    retained = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
+    assert retained["trust_store"]["payload"]["version"] == 2
+    assert Envelope.parse(json.dumps(retained["plan"]).encode()).hash == Envelope.parse(plan.read_bytes()).hash

@@ -29,7 +29,9 @@ class AuditLog(Protocol):
 
     def entries(self, gateway: str | None = None) -> list[AuditEntry]: ...
 
-    def latest(self, tenant: str, gateway: str, patient: str) -> AuditEntry | None: ...
+    def latest(self, tenant: str, gateway: str, patient: str | None = None) -> AuditEntry | None:
+        """The plan published last for this gateway (and patient, if given)."""
+        ...
 
 
 class SqliteAuditLog:
@@ -55,10 +57,10 @@ class SqliteAuditLog:
                 else self._db.execute(sql + " WHERE gateway = ? ORDER BY rowid", (gateway,)))
         return [AuditEntry(*row) for row in rows]
 
-    def latest(self, tenant: str, gateway: str, patient: str) -> AuditEntry | None:
+    def latest(self, tenant: str, gateway: str, patient: str | None = None) -> AuditEntry | None:
         row = self._db.execute(
-            "SELECT * FROM published_plans WHERE tenant = ? AND gateway = ? AND patient = ? "
-            "ORDER BY version DESC LIMIT 1", (tenant, gateway, patient)).fetchone()
+            "SELECT * FROM published_plans WHERE tenant = ? AND gateway = ? AND (? IS NULL OR patient = ?) "
+            "ORDER BY rowid DESC LIMIT 1", (tenant, gateway, patient, patient)).fetchone()
         return None if row is None else AuditEntry(*row)
 
     def close(self) -> None:

@@ -184,21 +184,53 @@ def _publish(args: argparse.Namespace) -> int:
         changes = describe_changes(in_force, document)
         message = ConfigMessage(plan=envelope, trust_store=_read_envelope(args.trust_store) if args.with_trust_store
                                 else None)
-        broker = BrokerSettings(host=args.broker[0], port=args.broker[1], insecure_dev=args.insecure_dev,
-                                ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
-        asyncio.run(publish_config(broker, document.tenant, document.gateway, message))
+        asyncio.run(publish_config(_broker_settings(args), document.tenant, document.gateway, message))
         if before is None or before.plan_hash != envelope.hash:
             prescriber, verifier = (f"{k.holder} (key {k.id})" for k in check_two_people(
                 envelope, store, datetime.now(UTC)))
             audit.record(AuditEntry(datetime.now(UTC).isoformat(), document.tenant, document.gateway,
                                     document.patient, document.version, envelope.hash, prescriber, verifier,
                                     "\n".join(changes), envelope.to_json().decode()))
-    except ValidationError as exc:
-        raise CentralError(f"broker: {describe(exc)}") from None
     finally:
         audit.close()
     print(f"published {summary(document)} (retained) to gateway {document.gateway}; signed by {who}")
     return 0
+
+
+def _publish_trust_store(args: argparse.Namespace) -> int:
+    """A new trust store on its own (revocation without waiting for a new plan). The retained message of
+    each gateway is replaced, so it carries that gateway's last published plan along."""
+    store = _trust_store(args.trust_store, args.root_pub)
+    envelope = _read_envelope(args.trust_store)
+    broker = _broker_settings(args)
+    audit = SqliteAuditLog(args.audit)
+    try:
+        for gateway in args.gateway:
+            latest = audit.latest(store.tenant, gateway)
+            plan = Envelope.parse(latest.document.encode()) if latest else None
+            asyncio.run(publish_config(broker, store.tenant, gateway, ConfigMessage(plan=plan, trust_store=envelope)))
+            print(f"published trust store v{store.version} to gateway {gateway}"
+                  + (f" with its plan v{latest.version}" if latest else ""))
+    finally:
+        audit.close()
+    return 0
+
+
+def _broker_settings(args: argparse.Namespace) -> BrokerSettings:
+    try:
+        return BrokerSettings(host=args.broker[0], port=args.broker[1], insecure_dev=args.insecure_dev,
+                              ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
+    except ValidationError as exc:
+        raise CentralError(f"broker: {describe(exc)}") from None
+
+
+def _broker_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", type=_broker, required=True, metavar="HOST:PORT")
+    p.add_argument("--insecure-dev", action="store_true", help="plain TCP (development only)")
+    p.add_argument("--ca-file", type=Path)
+    p.add_argument("--cert-file", type=Path)
+    p.add_argument("--key-file", type=Path)
+    p.add_argument("--audit", type=Path, required=True, help="the audit trail (SQLite)")
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -288,14 +320,18 @@ def add_commands(subparsers: Subparsers) -> None:
         p.add_argument("--root-pub", type=Path, required=True, metavar="ROOT.pub.json")
         p.set_defaults(handler=handler)
         if name == "publish":
-            p.add_argument("--broker", type=_broker, required=True, metavar="HOST:PORT")
-            p.add_argument("--insecure-dev", action="store_true", help="plain TCP (development only)")
-            p.add_argument("--ca-file", type=Path)
-            p.add_argument("--cert-file", type=Path)
-            p.add_argument("--key-file", type=Path)
+            _broker_arguments(p)
             p.add_argument("--with-trust-store", action="store_true",
                            help="send the trust store along (a new version revokes the keys it leaves out)")
-            p.add_argument("--audit", type=Path, required=True, help="the audit trail (SQLite)")
+
+    p = commands.add_parser("publish-trust-store", help="send a new trust store version to gateways now",
+                            description="Revocation without waiting for a new plan: each gateway's retained "
+                            "message gets the new trust store and the plan published to it last.")
+    p.add_argument("trust_store", type=Path)
+    p.add_argument("--root-pub", type=Path, required=True, metavar="ROOT.pub.json")
+    p.add_argument("--gateway", action="append", required=True, help="a gateway of the tenant (repeat)")
+    _broker_arguments(p)
+    p.set_defaults(handler=_publish_trust_store)
 
     p = commands.add_parser("audit", help="every published plan with who ordered and who verified it")
     p.add_argument("--audit", type=Path, required=True)
