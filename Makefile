@@ -80,6 +80,7 @@ bench: $(STAMP) mosquitto
 	$(BIN)/python bench/zoning.py
 	$(BIN)/python bench/ble.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/plans.py
 
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)

@@ -1,5 +1,5 @@
-"""The central follow-up service: ingest workers, the database, FHIR output (another deployable than
-the gateway; it shares only the wire models and topic names in `sync`)."""
+"""The central follow-up service: ingest workers, the database, FHIR output, the clinicians' plan tool,
+the gateway CA (another deployable than the gateway; it shares only the wire models and topic names in `sync`)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from central.ca import commands as ca_commands
 from central.errors import CentralError
 from central.fhir import commands as fhir_commands
 from central.ingest import commands as ingest_commands
+from central.plans import commands as plans_commands
 from central.store import commands as store_commands
 
 
@@ -20,11 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dho-central",
         description="The central follow-up service: ingest workers (MQTT 5 consumer group), the database "
-        "(SQLite or PostgreSQL), the gateway registry, FHIR R4 output, the gateway certificate authority.",
+        "(SQLite or PostgreSQL), the gateway registry, FHIR R4 output, the clinicians' signed plans, "
+        "the gateway certificate authority.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for room in (ingest_commands, store_commands, fhir_commands, ca_commands):
+    for room in (ingest_commands, store_commands, fhir_commands, plans_commands, ca_commands):
         room.add_commands(subparsers)
     return parser
 

@@ -93,10 +93,17 @@ class OutboxSection(_Section):
 class ZoningSection(_Section):
     profile: str = Field(
         default="standard-blood-pressure",
-        pattern=_ID,
         description="a shipped standard profile, by name (pinned by content hash); a patient's own thresholds "
         "arrive only as a signed plan",
     )
+
+    @field_validator("profile")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if not re.match(_ID, value) or value.endswith((".toml", ".json")):
+            raise ValueError(f"{value!r} is not a shipped profile's name: profiles are never read from a file "
+                             "(a patient's own thresholds arrive as a signed plan)")
+        return value
     enrolled: date | None = Field(
         default=None, description="enrolment date (the 14 daily days count from it); default: the first reading"
     )

@@ -3,11 +3,11 @@
 Shared by the gateway (which verifies) and the central plan tool (which signs and verifies), so both
 sides run the same code. What is signed (docs/plans.md, docs/decisions/0004-plan-signing.md):
 
-    b"dho-signed/v1\\n" + role + b"\\n" + RFC 8785 canonical JSON of the payload
+    b"dho-signed/v1\\n" + role + b"\\n" + key id + b"\\n" + RFC 8785 canonical JSON of the payload
 
-The role is inside the signed bytes, so a signature made "as verifier" cannot be relabelled as a
-prescriber's. Untrusted bytes are bounded before anything else looks at them: size, UTF-8, duplicate
-keys, NaN/Infinity, nesting depth.
+Role and key id are inside the signed bytes, so a signature made "as verifier" cannot be relabelled as
+a prescriber's, nor attributed to another key id. Untrusted bytes are bounded before anything else looks
+at them: size, UTF-8, duplicate keys, NaN/Infinity, nesting depth.
 """
 
 from __future__ import annotations
@@ -96,8 +96,16 @@ def digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical(value)).hexdigest()
 
 
-def _signing_input(role: Role, payload: dict[str, Any]) -> bytes:
-    return _DOMAIN + role.encode() + b"\n" + canonical(payload)
+def _signing_input(role: Role, key_id: str, payload: dict[str, Any]) -> bytes:
+    return _DOMAIN + role.encode() + b"\n" + key_id.encode() + b"\n" + canonical(payload)
+
+
+def _b64(text: str) -> bytes:
+    """Strict base64: the one spelling of these bytes, so a flipped padding bit is not a second valid form."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise binascii.Error("not canonical base64")
+    return raw
 
 
 def encode_key(key: Ed25519PublicKey) -> str:
@@ -106,8 +114,7 @@ def encode_key(key: Ed25519PublicKey) -> str:
 
 def decode_key(text: str) -> Ed25519PublicKey:
     try:
-        raw = base64.b64decode(text, validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
+        return Ed25519PublicKey.from_public_bytes(_b64(text))
     except (binascii.Error, ValueError):
         raise SignedError("a public key must be 32 bytes of Ed25519, base64") from None
 
@@ -140,7 +147,7 @@ class Envelope(_Strict):
 
     def signed_by(self, key: Ed25519PrivateKey, key_id: str, role: Role) -> Envelope:
         """This envelope with one more signature."""
-        sig = base64.b64encode(key.sign(_signing_input(role, self.payload))).decode()
+        sig = base64.b64encode(key.sign(_signing_input(role, key_id, self.payload))).decode()
         return self.model_copy(update={"signatures": (*self.signatures, Signature(key=key_id, role=role, sig=sig))})
 
     def to_json(self) -> bytes:
@@ -149,8 +156,7 @@ class Envelope(_Strict):
 
 def check_signature(envelope: Envelope, signature: Signature, key: Ed25519PublicKey) -> None:
     try:
-        raw = base64.b64decode(signature.sig, validate=True)
-        key.verify(raw, _signing_input(signature.role, envelope.payload))
+        key.verify(_b64(signature.sig), _signing_input(signature.role, signature.key, envelope.payload))
     except (binascii.Error, InvalidSignature):
         raise SignedError(
             f"the signature by key {signature.key} does not match the document (altered after signing?)"
@@ -170,9 +176,10 @@ def validate(model: type[_M], value: Any, what: str) -> _M:
 
 def describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 class TrustedKey(_Strict):

@@ -15,6 +15,7 @@ RUNS = [
     ("bench/ble.py", "--decodes", "20", "--indications", "20"),
     ("bench/outbox_kill.py", "--trials", "2"),
     ("bench/latency.py", "--readings", "3", "--interval", "0.05"),
+    ("bench/plans.py", "--runs", "5"),
 ]
 
 

@@ -70,6 +70,7 @@ class Plan(BaseModel):
     overrides: tuple[Override, ...] = ()
     advice: AdviceBook
     enrolled: date
+    language: Language = Field(default="nb", description="the language the patient reads the advice in")
     plan_hash: str | None = Field(default=None, description="hash of the signed plan; None for a standard profile")
     measured: tuple[MeasurementKind, ...] = Field(
         default=(), description="the kinds the schedule asks for (each due on its own); empty: every kind "
@@ -113,9 +114,10 @@ class Plan(BaseModel):
         return keys
 
 
-def standard_plan(profile: Profile, advice: AdviceBook, enrolled: date) -> Plan:
+def standard_plan(profile: Profile, advice: AdviceBook, enrolled: date, language: Language = "nb") -> Plan:
     """Before the doctor's individual plan arrives: the standard profile as it is, its own version."""
-    return Plan(id=profile.id, version=profile.version, profile=profile, advice=advice, enrolled=enrolled)
+    return Plan(id=profile.id, version=profile.version, profile=profile, advice=advice, enrolled=enrolled,
+                language=language)
 
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -169,4 +171,5 @@ def plan_from_document(document: PlanDocument, profile: Profile, templates: Advi
         raise ValueError(f"plan is drafted on a {profile.id} v{profile.version} whose rules differ from the "
                          "one shipped on this gateway (profile hash mismatch)")
     return Plan(id=profile.id, version=document.version, profile=profile, overrides=document.overrides,
-                advice=templates.merged(document.advice), enrolled=document.schedule.enrolled, plan_hash=plan_hash)
+                advice=templates.merged(document.advice), enrolled=document.schedule.enrolled,
+                language=document.language, plan_hash=plan_hash)

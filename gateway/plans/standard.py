@@ -9,6 +9,7 @@ prints the new hash).
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -47,8 +48,10 @@ def read_shipped_profile(name: str) -> Profile:
         raise ConfigError(f"profile {name}: {describe_validation_error(exc)}") from None
 
 
+@functools.lru_cache(maxsize=16)
 def load_profile(name: str) -> Profile:
-    """A shipped profile by name, checked against its pinned content hash; anything else is a ConfigError."""
+    """A shipped profile by name, checked against its pinned content hash; anything else is a ConfigError.
+    Kept once checked (profiles are immutable, and a plan check would otherwise parse and hash it again)."""
     profile = read_shipped_profile(name)
     pin = PINNED.get(name)
     if pin is None or profile.content_hash() != pin:

@@ -62,7 +62,8 @@ class Gateway:
         # The signed plan kept sealed, if one was ever applied; the standard profile only before that.
         self.plans = PlanKeeper(
             binding=Binding(g.tenant, g.id, g.patient), plans=settings.plans, outbox=self.outbox, templates=advice,
-            standard=standard_plan(profile, advice, settings.zoning.enrolled or self._first_day(ZoneInfo(g.timezone))),
+            standard=standard_plan(profile, advice, settings.zoning.enrolled or self._first_day(ZoneInfo(g.timezone)),
+                                   settings.zoning.language),
         )
         self.pipeline = Pipeline(
             patient=g.patient,

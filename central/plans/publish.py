@@ -1,0 +1,22 @@
+"""Publishing a signed plan to its gateway's `down/config` topic: retained, QoS 1, PUBACK awaited."""
+
+from __future__ import annotations
+
+import aiomqtt
+
+from central.errors import CentralError
+from sync.connection import BrokerSettings, make_client, publish
+from sync.signed import ConfigMessage
+from sync.topics import Topics
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def publish_config(broker: BrokerSettings, tenant: str, gateway: str, message: ConfigMessage) -> None:
+    """Retained, so a gateway that is offline now gets it when it next connects."""
+    try:
+        async with make_client(broker, f"dho-central-plan-{gateway}") as client:
+            await publish(client, Topics(tenant, gateway).config, message.model_dump_json(exclude_none=True),
+                          retain=True)
+    except aiomqtt.MqttError as exc:
+        raise CentralError(f"broker {broker.host}:{broker.port}: {exc}; nothing was published") from None

@@ -1,0 +1,96 @@
+"""The 14-day baseline proposal goes up (retained, `up/proposal`) as a document the clinician can turn into an order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Collection
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import aiomqtt
+
+from drivers.measurement import MeasurementKind as K
+from gateway.plans import ProposalWatch, load_advice, load_profile
+from sync.connection import BrokerSettings
+from sync.outbox import OutboxEntry
+from sync.topics import Topics
+from sync.uplink import Uplink
+from sync.wire import BaselineProposal
+from tests.conftest import Mosquitto
+from tests.zoning_support import OSLO
+from zoning.history import PastReading
+from zoning.models import Zone
+from zoning.plan import standard_plan
+
+ENROLLED = date(2026, 11, 1)
+PLAN = standard_plan(load_profile("standard-copd-scale2"), load_advice(), ENROLLED)
+
+
+def days(spo2: list[int]) -> list[PastReading]:
+    return [PastReading(id=f"b{i}", kind=K.SPO2, values={"spo2": Decimal(v), "pulse": Decimal(72)},
+                        effective=datetime(2026, 11, 1 + i, 8, tzinfo=UTC), zone=Zone.GREEN)
+            for i, v in enumerate(spo2)]
+
+
+def test_the_proposal_is_sent_once_the_fourteen_days_are_over_and_again_only_when_it_changes() -> None:
+    sent: list[bytes] = []
+    clock = [datetime(2026, 11, 13, 12, tzinfo=UTC)]
+    watch = ProposalWatch(sent.append, gateway="gw-0001", patient="p-7f3a9c", tz=OSLO, now=lambda: clock[0])
+    history = days([90, 91, 89, 90, 90, 92, 90, 89, 90, 91, 90, 90, 89])
+    assert not watch.check(history, PLAN)  # day 13 of 14: still the start-up period
+    clock[0] = datetime(2026, 11, 14, 12, tzinfo=UTC)
+    history = days([90, 91, 89, 90, 90, 92, 90, 89, 90, 91, 90, 90, 89, 90])
+    assert watch.check(history, PLAN)
+    clock[0] += timedelta(minutes=5)
+    assert not watch.check(history, PLAN)  # the same proposal: not sent again
+    assert watch.check(days([90, 91, 89, 90, 90, 92, 90, 89, 90, 91, 90, 90, 89, 84]), PLAN)  # a new spread
+    proposal = BaselineProposal.model_validate_json(sent[0])
+    spo2 = next(c for c in proposal.components if c.component == "spo2")
+    assert (proposal.period, spo2.median, spo2.days) == ((date(2026, 11, 1), date(2026, 11, 14)), 90, 14)
+    assert [(b.zone, b.op, b.limit) for b in spo2.proposal] == [("yellow", "<=", 87), ("red", "<=", 85)]
+    assert (proposal.profile, proposal.rules_hash, proposal.plan_version) == (
+        "standard-copd-scale2", PLAN.rules_hash, None)
+
+
+class EmptyOutbox:
+    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        return []
+
+    def acknowledge(self, ids: Collection[str]) -> list[str]:
+        return []
+
+    def depth(self) -> int:
+        return 0
+
+
+async def first_message(port: int, topic: str) -> dict[str, Any]:
+    async with aiomqtt.Client("127.0.0.1", port, identifier="clinician") as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(20):
+            async for m in client.messages:
+                body: dict[str, Any] = json.loads(bytes(m.payload))  # type: ignore[arg-type,unused-ignore]
+                return body
+    raise AssertionError("no message")
+
+
+async def test_the_proposal_is_retained_on_the_broker_for_the_clinician(mosquitto: Mosquitto) -> None:
+    topics = Topics("demo-kommune", "gw-0001")
+    uplink = Uplink(EmptyOutbox(), BrokerSettings(port=mosquitto.port, insecure_dev=True), topics, version="t")
+    watch = ProposalWatch(uplink.publish_proposal, gateway="gw-0001", patient="p-7f3a9c", tz=OSLO,
+                          now=lambda: datetime(2026, 11, 14, 12, tzinfo=UTC))
+    assert watch.check(days([90, 91, 89, 90, 90, 92, 90, 89, 90, 91, 90, 90, 89, 90]), PLAN)
+    task = asyncio.create_task(uplink.run())
+    try:
+        live = await first_message(mosquitto.port, topics.proposal)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # Later, with the gateway gone: the clinician's tool still finds the latest proposal (retained).
+    got = await first_message(mosquitto.port, topics.proposal)
+    assert got == live
+    assert got["gateway"] == "gw-0001" and got["period"] == ["2026-11-01", "2026-11-14"]
+    assert {c["component"] for c in got["components"]} == {"spo2", "pulse"}
