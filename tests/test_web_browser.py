@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from hardware_sims.gatt_devices import SpotCheck
 from tests.browser_home import SCALE_USER, TECHNICIAN_PASSWORD, Home, running_home
@@ -21,8 +21,8 @@ from tests.conftest import Mosquitto
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
-KIOSK = {"width": 800, "height": 480}  # the Raspberry Pi touch display
-TABLET = {"width": 1024, "height": 768}
+KIOSK: ViewportSize = {"width": 800, "height": 480}  # the Raspberry Pi touch display
+TABLET: ViewportSize = {"width": 1024, "height": 768}
 SEEN_S = 15_000  # ms: a BLE session on the simulated radio, then the page
 
 
