@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # apt-get needs root: use sudo when we are not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench bench-reliability bench-tinydb schemas mosquitto clean
+.PHONY: demo test lint bench bench-reliability bench-tinydb schemas mosquitto chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -25,10 +25,16 @@ mosquitto:
 		{ echo "installing mosquitto from Debian's packages"; \
 		  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
 
+# The pages' browser tests drive Debian's chromium through Playwright (never a browser download).
+chromium:
+	@[ -x /usr/bin/chromium ] || \
+		{ echo "installing chromium from Debian's packages"; \
+		  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
 demo: $(STAMP)
 	$(BIN)/dho-gateway demo
 
-test: $(STAMP) mosquitto
+test: $(STAMP) mosquitto chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -40,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/zoning.py
 	$(BIN)/python bench/ble.py
+	$(BIN)/python bench/web.py
 
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)

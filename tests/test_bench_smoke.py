@@ -14,6 +14,7 @@ RUNS = [
     ("bench/zoning.py", "--per-day", "1", "--runs", "20"),
     ("bench/ble.py", "--decodes", "20", "--indications", "20"),
     ("bench/outbox_kill.py", "--trials", "2"),
+    ("bench/web.py", "--readings", "3", "--settle", "1"),
 ]
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from gateway import __version__
@@ -15,13 +16,15 @@ from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
-from gateway.web import PagesServer, ServiceFacts
 from sync.outbox import Outbox
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
 from sync.wire import DeviceStatus
 from zoning.plan import standard_plan
 from zoning.schedule import days_overdue, next_due
+
+if TYPE_CHECKING:
+    from gateway.web import PagesServer, ServiceFacts
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,11 @@ class Gateway:
         )
         self.pipeline.listeners.append(lambda _reading, _assessment: self.uplink.notify())
         self.pipeline.answers_listeners.append(lambda *_: self.uplink.notify())
-        self.web = PagesServer(self) if settings.web.enabled else None
+        self.web: PagesServer | None = None
+        if settings.web.enabled:  # imported only then: a gateway without pages does not carry FastAPI
+            from gateway.web import PagesServer
+
+            self.web = PagesServer(self)
 
     @property
     def broker_connected(self) -> bool:
@@ -84,6 +91,8 @@ class Gateway:
 
     def service_facts(self) -> ServiceFacts:
         """For the technician's page; blocking (it asks the outbox), so call it in a thread."""
+        from gateway.web import ServiceFacts
+
         facts = self._status_facts()
         storage = self._storage_facts()
         return ServiceFacts(storage.waiting, storage.oldest_waiting_s, storage.used_percent, facts.quarantined or 0,

@@ -45,6 +45,8 @@ class PagesServer:
         family = socket.AF_INET6 if ":" in web.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by accepted connections on Linux: a small response is not held back waiting for an ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((web.host, web.port))
         except OSError:
