@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 import statistics
 import subprocess
 import sys
@@ -130,6 +131,11 @@ def rss_of_run(web: bool, settle_s: float) -> int:
         process = subprocess.Popen([sys.executable, "-m", "gateway.service.cli", "run", "--config", str(config)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            started = time.monotonic()
+            while web and time.monotonic() - started < 30:  # until the pages listen
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+                time.sleep(0.05)
             time.sleep(settle_s / 2)
             if web:
                 with sync_playwright() as p:

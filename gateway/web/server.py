@@ -73,6 +73,13 @@ class PagesServer:
         self.ready.set()
         try:
             await server.serve(sockets=[sock])
+        except asyncio.CancelledError:
+            # The gateway stops: answer the pages' waiting requests and close the connections cleanly.
+            self.live.close()
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await server.shutdown(sockets=[sock])
+            raise
         except Exception:
             log.exception("web: the pages stopped; the gateway runs on without them")
         finally:
