@@ -138,6 +138,19 @@ def test_an_unassigned_weighing_confirmed_by_a_click_reaches_the_central_service
 def test_a_questionnaire_answered_by_clicks_gets_its_zone_is_stored_and_reaches_the_central_service(
         home: Home, page: Page) -> None:
     page.goto(home.url)
+    # Large type, big targets, nothing wider than the 800x480 screen, every control reachable by keyboard.
+    assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 20
+    small = page.evaluate("""[...document.querySelectorAll('button, a:not(.skip), label.choice')]
+        .filter(e => { const r = e.getBoundingClientRect(); return r.height < 44 || r.width < 44; })
+        .map(e => e.textContent.trim())""")
+    assert small == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= KIOSK["width"]
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Send svarene":
+            break
+    else:
+        pytest.fail("the questionnaire's button cannot be reached with the keyboard")
     page.get_by_role("group", name="Pusten").get_by_text("Tyngre enn vanlig", exact=True).click()
     page.get_by_role("group", name="Farge på slimet").get_by_text("Gult eller grønt").click()
     page.get_by_role("button", name="Send svarene").click()
