@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV := $(shell command -v uv 2>/dev/null)
 INSTALL := $(if $(UV),$(UV) pip install --python $(BIN)/python,$(BIN)/pip install --progress-bar off)
 
-.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb schemas mosquitto postgres clean
+.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb schemas mosquitto postgres chromium clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -59,10 +59,16 @@ postgres:
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	  pg_isready -h 127.0.0.1 -p 5432 || echo "PostgreSQL is NOT running: the central tests that need it will fail"; }
 
+# The pages' browser tests drive Debian's chromium through Playwright (never a browser download).
+chromium:
+	@[ -x /usr/bin/chromium ] || \
+		{ echo "installing chromium from Debian's packages"; \
+		  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
 demo: $(DEMO_STAMP)
 	$(BIN)/dho-gateway demo
 
-test: $(STAMP) mosquitto postgres
+test: $(STAMP) mosquitto postgres chromium
 	$(BIN)/pytest
 
 # The layer rules between packages live in the shared design folder beside the checkout; the rules
@@ -81,6 +87,7 @@ bench: $(STAMP) mosquitto
 	$(BIN)/python bench/ble.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/plans.py
+	$(BIN)/python bench/web.py
 
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)

@@ -16,6 +16,7 @@ RUNS = [
     ("bench/outbox_kill.py", "--trials", "2"),
     ("bench/latency.py", "--readings", "3", "--interval", "0.05"),
     ("bench/plans.py", "--runs", "5"),
+    ("bench/web.py", "--readings", "3", "--settle", "1"),
 ]
 
 

@@ -7,6 +7,7 @@ import logging
 import ssl
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from drivers.measurement import MeasurementKind
@@ -20,7 +21,6 @@ from gateway.service.notify import Health, Notifier, keep_watchdog, watchdog_int
 from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
-from gateway.web import PagesServer, ServiceFacts
 from sync.backoff import Backoff
 from sync.outbox import Outbox
 from sync.topics import Topics
@@ -29,6 +29,9 @@ from sync.wire import DeviceStatus
 from zoning.models import Assessment
 from zoning.plan import Plan, standard_plan
 from zoning.schedule import overdue
+
+if TYPE_CHECKING:
+    from gateway.web import PagesServer, ServiceFacts
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,11 @@ class Gateway:
         self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
         self.pipeline.post_event = self.uplink.post_event  # urgent device findings (glucose HI/LO)
         self.pipeline.answers_listeners.append(lambda *_: self.uplink.notify())
-        self.web = PagesServer(self) if settings.web.enabled else None
+        self.web: PagesServer | None = None
+        if settings.web.enabled:  # imported only then: a gateway without pages does not carry FastAPI
+            from gateway.web import PagesServer
+
+            self.web = PagesServer(self)
 
         self.plans.events = self.uplink.post_event
         self.plans.listeners.append(self._plan_changed)
@@ -122,6 +129,8 @@ class Gateway:
 
     def service_facts(self) -> ServiceFacts:
         """For the technician's page; blocking (it asks the outbox), so call it in a thread."""
+        from gateway.web import ServiceFacts
+
         facts = self._status_facts()
         storage = self._storage_facts()
         return ServiceFacts(storage.waiting, storage.oldest_waiting_s, storage.used_percent, facts.quarantined or 0,

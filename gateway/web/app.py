@@ -417,7 +417,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
                 address=d.address, kind=d.kind.value, model=d.model, serial=d.serial,
                 last_seen=st.last_seen if st else None, battery=st.battery if st else None,
                 pairing="lost: put it in pairing mode" if st and st.needs_pairing else (
-                    "not needed" if st is None else "ok"),
+                    "ok" if st and st.last_seen else "not seen yet"),
                 clock_offset_s=None if offset is None else round(offset.total_seconds(), 1),
                 last_reading=last.at if last else None, last_zone=last.zone.value if last else None))
         plan = gw.pipeline.plan

@@ -39,6 +39,7 @@ class LiveState:
     latest: dict[str, Latest] = field(default_factory=dict)
     devices: dict[str, DeviceLast] = field(default_factory=dict)
     version: int = 0
+    closed: bool = False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -81,9 +82,14 @@ class LiveState:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def close(self) -> None:
+        """The server is stopping: every waiting page gets its answer now."""
+        self.closed = True
+        self._changed.set()
+
     async def wait_change(self, since: int, timeout_s: float) -> int:
-        """The version once it differs from `since`, or the same after `timeout_s`."""
-        if self.version != since:
+        """The version once it differs from `since`, or the same after `timeout_s` (or when closing)."""
+        if self.version != since or self.closed:
             return self.version
         changed = self._changed
         try:

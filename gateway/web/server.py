@@ -45,6 +45,8 @@ class PagesServer:
         family = socket.AF_INET6 if ":" in web.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by accepted connections on Linux: a small response is not held back waiting for an ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((web.host, web.port))
         except OSError:
@@ -71,6 +73,13 @@ class PagesServer:
         self.ready.set()
         try:
             await server.serve(sockets=[sock])
+        except asyncio.CancelledError:
+            # The gateway stops: answer the pages' waiting requests and close the connections cleanly.
+            self.live.close()
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await server.shutdown(sockets=[sock])
+            raise
         except Exception:
             log.exception("web: the pages stopped; the gateway runs on without them")
         finally:

@@ -67,7 +67,7 @@ class PatientView(BaseModel):
 
 
 def number(value: Decimal, language: Language) -> str:
-    text = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+    text = format(value.normalize(), "f")  # 80.400 (a scale's 0.005 kg steps) is shown as 80.4
     return text.replace(".", ",") if language == "nb" else text
 
 

@@ -1,0 +1,204 @@
+"""The pages' HTTP surface against bad input: forged posts, wrong passwords, oversized bodies, unknown
+routes and strangers on the network each get a clear answer, and nothing stored changes."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from drivers.uuids import WEIGHT_MEASUREMENT
+from gateway.service import Gateway
+from gateway.settings import ConfigError, build_settings
+from gateway.web import LiveState, create_app, hash_password
+from gateway.web.app import BodyLimit, SecurityHeaders
+from gateway.web.security import LoginGuard
+from hardware_sims.home import SimulatedHome
+from tests.test_web_unassigned import SCALE, weighing
+
+PASSWORD = "a long technician password"
+HASH = hash_password(PASSWORD)
+
+
+def settings(tmp_path: Path, **web: Any) -> Any:
+    return build_settings({
+        "gateway": {"id": "gw-http", "tenant": "t", "patient": "p-http-1", "data_dir": str(tmp_path)},
+        "mqtt": {"host": "127.0.0.1", "port": 1, "insecure_dev": True},
+        "zoning": {"profile": "standard-copd"},
+        "web": {"port": 0, "technician_password_hash": HASH, **web},
+        "devices": [{"address": SCALE, "kind": "body_weight", "serial": "SCALE1", "user": 1}],
+    })
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    gw = Gateway(settings(tmp_path), SimulatedHome())
+    yield gw
+    gw.outbox.close()
+
+
+def client_for(gw: Gateway, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> TestClient:
+    app = create_app(gw, LiveState.following(gw.pipeline), guard=LoginGuard(free_failures=3))
+    return TestClient(SecurityHeaders(BodyLimit(app)), client=client, follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def stored_count(gw: Gateway) -> int:
+    return gw.outbox.depth()
+
+
+async def park_one(gw: Gateway) -> str:
+    now = datetime.now(ZoneInfo("Europe/Oslo")).replace(tzinfo=None, microsecond=0)
+    await gw.pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
+    return gw.pipeline.unassigned[0].id
+
+
+async def test_forged_posts_without_the_csrf_token_are_refused_and_change_nothing(gateway: Gateway) -> None:
+    waiting = await park_one(gateway)
+    client = client_for(gateway)
+    page = client.get("/")
+    assert page.status_code == 200 and "82,4 kg" in page.text
+    token = csrf_of(page.text)
+    other = client_for(gateway)
+    other_token = csrf_of(other.get("/").text)  # a token of another session is no good either
+    for data in ({"id": waiting, "answer": "yes"}, {"id": waiting, "answer": "yes", "csrf": other_token}):
+        r = client.post("/unassigned", data=data)
+        assert r.status_code == 403 and "Last siden på nytt" in r.text
+    r = client.post("/questionnaire", data={"breathlessness": "much_worse"})
+    assert r.status_code == 403
+    r = client.post("/api/questionnaire", json={"answers": {"breathlessness": "much_worse"}})
+    assert r.status_code == 403
+    r = client.post(f"/api/unassigned/{waiting}/confirm", headers={"X-CSRF-Token": other_token})
+    assert r.status_code == 403
+    r = client.post("/language", data={"language": "en"})
+    assert r.status_code == 403
+    assert stored_count(gateway) == 0 and [w.id for w in gateway.pipeline.unassigned] == [waiting]
+    assert gateway.pipeline.counts["questionnaires"] == 0
+    # With the session's own token the same requests work.
+    r = client.post(f"/api/unassigned/{waiting}/confirm", headers={"X-CSRF-Token": token})
+    assert r.status_code == 200 and r.json()["ok"] is True
+    assert stored_count(gateway) == 1 and gateway.pipeline.unassigned == []
+    r = client.post(f"/api/unassigned/{waiting}/confirm", headers={"X-CSRF-Token": token})
+    assert r.status_code == 404 and "answered already" in r.json()["detail"]
+
+
+def test_wrong_passwords_are_rate_limited_even_for_the_right_one_then(gateway: Gateway) -> None:
+    client = client_for(gateway)
+    login = client.get("/service")
+    assert login.status_code == 401 and "Password" in login.text
+    token = csrf_of(login.text)
+    assert client.get("/api/service").status_code == 401
+    for _ in range(3):
+        r = client.post("/service/login", data={"password": "guess", "csrf": token})
+        assert r.status_code == 401 and "wrong password" in r.text
+    r = client.post("/service/login", data={"password": PASSWORD, "csrf": token})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and "Too many wrong passwords" in r.text
+    assert client.get("/api/service").status_code == 401
+
+
+def test_login_gives_a_new_session_and_the_service_api(gateway: Gateway) -> None:
+    client = client_for(gateway)
+    token = csrf_of(client.get("/service").text)
+    before = client.cookies.get("dho_session")
+    r = client.post("/service/login", data={"password": PASSWORD, "csrf": token})
+    assert r.status_code == 303 and client.cookies.get("dho_session") != before
+    facts = client.get("/api/service").json()
+    assert facts["plan"] == "standard-copd" and facts["outbox_depth"] == 0
+    assert [d["kind"] for d in facts["devices"]] == ["body_weight"]
+    assert "simulated blood_pressure" in " ".join(n["what"] for n in facts["nearby"])
+    page = client.get("/service")
+    r = client.post("/service/logout", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and client.get("/api/service").status_code == 401
+
+
+def test_oversized_bodies_unknown_routes_and_bad_values_get_a_clear_answer(gateway: Gateway) -> None:
+    client = client_for(gateway)
+    token = csrf_of(client.get("/").text)
+    headers = {"X-CSRF-Token": token}
+    big = {"answers": {"breathlessness": "x" * 100_000}}
+    r = client.post("/api/questionnaire", json=big, headers=headers)
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    r = client.post("/api/questionnaire", content=iter([b"{" * 10_000] * 3), headers=headers)  # chunked
+    assert r.status_code == 413
+    r = client.post("/api/questionnaire", json={"answers": {"breathlessness": "terrible"}}, headers=headers)
+    assert r.status_code == 400 and "terrible" in r.json()["detail"]
+    r = client.post("/api/questionnaire", json={"answers": {}}, headers=headers)
+    assert r.status_code == 400 and "no question answered" in r.json()["detail"]
+    r = client.post("/api/questionnaire", content=b"not json", headers={**headers, "content-type": "application/json"})
+    assert r.status_code == 400
+    r = client.get("/no/such/page")
+    assert r.status_code == 404 and "Siden finnes ikke" in r.text
+    r = client.get("/api/nothing")
+    assert r.status_code == 404 and r.json() == {"detail": "no such page"}
+    assert client.delete("/").status_code == 405
+    r = client.post("/language", data={"language": "fr", "csrf": token})
+    assert r.status_code == 400
+    assert stored_count(gateway) == 0 and gateway.pipeline.counts["questionnaires"] == 0
+    r = client.post("/api/questionnaire", json={"answers": {"cough": "worse"}}, headers=headers)
+    assert r.status_code == 200 and r.json()["zone"] == "green" and stored_count(gateway) == 1
+
+
+def test_every_response_carries_the_security_headers_and_a_strict_cookie(gateway: Gateway) -> None:
+    client = client_for(gateway)
+    for path in ("/", "/service", "/nope", "/api/patient", "/static/page.css"):
+        r = client.get(path)
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    r = client_for(gateway).get("/")
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/patient", "/api/service", "/api/questionnaire", "/api/changes",
+            "/api/unassigned/{record_id}/{answer}"} <= set(schema["paths"])
+
+
+def test_from_the_home_network_every_page_needs_the_login(tmp_path: Path) -> None:
+    gw = Gateway(settings(tmp_path, lan=True, host="0.0.0.0"), SimulatedHome())
+    try:
+        stranger = client_for(gw, client=("192.168.1.23", 40000))
+        r = stranger.get("/")
+        assert r.status_code == 401 and "Password" in r.text and "Blodtrykk" not in r.text
+        assert stranger.get("/api/patient").status_code == 401
+        assert stranger.get("/live").status_code == 401
+        token = csrf_of(stranger.get("/service").text)
+        assert stranger.post("/service/login", data={"password": PASSWORD, "csrf": token}).status_code == 303
+        assert stranger.get("/api/patient").status_code == 200
+        assert client_for(gw).get("/").status_code == 200  # the box's own screen (loopback)
+    finally:
+        gw.outbox.close()
+
+
+def test_settings_keep_the_pages_on_the_box_unless_the_lan_is_opened_with_a_login(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not loopback: set lan = true"):
+        settings(tmp_path, host="0.0.0.0")
+    with pytest.raises(ConfigError, match="lan = true needs technician_password_hash"):
+        settings(tmp_path, lan=True, host="0.0.0.0", technician_password_hash=None)
+    with pytest.raises(ConfigError, match="not a scrypt hash"):
+        settings(tmp_path, technician_password_hash="plain text")
+
+
+async def test_no_patient_data_in_the_log(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    waiting = await park_one(gateway)
+    client = client_for(gateway)
+    token = csrf_of(client.get("/").text)
+    client.post("/unassigned", data={"id": waiting, "answer": "yes", "csrf": token})
+    client.post("/questionnaire", data={"breathlessness": "much_worse", "csrf": token})
+    client.post("/service/login", data={"password": PASSWORD, "csrf": token})
+    assert stored_count(gateway) == 2
+    for secret in ("82.4", "82,4", "much_worse", "p-http-1", PASSWORD):
+        assert secret not in caplog.text
