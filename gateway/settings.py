@@ -95,6 +95,16 @@ class ZoningSection(_Section):
     language: Literal["nb", "en"] = Field(default="nb", description="language of the advice shown to the patient")
 
 
+class PlansSection(_Section):
+    trust_store: Path | None = Field(
+        default=None, description="the tenant's trust store as provisioned (a root-signed envelope, JSON)"
+    )
+    root_key: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9+/]{43}=$",
+        description="the tenant's root public key (Ed25519, base64) that signs trust stores",
+    )
+
+
 class DeviceSection(_Section):
     address: str
     kind: MeasurementKind
@@ -134,6 +144,7 @@ class Settings(BaseSettings):
     sync: SyncSection = SyncSection()
     outbox: OutboxSection = OutboxSection()
     zoning: ZoningSection = ZoningSection()
+    plans: PlansSection = PlansSection()
     device_source: str = Field(default="bluez", description="where measurements come from")
     devices: list[DeviceSection] = Field(default_factory=list, description="devices provisioned for the patient")
 

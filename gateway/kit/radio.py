@@ -128,7 +128,7 @@ async def read_device_facts(address: str, kind: str, profile: str | None, backen
                     if raw is not None:
                         device_time = date_time(raw) if time_uuid == uuids.DATE_TIME else decode_current_time(raw)
                 if device_time is not None:
-                    facts.clock_offset_s = (device_time - now).total_seconds()
+                    facts.clock_offset_s = float(round((device_time - now).total_seconds()))  # whole seconds
                 if set_clock and raw is not None:
                     value = encode_current_time(datetime.now(ZoneInfo(timezone)).replace(tzinfo=None))
                     if time_uuid == uuids.DATE_TIME:
