@@ -107,7 +107,8 @@ async def test_an_expired_or_revoked_certificate_fails_the_check_with_the_reason
     assert old["certificate"][0] is False and old["certificate"][1].startswith("expired on ")
     assert old["broker"] == (False, f"127.0.0.1:{broker.port}: TLS refused: certificate expired")
     assert lost["certificate"][0] is True  # the certificate itself looks fine on the box ...
-    assert lost["broker"] == (False, f"127.0.0.1:{broker.port}: TLS refused: certificate revoked")  # ... not to the broker
+    # ... but not to the broker
+    assert lost["broker"] == (False, f"127.0.0.1:{broker.port}: TLS refused: certificate revoked")
 
 
 def test_the_command_exits_non_zero_on_a_failure_and_speaks_json(tmp_path: Path, office: Office) -> None:

@@ -52,7 +52,7 @@ def classify(name: str | None, service_uuids: list[str], service_data: list[str]
 
 
 async def scan(backends: BleBackends | None, seconds: float) -> list[Nearby]:
-    """Every device heard in `seconds`, strongest signal first."""
+    """Every device heard in `seconds`, strongest signal first (then by address: a stable numbering)."""
     found: dict[str, Nearby] = {}
     b = backends or BleBackends()
 
@@ -72,7 +72,7 @@ async def scan(backends: BleBackends | None, seconds: float) -> list[Nearby]:
         await asyncio.sleep(seconds)
     finally:
         await scanner.stop()
-    return sorted(found.values(), key=lambda n: -n.rssi)
+    return sorted(found.values(), key=lambda n: (-n.rssi, n.address))
 
 
 @dataclass
