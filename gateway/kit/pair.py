@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bleak.exc import BleakError
+
 from drivers import quirks_for
 from gateway.ble import BleBackends
 from gateway.kit import config_file
@@ -129,9 +131,14 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
             facts = None
             if not n.advertised_only:
                 out(f"{address}: connecting{' and pairing' if passkeys[address] is not None else ''} ...")
-                facts = await read_device_facts(address, n.kind, n.profile, backends, tz, set_clock=True,
-                                                pair=passkeys[address] is not None)
-                paired.append(Paired(n, facts, None, passkeys[address]))
+                paired.append(Paired(n, None, None, passkeys[address]))  # its bond goes too if anything fails
+                try:
+                    facts = await read_device_facts(address, n.kind, n.profile, backends, tz, set_clock=True,
+                                                    pair=passkeys[address] is not None)
+                except (BleakError, TimeoutError, OSError) as exc:
+                    hint = " (the wrong passkey?)" if passkeys[address] is not None else ""
+                    raise PairError(f"{address}: pairing failed{hint}: {exc}; nothing paired") from None
+                paired[-1].facts = facts
                 if request.serials and facts.serial not in request.serials:
                     raise PairError(f"{address} has serial {facts.serial!r}, not one of this kit's "
                                     f"({', '.join(sorted(request.serials))}): a neighbour's? refused")

@@ -51,7 +51,7 @@ def classify(name: str | None, service_uuids: list[str], service_data: list[str]
 
 
 async def scan(backends: BleBackends | None, seconds: float) -> list[Nearby]:
-    """Every device heard in `seconds`, strongest signal first."""
+    """Every device heard in `seconds`, strongest signal first (then by address: a stable numbering)."""
     found: dict[str, Nearby] = {}
     b = backends or BleBackends()
 
@@ -71,7 +71,7 @@ async def scan(backends: BleBackends | None, seconds: float) -> list[Nearby]:
         await asyncio.sleep(seconds)
     finally:
         await scanner.stop()
-    return sorted(found.values(), key=lambda n: -n.rssi)
+    return sorted(found.values(), key=lambda n: (-n.rssi, n.address))
 
 
 @dataclass
@@ -127,7 +127,7 @@ async def read_device_facts(address: str, kind: str, profile: str | None, backen
                     if raw is not None:
                         device_time = date_time(raw) if time_uuid == uuids.DATE_TIME else decode_current_time(raw)
                 if device_time is not None:
-                    facts.clock_offset_s = (device_time - now).total_seconds()
+                    facts.clock_offset_s = float(round((device_time - now).total_seconds()))  # whole seconds
                 if set_clock and raw is not None:
                     value = encode_current_time(datetime.now(ZoneInfo(timezone)).replace(tzinfo=None))
                     if time_uuid == uuids.DATE_TIME:

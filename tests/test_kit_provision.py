@@ -1,0 +1,121 @@
+"""`dho-gateway kit provision` and `install-cert`, as a technician runs them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from gateway.settings import load_settings
+from tests.kit_support import Office, gateway
+
+
+@pytest.fixture
+def office(tmp_path: Path) -> Office:
+    return Office.create(tmp_path / "office")
+
+
+def provision_args(tmp_path: Path, office: Office, *extra: str) -> list[str]:
+    trust = tmp_path / "trust.json"
+    trust.write_text('{"v": 1}')
+    return ["kit", "provision", "--config", str(tmp_path / "etc" / "gateway.toml"), "--gateway-id", "gw-0042",
+            "--tenant", "oslo-kommune", "--broker", "mqtt.example.no:8883", "--broker-ca", str(office.server.ca_file),
+            "--trust-store", str(trust), "--profile", "standard-copd", "--data-dir", str(tmp_path / "var"),
+            "--key-source", "file", *extra]
+
+
+def test_provision_writes_a_configuration_the_gateway_accepts_with_its_keys(tmp_path: Path, office: Office) -> None:
+    result = gateway(*provision_args(tmp_path, office, "--patient", "p-3c1f"))
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "etc" / "gateway.toml"
+    settings = load_settings(config)
+    g = settings.gateway
+    assert (g.id, g.tenant, g.patient, g.key_source) == ("gw-0042", "oslo-kommune", "p-3c1f", "file")
+    assert settings.device_source == "bluez" and settings.mqtt.insecure_dev is False
+    assert (settings.mqtt.host, settings.mqtt.port) == ("mqtt.example.no", 8883)
+    assert settings.zoning.profile == "standard-copd" and settings.zoning.enrolled is not None
+    assert settings.plans.trust_store == tmp_path / "etc" / "trust-store.json"
+    assert (tmp_path / "etc" / "trust-store.json").read_text() == '{"v": 1}'
+    assert (tmp_path / "etc" / "ca.pem").read_bytes() == office.server.ca_file.read_bytes()
+    for secret in (tmp_path / "etc" / "gateway.key", g.key_path):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert len(g.key_path.read_bytes()) == 32
+    csr = x509.load_pem_x509_csr((tmp_path / "etc" / "gateway.csr").read_bytes())
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "gw-0042"
+    assert "dho-central ca sign --gateway gw-0042" in result.stdout
+
+
+def test_provisioning_twice_without_force_changes_nothing_and_force_keeps_a_backup(
+    tmp_path: Path, office: Office
+) -> None:
+    assert gateway(*provision_args(tmp_path, office)).returncode == 0
+    config = tmp_path / "etc" / "gateway.toml"
+    before = {p.name: p.read_bytes() for p in [*(tmp_path / "etc").iterdir(), *(tmp_path / "var").iterdir()]}
+    patient = load_settings(config).gateway.patient
+    assert patient.startswith("p-")  # a random pseudonym when none was given
+
+    again = gateway(*provision_args(tmp_path, office))
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        f"dho-gateway: error: {config}: this kit is already provisioned as gateway gw-0042 (tenant oslo-kommune); "
+        "nothing changed. --force provisions it again (the file is backed up); a new patient: "
+        "`dho-gateway kit reissue`")
+    assert {p.name: p.read_bytes() for p in [*(tmp_path / "etc").iterdir(), *(tmp_path / "var").iterdir()]} == before
+
+    forced = gateway(*provision_args(tmp_path, office, "--force", "--profile", "standard-heart-failure"))
+    assert forced.returncode == 0, forced.stderr
+    backups = list((tmp_path / "etc").glob("gateway.toml.bak-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == before["gateway.toml"]
+    settings = load_settings(config)
+    assert settings.zoning.profile == "standard-heart-failure" and settings.gateway.patient == patient
+    # Same id: the client key and the KEK are kept (a new KEK beside an outbox would read nothing).
+    assert (tmp_path / "etc" / "gateway.key").read_bytes() == before["gateway.key"]
+    assert (tmp_path / "var" / "outbox.key").read_bytes() == before["outbox.key"]
+
+
+def test_a_new_patient_is_refused_on_a_kit_that_holds_an_outbox(tmp_path: Path, office: Office) -> None:
+    assert gateway(*provision_args(tmp_path, office, "--patient", "p-one")).returncode == 0
+    (tmp_path / "var" / "outbox.sqlite3").write_bytes(b"")  # the service ran for p-one
+    result = gateway(*provision_args(tmp_path, office, "--patient", "p-two", "--force"))
+    assert result.returncode == 2 and "only through `dho-gateway kit reissue`" in result.stderr
+    assert load_settings(tmp_path / "etc" / "gateway.toml").gateway.patient == "p-one"
+
+
+def test_install_cert_takes_only_this_kits_certificate(tmp_path: Path, office: Office) -> None:
+    assert gateway(*provision_args(tmp_path, office)).returncode == 0
+    etc = tmp_path / "etc"
+    office.ca.register("gw-0042")
+    office.ca.register("gw-0043")
+    from cryptography.hazmat.primitives import serialization
+
+    mine = office.ca.sign((etc / "gateway.csr").read_bytes(), "gw-0042")
+    (tmp_path / "mine.pem").write_bytes(mine.public_bytes(serialization.Encoding.PEM))
+    other_cert, _ = office.server.issue("gw-0043")
+    refused = gateway("kit", "install-cert", "--config", str(etc / "gateway.toml"), str(other_cert))
+    assert refused.returncode == 2 and "is for gateway 'gw-0043', not this kit (gw-0042)" in refused.stderr
+    assert not (etc / "gateway.pem").exists()
+    installed = gateway("kit", "install-cert", "--config", str(etc / "gateway.toml"), str(tmp_path / "mine.pem"))
+    assert installed.returncode == 0, installed.stderr
+    assert (etc / "gateway.pem").read_bytes() == (tmp_path / "mine.pem").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("systemd-creds") is None or os.geteuid() != 0,
+                    reason="systemd-creds with the host key needs systemd and root")
+def test_provision_makes_the_kek_as_an_encrypted_systemd_credential(tmp_path: Path, office: Office) -> None:
+    store = tmp_path / "credstore" / "dho-outbox-kek"
+    args = provision_args(tmp_path, office)
+    args[args.index("--key-source") + 1] = "systemd-credential"
+    result = gateway(*args, "--credential-store", str(store), "--with-key", "host")
+    assert result.returncode == 0, result.stderr
+    settings = load_settings(tmp_path / "etc" / "gateway.toml")
+    assert settings.gateway.key_source == "systemd-credential" and settings.gateway.key_credential_store == store
+    assert not (tmp_path / "var" / "outbox.key").exists()  # never a KEK in clear on the card
+    clear = subprocess.run(["systemd-creds", "decrypt", "--name=dho-outbox-kek", str(store), "-"],
+                           capture_output=True, check=True).stdout
+    assert len(clear) == 32 and clear not in store.read_bytes()
