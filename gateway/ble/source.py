@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from drivers.transport import Deliver, SessionError, SessionReport, connect_with
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.errors import GatewayError
 from gateway.settings import DeviceSection
+from sync.backoff import backoff_delay
 from sync.wire import DeviceStatus
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class BleDeviceSource:
             if self.bonds.failed(address, str(exc)):
                 await self._forget_bond(address)
             state.failures += 1
-            pause = min(self.retry_max_s, self.retry_base_s * 2 ** (state.failures - 1)) * random.uniform(0.5, 1.0)
+            pause = backoff_delay(state.failures, self.retry_base_s, self.retry_max_s)
             state.not_before = time.monotonic() + pause
             log.warning("device %s: %s; next try in %.0f s at the earliest", address, exc, pause)
         except Exception:
