@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.backoff import Backoff
+from sync.backoff import Backoff, backoff_delay
 
 
 def test_steps_double_up_to_the_ceiling_with_jitter_in_the_upper_half() -> None:
@@ -30,3 +30,8 @@ def test_reset_starts_again_from_the_first_step() -> None:
 def test_nonsense_bounds_are_refused() -> None:
     with pytest.raises(ValueError):
         Backoff(5.0, 1.0)
+
+
+def test_the_pause_after_n_failures_is_the_same_rule() -> None:
+    for failures, step in [(1, 5.0), (2, 10.0), (3, 20.0), (8, 600.0), (10_000, 600.0)]:
+        assert step / 2 <= backoff_delay(failures, 5.0, 600.0) <= step
