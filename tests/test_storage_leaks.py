@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from drivers import uuids
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
-from gateway.readings import Pipeline
+from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
 from gateway.storage import KeyFile, SealedOutbox, destroy_keys, load_or_create_key
 from hardware_sims.encoding import date_time, sfloat
@@ -88,3 +88,18 @@ def test_the_wipe_destroys_the_key_of_the_tags(tmp_path: Path) -> None:
     for table in wrapped_tables:
         assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
     db.close()
+
+
+def test_a_red_and_a_green_reading_have_records_of_the_same_size(tmp_path: Path) -> None:
+    # A zone changes the JSON's length by a few bytes ("red" vs "green", one more advice key).
+    store = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    for zone, advice in (("green", ""), ("red", ',"advice":["spo2.red","emergency"]')):
+        entry = b'{"kind":"spo2","values":{"spo2":"%s"},"zone":"%s"}' % (b"96" if zone == "green" else b"84",
+                                                                       zone.encode())
+        store.put(str(uuid7()), b'{"zone":"%s"%s}' % (zone.encode(), advice.encode()),
+                  remember=("spo2", 1000.0, entry))
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    assert len({n for (n,) in db.execute("SELECT length(sealed) FROM outbox")}) == 1
+    assert len({n for (n,) in db.execute("SELECT length(kept) FROM history")}) == 1
+    db.close()
+    store.close()

@@ -2,8 +2,8 @@
 
 Version 1 (before issue 10.1/10.6): an AUTOINCREMENT outbox with a unique index on `id`, a `seen`
 table of UNKEYED SHA-256 digests of the raw measurement bytes (the leak), and a history table keyed
-by id with a clear time index. Version 2 moves every reading and history entry across in one
-transaction (history entries are re-sealed under their new associated data and get keyed kind tags),
+by id with a clear time index, unpadded ciphertexts. Version 2 moves every reading and history entry
+across in one transaction (re-sealed padded under their new associated data; keyed kind tags),
 and drops the digests: a measurement stored before the upgrade and fetched again from a device's
 memory is then stored again under a new id (the central service sees two readings with the same
 values and device time; it happens at most once per record, only across the upgrade).
@@ -35,7 +35,21 @@ def migrate(db: sqlite3.Connection, kek: bytes, version: int, schema: str) -> No
 
 
 def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
-    from gateway.storage.outbox import TAG_KEY_AAD, history_aad, key_aad, keyed_tag, seq_of, unwrap, wrap
+    from gateway.storage.outbox import (
+        TAG_KEY_AAD,
+        history_aad,
+        key_aad,
+        keyed_tag,
+        outbox_aad,
+        pad,
+        seq_of,
+        unwrap,
+        wrap,
+    )
+
+    def reseal(key: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + key.encrypt(nonce, pad(plaintext), aad)
 
     keys: dict[int, AESGCM] = {}
     for version, wrapped in db.execute("SELECT version, wrapped FROM data_keys"):
@@ -48,7 +62,7 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
         db.execute("ALTER TABLE outbox RENAME TO outbox_v1")
         db.execute("ALTER TABLE history RENAME TO history_v1")
         db.execute("DROP INDEX IF EXISTS history_by_time")
-        for statement in schema.split(";"):
+        for statement in schema.split(";"):  # executescript would commit: one statement at a time
             if statement.strip():
                 db.execute(statement)
         tag_key = os.urandom(32)
@@ -60,6 +74,15 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
             seq = own if own is not None and own > high else high + 1
             if seq != own:
                 db.execute("INSERT INTO renumbered VALUES (?, ?)", (record_id, seq))
+            key, blob = keys.get(int(key_version)), bytes(sealed)
+            try:
+                if key is None:
+                    raise InvalidTag
+                plain = key.decrypt(blob[:12], blob[12:], f"dho-outbox/v1|{record_id}|{key_version}".encode())
+                sealed = reseal(key, plain, outbox_aad(str(record_id), int(key_version)))
+            except InvalidTag:
+                # Kept as it was: it fails authentication when sent and goes to quarantine, as it would have.
+                pass
             db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (seq, record_id, key_version, sealed, created))
             high = seq
         for record_id, effective, key_version, sealed in db.execute(
@@ -73,9 +96,7 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
                 continue  # it was left out of every trend already; it stays out
             kind = keyed_tag(tag_key, b"kind|" + str(json.loads(entry)["kind"]).encode())
             seq = seq_of(str(record_id)) or 0
-            nonce = os.urandom(12)
-            kept = nonce + key.encrypt(nonce, entry, history_aad(str(record_id), kind, float(effective), seq,
-                                                                 int(key_version)))
+            kept = reseal(key, entry, history_aad(str(record_id), kind, float(effective), seq, int(key_version)))
             db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, NULL, ?, ?)",
                        (kind, float(effective), seq, record_id, key_version, kept))
         for table in ("seen", "outbox_v1", "history_v1"):

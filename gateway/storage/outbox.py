@@ -46,7 +46,7 @@ SCHEMA_VERSION = 2
 _SCHEMA = """
 -- Data keys, each wrapped (AES-256-GCM) by the key-encryption key from the provisioned secret.
 CREATE TABLE IF NOT EXISTS data_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created REAL NOT NULL);
--- The key of the keyed tags below, wrapped by the KEK; the wipe deletes it with the data keys.
+-- The key of the keyed tags below, wrapped by the KEK, deleted by the wipe with the data keys.
 CREATE TABLE IF NOT EXISTS tag_key (one INTEGER PRIMARY KEY CHECK (one = 1), wrapped BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     -- The first 64 bits of the UUIDv7 id (its millisecond and counter): ids and sequence numbers grow
@@ -154,7 +154,7 @@ class Remember(NamedTuple):
 
 
 def outbox_aad(record_id: str, key_version: int) -> bytes:
-    return f"dho-outbox/v1|{record_id}|{key_version}".encode()
+    return f"dho-outbox/v2|{record_id}|{key_version}".encode()
 
 
 def event_aad(event_id: str, key_version: int) -> bytes:
@@ -193,6 +193,23 @@ def wrap(kek: AESGCM, secret: bytes, aad: bytes) -> bytes:
 
 def unwrap(kek: AESGCM, blob: bytes, aad: bytes) -> bytes:
     return kek.decrypt(blob[:12], blob[12:], aad)
+
+
+PAD_TO = 256
+
+
+def pad(plaintext: bytes) -> bytes:
+    """To the next multiple of PAD_TO (ISO/IEC 7816-4: 0x80, then zeros): a ciphertext's length must not
+    tell a red reading from a green one (the zone and advice keys change the JSON's length)."""
+    padded = plaintext + b"\x80"
+    return padded + b"\x00" * (-len(padded) % PAD_TO)
+
+
+def unpad(padded: bytes) -> bytes:
+    end = padded.rstrip(b"\x00")
+    if not end.endswith(b"\x80"):
+        raise InvalidTag  # authentic but not padded by this code: treat as not readable
+    return end[:-1]
 
 
 def seq_of(record_id: str) -> int | None:
@@ -376,13 +393,13 @@ class SealedOutbox:
     def _seal(self, plaintext: bytes, aad: Callable[[int], bytes]) -> tuple[int, bytes]:
         version = max(self._keys)
         nonce = os.urandom(12)
-        return version, nonce + self._keys[version].encrypt(nonce, plaintext, aad(version))
+        return version, nonce + self._keys[version].encrypt(nonce, pad(plaintext), aad(version))
 
     def _unseal(self, key_version: int, sealed: bytes, aad: bytes) -> bytes:
         key = self._keys.get(key_version)
         if key is None:
             raise InvalidTag  # a record whose key was retired or never existed cannot be authentic
-        return key.decrypt(sealed[:12], sealed[12:], aad)
+        return unpad(key.decrypt(sealed[:12], sealed[12:], aad))
 
     def _next_seq(self, record_id: str) -> tuple[int, bool]:
         """(seq, renumbered). Never at or below one handed out before by this process (the sync loop's

@@ -30,6 +30,7 @@ from gateway.storage.outbox import (
     key_aad,
     outbox_aad,
     seq_of,
+    unpad,
     unwrap,
 )
 
@@ -154,7 +155,7 @@ def salvage(path: Path, kek: bytes) -> Salvaged:
         if key is None or not isinstance(sealed, bytes):
             return None
         try:
-            return key.decrypt(sealed[:12], sealed[12:], aad)
+            return unpad(key.decrypt(sealed[:12], sealed[12:], aad))
         except (InvalidTag, ValueError):
             return None
 
