@@ -89,4 +89,4 @@ def test_provisioning_again_moves_a_kit_to_its_new_patient(database_url: str) ->
 def test_the_generated_acl_names_each_gateways_own_tenant() -> None:
     acl = mosquitto_acl([("t1", "gw-1"), ("t2", "gw-2")])
     assert "user gw-1\ntopic write dho/v1/t1/gw-1/up/#\ntopic read dho/v1/t1/gw-1/down/#" in acl
-    assert "pattern" not in acl and "dho/v1/+/gw-1" not in acl
+    assert not any(line.startswith("pattern") for line in acl.splitlines()) and "dho/v1/+/gw-1" not in acl

@@ -252,11 +252,17 @@ class Database:
                     ).scalars().all())
             if changes.devices:
                 d = schema.devices
-                for (tenant, _), device in sorted(changes.devices.items()):
-                    stmt = self._insert(d).values(id=device.id, tenant=tenant, resource=device.resource, updated_at=now)
-                    conn.execute(stmt.on_conflict_do_update(
-                        index_elements=[d.c.id], set_={"resource": device.resource, "updated_at": now}
-                    ))
+                ins = self._insert(d)
+                # One statement for all of them; a device whose resource did not change is not rewritten.
+                conn.execute(
+                    ins.on_conflict_do_update(
+                        index_elements=[d.c.id],
+                        set_={"resource": ins.excluded.resource, "updated_at": ins.excluded.updated_at},
+                        where=d.c.resource != ins.excluded.resource,
+                    ),
+                    [{"id": x.id, "tenant": tenant, "resource": x.resource, "updated_at": now}
+                     for (tenant, _), x in sorted(changes.devices.items())],
+                )
             if changes.events:
                 e = schema.events
                 rows = [
@@ -268,28 +274,43 @@ class Database:
                     self._insert(e).on_conflict_do_nothing().returning(e.c.id), rows
                 ).scalars().all())
             g = schema.gateways.c
-            for state in changes.states:
-                # A status older than the one kept (two workers, out of order) does not overwrite it.
+            p = sa.bindparam
+            # A status older than the one kept (two workers, out of order) does not overwrite it.
+            newer = sa.and_(g.id == p("b_id"), sa.or_(g.status_at.is_(None), g.status_at <= p("b_at")))
+            offline = [{"b_id": x.gateway, "b_at": x.at} for x in changes.states if x.state == "offline"]
+            if offline:
+                conn.execute(sa.update(schema.gateways).where(newer).values(state="offline", status_at=p("b_at")),
+                             offline)
+            online = [
+                {"b_id": x.gateway, "b_at": x.at, "b_version": x.software_version, "b_depth": x.outbox_depth,
+                 "b_used": x.outbox_used_percent, "b_quarantined": x.quarantined,
+                 "b_faults": json.dumps(list(x.faults)), "b_devices": x.devices}
+                for x in changes.states if x.state != "offline"
+            ]
+            if online:
+                conn.execute(
+                    sa.update(schema.gateways).where(newer).values(
+                        state="online", status_at=p("b_at"), software_version=p("b_version"),
+                        outbox_depth=p("b_depth"), outbox_used_percent=p("b_used"), quarantined=p("b_quarantined"),
+                        faults=p("b_faults"), devices=p("b_devices"),
+                    ),
+                    online,
+                )
+            if changes.seen:
                 conn.execute(
                     sa.update(schema.gateways)
-                    .where(g.id == state.gateway, sa.or_(g.status_at.is_(None), g.status_at <= state.at))
-                    .values(
-                        state=state.state, status_at=state.at,
-                        **({} if state.state == "offline" else {
-                            "software_version": state.software_version, "outbox_depth": state.outbox_depth,
-                            "outbox_used_percent": state.outbox_used_percent, "quarantined": state.quarantined,
-                            "faults": json.dumps(list(state.faults)), "devices": state.devices,
-                        }),
-                    )
+                    .where(g.id == p("b_id"), sa.or_(g.last_seen.is_(None), g.last_seen < p("b_seen")))
+                    .values(last_seen=p("b_seen")),
+                    [{"b_id": k, "b_seen": v} for k, v in sorted(changes.seen.items())],
                 )
-            for gateway, seen in sorted(changes.seen.items()):
+            if changes.plans:
                 conn.execute(
                     sa.update(schema.gateways)
-                    .where(g.id == gateway, sa.or_(g.last_seen.is_(None), g.last_seen < seen))
-                    .values(last_seen=seen)
+                    .where(g.id == p("b_id"), sa.or_(g.plan.is_(None), g.plan != p("b_plan"),
+                                                     g.plan_version != p("b_version")))
+                    .values(plan=p("b_plan"), plan_version=p("b_version")),
+                    [{"b_id": k, "b_plan": v[0], "b_version": v[1]} for k, v in sorted(changes.plans.items())],
                 )
-            for gateway, (plan, version) in sorted(changes.plans.items()):
-                conn.execute(sa.update(schema.gateways).where(g.id == gateway).values(plan=plan, plan_version=version))
             if changes.rejections:
                 conn.execute(
                     sa.insert(schema.rejections),
