@@ -326,14 +326,13 @@ class Pipeline:
                 (w.address, w.characteristic, w.data) == (item.address, item.characteristic, item.data)
                 for w in self._waiting.values()):
             return  # the same weighing sent again (a scale resends its memory): asked once
-        self.counts["unassigned"] += 1
         try:
             await asyncio.to_thread(self._outbox.park, item.id, item.payload(), UNASSIGNED_KEPT)
         except OutboxUnavailable as exc:
             # Kept in memory only: the question is still asked; a restart before the answer loses it.
-            self.storage_fault = str(exc)
             log.error("%s; the weighing waits for the patient's answer in memory only", exc)
         self._waiting[item.id] = item
+        self.counts["unassigned"] += 1
         while len(self._waiting) > UNASSIGNED_KEPT:
             del self._waiting[next(iter(self._waiting))]
         self._unassigned_changed()
