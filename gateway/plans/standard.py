@@ -22,9 +22,9 @@ from zoning.models import Profile
 
 PINNED: dict[str, str] = {
     "standard-blood-pressure": "sha256:d909c71d0bcd7cf329211dbfd7e8cbcce85764be28a0cdb26e0e5371496df891",
-    "standard-copd": "sha256:504c0c2e89495e6a11d225fa1f9b7fbfc48c1c276a28614bc2f573a18848371e",
-    "standard-copd-scale2": "sha256:d4ff6f7f03e7a09686c151af70f89f516047e43ca7cee5ef9308aa4d92829d2a",
-    "standard-heart-failure": "sha256:7aacd59212c01c3599901ca4adaaee2953ca421be86cde64be8a30e5ff830189",
+    "standard-copd": "sha256:115e1b7d26e50c4931c865cb0d45a3a5029b73eaac23e8e7215d8f11ebce2df8",
+    "standard-copd-scale2": "sha256:0f30632e5bfe501c853fde19dbc9c6d2a55a7d1da033a89fead7fa242e38a3e4",
+    "standard-heart-failure": "sha256:11ba7d3d026de186b093cf49e6bad3834c28b84d6b65328690f27fa0fe6afb78",
 }
 
 
