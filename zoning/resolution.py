@@ -15,6 +15,7 @@ whole numbers is judged exactly as before.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Literal
 
 from drivers.measurement import MeasurementKind
@@ -37,6 +38,7 @@ BAND_STEP: dict[tuple[MeasurementKind, str], Decimal] = {
 _EXACT = Decimal("0.001")  # a component without a clinical band resolution: compared (almost) exactly
 
 
+@lru_cache(maxsize=1024)  # a handful of rules, judged on every reading
 def band_step(kind: MeasurementKind, component: str, limit: Decimal) -> Decimal:
     """The component's band step, or the limit's own finer step when a doctor wrote a finer limit
     (35.05 °C is compared at 0.01 °C, not as if it said 35.0)."""

@@ -45,6 +45,11 @@ def check_patient_binding(data_dir: Path, outbox: Path, patient: str) -> None:
     if bound is None:
         data_dir.mkdir(parents=True, exist_ok=True)
         temporary = binding.with_suffix(".tmp")
-        temporary.write_text(mine + "\n", encoding="ascii")
-        os.replace(temporary, binding)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only, like all of data_dir
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(mine + "\n")
+            os.replace(temporary, binding)
+        except OSError as exc:
+            raise ConfigError(f"{binding}: cannot be written: {exc.strerror}") from None
         log.info("stored data bound to the configured patient")
