@@ -207,7 +207,9 @@ async def test_a_device_that_resends_its_whole_memory_is_stored_once(tmp_path: P
     cuff.faults.resends_history = True
     async with home(tmp_path, (cuff, {"profile": "omron-bp-standard"}), radio=radio) as h:
         await cuff.measure(CuffResult(128, 82, 72))
-        await wait_until(lambda: len(h.stored()) == 1 and cuff.connections == 1)
+        # The first session over, so the next measurement comes with a new connection (and the memory).
+        state = h.source.devices[cuff.address]
+        await wait_until(lambda: len(h.stored()) == 1 and cuff.connections == 1 and state.last_report is not None)
         cuff.clock_offset += timedelta(seconds=2)
         await cuff.measure(CuffResult(130, 84, 70))
         await wait_until(lambda: len(h.stored()) == 2 and h.pipeline.counts["duplicate"] == 1)
@@ -361,14 +363,17 @@ async def test_a_device_that_lost_its_bond_is_paired_again_and_nothing_is_lost(t
     cuff = await powered(BloodPressureCuff(radio, and_style=True, requires_bond=True))
     assert isinstance(cuff, BloodPressureCuff)
     async with home(tmp_path, (cuff, {"profile": "and-ua-651ble"}), radio=radio) as h:
+        state = h.source.devices[cuff.address]
         await cuff.measure(CuffResult(128, 82, 72))
-        await wait_until(lambda: len(h.stored()) == 1)  # paired (Just Works, bonded), then encrypted
+        # Paired (Just Works, bonded), then encrypted; and the session over (else the next measurement
+        # would still go out on the old, encrypted link).
+        await wait_until(lambda: len(h.stored()) == 1 and state.last_report is not None)
         await cuff.forget_bond()  # batteries out, or paired to a phone: the cuff forgot the gateway
         cuff.clock_offset += timedelta(seconds=2)
         await cuff.measure(CuffResult(131, 84, 70))
-        await wait_until(lambda: len(h.stored()) == 2)
-    state = h.source.devices[cuff.address]
-    assert state.sessions >= 2 and h.source.bonds.needs_pairing == set()
+        # The status's "put it in pairing mode" clears once the new pairing's session is over.
+        await wait_until(lambda: len(h.stored()) == 2 and state.sessions >= 2 and not h.source.bonds.needs_pairing)
+    assert [r["components"]["systolic"]["value"] for r in h.stored()] == [128.0, 131.0]
 
 
 async def test_a_continuous_oximeter_gives_one_reading_per_measurement_not_one_per_second(tmp_path: Path) -> None:

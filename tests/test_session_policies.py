@@ -117,7 +117,7 @@ def pipeline(outbox: SealedOutbox) -> Pipeline:
     device = DeviceSection(address="F0:5E:1A:00:00:02", kind=MeasurementKind.SPO2)
     plan = standard_plan(load_profile("standard-copd"), load_advice(), date(2026, 1, 1))
     return Pipeline(patient="p-test", devices={device.address: device}, plan=plan, outbox=outbox,
-                    zone=ZoneInfo("Europe/Oslo"), clock_tolerance=timedelta(minutes=5), held_limit=1)
+                    zone=ZoneInfo("Europe/Oslo"), clock_tolerance=timedelta(minutes=5), held_limit=2)
 
 
 SPOT_84 = bytes.fromhex("01 5400 5C00 EA070B18081E05")  # SpO2 84 %, pulse 92, with a time stamp
@@ -131,15 +131,17 @@ async def test_the_pipeline_says_stored_only_after_the_commit(pipeline: Pipeline
     assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, b"\x01\x54") is Delivery.NOT_A_READING
     assert await pipeline.deliver(address, uuids.CURRENT_TIME, bytes(10)) is Delivery.NOT_A_READING
     assert await pipeline.deliver("F0:AA:BB:CC:DD:01", uuids.PLX_SPOT_CHECK, SPOT_85) is Delivery.NOT_STORED
-    # The card is full: held in memory (the limit here is one), then refused; neither may be forgotten.
+    # The card is full: held in memory (the limit here is two), then refused; none may be forgotten.
     with pytest.raises(OutboxUnavailable):
         for _ in range(10_000):
             outbox.put(str(uuid7()), os.urandom(600))
     assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85) is Delivery.NOT_STORED
+    # The device keeps it and sends it again: still not stored, and not held twice.
+    assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85) is Delivery.NOT_STORED
     assert pipeline.held == 1
-    other = SPOT_85[:-1] + b"\x06"
-    assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, other) is Delivery.NOT_STORED
-    assert pipeline.counts["refused_storage_full"] == 1
+    for last_second in (b"\x06", b"\x07"):
+        assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85[:-1] + last_second) is Delivery.NOT_STORED
+    assert pipeline.held == 2 and pipeline.counts["refused_storage_full"] == 1
 
 
 def test_pure_users_of_the_drivers_never_import_a_radio_stack() -> None:
