@@ -448,6 +448,21 @@ async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed
     assert deleted_when_stored == [0] and oximeter.memory == []
 
 
+async def test_a_measurement_taken_during_the_download_is_not_deleted_unseen(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(oximeter, PulseOximeter)
+    await oximeter.measure(SpotCheck(96, 70))
+    oximeter.clock_offset += timedelta(minutes=1)
+    oximeter.faults.record_after_report = oximeter.encode(SpotCheck(88, 95))  # measured meanwhile
+    async with home(tmp_path, (oximeter, {}), radio=radio) as h:
+        await wait_until(lambda: oximeter.deleted == 2)
+    assert sorted(r["components"]["spo2"]["value"] for r in h.stored()) == [88.0, 96.0]
+    count, delete = bytes([0x04, 0x01]), bytes([0x02, 0x01])
+    # First session: reported 1, the device then holds 2: nothing deleted. Second: both fetched, deleted.
+    assert oximeter.requests == [bytes([0x01, 0x01]), count, bytes([0x01, 0x01]), count, delete]
+
+
 async def test_an_oximeter_spot_check_with_a_nan_pulse_keeps_its_saturation(tmp_path: Path) -> None:
     radio = VirtualRadio()
     oximeter = await powered(PulseOximeter(radio))
