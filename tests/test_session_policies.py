@@ -114,9 +114,10 @@ def outbox(tmp_path: Path) -> SealedOutbox:
 
 @pytest.fixture
 def pipeline(outbox: SealedOutbox) -> Pipeline:
-    device = DeviceSection(address="F0:5E:1A:00:00:02", kind=MeasurementKind.SPO2)
+    devices = [DeviceSection(address="F0:5E:1A:00:00:02", kind=MeasurementKind.SPO2),
+               DeviceSection(address="F0:5E:1A:00:00:06", kind=MeasurementKind.GLUCOSE)]
     plan = standard_plan(load_profile("standard-copd"), load_advice(), date(2026, 1, 1))
-    return Pipeline(patient="p-test", devices={device.address: device}, plan=plan, outbox=outbox,
+    return Pipeline(patient="p-test", devices={d.address: d for d in devices}, plan=plan, outbox=outbox,
                     zone=ZoneInfo("Europe/Oslo"), clock_tolerance=timedelta(minutes=5), held_limit=2)
 
 
@@ -142,6 +143,19 @@ async def test_the_pipeline_says_stored_only_after_the_commit(pipeline: Pipeline
     for last_second in (b"\x06", b"\x07"):
         assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85[:-1] + last_second) is Delivery.NOT_STORED
     assert pipeline.held == 2 and pipeline.counts["refused_storage_full"] == 1
+
+
+async def test_a_glucose_hi_without_a_number_is_stored_and_raises_the_urgent_event(pipeline: Pipeline) -> None:
+    events: list[tuple[str, dict[str, str | int | float]]] = []
+    pipeline.post_event = lambda kind, detail: events.append((kind, detail))
+    # Concentration +INFINITY (FE 07) with sensor status b5 (HI): the meter could not put a number on it.
+    hi = bytes.fromhex("0E 0900 EA070B18081E05 FE07 11 2000")
+    reading = await pipeline.on_gatt_value("F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi)
+    assert reading is not None and reading.measurement.components == {}
+    assert events == [("glucose_out_of_range", {"reading": str(reading.id), "range": "above"})]
+    # The same record fetched again is a duplicate: no second event.
+    assert await pipeline.deliver("F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi) is Delivery.STORED
+    assert len(events) == 1
 
 
 def test_pure_users_of_the_drivers_never_import_a_radio_stack() -> None:
