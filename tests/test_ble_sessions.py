@@ -416,19 +416,29 @@ async def test_a_continuous_oximeter_never_keeps_a_milder_value_over_a_worse_one
     assert f"device: {flag}" in reading["assessment"]["control"]
 
 
+FULL_CARD = 128 * 1024
+
+
+def fill_outbox(tmp_path: Path, bound: int) -> list[str]:
+    """The card is full: fill an outbox bounded at `bound` bytes until it refuses, as a full disk does."""
+    full = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"), max_bytes=bound)
+    ids: list[str] = []
+    with pytest.raises(OutboxUnavailable):
+        for _ in range(10_000):
+            record = str(uuid7())
+            full.put(record, json.dumps({"filler": os.urandom(300).hex()}).encode())
+            ids.append(record)
+    full.close()
+    return ids
+
+
 async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed_it(tmp_path: Path) -> None:
     radio = VirtualRadio()
     oximeter = await powered(PulseOximeter(radio))
     assert isinstance(oximeter, PulseOximeter)
     await oximeter.measure(SpotCheck(84, 92))
-    # The card is full: fill an outbox bounded at 128 KiB until it refuses, as a full disk does.
-    bound = 128 * 1024
-    full = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"), max_bytes=bound)
-    with pytest.raises(OutboxUnavailable):
-        for _ in range(10_000):
-            full.put(str(uuid7()), json.dumps({"filler": os.urandom(300).hex()}).encode())
-    full.close()
-    async with home(tmp_path, (oximeter, {}), radio=radio, outbox_bytes=bound) as h:
+    fill_outbox(tmp_path, FULL_CARD)
+    async with home(tmp_path, (oximeter, {}), radio=radio, outbox_bytes=FULL_CARD) as h:
         state = h.source.devices[oximeter.address]
         await wait_until(lambda: state.last_report is not None)
         assert h.pipeline.held >= 1  # the reading exists only in memory
@@ -446,6 +456,26 @@ async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed
     (reading,) = [r for r in h.stored() if r.get("type") == "spo2"]
     assert reading["components"]["spo2"]["value"] == 84.0 and reading["assessment"]["zone"] == "red"
     assert deleted_when_stored == [0] and oximeter.memory == []
+
+
+async def test_an_oximeter_is_erased_once_its_held_reading_reaches_the_outbox_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(oximeter, PulseOximeter)
+    await oximeter.measure(SpotCheck(84, 92))
+    fillers = fill_outbox(tmp_path, FULL_CARD)
+    async with home(tmp_path, (oximeter, {}), radio=radio, outbox_bytes=FULL_CARD) as h:
+        state = h.source.devices[oximeter.address]
+        await wait_until(lambda: state.last_report is not None and h.pipeline.held == 1)
+        assert oximeter.deleted == 0
+        h.outbox.acknowledge(fillers)  # the central service confirmed what filled the card: room again
+        await h.pipeline.store_held()  # what the runtime does every 5 s
+        assert h.pipeline.held == 0
+        await wait_until(lambda: oximeter.deleted == 1)  # the device's next visit: a duplicate, now stored
+    (reading,) = [r for r in h.stored() if r.get("type") == "spo2"]
+    assert reading["components"]["spo2"]["value"] == 84.0 and h.pipeline.counts["stored"] == 1
 
 
 async def test_a_measurement_taken_during_the_download_is_not_deleted_unseen(tmp_path: Path) -> None:
