@@ -37,7 +37,8 @@ from drivers.quirks import DeviceQuirks
 log = logging.getLogger(__name__)
 
 RACP_DELETE_ALL = bytes([0x02, 0x01])
-_RACP_RESPONSE = 0x06
+RACP_COUNT_ALL = bytes([0x04, 0x01])  # report the number of stored records: all
+_RACP_RESPONSE, _RACP_COUNT = 0x06, 0x05
 _RACP_SUCCESS, _RACP_NO_RECORDS = 0x01, 0x06
 _POLL_S = 0.05  # how often a wait looks at the link again
 
@@ -194,20 +195,23 @@ class Session:
             delivered = True
         return delivered
 
-    async def _racp_response(self, op: int) -> int | None:
-        """The response code to request `op`, if one comes within a poll interval. Only the wait on the
+    async def _racp_answer(self, op: int) -> bytes | None:
+        """The device's answer to request `op`, if one comes within a poll interval. Only the wait on the
         queue is timed: a timeout must never cancel a reading on its way into the outbox (a cancelled
         commit would be stored without the pipeline knowing)."""
         try:
             async with asyncio.timeout(_POLL_S):
-                response = await self._racp.get()
+                answer = await self._racp.get()
         except TimeoutError:
             return None
-        if len(response) >= 4 and response[0] == _RACP_RESPONSE and response[2] == op:
-            return response[3]
+        if len(answer) >= 4 and answer[0] == _RACP_RESPONSE and answer[2] == op:
+            return answer  # a response code
+        if op == RACP_COUNT_ALL[0] and len(answer) >= 4 and answer[0] == _RACP_COUNT:
+            return answer  # the number of stored records
         return None
 
-    async def _racp_request(self, request: bytes) -> int:
+    async def _racp_exchange(self, request: bytes) -> bytes:
+        """Write a request and return the device's answer, delivering the records it sends meanwhile."""
         await self.client.write_gatt_char(uuids.RECORD_ACCESS_CONTROL_POINT, request, response=True)
         loop = asyncio.get_running_loop()
         # The device must answer within racp_timeout_s of its last record; our own storing time is not its.
@@ -218,16 +222,35 @@ class Session:
                 deadline = loop.time() + self.racp_timeout_s
             if not self.client.is_connected:
                 raise SessionError("the link was lost during the record transfer")
-            code = await self._racp_response(request[0])
-            if code is not None:
+            answer = await self._racp_answer(request[0])
+            if answer is not None:
                 await self._deliver_waiting()  # the records sent just before the response
-                return code
+                return answer
             if loop.time() >= deadline:
                 raise SessionError(f"the device did not answer the record request within {self.racp_timeout_s:g} s")
 
+    async def _racp_request(self, request: bytes) -> int:
+        """A request answered by a response code (RACP op code 06)."""
+        return (await self._racp_exchange(request))[3]
+
+    async def _nothing_new_since(self, fetched: int) -> bool:
+        """RACP "delete all" deletes every record on the device, also one measured after the report: ask
+        how many it holds first. A device that cannot count keeps the old behaviour (deleting)."""
+        answer = await self._racp_exchange(RACP_COUNT_ALL)
+        if answer[0] != _RACP_COUNT:
+            return True
+        held = int.from_bytes(answer[2:4], "little")
+        if held > fetched:
+            self.report.problems.append(f"the device holds {held} record(s), {fetched} were fetched: a new one "
+                                        "came in during the transfer; nothing deleted, all fetched next time")
+            return False
+        return True
+
     async def _fetch_records(self) -> None:
         request = self.sequence.request() if self.sequence is not None else RACP_REPORT_ALL
+        before = self.report.delivered
         code = await self._racp_request(request)
+        fetched = self.report.delivered - before
         if code == _RACP_NO_RECORDS:
             self.report.complete = True
             return
@@ -237,7 +260,8 @@ class Session:
             # Held in memory only, or refused: the device keeps them and sends them again next time.
             self.report.problems.append(f"{self.report.not_stored} record(s) not yet stored by the gateway: "
                                         "left on the device for the next connection")
-        elif self.quirks.delete_after_transfer and await self._racp_request(RACP_DELETE_ALL) == _RACP_SUCCESS:
+        elif (self.quirks.delete_after_transfer and await self._nothing_new_since(fetched)
+              and await self._racp_request(RACP_DELETE_ALL) == _RACP_SUCCESS):
             # Every record fetched is committed to the outbox: only now may the device forget them.
             self.report.records_deleted = True
         self.report.complete = True

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from drivers.measurement import MeasurementKind
+from drivers import MeasurementKind, named_quirks
 from gateway.errors import GatewayError
 from sync.connection import BrokerSettings
 
@@ -166,8 +166,6 @@ class DeviceSection(_Section):
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, value: str | None) -> str | None:
-        from drivers import named_quirks
-
         if value is not None and value not in named_quirks():
             raise ValueError(f"no device profile {value!r} (known: {', '.join(sorted(named_quirks()))})")
         return value

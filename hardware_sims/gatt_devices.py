@@ -48,6 +48,7 @@ class Faults:
     silent: bool = False  # advertises, accepts the connection, answers nothing
     resends_history: bool = False  # sends its whole memory on every connection
     clock: datetime | None = None  # the device clock is stuck at this time (e.g. 2000-01-01 after batteries)
+    record_after_report: bytes | None = None  # a measurement taken while the gateway downloads the memory
 
 
 class GattDevice:
@@ -291,6 +292,10 @@ class RecordAccessDevice(GattDevice):
             self.unsent = [v for v in self.unsent if v not in batch[:sent]]  # reported: the gateway has had them
             if sent == len(batch):
                 await self._respond(0x01, 0x01)
+                if self.faults.record_after_report is not None:
+                    self.memory.append(self.faults.record_after_report)
+                    self.unsent.append(self.faults.record_after_report)
+                    self.faults.record_after_report = None
         elif op == 0x02 and operator == 0x01:  # delete stored records: all
             self.deleted += len(self.memory)
             self.memory.clear()

@@ -207,7 +207,9 @@ async def test_a_device_that_resends_its_whole_memory_is_stored_once(tmp_path: P
     cuff.faults.resends_history = True
     async with home(tmp_path, (cuff, {"profile": "omron-bp-standard"}), radio=radio) as h:
         await cuff.measure(CuffResult(128, 82, 72))
-        await wait_until(lambda: len(h.stored()) == 1 and cuff.connections == 1)
+        # The first session over, so the next measurement comes with a new connection (and the memory).
+        state = h.source.devices[cuff.address]
+        await wait_until(lambda: len(h.stored()) == 1 and cuff.connections == 1 and state.last_report is not None)
         cuff.clock_offset += timedelta(seconds=2)
         await cuff.measure(CuffResult(130, 84, 70))
         await wait_until(lambda: len(h.stored()) == 2 and h.pipeline.counts["duplicate"] == 1)
@@ -361,14 +363,17 @@ async def test_a_device_that_lost_its_bond_is_paired_again_and_nothing_is_lost(t
     cuff = await powered(BloodPressureCuff(radio, and_style=True, requires_bond=True))
     assert isinstance(cuff, BloodPressureCuff)
     async with home(tmp_path, (cuff, {"profile": "and-ua-651ble"}), radio=radio) as h:
+        state = h.source.devices[cuff.address]
         await cuff.measure(CuffResult(128, 82, 72))
-        await wait_until(lambda: len(h.stored()) == 1)  # paired (Just Works, bonded), then encrypted
+        # Paired (Just Works, bonded), then encrypted; and the session over (else the next measurement
+        # would still go out on the old, encrypted link).
+        await wait_until(lambda: len(h.stored()) == 1 and state.last_report is not None)
         await cuff.forget_bond()  # batteries out, or paired to a phone: the cuff forgot the gateway
         cuff.clock_offset += timedelta(seconds=2)
         await cuff.measure(CuffResult(131, 84, 70))
-        await wait_until(lambda: len(h.stored()) == 2)
-    state = h.source.devices[cuff.address]
-    assert state.sessions >= 2 and h.source.bonds.needs_pairing == set()
+        # The status's "put it in pairing mode" clears once the new pairing's session is over.
+        await wait_until(lambda: len(h.stored()) == 2 and state.sessions >= 2 and not h.source.bonds.needs_pairing)
+    assert [r["components"]["systolic"]["value"] for r in h.stored()] == [128.0, 131.0]
 
 
 async def test_a_continuous_oximeter_gives_one_reading_per_measurement_not_one_per_second(tmp_path: Path) -> None:
@@ -411,19 +416,29 @@ async def test_a_continuous_oximeter_never_keeps_a_milder_value_over_a_worse_one
     assert f"device: {flag}" in reading["assessment"]["control"]
 
 
+FULL_CARD = 128 * 1024
+
+
+def fill_outbox(tmp_path: Path, bound: int) -> list[str]:
+    """The card is full: fill an outbox bounded at `bound` bytes until it refuses, as a full disk does."""
+    full = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"), max_bytes=bound)
+    ids: list[str] = []
+    with pytest.raises(OutboxUnavailable):
+        for _ in range(10_000):
+            record = str(uuid7())
+            full.put(record, json.dumps({"filler": os.urandom(300).hex()}).encode())
+            ids.append(record)
+    full.close()
+    return ids
+
+
 async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed_it(tmp_path: Path) -> None:
     radio = VirtualRadio()
     oximeter = await powered(PulseOximeter(radio))
     assert isinstance(oximeter, PulseOximeter)
     await oximeter.measure(SpotCheck(84, 92))
-    # The card is full: fill an outbox bounded at 128 KiB until it refuses, as a full disk does.
-    bound = 128 * 1024
-    full = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"), max_bytes=bound)
-    with pytest.raises(OutboxUnavailable):
-        for _ in range(10_000):
-            full.put(str(uuid7()), json.dumps({"filler": os.urandom(300).hex()}).encode())
-    full.close()
-    async with home(tmp_path, (oximeter, {}), radio=radio, outbox_bytes=bound) as h:
+    fill_outbox(tmp_path, FULL_CARD)
+    async with home(tmp_path, (oximeter, {}), radio=radio, outbox_bytes=FULL_CARD) as h:
         state = h.source.devices[oximeter.address]
         await wait_until(lambda: state.last_report is not None)
         assert h.pipeline.held >= 1  # the reading exists only in memory
@@ -441,6 +456,41 @@ async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed
     (reading,) = [r for r in h.stored() if r.get("type") == "spo2"]
     assert reading["components"]["spo2"]["value"] == 84.0 and reading["assessment"]["zone"] == "red"
     assert deleted_when_stored == [0] and oximeter.memory == []
+
+
+async def test_an_oximeter_is_erased_once_its_held_reading_reaches_the_outbox_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(oximeter, PulseOximeter)
+    await oximeter.measure(SpotCheck(84, 92))
+    fillers = fill_outbox(tmp_path, FULL_CARD)
+    async with home(tmp_path, (oximeter, {}), radio=radio, outbox_bytes=FULL_CARD) as h:
+        state = h.source.devices[oximeter.address]
+        await wait_until(lambda: state.last_report is not None and h.pipeline.held == 1)
+        assert oximeter.deleted == 0
+        h.outbox.acknowledge(fillers)  # the central service confirmed what filled the card: room again
+        await h.pipeline.store_held()  # what the runtime does every 5 s
+        assert h.pipeline.held == 0
+        await wait_until(lambda: oximeter.deleted == 1)  # the device's next visit: a duplicate, now stored
+    (reading,) = [r for r in h.stored() if r.get("type") == "spo2"]
+    assert reading["components"]["spo2"]["value"] == 84.0 and h.pipeline.counts["stored"] == 1
+
+
+async def test_a_measurement_taken_during_the_download_is_not_deleted_unseen(tmp_path: Path) -> None:
+    radio = VirtualRadio()
+    oximeter = await powered(PulseOximeter(radio))
+    assert isinstance(oximeter, PulseOximeter)
+    await oximeter.measure(SpotCheck(96, 70))
+    oximeter.clock_offset += timedelta(minutes=1)
+    oximeter.faults.record_after_report = oximeter.encode(SpotCheck(88, 95))  # measured meanwhile
+    async with home(tmp_path, (oximeter, {}), radio=radio) as h:
+        await wait_until(lambda: oximeter.deleted == 2)
+    assert sorted(r["components"]["spo2"]["value"] for r in h.stored()) == [88.0, 96.0]
+    count, delete = bytes([0x04, 0x01]), bytes([0x02, 0x01])
+    # First session: reported 1, the device then holds 2: nothing deleted. Second: both fetched, deleted.
+    assert oximeter.requests == [bytes([0x01, 0x01]), count, bytes([0x01, 0x01]), count, delete]
 
 
 async def test_an_oximeter_spot_check_with_a_nan_pulse_keeps_its_saturation(tmp_path: Path) -> None:

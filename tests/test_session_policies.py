@@ -114,10 +114,11 @@ def outbox(tmp_path: Path) -> SealedOutbox:
 
 @pytest.fixture
 def pipeline(outbox: SealedOutbox) -> Pipeline:
-    device = DeviceSection(address="F0:5E:1A:00:00:02", kind=MeasurementKind.SPO2)
+    devices = [DeviceSection(address="F0:5E:1A:00:00:02", kind=MeasurementKind.SPO2),
+               DeviceSection(address="F0:5E:1A:00:00:06", kind=MeasurementKind.GLUCOSE)]
     plan = standard_plan(load_profile("standard-copd"), load_advice(), date(2026, 1, 1))
-    return Pipeline(patient="p-test", devices={device.address: device}, plan=plan, outbox=outbox,
-                    zone=ZoneInfo("Europe/Oslo"), clock_tolerance=timedelta(minutes=5), held_limit=1)
+    return Pipeline(patient="p-test", devices={d.address: d for d in devices}, plan=plan, outbox=outbox,
+                    zone=ZoneInfo("Europe/Oslo"), clock_tolerance=timedelta(minutes=5), held_limit=2)
 
 
 SPOT_84 = bytes.fromhex("01 5400 5C00 EA070B18081E05")  # SpO2 84 %, pulse 92, with a time stamp
@@ -131,15 +132,30 @@ async def test_the_pipeline_says_stored_only_after_the_commit(pipeline: Pipeline
     assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, b"\x01\x54") is Delivery.NOT_A_READING
     assert await pipeline.deliver(address, uuids.CURRENT_TIME, bytes(10)) is Delivery.NOT_A_READING
     assert await pipeline.deliver("F0:AA:BB:CC:DD:01", uuids.PLX_SPOT_CHECK, SPOT_85) is Delivery.NOT_STORED
-    # The card is full: held in memory (the limit here is one), then refused; neither may be forgotten.
+    # The card is full: held in memory (the limit here is two), then refused; none may be forgotten.
     with pytest.raises(OutboxUnavailable):
         for _ in range(10_000):
             outbox.put(str(uuid7()), os.urandom(600))
     assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85) is Delivery.NOT_STORED
+    # The device keeps it and sends it again: still not stored, and not held twice.
+    assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85) is Delivery.NOT_STORED
     assert pipeline.held == 1
-    other = SPOT_85[:-1] + b"\x06"
-    assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, other) is Delivery.NOT_STORED
-    assert pipeline.counts["refused_storage_full"] == 1
+    for last_second in (b"\x06", b"\x07"):
+        assert await pipeline.deliver(address, uuids.PLX_SPOT_CHECK, SPOT_85[:-1] + last_second) is Delivery.NOT_STORED
+    assert pipeline.held == 2 and pipeline.counts["refused_storage_full"] == 1
+
+
+async def test_a_glucose_hi_without_a_number_is_stored_and_raises_the_urgent_event(pipeline: Pipeline) -> None:
+    events: list[tuple[str, dict[str, str | int | float]]] = []
+    pipeline.post_event = lambda kind, detail: events.append((kind, detail))
+    # Concentration +INFINITY (FE 07) with sensor status b5 (HI): the meter could not put a number on it.
+    hi = bytes.fromhex("0E 0900 EA070B18081E05 FE07 11 2000")
+    reading = await pipeline.on_gatt_value("F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi)
+    assert reading is not None and reading.measurement.components == {}
+    assert events == [("glucose_out_of_range", {"reading": str(reading.id), "range": "above"})]
+    # The same record fetched again is a duplicate: no second event.
+    assert await pipeline.deliver("F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi) is Delivery.STORED
+    assert len(events) == 1
 
 
 def test_pure_users_of_the_drivers_never_import_a_radio_stack() -> None:

@@ -144,14 +144,17 @@ class BleDeviceSource:
             state.sessions += 1
             report = await run_session(client, state.profile, self._deliver, clock=self._clock, idle_s=self.idle_s,
                                        racp_timeout_s=self.racp_timeout_s, last_sequence=state.last_sequence)
-            state.last_report, state.battery, state.failures = report, report.battery, 0
+            state.last_report, state.battery = report, report.battery
             state.last_sequence = report.last_sequence
             self.bonds.paired(address)
             log.info("device %s: %d value(s), battery %s %%", address, report.delivered, report.battery)
             if report.not_stored:
-                # The gateway could not commit them (outbox unavailable): the device keeps them; come back
-                # for them later, not at every advertisement.
-                state.not_before = time.monotonic() + self.retry.pause(1)
+                # The gateway could not commit them (outbox unavailable): the device keeps them. Come back
+                # for them after growing pauses, not at every advertisement.
+                state.failures += 1
+                state.not_before = time.monotonic() + self.retry.pause(state.failures)
+            else:
+                state.failures = 0
         except (SessionError, TimeoutError) as exc:
             if self.bonds.failed(address, str(exc)):
                 await self._forget_bond(address)

@@ -403,6 +403,10 @@ class Pipeline:
         return await asyncio.to_thread(self._outbox.put, str(item.reading.id), item.payload, item.dedup, remember)
 
     def _hold(self, item: _Pending) -> None:
+        if item.dedup is not None and any(held.dedup == item.dedup for held in self._held):
+            # A device sending its memory again while the disk is down (it keeps what was not stored).
+            self.counts["duplicate"] += 1
+            return
         if len(self._held) >= self._held_limit:
             self.counts["refused_storage_full"] += 1
             log.error(
