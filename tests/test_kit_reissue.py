@@ -3,6 +3,7 @@ power cut half way is finished by running it again, never leaving old data under
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -167,6 +168,11 @@ def test_the_command_says_what_it_would_destroy_and_refuses_a_config_inside_data
     dry = gateway("kit", "reissue", "--config", str(config))
     assert dry.returncode == 0 and dry.stdout.startswith("would crypto-erase")
     assert "patient p-first's readings" in dry.stdout and every_file(config.parent) == before
+
+    # The service still running: refused before anything changes.
+    with pytest.raises(reissue.ReissueError, match="the gateway service is running: `systemctl stop dho-gateway`"):
+        asyncio.run(reissue.reissue(config, running=lambda: True, out=lambda _l: None))
+    assert every_file(config.parent) == before and not journal_path(config).exists()
 
     inside = load_settings(config).gateway.data_dir / "gateway.toml"
     shutil.copy(config, inside)
