@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        result: int = args.func(args)
+        result: int = args.run(args)
         return result
     except CentralError as exc:
         print(f"dho-central: error: {exc}", file=sys.stderr)

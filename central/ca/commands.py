@@ -101,18 +101,18 @@ def add_commands(subparsers: Any) -> None:
     init = commands.add_parser("init", help="create the tenant CA (once)")
     init.add_argument("--tenant", required=True)
     init.add_argument("--days", type=int, default=CA_DAYS, help=f"CA validity (default {CA_DAYS})")
-    init.set_defaults(func=_init)
+    init.set_defaults(run=_init)
 
     register = commands.add_parser("register", help="expect these gateway ids (only they get certificates)")
     register.add_argument("gateway", nargs="+")
-    register.set_defaults(func=_register)
+    register.set_defaults(run=_register)
 
     sign = commands.add_parser("sign", help="sign a gateway's CSR into its client certificate")
     sign.add_argument("--gateway", required=True, help="the gateway being enrolled; the CSR's CN must be it")
     sign.add_argument("--csr", type=Path, required=True)
     sign.add_argument("--out", type=Path, required=True)
     sign.add_argument("--days", type=int, default=CERT_DAYS, help=f"validity (default {CERT_DAYS})")
-    sign.set_defaults(func=_sign)
+    sign.set_defaults(run=_sign)
 
     renew = commands.add_parser("renew", help="a new certificate for the same gateway and key, before expiry")
     renew.add_argument("--cert", type=Path, required=True, help="the gateway's current certificate")
@@ -121,17 +121,17 @@ def add_commands(subparsers: Any) -> None:
                        help=f"renew only when it expires within this many days (default {RENEW_WITHIN_DAYS})")
     renew.add_argument("--days", type=int, default=CERT_DAYS)
     renew.add_argument("--force", action="store_true", help="renew even if not due")
-    renew.set_defaults(func=_renew)
+    renew.set_defaults(run=_renew)
 
     revoke = commands.add_parser("revoke", help="revoke a gateway's certificates and rewrite the CRL")
     revoke.add_argument("gateway")
     revoke.add_argument("--reason", default="unspecified", help="e.g. kit lost, kit returned, key compromised")
-    revoke.set_defaults(func=_revoke)
+    revoke.set_defaults(run=_revoke)
 
     crl = commands.add_parser("crl", help="rewrite the CRL (run daily: it expires)")
     crl.add_argument("--days", type=int, default=CRL_DAYS)
-    crl.set_defaults(func=_crl)
+    crl.set_defaults(run=_crl)
 
     listing = commands.add_parser("list", help="gateways, their certificates, what is due for renewal")
     listing.add_argument("--within-days", type=int, default=RENEW_WITHIN_DAYS)
-    listing.set_defaults(func=_list)
+    listing.set_defaults(run=_list)
