@@ -119,3 +119,11 @@ def test_provision_makes_the_kek_as_an_encrypted_systemd_credential(tmp_path: Pa
     clear = subprocess.run(["systemd-creds", "decrypt", "--name=dho-outbox-kek", str(store), "-"],
                            capture_output=True, check=True).stdout
     assert len(clear) == 32 and clear not in store.read_bytes()
+    # The hand-over check reads it the way the unit would (decrypted by systemd-creds), and says when it is gone.
+    from gateway.kit.check import check_kek
+
+    found, kek = check_kek(settings)
+    assert found.ok and kek == clear and found.detail == f"systemd-credential {store}"
+    store.unlink()
+    gone, _ = check_kek(settings)
+    assert not gone.ok and gone.detail == f"no systemd credential {store}"

@@ -3,17 +3,20 @@ power cut half way is finished by running it again, never leaving old data under
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dbus_fast.aio import MessageBus
 
 from gateway.ble import BleBackends
 from gateway.kit import config_file, reissue
 from gateway.kit.check import run_checks
-from gateway.kit.radio import read_device_facts
+from gateway.kit.radio import BondError, read_device_facts, remove_bond_bluez
 from gateway.kit.reissue import journal_path
 from gateway.settings import load_settings
 from gateway.storage import KeyFileError, SealedOutbox, StoreError, load_or_create_key
@@ -21,6 +24,7 @@ from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.gatt_devices import BloodPressureCuff
 from hardware_sims.radio import VirtualRadio, random_static
 from tests.conftest import Mosquitto
+from tests.kit_fake_bluez import FakeAdapter
 from tests.kit_support import Office, gateway, provisioned_kit
 
 READING = b'{"patient": "p-first", "type": "spo2", "components": {"spo2": {"value": 86.0}}}'
@@ -165,8 +169,59 @@ def test_the_command_says_what_it_would_destroy_and_refuses_a_config_inside_data
     assert dry.returncode == 0 and dry.stdout.startswith("would crypto-erase")
     assert "patient p-first's readings" in dry.stdout and every_file(config.parent) == before
 
+    # The service still running: refused before anything changes.
+    with pytest.raises(reissue.ReissueError, match="the gateway service is running: `systemctl stop dho-gateway`"):
+        asyncio.run(reissue.reissue(config, running=lambda: True, out=lambda _l: None))
+    assert every_file(config.parent) == before and not journal_path(config).exists()
+
     inside = load_settings(config).gateway.data_dir / "gateway.toml"
     shutil.copy(config, inside)
     refused = gateway("kit", "reissue", "--config", str(inside), "--yes")
     assert refused.returncode == 2 and "inside data_dir" in refused.stderr
     assert load_settings(config).gateway.outbox_path.exists()
+
+
+@pytest.fixture
+def bus_address(tmp_path: Path) -> Iterator[str]:
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    config = tmp_path / "bus.conf"
+    config.write_text(f"""<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+<allow own="*"/></policy></busconfig>""")
+    daemon = subprocess.Popen(["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address"],
+                              stdout=subprocess.PIPE, text=True)
+    assert daemon.stdout is not None
+    try:
+        yield daemon.stdout.readline().strip()
+    finally:
+        daemon.terminate()
+        daemon.wait()
+
+
+async def test_bonds_are_removed_through_bluez_over_d_bus_and_a_missing_bluez_stops_the_reissue_until_rerun(
+    tmp_path: Path, office: Office, bus_address: str
+) -> None:
+    config, _ = used_kit(tmp_path, office, 1)
+
+    async def unpair(address: str, _backends: BleBackends | None) -> None:
+        await remove_bond_bluez(address, bus_address=bus_address)
+
+    # BlueZ is not running yet: the reissue stops after the wipe, with the reason, and can be re-run.
+    with pytest.raises(BondError, match="BlueZ is not running: cannot remove the bond of F0:5E:1A:00:00:21"):
+        await reissue.reissue(config, unpair=unpair, out=lambda _l: None)
+    assert journal_path(config).exists()
+
+    bluez = await MessageBus(bus_address=bus_address).connect()
+    adapter = FakeAdapter(["/org/bluez/hci0/dev_F0_5E_1A_00_00_21", "/org/bluez/hci0/dev_F0_AA_BB_CC_DD_01"])
+    bluez.export("/org/bluez/hci0", adapter)
+    await bluez.request_name("org.bluez")
+    try:
+        done = await reissue.reissue(config, unpair=unpair, out=lambda _l: None)
+        # Gone again (already removed): not an error.
+        assert await remove_bond_bluez("F0:5E:1A:00:00:21", bus_address=bus_address) is False
+    finally:
+        bluez.disconnect()
+    assert done.resumed and done.bonds_removed == ["F0:5E:1A:00:00:21"]
+    assert adapter.removed == ["/org/bluez/hci0/dev_F0_5E_1A_00_00_21"]
+    assert adapter.bonded == ["/org/bluez/hci0/dev_F0_AA_BB_CC_DD_01"]  # another household's bond is untouched

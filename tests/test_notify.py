@@ -101,7 +101,7 @@ async def test_a_blocked_event_loop_stops_the_pings(systemd: NotifySocket) -> No
     await asyncio.sleep(0.5)
     task.cancel()
     pings = systemd.pings()
-    assert len([t for t in pings if t < stalled_from]) >= 5, "pings while the loop ran"
+    assert len([t for t in pings if t < stalled_from]) >= 3, "pings while the loop ran"
     assert not [t for t in pings if stalled_from + 0.1 < t < stalled_to], "a ping while the loop was blocked"
     assert len([t for t in pings if t > stalled_to]) >= 3, "pings resume once the loop runs again"
 

@@ -63,13 +63,14 @@ def _revoke(args: argparse.Namespace) -> int:
     ca = TenantCA(args.dir)
     serials = ca.revoke(args.gateway, args.reason)
     print(f"{args.gateway}: revoked {', '.join(f'{s:x}' for s in serials)}; {ca.crl_file} rewritten: "
-          "reload the broker (SIGHUP or restart) so it reads the new list")
+          "reload the broker (systemctl reload mosquitto: SIGHUP) so it reads the new list")
     return 0
 
 
 def _crl(args: argparse.Namespace) -> int:
     path = TenantCA(args.dir).write_crl(days=args.days)
-    print(f"{path}: valid {args.days} day(s); rewrite it before then (a daily timer), or the broker refuses everyone")
+    print(f"{path}: valid {args.days} day(s); rewrite it before then (a daily timer), or the broker refuses "
+          "everyone; reload the broker after (systemctl reload mosquitto)")
     return 0
 
 

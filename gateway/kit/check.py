@@ -104,6 +104,10 @@ def _tls_verdict(settings: Settings, timeout_s: float) -> str:
     return ""
 
 
+def _missing(*files: Path | None) -> list[str]:
+    return [str(f) for f in files if f is not None and not Path(f).exists()]
+
+
 async def check_broker(settings: Settings, timeout_s: float = 10.0) -> Check:
     m = settings.mqtt
     where = f"{m.host}:{m.port}"
@@ -112,7 +116,9 @@ async def check_broker(settings: Settings, timeout_s: float = 10.0) -> Check:
     try:
         verdict = await asyncio.to_thread(_tls_verdict, settings, timeout_s)
     except (OSError, ssl.SSLError) as exc:
-        return Check("broker", False, f"the TLS files cannot be loaded: {exc}")
+        missing = _missing(m.ca_file, m.cert_file, m.key_file)
+        reason = f"missing {', '.join(missing)}" if missing else str(exc)
+        return Check("broker", False, f"{where}: the TLS files cannot be loaded ({reason})")
     if verdict:
         return Check("broker", False, f"{where}: {verdict}")
     try:

@@ -134,15 +134,24 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _reissue(args: argparse.Namespace) -> int:
+    from gateway.ble import BleBackends
+    from gateway.kit.radio import BondError, remove_bond_bluez
     from gateway.kit.reissue import journal_path, reissue
     from gateway.settings import load_settings
+
+    async def unpair(address: str, _backends: BleBackends | None) -> None:
+        try:
+            await remove_bond_bluez(address)
+        except BondError as exc:
+            raise ConfigError(f"{exc}; start Bluetooth (systemctl start bluetooth) and run reissue again: it "
+                              "continues where it stopped") from None
 
     if not args.yes and not journal_path(args.config).exists():
         g = load_settings(args.config).gateway
         print(f"would crypto-erase {g.data_dir} (patient {g.patient}'s readings, unacknowledged ones too), remove "
               "the devices' bonds, and give the kit a new patient pseudonym and KEK; run again with --yes")
         return 0
-    done = asyncio.run(reissue(args.config, patient=args.patient, with_key=args.with_key))
+    done = asyncio.run(reissue(args.config, patient=args.patient, with_key=args.with_key, unpair=unpair))
     print(f"reissued: patient {done.old_patient} -> {done.new_patient}; next: dho-gateway kit pair, then kit check")
     return 0
 

@@ -98,7 +98,10 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
     data = config_file.read(config)
     tz = settings.gateway.timezone
     known = {d.address for d in settings.devices}
-    found = await scan(backends, request.scan_s)
+    try:
+        found = await scan(backends, request.scan_s)
+    except Exception as exc:  # no adapter, BlueZ not running, no system bus: one line, nothing changed
+        raise PairError(f"cannot scan: {exc or type(exc).__name__}: is Bluetooth on (bluetoothctl show)?") from None
     for line in health_table(found):
         out(line)
     nearby = {n.address: n for n in found}
@@ -121,7 +124,10 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
             key = int(typed) if typed.isdigit() else None
         passkeys[address] = key
     if platform is not None:
-        await platform({**{d.address: d.passkey for d in settings.devices}, **passkeys})
+        try:
+            await platform({**{d.address: d.passkey for d in settings.devices}, **passkeys})
+        except Exception as exc:  # the pairing agent could not be registered with BlueZ
+            raise PairError(f"cannot register the pairing agent with BlueZ: {exc}; nothing paired") from None
 
     paired: list[Paired] = []
     try:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bleak import BleakClient, BleakScanner
@@ -147,3 +148,34 @@ async def forget_bond(address: str, backends: BleBackends | None) -> None:
     client = BleakClient(address, backend=b.client, **b.options)
     with contextlib.suppress(BleakError, NotImplementedError):
         await client.unpair()
+
+
+class BondError(RuntimeError):
+    """BlueZ could not remove a bond; the caller says what to do (a reissue stops and can be re-run)."""
+
+
+async def remove_bond_bluez(address: str, *, adapter: str = "hci0", bus_address: str | None = None) -> bool:
+    """Remove BlueZ's bond with a device through org.bluez.Adapter1.RemoveDevice — also when the device
+    is out of range, which bleak's unpair needs it not to be. False: BlueZ had no such device (done)."""
+    from dbus_fast import BusType, DBusError
+    from dbus_fast.aio import MessageBus
+
+    try:
+        bus = await (MessageBus(bus_address=bus_address) if bus_address else
+                     MessageBus(bus_type=BusType.SYSTEM)).connect()
+    except (OSError, DBusError) as exc:
+        raise BondError(f"cannot reach BlueZ on D-Bus to remove the bond of {address}: {exc}") from None
+    try:
+        path = f"/org/bluez/{adapter}"
+        proxy = bus.get_proxy_object("org.bluez", path, await bus.introspect("org.bluez", path))
+        manager: Any = proxy.get_interface("org.bluez.Adapter1")
+        await manager.call_remove_device(f"{path}/dev_{address.upper().replace(':', '_')}")
+        return True
+    except DBusError as exc:
+        if exc.type == "org.bluez.Error.DoesNotExist":
+            return False
+        if exc.type in ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"):
+            raise BondError(f"BlueZ is not running: cannot remove the bond of {address}") from None
+        raise BondError(f"BlueZ refused to remove the bond of {address}: {exc.text}") from None
+    finally:
+        bus.disconnect()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -111,8 +113,20 @@ def _wipe(config: Path) -> list[Path]:
     return destroyed
 
 
-def _begin(config: Path, patient: str | None) -> Journal:
+def service_running(unit: str = "dho-gateway") -> bool:
+    """Whether systemd runs the gateway now (False where systemd is not the init system)."""
+    tool = shutil.which("systemctl")
+    if tool is None or not Path("/run/systemd/system").exists():
+        return False
+    result = subprocess.run([tool, "is-active", "--quiet", unit], check=False, timeout=30)  # noqa: S603
+    return result.returncode == 0
+
+
+def _begin(config: Path, patient: str | None, running: Callable[[], bool]) -> Journal:
     """Checks before anything changes, then the journal (with the new pseudonym) on disk."""
+    if running():
+        # It holds the old key and patient in memory and would keep writing readings under them.
+        raise ReissueError("the gateway service is running: `systemctl stop dho-gateway` first; nothing changed")
     settings = load_settings(config)
     if config.resolve().is_relative_to(settings.gateway.data_dir.resolve()):
         raise ReissueError(f"{config} is inside data_dir {settings.gateway.data_dir}, which a reissue empties: "
@@ -128,12 +142,12 @@ def _begin(config: Path, patient: str | None) -> Journal:
 
 async def reissue(config: Path, *, patient: str | None = None, backends: BleBackends | None = None,
                   with_key: str = "auto", unpair: Callable[[str, BleBackends | None], Awaitable[None]] = forget_bond,
-                  out: Callable[[str], None] = print) -> Reissued:
+                  running: Callable[[], bool] = service_running, out: Callable[[str], None] = print) -> Reissued:
     path = journal_path(config)
     journal = Journal.load(path)
     resumed = journal is not None
     if journal is None:
-        journal = _begin(config, patient)
+        journal = _begin(config, patient, running)
     else:
         out(f"resuming the reissue begun {journal.started} (done: {', '.join(journal.done) or 'nothing'})")
     destroyed: list[Path] = []
