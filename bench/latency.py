@@ -83,7 +83,7 @@ def main() -> None:
         try:
             nagle = measure(port, Path(tmp) / "nagle", args.readings, args.interval)
         finally:
-            sync.connection._send_without_delay = shipped  # type: ignore[assignment]
+            sync.connection._send_without_delay = shipped
         nodelay = measure(port, Path(tmp) / "nodelay", args.readings, args.interval)
     print("reading stored -> central ack, real Mosquitto on loopback:")
     print(describe("baseline (Nagle on)", nagle))

@@ -237,7 +237,10 @@ class Uplink:
                 if not remaining:
                     del self._inflight[batch_id]
             if removed and self._on_ack:
-                self._on_ack(removed)
+                try:  # whoever listens (a printer, a page) must not stop the acks from being heard
+                    self._on_ack(removed)
+                except Exception:
+                    log.exception("ack listener failed; delivery goes on")
             self._wake.set()
 
     def _expire(self) -> bool:

@@ -16,6 +16,7 @@ from gateway.readings import Pipeline, Reading
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox
 from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
+from tests.conftest import Mosquitto
 from zoning.models import Assessment
 from zoning.plan import standard_plan
 
@@ -61,3 +62,39 @@ async def test_unsubscribing_stops_delivery(tmp_path: Path) -> None:
     unsubscribe()  # twice is harmless: a page closing and its session ending may both do it
     await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
     assert len(heard) == 1
+
+
+async def test_a_failing_ack_listener_does_not_stop_delivery(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The demo's printer hears of acks too: if it fails (a closed terminal), readings still drain."""
+    import asyncio
+    import contextlib
+
+    from gateway.service import Gateway
+    from gateway.settings import build_settings
+    from hardware_sims.home import SimulatedHome
+    from sync.central import CentralStore, ReferenceCentral
+    from sync.connection import BrokerSettings
+
+    def printer(ids: list[str]) -> None:
+        raise BrokenPipeError("the terminal went away")
+
+    source = SimulatedHome(interval_s=0.01, count=3)
+    settings = build_settings({
+        "gateway": {"id": "gw-test-1", "tenant": "test-kommune", "patient": "p-test", "data_dir": str(tmp_path / "gw")},
+        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "insecure_dev": True},
+        "device_source": "simulated-home",
+        "devices": [{"address": d.address, "kind": d.kind, "serial": d.serial} for d in source.devices],
+    })
+    gateway = Gateway(settings, source, on_ack=printer)
+    store = CentralStore(tmp_path / "central.sqlite3")
+    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    async with asyncio.TaskGroup() as tasks:
+        running = [tasks.create_task(central.run()), tasks.create_task(gateway.run())]
+        async with asyncio.timeout(20):
+            while not (gateway.pipeline.counts["stored"] == 3 and gateway.outbox.depth() == 0):
+                await asyncio.sleep(0.02)
+        for task in running:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    store.close()

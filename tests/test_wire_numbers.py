@@ -10,10 +10,12 @@ import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from sync.central import CentralStore
 from sync.wire import (
     Ack,
     ReadingBatch,
@@ -80,3 +82,16 @@ def test_malformed_json_is_a_validation_error_as_before() -> None:
 def test_a_non_finite_value_is_refused_not_sent_as_invalid_json() -> None:
     with pytest.raises(ValidationError):
         WireQuantity(value=Decimal("NaN"), unit="kg")
+
+
+def test_the_reference_receiver_stores_and_returns_the_exact_digits(tmp_path: Path) -> None:
+    store = CentralStore(tmp_path / "central.sqlite3")
+    try:
+        batch = ReadingBatch(gateway="gw-1", batch=uuid.uuid4(), sent=NOW,
+                             readings=[reading({"weight": ("83.800", "kg"), "systolic": ("128", "mm[Hg]")})])
+        store.store("t-1", ReadingBatch.model_validate_json(batch.model_dump_json()))
+        (got,) = store.readings()
+    finally:
+        store.close()
+    assert got.components["weight"].value.as_tuple() == Decimal("83.800").as_tuple()
+    assert got.components["systolic"].value.as_tuple() == Decimal("128").as_tuple()
