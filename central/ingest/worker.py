@@ -217,7 +217,11 @@ class IngestWorker:
                 log.warning("worker %s: broker %s:%d: %s", self._identifier, self._broker.host, self._broker.port,
                             exc or type(exc).__name__)
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, 10.0)
+            # Capped low: Mosquitto 2.0 does not restore shared subscriptions from its persistence file,
+            # so until the workers are back after a broker restart, what gateways publish has no
+            # subscriber (they send it again after their ack timeout). A few workers retrying every
+            # 2 s are no load on a broker.
+            backoff = min(backoff * 2, 2.0)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic in subscriptions(self._group):
