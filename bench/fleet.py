@@ -193,6 +193,7 @@ async def main() -> None:
     parser.add_argument("--per-gateway", type=int, default=5, help="readings per gateway per round")
     parser.add_argument("--day", type=int, default=6, help="readings buffered per gateway for the storm")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--down", type=float, default=5.0, help="seconds the broker is down in the storm")
     parser.add_argument("--db", help="database URL (default: a throwaway database on the local PostgreSQL)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -243,7 +244,8 @@ async def main() -> None:
                   f"{inserts:,.0f} readings/s")
 
             results: dict[int, float] = {}
-            for count in (int(w) for w in args.workers.split(",")):
+            counts = [int(w) for w in args.workers.split(",")]
+            for count in counts:
                 workers = Workers(count, args.db, broker.port, folder)
                 await workers.start()
                 await fleet_round(fleet, 1)  # warm-up: first statuses, registry cache, pools
@@ -253,18 +255,18 @@ async def main() -> None:
                       f"(ratio {rate / pubsub:.2f} of raw pub/sub, {rate / inserts:.2f} of raw INSERTs); "
                       f"ack latency p50 {percentile(lat, 0.5) * 1000:.0f} ms, "
                       f"p99 {percentile(lat, 0.99) * 1000:.0f} ms")
-                if count != max(results):
-                    workers.stop()
+                if count != counts[-1]:
+                    workers.stop()  # another group would get its own copy of every message
                 else:
                     storm_workers = workers
-            one = results[min(results)]
-            print("scaling: " + ", ".join(f"{c} workers {r / one:.2f}x" for c, r in results.items()))
+            one = results[counts[0]]
+            print("scaling: " + ", ".join(f"{c} worker(s) {r / one:.2f}x" for c, r in results.items()))
 
             # The storm: the broker restarts while every gateway buffers a day of readings.
             broker.stop()
             down = time.monotonic()
             n = fleet.measure(args.day)
-            await asyncio.sleep(max(0.0, 5 - (time.monotonic() - down)))
+            await asyncio.sleep(max(0.0, args.down - (time.monotonic() - down)))
             fleet.latencies.clear()
             broker.start()
             back = time.monotonic()
@@ -273,8 +275,8 @@ async def main() -> None:
             drain_s = time.monotonic() - back
             print(f"reconnection storm: {args.gateways} gateways, {n:,} buffered readings; all reconnected in "
                   f"{reconnect_s:.1f} s, all acked {drain_s:.1f} s after the broker came back "
-                  f"({n / drain_s:,.0f} readings/s, ratio {n / drain_s / results[max(results)]:.2f} of steady "
-                  f"{max(results)}-worker rate)")
+                  f"({n / drain_s:,.0f} readings/s, ratio {n / drain_s / results[counts[-1]]:.2f} of the steady "
+                  f"{counts[-1]}-worker rate)")
             storm_workers.stop()
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)

@@ -224,3 +224,40 @@ async def test_a_postgresql_restart_under_load_loses_nothing(tmp_path: Path, mos
         database.close()
     finally:
         server.remove()
+
+
+def spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+async def test_ingest_with_n_workers_restarts_a_killed_worker_and_stops_them_all(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+) -> None:
+    log = tmp_path / "ingest.log"
+    command = [sys.executable, "-m", "central.cli", "ingest", "--workers", "2", "--name", "pool", "--db",
+               postgres_url, "--broker", f"127.0.0.1:{mosquitto.port}", "--insecure-dev"]
+    supervisor = spawn(command, log)
+    try:
+        await until(lambda: b"pool-1 ready" in log.read_bytes() and b"pool-2 ready" in log.read_bytes(), 30)
+        children = [int(line.split(b"(pid ")[1].split(b")")[0]) for line in log.read_bytes().splitlines()
+                    if b" started (pid " in line]
+        assert len(children) == 2
+        os.kill(children[0], signal.SIGKILL)
+        await until(lambda: log.read_bytes().count(b"pool-1 ready") == 2, 30)
+        assert b"exited with -9; starting it again" in log.read_bytes()
+        supervisor.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(supervisor.wait, 20) == 0
+        for pid in children[1:]:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+
+
+def test_the_fleet_benchmark_still_runs(tmp_path: Path) -> None:
+    """A benchmark that breaks unnoticed measures nothing: bench/fleet.py at a tiny size."""
+    run = subprocess.run([sys.executable, "bench/fleet.py", "--gateways", "8", "--per-gateway", "1", "--day", "1",
+                          "--workers", "1", "--down", "0.5"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ratio" in run.stdout and "0 stored twice" in run.stdout
