@@ -115,7 +115,11 @@ class Workers:
         for p in self.processes:
             p.send_signal(signal.SIGTERM)
         for p in self.processes:
-            p.wait(timeout=30)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -213,6 +217,7 @@ async def main() -> None:
     broker.start()
     database = Database(args.db)
     settings = BrokerSettings(port=broker.port, insecure_dev=True)
+    started: list[Workers] = []
     try:
         before = rss_mb()
         fleet = Fleet(settings, args.gateways, tenants=20, prefix="fl", ack_timeout_s=60)
@@ -247,6 +252,7 @@ async def main() -> None:
             counts = [int(w) for w in args.workers.split(",")]
             for count in counts:
                 workers = Workers(count, args.db, broker.port, folder)
+                started.append(workers)
                 await workers.start()
                 await fleet_round(fleet, 1)  # warm-up: first statuses, registry cache, pools
                 rate, lat = await fleet_round(fleet, args.per_gateway)
@@ -284,6 +290,8 @@ async def main() -> None:
         print(f"check: {len(fleet.sent):,} readings sent, {len(fleet.acked):,} acked, {stored:,} stored, "
               f"{database.duplicate_ids()} stored twice")
     finally:
+        for workers in started:
+            workers.stop()
         database.close()
         broker.stop()
         if throwaway:

@@ -56,6 +56,16 @@ class Worker:
 
 
 @pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Every worker process a test starts; any still running when it ends (a failure) is killed."""
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        if w.process is not None and w.process.poll() is None:
+            w.kill()
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     with throwaway_postgres() as url:
         yield url
@@ -94,11 +104,11 @@ async def until(condition: object, timeout: float) -> None:
 
 
 async def test_a_worker_killed_mid_batch_and_all_workers_down_lose_nothing(
-    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str, workers: list[Worker]
 ) -> None:
     fleet = Fleet(BrokerSettings(port=mosquitto.port, insecure_dev=True), 30, batch_size=10, ack_timeout_s=3)
     database = provisioned(postgres_url, fleet)
-    workers = [Worker(postgres_url, mosquitto.port, i, tmp_path) for i in (1, 2)]
+    workers += [Worker(postgres_url, mosquitto.port, i, tmp_path) for i in (1, 2)]
     await asyncio.gather(*(w.start() for w in workers))
     async with fleet_running(fleet):
         fleet.measure(20)  # 600 readings
@@ -123,7 +133,7 @@ async def test_a_worker_killed_mid_batch_and_all_workers_down_lose_nothing(
 
 
 async def test_a_broker_restart_keeps_queued_messages_and_the_fleet_reconnects(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, workers: list[Worker]
 ) -> None:
     store = tmp_path / "broker"
     store.mkdir()
@@ -135,6 +145,7 @@ async def test_a_broker_restart_keeps_queued_messages_and_the_fleet_reconnects(
         database = provisioned(postgres_url, fleet)
         database.provision("gw-raw", tenant="t1", patient="p-1")
         worker = Worker(postgres_url, broker.port, 1, tmp_path)
+        workers.append(worker)
         await worker.start()
         worker.kill(signal.SIGTERM)  # its session (and shared subscription) stays in the broker
         # Published once, never again (no gateway behind it): only the broker's persistence can keep it.
@@ -196,7 +207,9 @@ class PrivatePostgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-async def test_a_postgresql_restart_under_load_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
+async def test_a_postgresql_restart_under_load_loses_nothing(
+    tmp_path: Path, mosquitto: Mosquitto, workers: list[Worker]
+) -> None:
     if not private_postgres_possible():
         pytest.skip("needs root and PostgreSQL's server binaries to run a private server (CI has both)")
     server = PrivatePostgres()
@@ -206,7 +219,7 @@ async def test_a_postgresql_restart_under_load_loses_nothing(tmp_path: Path, mos
         fleet = Fleet(BrokerSettings(port=mosquitto.port, insecure_dev=True), 30, batch_size=5, ack_timeout_s=3,
                       prefix="pg")
         database = provisioned(server.url, fleet)
-        workers = [Worker(server.url, mosquitto.port, 1, tmp_path)]
+        workers.append(Worker(server.url, mosquitto.port, 1, tmp_path))
         await workers[0].start()
         async with fleet_running(fleet):
             fleet.measure(20)
