@@ -120,8 +120,9 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
                     ),
                 ))
                 phd = device_id(reading.device)
-                changes.devices[(gateway.tenant, phd)] = NewDevice(
-                    phd, json.dumps(device_resource(reading.device, reading.type)))
+                if (gateway.tenant, phd) not in changes.devices:
+                    changes.devices[(gateway.tenant, phd)] = NewDevice(
+                        phd, json.dumps(device_resource(reading.device, reading.type)))
                 changes.plans[gateway.id] = (reading.assessment.profile, reading.assessment.profile_version)
             phg = gateway_device_id(gateway.id)
             changes.devices.setdefault((gateway.tenant, phg), NewDevice(phg, json.dumps(gateway_resource(gateway.id))))
