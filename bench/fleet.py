@@ -200,14 +200,17 @@ async def backlog_drain(workers: Workers, database: Database, port: int, message
     workers.stop()
     await publish_all(port, messages)
     before = database.count()
-    started = time.monotonic()
     workers.processes.clear()
     workers.spawn()
     expected = before + len(messages) * per_message
     async with asyncio.timeout(900):
+        # The clock starts at the first reading stored: process start-up is not ingest.
+        while (first := await asyncio.to_thread(database.count)) == before:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
         while await asyncio.to_thread(database.count) < expected:  # noqa: ASYNC110 (progress is in the database)
             await asyncio.sleep(0.2)
-    return len(messages) * per_message / (time.monotonic() - started)
+    return (expected - first) / (time.monotonic() - started)
 
 
 def raw_inserts(db: Database, readings: list[list[WireReading]]) -> float:
@@ -290,6 +293,7 @@ async def main() -> None:
 
             results: dict[int, float] = {}
             drained: dict[int, float] = {}
+            backlog_total = 0
             counts = [int(w) for w in args.workers.split(",")]
             for count in counts:
                 workers = Workers(count, args.db, broker.port, folder)
@@ -299,6 +303,7 @@ async def main() -> None:
                 backlog = await backlog_drain(workers, database, broker.port,
                                               round_payloads(fleet, args.per_gateway, rng), args.per_gateway)
                 drained[count] = backlog
+                backlog_total += len(fleet.gateways) * args.per_gateway
                 print(f"{count} worker(s), backlog queued while down: {backlog:,.0f} readings/s stored and acked "
                       f"(ratio {backlog / pubsub:.2f} of raw pub/sub, {backlog / inserts:.2f} of raw INSERTs)")
                 rate, lat = await fleet_round(fleet, args.per_gateway)
@@ -318,6 +323,9 @@ async def main() -> None:
             # The storm: the broker restarts while every gateway buffers a day of readings.
             broker.stop()
             down = time.monotonic()
+            async with asyncio.timeout(120):
+                while fleet.connected():  # noqa: ASYNC110 (every uplink must have noticed)
+                    await asyncio.sleep(0.1)
             n = fleet.measure(args.day)
             await asyncio.sleep(max(0.0, args.down - (time.monotonic() - down)))
             fleet.latencies.clear()
@@ -333,9 +341,9 @@ async def main() -> None:
             storm_workers.stop()
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
-        stored = database.count()
-        print(f"check: {len(fleet.sent):,} readings sent, {len(fleet.acked):,} acked, {stored:,} stored, "
-              f"{database.duplicate_ids()} stored twice")
+        stored = database.count() - backlog_total
+        print(f"check: {len(fleet.sent):,} readings sent by the fleet, {len(fleet.acked):,} acked, {stored:,} "
+              f"stored (besides {backlog_total:,} from the backlogs), {database.duplicate_ids()} stored twice")
     finally:
         for workers in started:
             workers.stop()
