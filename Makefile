@@ -89,6 +89,10 @@ bench: $(STAMP) mosquitto
 	$(BIN)/python bench/plans.py
 	$(BIN)/python bench/web.py
 
+# The central side at fleet scale (docs/central.md): needs PostgreSQL and Mosquitto, ~10 minutes.
+bench-fleet: $(STAMP) mosquitto postgres
+	$(BIN)/python bench/fleet.py --gateways 2000
+
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)
 	$(BIN)/python bench/outbox_kill.py --trials 1000

@@ -88,6 +88,10 @@ class SimulatedGateway:
     outbox: MemoryOutbox
     uplink: Uplink
 
+    @property
+    def uplink_topic(self) -> str:
+        return Topics(self.tenant, self.id).readings
+
 
 @dataclass
 class Fleet:

@@ -56,6 +56,16 @@ class Worker:
 
 
 @pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Every worker process a test starts; any still running when it ends (a failure) is killed."""
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        if w.process is not None and w.process.poll() is None:
+            w.kill()
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     with throwaway_postgres() as url:
         yield url
@@ -94,11 +104,11 @@ async def until(condition: object, timeout: float) -> None:
 
 
 async def test_a_worker_killed_mid_batch_and_all_workers_down_lose_nothing(
-    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str, workers: list[Worker]
 ) -> None:
     fleet = Fleet(BrokerSettings(port=mosquitto.port, insecure_dev=True), 30, batch_size=10, ack_timeout_s=3)
     database = provisioned(postgres_url, fleet)
-    workers = [Worker(postgres_url, mosquitto.port, i, tmp_path) for i in (1, 2)]
+    workers += [Worker(postgres_url, mosquitto.port, i, tmp_path) for i in (1, 2)]
     await asyncio.gather(*(w.start() for w in workers))
     async with fleet_running(fleet):
         fleet.measure(20)  # 600 readings
@@ -123,7 +133,7 @@ async def test_a_worker_killed_mid_batch_and_all_workers_down_lose_nothing(
 
 
 async def test_a_broker_restart_keeps_queued_messages_and_the_fleet_reconnects(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, workers: list[Worker]
 ) -> None:
     store = tmp_path / "broker"
     store.mkdir()
@@ -135,6 +145,7 @@ async def test_a_broker_restart_keeps_queued_messages_and_the_fleet_reconnects(
         database = provisioned(postgres_url, fleet)
         database.provision("gw-raw", tenant="t1", patient="p-1")
         worker = Worker(postgres_url, broker.port, 1, tmp_path)
+        workers.append(worker)
         await worker.start()
         worker.kill(signal.SIGTERM)  # its session (and shared subscription) stays in the broker
         # Published once, never again (no gateway behind it): only the broker's persistence can keep it.
@@ -196,7 +207,9 @@ class PrivatePostgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-async def test_a_postgresql_restart_under_load_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
+async def test_a_postgresql_restart_under_load_loses_nothing(
+    tmp_path: Path, mosquitto: Mosquitto, workers: list[Worker]
+) -> None:
     if not private_postgres_possible():
         pytest.skip("needs root and PostgreSQL's server binaries to run a private server (CI has both)")
     server = PrivatePostgres()
@@ -206,7 +219,7 @@ async def test_a_postgresql_restart_under_load_loses_nothing(tmp_path: Path, mos
         fleet = Fleet(BrokerSettings(port=mosquitto.port, insecure_dev=True), 30, batch_size=5, ack_timeout_s=3,
                       prefix="pg")
         database = provisioned(server.url, fleet)
-        workers = [Worker(server.url, mosquitto.port, 1, tmp_path)]
+        workers.append(Worker(server.url, mosquitto.port, 1, tmp_path))
         await workers[0].start()
         async with fleet_running(fleet):
             fleet.measure(20)
@@ -224,3 +237,40 @@ async def test_a_postgresql_restart_under_load_loses_nothing(tmp_path: Path, mos
         database.close()
     finally:
         server.remove()
+
+
+def spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+async def test_ingest_with_n_workers_restarts_a_killed_worker_and_stops_them_all(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+) -> None:
+    log = tmp_path / "ingest.log"
+    command = [sys.executable, "-m", "central.cli", "ingest", "--workers", "2", "--name", "pool", "--db",
+               postgres_url, "--broker", f"127.0.0.1:{mosquitto.port}", "--insecure-dev"]
+    supervisor = spawn(command, log)
+    try:
+        await until(lambda: b"pool-1 ready" in log.read_bytes() and b"pool-2 ready" in log.read_bytes(), 30)
+        children = [int(line.split(b"(pid ")[1].split(b")")[0]) for line in log.read_bytes().splitlines()
+                    if b" started (pid " in line]
+        assert len(children) == 2
+        os.kill(children[0], signal.SIGKILL)
+        await until(lambda: log.read_bytes().count(b"pool-1 ready") == 2, 30)
+        assert b"exited with -9; starting it again" in log.read_bytes()
+        supervisor.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(supervisor.wait, 20) == 0
+        for pid in children[1:]:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+
+
+def test_the_fleet_benchmark_still_runs(tmp_path: Path) -> None:
+    """A benchmark that breaks unnoticed measures nothing: bench/fleet.py at a tiny size."""
+    run = subprocess.run([sys.executable, "bench/fleet.py", "--gateways", "8", "--per-gateway", "1", "--day", "1",
+                          "--workers", "1", "--down", "0.5"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ratio" in run.stdout and "0 stored twice" in run.stdout

@@ -10,6 +10,7 @@ and carries the zone the gateway gave it as an interpretation.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -35,13 +36,24 @@ class MappedObservation:
     resource: Resource
 
 
+@functools.lru_cache(maxsize=65536)
 def fhir_id(text: str) -> str:
     """A FHIR logical id ([A-Za-z0-9.-]{1,64}) from a device or gateway id."""
     return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
 
 
 def device_id(device: WireDevice) -> str:
-    return "phd-" + fhir_id(_hex(device.id) if _MAC.match(device.id) else device.id)
+    return _device_id(device.id)
+
+
+@functools.lru_cache(maxsize=65536)
+def _device_id(text: str) -> str:
+    return "phd-" + fhir_id(_hex(text) if _MAC.match(text) else text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _dedup_device(text: str) -> str:
+    return _hex(text) if _MAC.match(text) else text
 
 
 def gateway_device_id(gateway: str) -> str:
@@ -73,7 +85,7 @@ def dedup_identifier(reading: WireReading, tenant: str, code: Code) -> str:
     """The IG's `device-patient-type-timestamp` identifier. The timestamp is the device's own (as the IG
     asks), YYYYMMDDhhmmss.ss; a reading with no device time uses its gateway receive time."""
     stamp = reading.device_time or reading.received.astimezone(UTC).replace(tzinfo=None)
-    device = _hex(reading.device.id) if _MAC.match(reading.device.id) else reading.device.id
+    device = _dedup_device(reading.device.id)
     centis = f"{stamp.microsecond // 10000:02d}"
     return (f"{device}-{reading.patient}-{codes.patient_system(tenant)}-{code.mdc}-"
             f"{stamp:%Y%m%d%H%M%S}.{centis}")

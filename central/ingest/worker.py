@@ -120,8 +120,9 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
                     ),
                 ))
                 phd = device_id(reading.device)
-                changes.devices[(gateway.tenant, phd)] = NewDevice(
-                    phd, json.dumps(device_resource(reading.device, reading.type)))
+                if (gateway.tenant, phd) not in changes.devices:
+                    changes.devices[(gateway.tenant, phd)] = NewDevice(
+                        phd, json.dumps(device_resource(reading.device, reading.type)))
                 changes.plans[gateway.id] = (reading.assessment.profile, reading.assessment.profile_version)
             phg = gateway_device_id(gateway.id)
             changes.devices.setdefault((gateway.tenant, phg), NewDevice(phg, json.dumps(gateway_resource(gateway.id))))
@@ -217,7 +218,11 @@ class IngestWorker:
                 log.warning("worker %s: broker %s:%d: %s", self._identifier, self._broker.host, self._broker.port,
                             exc or type(exc).__name__)
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, 10.0)
+            # Capped low: Mosquitto 2.0 does not restore shared subscriptions from its persistence file,
+            # so until the workers are back after a broker restart, what gateways publish has no
+            # subscriber (they send it again after their ack timeout). A few workers retrying every
+            # 2 s are no load on a broker.
+            backoff = min(backoff * 2, 2.0)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic in subscriptions(self._group):
