@@ -140,6 +140,10 @@ BAD: dict[str, tuple[Callable[[Tenant], bytes], str]] = {
                                  t.gp, t.nurse)),
         "emergency' text naming 113"),
     "neither a plan nor a trust store": (lambda t: b'{"v": 1}', "carries neither a plan nor a trust store"),
+    "an implausible limit (a typo)": (lambda t: message(signed(_with_limit(document(2), "880"), t.gp, t.nurse)),
+                                      "override of spo2.red: 880 is outside the plausible range 50 to 100 for spo2"),
+    "a limit that is not a number": (lambda t: message(signed(_with_limit(document(2), "NaN"), t.gp, t.nurse)),
+                                     "plan: overrides.0.limit: Input should be a finite number"),
 }
 
 
