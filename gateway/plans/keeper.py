@@ -33,8 +33,8 @@ from zoning.plan import Plan, PlanDocument, plan_from_document
 
 log = logging.getLogger(__name__)
 
-PLAN = "plan"
-TRUST_STORE = "trust-store"
+PLAN_DOCUMENT = "plan"
+TRUST_STORE_DOCUMENT = "trust-store"
 _REJECTIONS_REMEMBERED = 64
 
 EventSink = Callable[[EventKind, dict[str, str | int | float] | None], None]
@@ -99,7 +99,7 @@ class PlanKeeper:
         self.trust_store = self._load_trust_store(plans)
         self.plan = standard
         self.document: PlanDocument | None = None
-        kept = outbox.latest_document(PLAN)
+        kept = outbox.latest_document(PLAN_DOCUMENT)
         if kept is not None:
             try:
                 self.plan, self.document = _stored_plan(kept[1], templates)
@@ -109,7 +109,7 @@ class PlanKeeper:
             log.info("plan v%d in force (%s)", self.plan.version, self.plan.plan_hash)
 
     def _load_trust_store(self, plans: PlansSection) -> TrustStore | None:
-        kept = self._outbox.latest_document(TRUST_STORE)
+        kept = self._outbox.latest_document(TRUST_STORE_DOCUMENT)
         stored = None
         if kept is not None and self._root is not None:
             try:
@@ -161,12 +161,12 @@ class PlanKeeper:
 
     def _keep(self, accepted: Accepted) -> None:
         if accepted.trust_store is not None and accepted.trust_store_envelope is not None:
-            self._outbox.keep_document(TRUST_STORE, accepted.trust_store.version,
+            self._outbox.keep_document(TRUST_STORE_DOCUMENT, accepted.trust_store.version,
                                        accepted.trust_store_envelope.to_json())
         if accepted.plan is not None and accepted.plan_envelope is not None:
             record = {"envelope": accepted.plan_envelope.model_dump(mode="json"),
                       "profile": accepted.plan.profile.model_dump(mode="json")}
-            self._outbox.keep_document(PLAN, accepted.plan.version, json.dumps(record).encode())
+            self._outbox.keep_document(PLAN_DOCUMENT, accepted.plan.version, json.dumps(record).encode())
 
     def _apply(self, accepted: Accepted) -> None:
         if accepted.trust_store is not None:
