@@ -290,3 +290,18 @@ async def test_a_trust_store_sent_with_the_plan_in_force_only_updates_the_trust_
     await box.keeper.receive(message(signed(document(1), t.gp, t.nurse), t.trust_store(2, [t.gp, t.other_gp])))
     assert box.events == [("trust_store_updated", {"version": 2, "keys": 2})]
     assert box.keeper.plan is in_force
+
+
+async def test_a_kit_given_to_another_patient_without_a_wipe_does_not_start_with_the_old_plan(box: Box) -> None:
+    from dataclasses import replace
+
+    from gateway.plans import keeper as keeper_module
+    from gateway.settings import ConfigError
+
+    box.outbox.close()
+    box.outbox = SealedOutbox(box.tmp_path / "outbox.sqlite3", box.kek)
+    with pytest.raises(ConfigError, match="is for another patient or gateway than \\[gateway\\] names: wipe the kit"):
+        keeper_module.PlanKeeper(
+            binding=replace(BINDING, patient="p-next01"), outbox=box.outbox, templates=ADVICE,
+            plans=PlansSection(trust_store=box.tmp_path / "trust.json", root_key=box.tenant.root_key_b64),
+            standard=standard_plan(load_profile("standard-copd"), ADVICE, date(2026, 1, 1)))

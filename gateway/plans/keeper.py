@@ -95,7 +95,6 @@ class PlanKeeper:
         self.events: EventSink = lambda _kind, _detail: None
         self.listeners: list[PlanListener] = []
         self._rejected: deque[str] = deque(maxlen=_REJECTIONS_REMEMBERED)
-        self.last_rejection: str | None = None
         self.trust_store = self._load_trust_store(plans)
         self.plan = standard
         self.document: PlanDocument | None = None
@@ -106,6 +105,11 @@ class PlanKeeper:
             except (ValueError, KeyError, SignedError) as exc:
                 raise ConfigError(f"the stored plan v{kept[0]} cannot be used ({exc}); the central service must "
                                   "publish the plan again after a kit wipe") from None
+            d = self.document
+            if (d.tenant, d.gateway, d.patient) != (binding.tenant, binding.gateway, binding.patient):
+                # A kit handed on without a wipe: the last patient's thresholds must not judge the next one.
+                raise ConfigError(f"the plan kept on this kit (v{d.version}) is for another patient or gateway than "
+                                  "[gateway] names: wipe the kit (dho-gateway wipe) before it serves a new patient")
             log.info("plan v%d in force (%s)", self.plan.version, self.plan.plan_hash)
 
     def _load_trust_store(self, plans: PlansSection) -> TrustStore | None:
@@ -188,7 +192,6 @@ class PlanKeeper:
 
     def _reject(self, seen: str, reason: str, version: int | None) -> None:
         self._rejected.append(seen)
-        self.last_rejection = reason
         in_force = f"plan v{self.plan.version}" if self.plan.plan_hash else f"standard profile {self.plan.id}"
         log.warning("down/config rejected: %s; %s stays in force", reason, in_force)
         detail: dict[str, str | int | float] = {"reason": reason, "in_force": in_force}
