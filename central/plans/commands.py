@@ -102,9 +102,13 @@ def _draft(args: argparse.Namespace) -> int:
     document = draft(tenant=args.tenant, gateway=args.gateway, patient=args.patient, version=args.version,
                      profile=args.profile, overrides=overrides, enrolled=args.enrolled,
                      issued=datetime.now(UTC), valid_days=args.valid_days, language=args.language)
+    before = _in_force(args.audit, document)
+    if before is not None and before.version >= document.version:
+        raise CentralError(f"plan v{before.version} was published already for this patient: draft with "
+                           f"--version {before.version + 1}")
     _write(args.out, unsigned(document))
     print(summary(document) + f" -> {args.out}")
-    for line in describe_changes(_in_force(args.audit, document), document):
+    for line in describe_changes(before, document):
         print(f"  {line}")
     return 0
 
@@ -151,6 +155,11 @@ def _sign(args: argparse.Namespace) -> int:
     _write(args.out or args.plan, signed)
     print(f"signed {summary(document)} as {info.role} ({info.holder}, key {info.id}); "
           f"{len(signed.signatures)} of 2 signatures; hash {signed.hash}")
+    before = _in_force(args.audit, document)
+    print("what you signed, against " + (f"plan v{before.version} in force" if before else "the standard profile")
+          + ":")
+    for line in describe_changes(before, document):
+        print(f"  {line}")
     return 0
 
 
@@ -322,6 +331,7 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--key", type=Path, required=True, metavar="ID.key")
     p.add_argument("--pub", type=Path, required=True, metavar="ID.pub.json", help="its public file (id and role)")
     p.add_argument("--out", type=Path, help="default: sign the file in place")
+    p.add_argument("--audit", type=Path, help="audit trail: show the changes against the plan published last")
     p.set_defaults(handler=_sign)
 
     for name, handler, text in (("verify", _verify, "check both signatures against the trust store"),
