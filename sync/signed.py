@@ -169,7 +169,12 @@ _M = TypeVar("_M", bound=BaseModel)
 def validate(model: type[_M], value: Any, what: str) -> _M:
     """A parsed JSON value as `model`, strictly (no "5" for 5), with JSON's own types (ISO dates)."""
     try:
-        return model.model_validate_json(canonical(value), strict=True)
+        # Through JSON text rather than Python objects: strict mode then still reads ISO dates and lists.
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SignedError(f"{what}: not JSON: {exc}") from None
+    try:
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise SignedError(f"{what}: {describe(exc)}") from None
 

@@ -69,10 +69,11 @@ async def test_a_failing_ack_listener_does_not_stop_delivery(tmp_path: Path, mos
     import asyncio
     import contextlib
 
+    from sync.central import CentralStore, ReferenceCentral
+
     from gateway.service import Gateway
     from gateway.settings import build_settings
     from hardware_sims.home import SimulatedHome
-    from sync.central import CentralStore, ReferenceCentral
     from sync.connection import BrokerSettings
 
     def printer(ids: list[str]) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.plans import PlanKeeper, PlanRejected, load_advice, load_profile, verify_config
 from gateway.settings import PlansSection
@@ -140,6 +142,10 @@ BAD: dict[str, tuple[Callable[[Tenant], bytes], str]] = {
                                  t.gp, t.nurse)),
         "emergency' text naming 113"),
     "neither a plan nor a trust store": (lambda t: b'{"v": 1}', "carries neither a plan nor a trust store"),
+    "an implausible limit (a typo)": (lambda t: message(signed(_with_limit(document(2), "880"), t.gp, t.nurse)),
+                                      "override of spo2.red: 880 is outside the plausible range 50 to 100 for spo2"),
+    "a limit that is not a number": (lambda t: message(signed(_with_limit(document(2), "NaN"), t.gp, t.nurse)),
+                                     "plan: overrides.0.limit: Input should be a finite number"),
 }
 
 
@@ -286,3 +292,49 @@ async def test_a_trust_store_sent_with_the_plan_in_force_only_updates_the_trust_
     await box.keeper.receive(message(signed(document(1), t.gp, t.nurse), t.trust_store(2, [t.gp, t.other_gp])))
     assert box.events == [("trust_store_updated", {"version": 2, "keys": 2})]
     assert box.keeper.plan is in_force
+
+
+async def test_a_kit_given_to_another_patient_without_a_wipe_does_not_start_with_the_old_plan(box: Box) -> None:
+    from dataclasses import replace
+
+    from gateway.plans import keeper as keeper_module
+    from gateway.settings import ConfigError
+
+    box.outbox.close()
+    box.outbox = SealedOutbox(box.tmp_path / "outbox.sqlite3", box.kek)
+    with pytest.raises(ConfigError, match="is for another patient or gateway than \\[gateway\\] names: wipe the kit"):
+        keeper_module.PlanKeeper(
+            binding=replace(BINDING, patient="p-next01"), outbox=box.outbox, templates=ADVICE,
+            plans=PlansSection(trust_store=box.tmp_path / "trust.json", root_key=box.tenant.root_key_b64),
+            standard=standard_plan(load_profile("standard-copd"), ADVICE, date(2026, 1, 1)))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+_FUZZ_TENANT = Tenant()
+_FUZZ_GOOD = json.loads(message(signed(document(2), _FUZZ_TENANT.gp, _FUZZ_TENANT.nurse)))
+_FUZZ_IN_FORCE = _in_force(_FUZZ_TENANT.opened_store())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=JSON, store=JSON, raw=st.binary(max_size=200))
+def test_whatever_arrives_the_only_outcome_is_one_reason(plan: Any, store: Any, raw: bytes) -> None:
+    """Never a traceback: any JSON in any place, or any bytes, is refused with a PlanRejected line."""
+    good = _FUZZ_GOOD["plan"]
+    candidates = [
+        raw,
+        json.dumps({"v": 1, "plan": plan}).encode(),
+        json.dumps({"v": 1, "plan": {"v": 1, "payload": plan, "signatures": good["signatures"]}}).encode(),
+        json.dumps({"v": 1, "plan": {**good, "payload": {**good["payload"], "overrides": plan}}}).encode(),
+    ]
+    if store is not None:  # null is "no trust store", and the plan beside it is good
+        candidates.append(json.dumps({"v": 1, "plan": good, "trust_store": store}).encode())
+    for candidate in candidates:
+        with pytest.raises(PlanRejected):
+            verify_config(candidate, binding=BINDING, root=_FUZZ_TENANT.root.public_key(), in_force=_FUZZ_IN_FORCE,
+                          now=NOW, templates=ADVICE, profiles=load_profile)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
 from sync.connection import BrokerSettings
 from sync.signed import Envelope
 from tests.conftest import Mosquitto
+from tests.support import ROOT, config_for
 
 TENANT, GATEWAY, PATIENT = "test-kommune", "gw-test-1", "p-test"
 GattSink = Any
@@ -241,3 +245,51 @@ async def test_a_new_trust_store_is_published_with_each_gateways_last_plan(
     retained = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
     assert retained["trust_store"]["payload"]["version"] == 2
     assert Envelope.parse(json.dumps(retained["plan"]).encode()).hash == Envelope.parse(plan.read_bytes()).hash
+
+
+async def test_the_applied_plan_survives_a_kill_9_of_the_gateway(
+    tmp_path: Path, mosquitto: Mosquitto,
+) -> None:
+    """`dho-gateway run` as a process: the plan is applied, the process is killed (no clean shutdown), and the
+    restarted gateway judges by the plan, never by the standard profile."""
+    c = clinic(tmp_path)
+    data = tmp_path / "gw"
+    data.mkdir()
+    config = config_for(data, mosquitto.port)
+    text = config.read_text().replace('# trust_store = "/etc/dho-gateway/trust-store.json"',
+                                      f'trust_store = "{c["store"]}"')
+    text = text.replace('# root_key = "base64 of the 32-byte Ed25519 public key"',
+                        f'root_key = "{json.loads(c["root_pub"].read_text())["public_key"]}"')
+    text = text.replace('id = "gw-0001"', f'id = "{GATEWAY}"')
+    text = text.replace('tenant = "demo-kommune"', f'tenant = "{TENANT}"')
+    config.write_text(text.replace('patient = "p-7f3a9c"', f'patient = "{PATIENT}"'))
+    watcher = Watcher(mosquitto.port)
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "gateway.service.cli", "run", "--config", str(config)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    plan = write_and_sign(tmp_path, c, 1, 100, "GP order 2026-11-02")
+    gateway = start()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            watching = asyncio.Event()
+            watch = tasks.create_task(watcher.run(watching))
+            await watching.wait()
+            await wait_until(lambda: watcher.status.get("state") == "online", timeout=30)
+            await publish(plan, c, mosquitto.port)
+            await wait_until(lambda: "plan_applied" in watcher.kinds(), timeout=30)
+            gateway.send_signal(signal.SIGKILL)
+            gateway.wait(timeout=10)
+            await wait_until(lambda: watcher.status.get("state") == "offline", timeout=30)  # the Last Will
+            watcher.events.clear()
+            gateway = start()
+            await wait_until(lambda: watcher.status.get("state") == "online", timeout=30)
+            assert watcher.status["plan_version"] == 1
+            assert watcher.status["plan_hash"] == Envelope.parse(plan.read_bytes()).hash
+            await asyncio.sleep(0.5)  # the retained plan, delivered again on connect, is the one in force
+            assert "plan_rejected" not in watcher.kinds() and "plan_applied" not in watcher.kinds()
+            watch.cancel()
+    finally:
+        gateway.kill()
+        gateway.wait(timeout=10)

@@ -86,3 +86,17 @@ def test_every_assessment_names_the_hash_of_the_rules_it_was_judged_by() -> None
     assert judged[1].rules_hash == judged[2].rules_hash  # the same rules, whatever the plan's version
     assert [(a.plan_version, a.plan_hash) for a in judged] == [
         (None, None), (2, "sha256:" + "b" * 64), (3, "sha256:" + "c" * 64)]
+
+
+def test_status_names_the_signed_plan_kept_on_the_box(tmp_path: Path) -> None:
+    from gateway.storage import SealedOutbox, load_or_create_key
+    from tests.support import cli, config_for
+
+    config = config_for(tmp_path, 1883)
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    outbox.close()
+    assert "profile: standard-blood-pressure (no signed plan yet)" in cli("status", "--config", str(config)).stdout
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    outbox.keep_document("plan", 3, b"{}")
+    outbox.close()
+    assert "signed plan v3 in force" in cli("status", "--config", str(config)).stdout

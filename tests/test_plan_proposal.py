@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiomqtt
 
+from central.cli import main as dho_central
 from drivers.measurement import MeasurementKind as K
 from gateway.plans import ProposalWatch, load_advice, load_profile
 from sync.connection import BrokerSettings
@@ -92,5 +94,19 @@ async def test_the_proposal_is_retained_on_the_broker_for_the_clinician(mosquitt
     # Later, with the gateway gone: the clinician's tool still finds the latest proposal (retained).
     got = await first_message(mosquitto.port, topics.proposal)
     assert got == live
+    # The clinician reads it as the start of an order.
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.to_thread(dho_central, ["plan", "proposal", "--tenant", "demo-kommune", "--gateway",
+                                                     "gw-0001", "--broker", f"127.0.0.1:{mosquitto.port}",
+                                                     "--insecure-dev"])
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "baseline 2026-11-01 to 2026-11-14, against standard-copd-scale2 v1"
+    assert lines[1:4] == [
+        "SpO2 (oximeter): median 90 %, spread 89.75 % to 90.25 %, 14 days, 14 readings",
+        '  yellow at or below 87 % (standard 87 %)  ->  --set spo2.yellow=87 "ORDER"',
+        '  red at or below 85 % (standard 83 %)  ->  --set spo2.red=85 "ORDER"',
+    ]
     assert got["gateway"] == "gw-0001" and got["period"] == ["2026-11-01", "2026-11-14"]
     assert {c["component"] for c in got["components"]} == {"spo2", "pulse"}

@@ -95,3 +95,24 @@ def test_the_audit_trail_gives_the_plan_in_force_to_the_next_diff(tmp_path: Path
     assert latest is not None and latest.version == 1 and latest.plan_hash == envelope.hash
     assert audit.latest("demo-kommune", "gw-0002", "p-7f3a9c") is None
     audit.close()
+
+
+def test_a_draft_must_be_newer_than_the_plan_published_last(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    audit = SqliteAuditLog(keys / "audit.sqlite3")
+    published = document(3)
+    envelope = unsigned(published)
+    audit.record(AuditEntry(NOW.isoformat(), published.tenant, published.gateway, published.patient, 3, envelope.hash,
+                            "gp", "rn", "", envelope.to_json().decode()))
+    audit.close()
+    code, _, err = run(capsys, "draft", "--tenant", published.tenant, "--gateway", published.gateway, "--patient",
+                       published.patient, "--version", "3", "--profile", "standard-copd", "--enrolled", "2026-11-01",
+                       "--audit", keys / "audit.sqlite3", "--out", keys / "plan.json")
+    assert (code, err.strip()) == (2, "dho-central: error: plan v3 was published already for this patient: draft "
+                                      "with --version 4")
+    plan = _draft(capsys, keys / "plan.json", "--version", "4", "--audit", str(keys / "audit.sqlite3"))
+    code, out, _ = run(capsys, "sign", plan, "--key", keys / "rn-olsen.key", "--pub", keys / "rn-olsen.pub.json",
+                       "--audit", keys / "audit.sqlite3")
+    assert code == 0
+    assert out.splitlines()[1:] == ["what you signed, against plan v3 in force:",
+                                    "  SpO2 red at or below 91 % instead of 88 %, back to the standard profile",
+                                    "  schedule counts from 2026-11-01 instead of 2026-01-01"]

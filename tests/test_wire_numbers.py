@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-
 from sync.central import CentralStore
+
 from sync.wire import (
     Ack,
     ReadingBatch,

@@ -15,6 +15,20 @@ from zoning.models import ConsecutiveRule, Profile, ThresholdRule, TrendRule, Zo
 CONTROL_ADVICE = "control.repeat"
 _R = TypeVar("_R", ThresholdRule, TrendRule, ConsecutiveRule)
 
+# Where a bound can sensibly lie (units as in the drivers): an order outside is a typo ("spo2.red = 880")
+# or a unit mix-up (a weight gain in pounds), refused before it can judge anyone. Wider than any
+# clinical use, so a doctor's unusual but deliberate bound still fits.
+PLAUSIBLE: dict[str, tuple[Decimal, Decimal]] = {
+    "spo2": (Decimal(50), Decimal(100)),
+    "pulse": (Decimal(20), Decimal(250)),
+    "systolic": (Decimal(50), Decimal(300)),
+    "diastolic": (Decimal(20), Decimal(200)),
+    "mean": (Decimal(30), Decimal(250)),
+    "weight": (Decimal(20), Decimal(400)),
+    "temperature": (Decimal(30), Decimal(45)),
+    "glucose": (Decimal(1), Decimal(35)),
+}
+
 
 class Override(BaseModel):
     """The doctor's order for one rule: a new limit (for a trend, the amount), or the rule off."""
@@ -30,7 +44,20 @@ class Override(BaseModel):
     def _one_change(self) -> Override:
         if (self.limit is None) == (not self.off):
             raise ValueError(f"override of {self.rule}: give either a new limit or off = true")
+        if self.limit is not None and not self.limit.is_finite():
+            raise ValueError(f"override of {self.rule}: the limit must be a number")
         return self
+
+
+def _plausible(rule: ThresholdRule | TrendRule | ConsecutiveRule, value: Decimal) -> None:
+    low, high = PLAUSIBLE.get(rule.component, (Decimal("-Infinity"), Decimal("Infinity")))
+    if isinstance(rule, TrendRule):
+        low, high = Decimal(0), high - low
+        if not low < value <= high:
+            raise ValueError(f"override of {rule.id}: a change of {value} is outside 0 to {high} for {rule.component}")
+    elif not low <= value <= high:
+        raise ValueError(f"override of {rule.id}: {value} is outside the plausible range {low} to {high} for "
+                         f"{rule.component}")
 
 
 def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
@@ -47,6 +74,9 @@ def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
             if o is None:
                 out.append(rule)
             elif not o.off:
+                assert o.limit is not None  # the Override validator
+                # model_copy does not validate: the range is checked here, for every kind of rule.
+                _plausible(rule, o.limit)
                 out.append(rule.model_copy(update={field: o.limit}))
         return tuple(out)
 

@@ -14,6 +14,7 @@ from central.errors import CentralError
 from central.plans.audit import AuditEntry, SqliteAuditLog
 from central.plans.drafting import describe_changes, draft, effective, parse_override, summary, unsigned
 from central.plans.keys import generate, load_private, load_public
+from central.plans.proposal import describe_proposal, fetch_proposal
 from central.plans.publish import publish_config
 from central.plans.shipped import profile_names
 from sync.connection import BrokerSettings
@@ -101,9 +102,13 @@ def _draft(args: argparse.Namespace) -> int:
     document = draft(tenant=args.tenant, gateway=args.gateway, patient=args.patient, version=args.version,
                      profile=args.profile, overrides=overrides, enrolled=args.enrolled,
                      issued=datetime.now(UTC), valid_days=args.valid_days, language=args.language)
+    before = _in_force(args.audit, document)
+    if before is not None and before.version >= document.version:
+        raise CentralError(f"plan v{before.version} was published already for this patient: draft with "
+                           f"--version {before.version + 1}")
     _write(args.out, unsigned(document))
     print(summary(document) + f" -> {args.out}")
-    for line in describe_changes(_in_force(args.audit, document), document):
+    for line in describe_changes(before, document):
         print(f"  {line}")
     return 0
 
@@ -150,6 +155,11 @@ def _sign(args: argparse.Namespace) -> int:
     _write(args.out or args.plan, signed)
     print(f"signed {summary(document)} as {info.role} ({info.holder}, key {info.id}); "
           f"{len(signed.signatures)} of 2 signatures; hash {signed.hash}")
+    before = _in_force(args.audit, document)
+    print("what you signed, against " + (f"plan v{before.version} in force" if before else "the standard profile")
+          + ":")
+    for line in describe_changes(before, document):
+        print(f"  {line}")
     return 0
 
 
@@ -224,13 +234,24 @@ def _broker_settings(args: argparse.Namespace) -> BrokerSettings:
         raise CentralError(f"broker: {describe(exc)}") from None
 
 
-def _broker_arguments(p: argparse.ArgumentParser) -> None:
+def _proposal(args: argparse.Namespace) -> int:
+    proposal = asyncio.run(fetch_proposal(_broker_settings(args), args.tenant, args.gateway, wait_s=args.wait))
+    if proposal is None:
+        print(f"gateway {args.gateway} has sent no baseline proposal (it does after 14 days of daily readings)")
+        return 1
+    for line in describe_proposal(proposal):
+        print(line)
+    return 0
+
+
+def _broker_arguments(p: argparse.ArgumentParser, *, audit: bool = True) -> None:
     p.add_argument("--broker", type=_broker, required=True, metavar="HOST:PORT")
     p.add_argument("--insecure-dev", action="store_true", help="plain TCP (development only)")
     p.add_argument("--ca-file", type=Path)
     p.add_argument("--cert-file", type=Path)
     p.add_argument("--key-file", type=Path)
-    p.add_argument("--audit", type=Path, required=True, help="the audit trail (SQLite)")
+    if audit:
+        p.add_argument("--audit", type=Path, required=True, help="the audit trail (SQLite)")
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -310,6 +331,7 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--key", type=Path, required=True, metavar="ID.key")
     p.add_argument("--pub", type=Path, required=True, metavar="ID.pub.json", help="its public file (id and role)")
     p.add_argument("--out", type=Path, help="default: sign the file in place")
+    p.add_argument("--audit", type=Path, help="audit trail: show the changes against the plan published last")
     p.set_defaults(run=_sign)
 
     for name, handler, text in (("verify", _verify, "check both signatures against the trust store"),
@@ -332,6 +354,15 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--gateway", action="append", required=True, help="a gateway of the tenant (repeat)")
     _broker_arguments(p)
     p.set_defaults(run=_publish_trust_store)
+
+    p = commands.add_parser("proposal", help="the gateway's 14-day baseline proposal, as the start of an order",
+                            description="Reads the proposal the gateway keeps retained on up/proposal and prints "
+                            "it with the `draft --set` each proposed bound would take. Never applied by itself.")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--gateway", required=True)
+    p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for it (default 5)")
+    _broker_arguments(p, audit=False)
+    p.set_defaults(run=_proposal)
 
     p = commands.add_parser("audit", help="every published plan with who ordered and who verified it")
     p.add_argument("--audit", type=Path, required=True)

@@ -67,8 +67,13 @@ def unsigned(document: PlanDocument) -> Envelope:
     return Envelope(payload=document.model_dump(mode="json"))
 
 
-def _number(value: Decimal, component: str) -> str:
+def number(value: Decimal, component: str) -> str:
+    """A value with its unit as a clinician writes it: 88 %, 2.5 kg."""
     return f"{value.normalize():f} {_UNIT.get(component, '')}".strip()
+
+
+def component_name(component: str) -> str:
+    return _COMPONENT.get(component, component)
 
 
 def _say(rule: ThresholdRule | TrendRule | ConsecutiveRule | SymptomRule) -> str:
@@ -76,9 +81,9 @@ def _say(rule: ThresholdRule | TrendRule | ConsecutiveRule | SymptomRule) -> str
         return f"symptom rule {rule.id} ({rule.zone})"
     name = _COMPONENT.get(rule.component, rule.component)
     if isinstance(rule, TrendRule):
-        return (f"{name} {rule.zone} on a {rule.change} of {_OP[rule.op]} {_number(rule.amount, rule.component)} "
+        return (f"{name} {rule.zone} on a {rule.change} of {_OP[rule.op]} {number(rule.amount, rule.component)} "
                 f"within {rule.days} days")
-    text = f"{name} {rule.zone} {_OP[rule.op]} {_number(rule.limit, rule.component)}"
+    text = f"{name} {rule.zone} {_OP[rule.op]} {number(rule.limit, rule.component)}"
     if isinstance(rule, ConsecutiveRule):
         text += f" {rule.count} times in a row"
     return text
@@ -86,10 +91,10 @@ def _say(rule: ThresholdRule | TrendRule | ConsecutiveRule | SymptomRule) -> str
 
 def _value(rule: ThresholdRule | TrendRule | ConsecutiveRule | SymptomRule) -> str:
     if isinstance(rule, TrendRule):
-        return _number(rule.amount, rule.component)
+        return number(rule.amount, rule.component)
     if isinstance(rule, SymptomRule):
         return "on"
-    return _number(rule.limit, rule.component)
+    return number(rule.limit, rule.component)
 
 
 _AnyRule = ThresholdRule | TrendRule | ConsecutiveRule | SymptomRule

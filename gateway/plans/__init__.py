@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from gateway.plans.keeper import PlanKeeper
+from gateway.plans.keeper import PLAN_DOCUMENT, TRUST_STORE_DOCUMENT, PlanKeeper
 from gateway.plans.proposal import ProposalWatch, baseline_document
 from gateway.plans.standard import PINNED, load_advice, load_profile, read_shipped_profile, shipped_profiles
 from gateway.plans.verify import Accepted, Binding, InForce, PlanRejected, check_plan, verify_config
 
 __all__ = [
     "PINNED",
+    "PLAN_DOCUMENT",
+    "TRUST_STORE_DOCUMENT",
     "Accepted",
     "Binding",
     "InForce",

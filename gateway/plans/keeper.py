@@ -33,8 +33,8 @@ from zoning.plan import Plan, PlanDocument, plan_from_document
 
 log = logging.getLogger(__name__)
 
-PLAN = "plan"
-TRUST_STORE = "trust-store"
+PLAN_DOCUMENT = "plan"
+TRUST_STORE_DOCUMENT = "trust-store"
 _REJECTIONS_REMEMBERED = 64
 
 EventSink = Callable[[EventKind, dict[str, str | int | float] | None], None]
@@ -95,21 +95,25 @@ class PlanKeeper:
         self.events: EventSink = lambda _kind, _detail: None
         self.listeners: list[PlanListener] = []
         self._rejected: deque[str] = deque(maxlen=_REJECTIONS_REMEMBERED)
-        self.last_rejection: str | None = None
         self.trust_store = self._load_trust_store(plans)
         self.plan = standard
         self.document: PlanDocument | None = None
-        kept = outbox.latest_document(PLAN)
+        kept = outbox.latest_document(PLAN_DOCUMENT)
         if kept is not None:
             try:
                 self.plan, self.document = _stored_plan(kept[1], templates)
             except (ValueError, KeyError, SignedError) as exc:
                 raise ConfigError(f"the stored plan v{kept[0]} cannot be used ({exc}); the central service must "
                                   "publish the plan again after a kit wipe") from None
+            d = self.document
+            if (d.tenant, d.gateway, d.patient) != (binding.tenant, binding.gateway, binding.patient):
+                # A kit handed on without a wipe: the last patient's thresholds must not judge the next one.
+                raise ConfigError(f"the plan kept on this kit (v{d.version}) is for another patient or gateway than "
+                                  "[gateway] names: wipe the kit (dho-gateway wipe) before it serves a new patient")
             log.info("plan v%d in force (%s)", self.plan.version, self.plan.plan_hash)
 
     def _load_trust_store(self, plans: PlansSection) -> TrustStore | None:
-        kept = self._outbox.latest_document(TRUST_STORE)
+        kept = self._outbox.latest_document(TRUST_STORE_DOCUMENT)
         stored = None
         if kept is not None and self._root is not None:
             try:
@@ -161,12 +165,12 @@ class PlanKeeper:
 
     def _keep(self, accepted: Accepted) -> None:
         if accepted.trust_store is not None and accepted.trust_store_envelope is not None:
-            self._outbox.keep_document(TRUST_STORE, accepted.trust_store.version,
+            self._outbox.keep_document(TRUST_STORE_DOCUMENT, accepted.trust_store.version,
                                        accepted.trust_store_envelope.to_json())
         if accepted.plan is not None and accepted.plan_envelope is not None:
             record = {"envelope": accepted.plan_envelope.model_dump(mode="json"),
                       "profile": accepted.plan.profile.model_dump(mode="json")}
-            self._outbox.keep_document(PLAN, accepted.plan.version, json.dumps(record).encode())
+            self._outbox.keep_document(PLAN_DOCUMENT, accepted.plan.version, json.dumps(record).encode())
 
     def _apply(self, accepted: Accepted) -> None:
         if accepted.trust_store is not None:
@@ -188,7 +192,6 @@ class PlanKeeper:
 
     def _reject(self, seen: str, reason: str, version: int | None) -> None:
         self._rejected.append(seen)
-        self.last_rejection = reason
         in_force = f"plan v{self.plan.version}" if self.plan.plan_hash else f"standard profile {self.plan.id}"
         log.warning("down/config rejected: %s; %s stays in force", reason, in_force)
         detail: dict[str, str | int | float] = {"reason": reason, "in_force": in_force}

@@ -128,11 +128,18 @@ def check_plan(envelope: Envelope, *, store: TrustStore, binding: Binding, in_fo
 
 def verify_config(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
                   now: datetime, templates: AdviceBook, profiles: ProfileSource) -> Accepted:
-    """Everything a down/config message must pass before anything in it is kept or applied."""
+    """Everything a down/config message must pass before anything in it is kept or applied. Raises
+    PlanRejected and nothing else for any input."""
     try:
-        message = ConfigMessage.parse(raw)
-    except SignedError as exc:
+        return _verify(raw, binding=binding, root=root, in_force=in_force, now=now, templates=templates,
+                       profiles=profiles)
+    except SignedError as exc:  # e.g. a number JSON allows but the canonical form cannot carry
         raise PlanRejected(str(exc)) from None
+
+
+def _verify(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
+            now: datetime, templates: AdviceBook, profiles: ProfileSource) -> Accepted:
+    message = ConfigMessage.parse(raw)
     new_store = None
     if message.trust_store is not None:
         new_store = _newer_trust_store(message.trust_store, root, binding, in_force.trust_store)

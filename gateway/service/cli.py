@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
-from gateway.storage import KeyFileError
+from gateway.storage import KeyFileError, SealedOutbox
 
 EXIT_USAGE = 2
 
@@ -189,6 +189,7 @@ def _status(settings: Settings, as_json: bool) -> int:
             "broker": f"{settings.mqtt.host}:{settings.mqtt.port}",
             "tls": not settings.mqtt.insecure_dev,
             "profile": settings.zoning.profile,
+            "plan_version": _kept_plan_version(outbox),
         }
     finally:
         outbox.close()
@@ -201,7 +202,8 @@ def _status(settings: Settings, as_json: bool) -> int:
           + (f", oldest {oldest} s" if oldest is not None else ""))
     print(f"quarantined records: {info['quarantined']}")
     print(f"broker: {info['broker']} ({'mutual TLS' if info['tls'] else 'NO TLS (insecure_dev)'})")
-    print(f"profile: {info['profile']}")
+    print(f"profile: {info['profile']}" + (f", signed plan v{info['plan_version']} in force" if info["plan_version"]
+                                           else " (no signed plan yet)"))
     for d in settings.devices:
         print(f"device: {d.address} {d.kind.value} {d.model or ''}".rstrip())
     return 0
@@ -221,6 +223,14 @@ def _salvage(settings: Settings) -> int:
           f"{done.history} history entr{'y' if done.history == 1 else 'ies'} into a new {g.outbox_path}")
     print(f"the damaged file is kept as {done.moved_to} (remove it once the gateway runs again)")
     return 0
+
+
+def _kept_plan_version(outbox: SealedOutbox) -> int | None:
+    """The version of the signed plan kept on the box (what `run` judges by), or None."""
+    from gateway.plans import PLAN_DOCUMENT
+
+    kept = outbox.latest_document(PLAN_DOCUMENT)
+    return None if kept is None else kept[0]
 
 
 def _wipe(settings: Settings, really: bool) -> int:
