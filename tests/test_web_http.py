@@ -202,3 +202,22 @@ async def test_no_patient_data_in_the_log(gateway: Gateway, caplog: pytest.LogCa
     assert stored_count(gateway) == 2
     for secret in ("82.4", "82,4", "much_worse", "p-http-1", PASSWORD):
         assert secret not in caplog.text
+
+
+async def test_pages_that_cannot_listen_are_one_log_line_and_the_gateway_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from gateway.web import PagesServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gw = Gateway(settings(tmp_path, port=taken.getsockname()[1]), SimulatedHome())
+        try:
+            assert isinstance(gw.web, PagesServer)
+            await gw.web.run()  # returns instead of raising: nothing else in the gateway stops
+        finally:
+            gw.outbox.close()
+    [line] = [r for r in caplog.records if r.name == "gateway.web.server"]
+    assert line.levelname == "ERROR" and "the gateway runs on without its pages" in line.getMessage()
