@@ -18,7 +18,7 @@ from drivers.uuids import WEIGHT_MEASUREMENT
 from gateway.service import Gateway
 from gateway.settings import ConfigError, build_settings
 from gateway.web import LiveState, create_app, hash_password
-from gateway.web.app import BodyLimit, SecurityHeaders
+from gateway.web.middleware import BodyLimit, SecurityHeaders
 from gateway.web.security import LoginGuard
 from hardware_sims.home import SimulatedHome
 from tests.test_web_unassigned import SCALE, weighing

@@ -13,8 +13,9 @@ from collections.abc import Generator
 
 import uvicorn
 
-from gateway.web.app import BodyLimit, SecurityHeaders, create_app
+from gateway.web.app import create_app
 from gateway.web.live import LiveState
+from gateway.web.middleware import BodyLimit, SecurityHeaders
 from gateway.web.ports import GatewayPort
 
 log = logging.getLogger(__name__)
