@@ -3,6 +3,8 @@ routes and strangers on the network each get a clear answer, and nothing stored 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterator
@@ -221,3 +223,25 @@ async def test_pages_that_cannot_listen_are_one_log_line_and_the_gateway_goes_on
             gw.outbox.close()
     [line] = [r for r in caplog.records if r.name == "gateway.web.server"]
     assert line.levelname == "ERROR" and "the gateway runs on without its pages" in line.getMessage()
+
+
+async def test_the_pages_keep_no_access_log(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+
+    caplog.set_level(logging.DEBUG)
+    assert gateway.web is not None
+    task = asyncio.get_running_loop().create_task(gateway.web.run())
+    await gateway.web.ready.wait()
+    async with httpx.AsyncClient() as client:
+        for _ in range(50):  # until uvicorn has started serving
+            try:
+                r = await client.get(f"{gateway.web.address}api/patient")
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)
+    assert r.status_code == 200
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    server_side = [r.getMessage() for r in caplog.records if r.name.startswith(("uvicorn", "gateway"))]
+    assert server_side and not [m for m in server_side if "/api/patient" in m]  # (httpx logs its own side)

@@ -70,6 +70,9 @@ class PagesServer:
                                 lifespan="off", timeout_graceful_shutdown=1, server_header=False,
                                 proxy_headers=False, ws="none", http="h11")
         server = _InLoopServer(config)
+        # No access log: a kiosk polls all day, and a log of paths is a log of what the patient did.
+        access = logging.getLogger("uvicorn.access")
+        access.handlers, access.propagate = [], False
         log.info("web: the pages are at %s%s", self.address, " (home network, login needed)" if web.lan else "")
         self.ready.set()
         try:
