@@ -72,7 +72,7 @@ class PagesServer:
         server = _InLoopServer(config)
         # No access log: a kiosk polls all day, and a log of paths is a log of what the patient did.
         access = logging.getLogger("uvicorn.access")
-        access.handlers, access.propagate = [], False
+        access.handlers, access.propagate, access.disabled = [], False, True
         log.info("web: the pages are at %s%s", self.address, " (home network, login needed)" if web.lan else "")
         self.ready.set()
         try:
