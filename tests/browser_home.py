@@ -94,7 +94,7 @@ class Home:
         })
         source = BleDeviceSource(settings.devices, backends=BleBackends(BumbleScanner, BumbleClient,
                                                                          {"radio": self.radio}),
-                                 idle_s=0.3, retry_base_s=0.05, retry_max_s=0.2)
+                                 idle_s=1.0, retry_base_s=0.05, retry_max_s=0.5)
         self.gateway = Gateway(settings, source)
         self.gateway.pipeline.plan = copd_and_heart_failure_plan()
         central = ReferenceCentral(mqtt, self.central_store, identifier="central-web-test")

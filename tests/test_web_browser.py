@@ -23,10 +23,12 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 KIOSK: ViewportSize = {"width": 800, "height": 480}  # the Raspberry Pi touch display
 TABLET: ViewportSize = {"width": 1024, "height": 768}
-SEEN_S = 15_000  # ms: a BLE session on the simulated radio, then the page
+SEEN_S = 30_000  # ms: a BLE session on the simulated radio (slow on a loaded machine), then the page
 
 
-@pytest.fixture(scope="session")
+# One browser for all the tests here; module scope (not session): Playwright's sync API keeps an event
+# loop running in this thread while it is open, and the asyncio tests of other modules need the thread.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: run the tests through `make test`, which installs it")

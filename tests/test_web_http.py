@@ -3,6 +3,8 @@ routes and strangers on the network each get a clear answer, and nothing stored 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from drivers.uuids import WEIGHT_MEASUREMENT
 from gateway.service import Gateway
 from gateway.settings import ConfigError, build_settings
 from gateway.web import LiveState, create_app, hash_password
-from gateway.web.app import BodyLimit, SecurityHeaders
+from gateway.web.middleware import BodyLimit, SecurityHeaders
 from gateway.web.security import LoginGuard
 from hardware_sims.home import SimulatedHome
 from tests.test_web_unassigned import SCALE, weighing
@@ -202,3 +204,51 @@ async def test_no_patient_data_in_the_log(gateway: Gateway, caplog: pytest.LogCa
     assert stored_count(gateway) == 2
     for secret in ("82.4", "82,4", "much_worse", "p-http-1", PASSWORD):
         assert secret not in caplog.text
+
+
+async def test_pages_that_cannot_listen_are_one_log_line_and_the_gateway_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from gateway.web import PagesServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gw = Gateway(settings(tmp_path, port=taken.getsockname()[1]), SimulatedHome())
+        try:
+            assert isinstance(gw.web, PagesServer)
+            await gw.web.run()  # returns instead of raising: nothing else in the gateway stops
+        finally:
+            gw.outbox.close()
+    [line] = [r for r in caplog.records if r.name == "gateway.web.server"]
+    assert line.levelname == "ERROR" and "the gateway runs on without its pages" in line.getMessage()
+
+
+async def test_the_pages_keep_no_access_log(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+
+    caplog.set_level(logging.DEBUG)
+    assert gateway.web is not None
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    task = asyncio.get_running_loop().create_task(gateway.web.run())
+    await gateway.web.ready.wait()
+    logging.getLogger("uvicorn.access").addHandler(Keep())  # as if someone configured an access log
+    async with httpx.AsyncClient() as client:
+        for _ in range(50):  # until uvicorn has started serving
+            try:
+                r = await client.get(f"{gateway.web.address}api/patient")
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)
+    assert r.status_code == 200
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    server_side = [r.getMessage() for r in caplog.records if r.name.startswith(("uvicorn", "gateway"))]
+    assert server_side and not [m for m in [*server_side, *seen] if "/api/patient" in m]  # httpx logs its own side

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -26,12 +25,12 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
-from gateway.web.security import SECURITY_HEADERS, LoginGuard, Session, Sessions, csrf_ok, verify_password
-from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick, ui
+from gateway.web.security import LoginGuard, Session, Sessions, csrf_ok, verify_password
+from gateway.web.technician import ScanState, ServiceView, service_view, service_view_text
+from gateway.web.texts import ZONE_WORDS, pick, ui
 from gateway.web.view import PatientView, patient_view
 from sync.outbox import OutboxUnavailable
 from zoning.advice import Language
@@ -40,114 +39,11 @@ from zoning.questionnaire import QUESTIONS, Answers
 log = logging.getLogger(__name__)
 
 COOKIE = "dho_session"
-MAX_BODY_BYTES = 16 * 1024
 LONG_POLL_S = 20.0
 STATIC = Path(__file__).parent / "static"
 
 
-class BodyLimit:
-    """Refuses a request body over `limit` bytes with 413 before any route sees it."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _too_large(send, self.limit)
-            return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)  # a disconnect: let the app see it
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await _too_large(send, self.limit)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = f'{{"detail": "request body too large: at most {limit} bytes"}}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *SECURITY_HEADERS]})
-    await send({"type": "http.response.body", "body": body})
-
-
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *(h for h in SECURITY_HEADERS if h[0] not in present)]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
 # -- JSON API models ------------------------------------------------------------------------------
-
-class DeviceView(BaseModel):
-    address: str
-    kind: str
-    model: str | None
-    serial: str | None
-    last_seen: datetime | None
-    battery: int | None
-    pairing: str
-    clock_offset_s: float | None
-    last_reading: datetime | None
-    last_zone: str | None
-
-
-class NearbyView(BaseModel):
-    address: str
-    what: str
-
-
-class ServiceView(BaseModel):
-    devices: list[DeviceView]
-    outbox_depth: int
-    oldest_unsent_s: float | None
-    used_percent: int
-    quarantined: int
-    held_in_memory: int
-    broker_connected: bool
-    last_ack: datetime | None
-    plan: str
-    plan_version: int
-    plan_signers: list[str]
-    enrolled: str
-    faults: list[str]
-    nearby: list[NearbyView]
-    nearby_note: str
-    last_scan: datetime | None
-    counts: dict[str, int]
-
 
 class AnswersIn(BaseModel):
     answers: dict[str, str]
@@ -169,8 +65,8 @@ def _loopback(request: Request) -> bool:
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host in ("testclient", "localhost")
+    except ValueError:  # not an IP address: not known to be this box
+        return False
 
 
 def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -182,7 +78,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
     guard = guard or LoginGuard()
     env = Environment(loader=PackageLoader("gateway.web", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    scan_state: dict[str, Any] = {"at": None, "note": ""}
+    scan_state = ScanState()
 
     app = FastAPI(title="dho-gateway pages", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
@@ -389,54 +285,14 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
 
     # -- the technician's page --------------------------------------------------------------------
 
-    def nearby() -> tuple[list[NearbyView], str]:
-        source = gw.source
-        offers = getattr(source, "nearby", None)
-        if callable(offers):
-            return [NearbyView(address=a, what=w) for a, w in offers()], "reported by the device source"
-        heard: Counter[str] = Counter(gw.pipeline.unprovisioned)
-        counted = getattr(source, "unprovisioned", None)
-        if isinstance(counted, Counter):
-            heard.update(counted)
-        found = [NearbyView(address=a, what=f"not provisioned, heard {n} time(s)") for a, n in heard.most_common(20)]
-        listed = getattr(source, "devices", None)
-        if isinstance(listed, list):  # a simulated home lists the devices it simulates
-            found += [NearbyView(address=d.address, what=f"simulated {d.kind} {d.model}") for d in listed]
-            return found, "the simulated device source reports these devices"
-        return found, "the device source listens all the time; these are the devices it heard that are not provisioned"
-
-    async def service_view() -> ServiceView:
-        facts = await asyncio.to_thread(gw.service_facts)
-        status = {d.id: d for d in facts.devices}
-        devices = []
-        for d in settings.devices:
-            st = status.get(d.serial or d.address) or status.get(d.address)
-            offset = gw.pipeline.clock_offsets.get(d.address)
-            last = live.devices.get(d.address)
-            devices.append(DeviceView(
-                address=d.address, kind=d.kind.value, model=d.model, serial=d.serial,
-                last_seen=st.last_seen if st else None, battery=st.battery if st else None,
-                pairing="lost: put it in pairing mode" if st and st.needs_pairing else (
-                    "ok" if st and st.last_seen else "not seen yet"),
-                clock_offset_s=None if offset is None else round(offset.total_seconds(), 1),
-                last_reading=last.at if last else None, last_zone=last.zone.value if last else None))
-        plan = gw.pipeline.plan
-        found, note = nearby()
-        return ServiceView(
-            devices=devices, outbox_depth=facts.outbox_depth, oldest_unsent_s=facts.oldest_unsent_s,
-            used_percent=facts.used_percent, quarantined=facts.quarantined, held_in_memory=facts.held,
-            broker_connected=gw.broker_connected, last_ack=gw.last_ack_at, plan=plan.id, plan_version=plan.version,
-            plan_signers=list(getattr(plan, "signers", ()) or ()), enrolled=plan.enrolled.isoformat(),
-            faults=facts.faults, nearby=found, nearby_note=str(scan_state["note"] or note),
-            last_scan=scan_state["at"], counts=dict(gw.pipeline.counts))
-
     @app.get("/service", response_class=HTMLResponse, include_in_schema=False)
     async def service_page(request: Request) -> Response:
         s = session_of(request)
         if not s.technician:
             return render(request, "login.html", 401, error=None, retry_after=None,
                           configured=bool(settings.web.technician_password_hash))
-        return render(request, "service.html", view=service_view_text(await service_view(), s.language, tz))
+        return render(request, "service.html", view=service_view_text(await service_view(gw, live, scan_state),
+                                                                        s.language, tz))
 
     @app.get("/api/service", response_model=ServiceView, tags=["technician"])
     async def api_service(request: Request) -> Response:
@@ -444,7 +300,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
         s = session_of(request)
         if not s.technician:
             return refused(request, api=True)
-        return finish(request, JSONResponse((await service_view()).model_dump(mode="json")))
+        return finish(request, JSONResponse((await service_view(gw, live, scan_state)).model_dump(mode="json")))
 
     @app.post("/service/login", include_in_schema=False)
     async def login(request: Request, password: Annotated[str, Form(max_length=256)] = "",
@@ -491,46 +347,14 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
         return finish(request, RedirectResponse("/service#nearby", status_code=303))
 
     async def start_scan() -> None:
-        scan_state["at"] = now()
+        scan_state.at = now()
         scanner: Callable[[], Awaitable[object]] | None = getattr(gw.source, "scan", None)
         if callable(scanner):
             await scanner()
-            scan_state["note"] = "scan done: what the device source heard"
+            scan_state.note = "scan done: what the device source heard"
         else:
-            scan_state["note"] = ("this device source scans all the time and pairs provisioned devices when they "
+            scan_state.note = ("this device source scans all the time and pairs provisioned devices when they "
                                   "advertise; below is what it has heard")
         log.info("web: pairing scan requested by the technician")
 
     return app
-
-
-# -- the technician page's words ------------------------------------------------------------------
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    return str(timedelta(seconds=round(seconds)))
-
-
-def _local(when: datetime | None, tz: ZoneInfo) -> str:
-    return "—" if when is None else f"{when.astimezone(tz):%Y-%m-%d %H:%M:%S}"
-
-
-def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[str, Any]:
-    """The technician page is in English terms where the technician's tools are (device models, MQTT);
-    the few words around them follow the session's language."""
-    return {
-        "v": v,
-        "devices": [{
-            "d": d, "kind": pick(KIND_NAMES.get(d.kind, (d.kind, d.kind)), language),
-            "last_seen": _local(d.last_seen, tz), "battery": "—" if d.battery is None else f"{d.battery} %",
-            "low_battery": d.battery is not None and d.battery < 20,
-            "clock": "—" if d.clock_offset_s is None else f"{d.clock_offset_s:+.1f} s",
-            "last_reading": _local(d.last_reading, tz),
-            "last_zone": pick(ZONE_WORDS[d.last_zone], language) if d.last_zone else "—",
-        } for d in v.devices],
-        "oldest": _ago(v.oldest_unsent_s),
-        "last_ack": _local(v.last_ack, tz),
-        "last_scan": _local(v.last_scan, tz),
-    }
-

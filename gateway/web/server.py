@@ -13,8 +13,9 @@ from collections.abc import Generator
 
 import uvicorn
 
-from gateway.web.app import BodyLimit, SecurityHeaders, create_app
+from gateway.web.app import create_app
 from gateway.web.live import LiveState
+from gateway.web.middleware import BodyLimit, SecurityHeaders
 from gateway.web.ports import GatewayPort
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class PagesServer:
                                 lifespan="off", timeout_graceful_shutdown=1, server_header=False,
                                 proxy_headers=False, ws="none", http="h11")
         server = _InLoopServer(config)
+        # No access log: a kiosk polls all day, and a log of paths is a log of what the patient did.
+        access = logging.getLogger("uvicorn.access")
+        access.handlers, access.propagate, access.disabled = [], False, True
         log.info("web: the pages are at %s%s", self.address, " (home network, login needed)" if web.lan else "")
         self.ready.set()
         try:
