@@ -30,6 +30,7 @@ class MemoryOutbox:
 
     def __init__(self) -> None:
         self._entries: dict[str, OutboxEntry] = {}
+        self._events: dict[str, OutboxEntry] = {}
         self._seq = 0
 
     def put(self, reading_id: str, payload: bytes) -> None:
@@ -45,8 +46,15 @@ class MemoryOutbox:
                     break
         return found
 
+    def put_event(self, event_id: str, payload: bytes) -> None:
+        self._seq += 1
+        self._events.setdefault(event_id, OutboxEntry(self._seq, event_id, payload))
+
+    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        return [e for e in self._events.values() if e.seq > after_seq][:limit]
+
     def acknowledge(self, ids: Collection[str]) -> list[str]:
-        return [i for i in ids if self._entries.pop(i, None) is not None]
+        return [i for i in ids if self._entries.pop(i, None) is not None or self._events.pop(i, None) is not None]
 
     def depth(self) -> int:
         return len(self._entries)

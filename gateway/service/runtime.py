@@ -114,6 +114,9 @@ class Gateway:
 
         self._time_reported: set[tuple[str, date]] = set()
         self.pipeline.add_listener(lambda reading, _assessment: self._report_uncertain_time(reading))
+        # For sources that cannot report their devices (the simulated home): when each last gave a reading.
+        self._last_reading: dict[str, datetime] = {}
+        self.pipeline.add_listener(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received))
 
     def _propose(self, _reading: Reading, _assessment: Assessment) -> None:
         self.proposals.check(self.pipeline.history, self.pipeline.plan)
@@ -150,9 +153,6 @@ class Gateway:
         self.uplink.post_event("reading_time_uncertain", {
             "device": reading.device.id, "reading": str(reading.id), "time_source": reading.time_source})
 
-        # For sources that cannot report their devices (the simulated home): when each last gave a reading.
-        self._last_reading: dict[str, datetime] = {}
-        self.pipeline.add_listener(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received))
 
     def _first_day(self, tz: ZoneInfo) -> date:
         """Without an enrolment date in the settings, the schedule counts from the first reading kept."""
