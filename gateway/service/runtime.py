@@ -22,10 +22,11 @@ from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import SealedOutbox, key_source_for
 from sync.backoff import Backoff
-from sync.outbox import Outbox
+from sync.outbox import Outbox, OutboxUnavailable
 from sync.topics import Topics
 from sync.uplink import AckListener, StatusFacts, Uplink
 from sync.wire import DeviceStatus
+from zoning.history import PastReading
 from zoning.models import Assessment
 from zoning.plan import Plan, standard_plan
 from zoning.schedule import overdue
@@ -110,6 +111,7 @@ class Gateway:
         self.plans.listeners.append(self._plan_changed)
         self.proposals = ProposalWatch(self.uplink.publish_proposal, gateway=g.id, patient=g.patient,
                                        tz=ZoneInfo(g.timezone))
+        self._proposing: asyncio.Task[None] | None = None
         self.pipeline.add_listener(self._propose)
 
         self._time_reported: set[tuple[str, date]] = set()
@@ -119,7 +121,22 @@ class Gateway:
         self.pipeline.add_listener(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received))
 
     def _propose(self, _reading: Reading, _assessment: Assessment) -> None:
-        self.proposals.check(self.pipeline.history, self.pipeline.plan)
+        # The pipeline keeps only the latest day in memory; the 14 days come from the sealed history, off
+        # the loop. One computation at a time: a burst of readings gives one proposal, from the last one.
+        if self._proposing is None or self._proposing.done():
+            self._proposing = asyncio.get_running_loop().create_task(self._send_proposal())
+
+    async def _send_proposal(self) -> None:
+        try:
+            history = await asyncio.to_thread(self._baseline_history)
+        except OutboxUnavailable as exc:
+            log.warning("%s; the baseline proposal waits for the next reading", exc)
+            return
+        self.proposals.check(history, self.pipeline.plan)
+
+    def _baseline_history(self) -> list[PastReading]:
+        now = datetime.now(UTC)
+        return [p for kind in self.pipeline.plan.rules.kinds for p in self.pipeline.past(kind, now)]
 
     def _plan_changed(self, plan: Plan) -> None:
         # The next assessment is judged by the new plan; readings already stored keep the plan they named.
