@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from sync.central import CentralStore
 
+from central.ingest.worker import Incoming, plan
+from central.store import Database
 from sync.wire import (
     Ack,
     ReadingBatch,
@@ -84,14 +85,18 @@ def test_a_non_finite_value_is_refused_not_sent_as_invalid_json() -> None:
         WireQuantity(value=Decimal("NaN"), unit="kg")
 
 
-def test_the_reference_receiver_stores_and_returns_the_exact_digits(tmp_path: Path) -> None:
-    store = CentralStore(tmp_path / "central.sqlite3")
+def test_the_central_service_stores_and_returns_the_exact_digits(tmp_path: Path) -> None:
+    database = Database(str(tmp_path / "central.sqlite3"))
     try:
+        database.provision("gw-1", tenant="t-1", patient="p-1")
         batch = ReadingBatch(gateway="gw-1", batch=uuid.uuid4(), sent=NOW,
                              readings=[reading({"weight": ("83.800", "kg"), "systolic": ("128", "mm[Hg]")})])
-        store.store("t-1", ReadingBatch.model_validate_json(batch.model_dump_json()))
-        (got,) = store.readings()
+        incoming = Incoming("dho/v1/t-1/gw-1/up/readings", batch.model_dump_json().encode(), mid=1, qos=1)
+        changes, _acks = plan([incoming], database.registered(["gw-1"]))
+        database.commit(changes)
+        (body,) = database.reading_bodies()
+        got = WireReading.model_validate_json(body)
     finally:
-        store.close()
+        database.close()
     assert got.components["weight"].value.as_tuple() == Decimal("83.800").as_tuple()
     assert got.components["systolic"].value.as_tuple() == Decimal("128").as_tuple()
