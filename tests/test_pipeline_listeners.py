@@ -69,8 +69,7 @@ async def test_a_failing_ack_listener_does_not_stop_delivery(tmp_path: Path, mos
     import asyncio
     import contextlib
 
-    from sync.central import CentralStore, ReferenceCentral
-
+    from central.embedded import EmbeddedCentral
     from gateway.service import Gateway
     from gateway.settings import build_settings
     from hardware_sims.home import SimulatedHome
@@ -87,8 +86,8 @@ async def test_a_failing_ack_listener_does_not_stop_delivery(tmp_path: Path, mos
         "devices": [{"address": d.address, "kind": d.kind, "serial": d.serial} for d in source.devices],
     })
     gateway = Gateway(settings, source, on_ack=printer)
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = EmbeddedCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), tmp_path / "central.sqlite3")
+    central.provision("gw-test-1", tenant="test-kommune", patient="p-test")
     async with asyncio.TaskGroup() as tasks:
         running = [tasks.create_task(central.run()), tasks.create_task(gateway.run())]
         async with asyncio.timeout(20):
@@ -98,4 +97,4 @@ async def test_a_failing_ack_listener_does_not_stop_delivery(tmp_path: Path, mos
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    store.close()
+    central.close()
