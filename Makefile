@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV := $(shell command -v uv 2>/dev/null)
 INSTALL := $(if $(UV),$(UV) pip install --python $(BIN)/python,$(BIN)/pip install --progress-bar off)
 
-.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb schemas mosquitto postgres chromium clean
+.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb bench-history schemas mosquitto postgres chromium clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -96,6 +96,9 @@ bench-fleet: $(STAMP) mosquitto postgres
 # The longer runs behind docs/decisions/: 1,000 kill -9 trials, and tinydb against SQLite.
 bench-reliability: $(STAMP)
 	$(BIN)/python bench/outbox_kill.py --trials 1000
+
+bench-history: $(STAMP)  # start-up and RSS of `run` with 1M stored readings vs empty (about 5 minutes)
+	$(BIN)/python bench/outbox_history.py --readings 1000000
 
 bench-tinydb: $(STAMP)
 	$(INSTALL) -q -e '.[bench]'

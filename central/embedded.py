@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 from central.ingest import IngestWorker
 from central.store import Database
@@ -47,6 +48,10 @@ class EmbeddedCentral:
 
     def count(self) -> int:
         return self.database.count()
+
+    def events(self, gateway: str | None = None) -> list[dict[str, Any]]:
+        """The events stored, oldest first: id, tenant, gateway, kind, at, detail."""
+        return self.database.events(gateway)
 
     def readings(self, gateway: str | None = None) -> list[WireReading]:
         return [WireReading.model_validate_json(body) for body in self.database.reading_bodies(gateway)]

@@ -17,6 +17,7 @@ RUNS = [
     ("bench/latency.py", "--readings", "3", "--interval", "0.05"),
     ("bench/plans.py", "--runs", "5"),
     ("bench/web.py", "--readings", "3", "--settle", "1"),
+    ("bench/outbox_history.py", "--readings", "200", "--settle", "0.5"),
 ]
 
 

@@ -450,7 +450,7 @@ async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed
     # After the restart, with room on the card: stored first, only then deleted on the device.
     deleted_when_stored: list[int] = []
     async with home(tmp_path, (oximeter, {}), radio=radio) as h:
-        h.pipeline.listeners.append(lambda _r, _a: deleted_when_stored.append(oximeter.deleted))
+        h.pipeline.add_listener(lambda _r, _a: deleted_when_stored.append(oximeter.deleted))
         await oximeter.advertise()  # switched on again
         await wait_until(lambda: oximeter.deleted == 1)
     (reading,) = [r for r in h.stored() if r.get("type") == "spo2"]

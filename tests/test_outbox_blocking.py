@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sync.central import CentralStore, ReferenceCentral
 
+from central.embedded import EmbeddedCentral
 from drivers import uuids
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
@@ -56,9 +56,10 @@ async def test_storing_pruning_and_sending_never_block_the_event_loop(tmp_path: 
                          clock_tolerance=timedelta(minutes=5), now=lambda: clock[0]))
     uplink = Uplink(outbox, BrokerSettings(port=mosquitto.port, insecure_dev=True), Topics("t", "gw-block"),
                     version="test", ack_timeout_s=2)
-    pipeline.listeners.append(lambda _r, _a: uplink.notify())
-    store = await asyncio.to_thread(CentralStore, tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    pipeline.add_listener(lambda _r, _a: uplink.notify())
+    central = store = await asyncio.to_thread(
+        EmbeddedCentral, BrokerSettings(port=mosquitto.port, insecure_dev=True), tmp_path / "central.sqlite3")
+    await asyncio.to_thread(central.provision, "gw-block", tenant="t", patient="p-test")
     async with asyncio.TaskGroup() as tasks:
         c = tasks.create_task(central.run())
         await central.ready.wait()
@@ -72,3 +73,4 @@ async def test_storing_pruning_and_sending_never_block_the_event_loop(tmp_path: 
         u.cancel()
         c.cancel()
     await asyncio.to_thread(outbox.close)
+    await asyncio.to_thread(central.close)

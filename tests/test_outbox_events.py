@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sync.central import CentralStore, ReferenceCentral
-
+from central.embedded import EmbeddedCentral
 from gateway.storage import SealedOutbox, load_or_create_key
 from sync.connection import BrokerSettings
 from sync.topics import Topics
@@ -23,6 +22,12 @@ def open_store(folder: Path) -> SealedOutbox:
 def uplink_for(outbox: SealedOutbox, port: int) -> Uplink:
     return Uplink(outbox, BrokerSettings(port=port, insecure_dev=True), Topics("test-kommune", "gw-ev-1"),
                   version="test", ack_timeout_s=1)
+
+
+def central_for(tmp_path: Path, port: int) -> EmbeddedCentral:
+    central = EmbeddedCentral(BrokerSettings(port=port, insecure_dev=True), tmp_path / "central.sqlite3")
+    central.provision("gw-ev-1", tenant="test-kommune", patient="p-test")
+    return central
 
 
 async def wait_until(condition: Any, timeout: float = 20.0) -> None:
@@ -45,8 +50,7 @@ async def test_an_event_survives_a_restart_while_offline_and_leaves_only_on_its_
     outbox.close()
     mosquitto.start()
 
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = store = central_for(tmp_path, mosquitto.port)
     outbox = open_store(tmp_path)  # a new process: nothing of the event is left in memory
     (stored,) = outbox.pending_events(0, 10)
     uplink = uplink_for(outbox, mosquitto.port)
@@ -58,18 +62,18 @@ async def test_an_event_survives_a_restart_while_offline_and_leaves_only_on_its_
         u.cancel()
         c.cancel()
     (event,) = store.events()
-    assert str(event.id) == stored.id and event.kind == "storage_fault"
-    assert event.detail == {"reason": "test", "held": 3}
+    assert event["id"] == stored.id and event["kind"] == "storage_fault"
+    assert event["detail"] == {"reason": "test", "held": 3}
     assert json.loads(stored.payload)["gateway"] == "gw-ev-1"
     assert outbox.depth() == 0
     outbox.close()
+    central.close()
 
 
 async def test_an_event_not_acknowledged_is_sent_again_and_stored_once(tmp_path: Path, mosquitto: Mosquitto) -> None:
     outbox = open_store(tmp_path)
     uplink = uplink_for(outbox, mosquitto.port)
-    store = CentralStore(tmp_path / "central.sqlite3")
-    central = ReferenceCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), store)
+    central = store = central_for(tmp_path, mosquitto.port)
     async with asyncio.TaskGroup() as tasks:
         u = tasks.create_task(uplink.run())
         await uplink.connected.wait()
@@ -81,5 +85,6 @@ async def test_an_event_not_acknowledged_is_sent_again_and_stored_once(tmp_path:
         await wait_until(lambda: outbox.pending_events(0, 10) == [], timeout=30)
         u.cancel()
         c.cancel()
-    assert [e.kind for e in store.events()] == ["measurement_overdue"]
+    assert [e["kind"] for e in store.events()] == ["measurement_overdue"]
     outbox.close()
+    central.close()

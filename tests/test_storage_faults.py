@@ -87,7 +87,9 @@ def test_salvage_copies_every_readable_record_into_a_new_outbox(corrupted: tuple
     assert status.returncode == 0, status.stderr
     store = open_store(folder)
     kept = [e.id for e in store.pending(0, 10_000)]
+    history = store.recall("blood_pressure", since=0.0, until=2000.0, limit=10_000)
     store.close()
+    assert len(history) == 300  # the history's pages were not touched: all of it is back
     # One leaf of a few records was destroyed; every other record is back, in order.
     assert 300 - 20 <= len(kept) < 300 and kept == [i for i in ids if i in set(kept)]
     assert any(p.name.startswith("outbox.sqlite3.damaged") for p in folder.iterdir())
@@ -143,3 +145,25 @@ def test_the_health_check_does_not_read_the_whole_outbox(tmp_path: Path) -> None
     for _ in range(5000):
         large.put(str(uuid7()), b"x")
     assert steps_for(large) <= steps_for(small) + 5
+
+
+async def test_a_failing_outbox_read_in_the_health_check_is_a_status_fault_not_a_crash(tmp_path: Path) -> None:
+    import asyncio
+
+    from hardware_sims.home import SimulatedHome
+    from sync.outbox import OutboxUnavailable
+    from tests.test_delivery_mosquitto import gateway_for
+
+    gateway = await asyncio.to_thread(gateway_for, tmp_path, 1, SimulatedHome(interval_s=1, count=0))
+
+    def failing_usage() -> None:
+        raise OutboxUnavailable("outbox cannot be measured: disk I/O error")
+
+    gateway.outbox.usage = failing_usage  # type: ignore[assignment,method-assign]
+    gateway.health_interval_s = 0.01
+    watch = asyncio.create_task(gateway._watch())
+    await asyncio.sleep(0.2)
+    assert not watch.done()  # still checking
+    watch.cancel()
+    assert gateway._status_facts().faults == ["outbox cannot be measured: disk I/O error"]
+    gateway.outbox.close()

@@ -10,10 +10,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.readings import uuid7
-from gateway.storage import SealedOutbox, load_or_create_key
+from gateway.storage import SealedOutbox, StoreError, load_or_create_key
 
 V1_SCHEMA = """
 CREATE TABLE data_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created REAL NOT NULL);
@@ -58,6 +59,8 @@ def write_v1(path: Path, kek: bytes, count: int) -> tuple[list[str], list[str]]:
 def test_a_version_1_outbox_keeps_everything_and_loses_its_digests(tmp_path: Path) -> None:
     kek = load_or_create_key(tmp_path / "outbox.key")
     ids, digests = write_v1(tmp_path / "outbox.sqlite3", kek, 20)
+    with pytest.raises(StoreError, match="key file does not match"):
+        SealedOutbox(tmp_path / "outbox.sqlite3", os.urandom(32))  # the wrong key migrates nothing
     store = SealedOutbox(tmp_path / "outbox.sqlite3", kek)
     assert [(e.id, e.payload) for e in store.pending(0, 100)] == [(r, b"reading %d" % i) for i, r in enumerate(ids)]
     history = store.recall("spo2", since=0.0, until=2000.0)

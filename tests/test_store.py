@@ -192,3 +192,19 @@ def test_the_first_kept_reading_time_is_known_without_opening_any_record(tmp_pat
     store.put(str(uuid7()), b"earlier", remember=("body_weight", 1000.0, b"{}"))
     store.put(str(uuid7()), b"other", remember=("glucose", 500.0, b"{}"))
     assert store.first_history_time(kinds) == 1000.0
+
+
+def test_an_id_from_a_clock_that_went_back_is_sent_after_and_acked_like_any_other(tmp_path: Path) -> None:
+    # The sequence number is the UUIDv7 id's time; an older id (the box's clock was set back) or an id
+    # that is no UUIDv7 at all still goes after everything stored before it, and its ack finds it.
+    store = open_store(tmp_path)
+    newer, older = str(uuid7()), "01000000-0000-7000-8000-000000000001"
+    store.put(newer, b"1")
+    (first,) = store.pending(0, 10)
+    store.put(older, b"2")
+    store.put("not-a-uuid", b"3")
+    assert [e.payload for e in store.pending(first.seq, 10)] == [b"2", b"3"]
+    store.close()
+    store = open_store(tmp_path)
+    assert store.acknowledge([older, "not-a-uuid", newer]) == [older, "not-a-uuid", newer]
+    assert store.depth() == 0

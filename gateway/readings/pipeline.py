@@ -58,6 +58,10 @@ URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
 HISTORY_DAYS = 90
 UNASSIGNED_KEPT = 50
+LATEST_DAY_KEPT = 200
+# A kind's window holds at most this many readings (the latest): beyond 30 a day for 33 days a trend
+# looks at the latest 1,000 only. Memory per reading stays bounded whatever is stored.
+WINDOW_KEPT = 1000
 # History is pruned (by when it was stored) at most this often, off the event loop.
 PRUNE_EVERY_S = 3600.0
 
@@ -159,8 +163,9 @@ class Pipeline:
             if latest is None:
                 continue
             day = datetime.fromtimestamp(latest, self._zone).replace(hour=0, minute=0, second=0, microsecond=0)
-            recent += [PastReading.model_validate_json(b)
-                       for b in self._outbox.recall(kind.value, since=day.timestamp(), until=latest)]
+            # At most LATEST_DAY_KEPT of a kind's latest day: enough for its worst zone, bounded in memory.
+            recent += [PastReading.model_validate_json(b) for b in self._outbox.recall(
+                kind.value, since=day.timestamp(), until=latest, limit=LATEST_DAY_KEPT)]
         return recent
 
     def _remember_recent(self, past: PastReading) -> None:
@@ -175,7 +180,8 @@ class Pipeline:
     def past(self, kind: MeasurementKind, effective: datetime) -> list[PastReading]:
         """What zoning reads of `kind` to judge a reading taken at `effective` (blocking: call off the loop)."""
         return [PastReading.model_validate_json(b) for b in self._outbox.recall(
-            kind.value, since=(effective - LOOKBACK).timestamp(), until=effective.timestamp(), at_least=AT_LEAST)]
+            kind.value, since=(effective - LOOKBACK).timestamp(), until=effective.timestamp(), at_least=AT_LEAST,
+            limit=WINDOW_KEPT)]
 
     def add_listener(self, listener: ReadingListener) -> Unsubscribe:
         """Hear of every reading once it is stored; call the returned function to stop hearing."""
@@ -442,9 +448,10 @@ class Pipeline:
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_EVERY_S
-        cutoff = self._now() - timedelta(days=HISTORY_DAYS)
+        # The clock the reading ids (and so the stored times) come from, not an injected or device one.
+        cutoff = time.time() - timedelta(days=HISTORY_DAYS).total_seconds()
         try:
-            await asyncio.to_thread(self._outbox.forget_stored_before, cutoff.timestamp())
+            await asyncio.to_thread(self._outbox.forget_stored_before, cutoff)
         except OutboxUnavailable as exc:
             log.warning("%s; tried again later", exc)
 

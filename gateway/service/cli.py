@@ -17,6 +17,7 @@ from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
 from gateway.storage import KeyFileError, SealedOutbox
+from sync.outbox import OutboxUnavailable
 
 EXIT_USAGE = 2
 
@@ -162,7 +163,16 @@ def _run(settings: Settings) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await gateway.run()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except BaseExceptionGroup as group:
+        # A storage or key problem found while running (a damaged outbox): the same one line as at start-up.
+        found: BaseException | None = group.subgroup(GatewayError)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is None:
+            raise
+        raise found from None
     print("dho-gateway: stopped", file=sys.stderr)
     return 0
 
@@ -315,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from gateway.kit import run as run_kit
 
                 return run_kit(args)
-    except GatewayError as exc:
+    except (GatewayError, OutboxUnavailable) as exc:
         print(f"dho-gateway: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

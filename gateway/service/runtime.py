@@ -188,7 +188,10 @@ class Gateway:
         )
 
     def _status_facts(self) -> StatusFacts:
-        facts = self._storage_facts()
+        try:
+            facts = self._storage_facts()
+        except OutboxUnavailable as exc:  # the status still goes out, saying what is wrong
+            return StatusFacts([str(exc)])
         devices: list[DeviceStatus] = []
         status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
         if callable(status_of):
@@ -234,13 +237,23 @@ class Gateway:
         tz = ZoneInfo(self.settings.gateway.timezone)
         while True:
             self._check_overdue(tz)
-            changes = self.storage_watch.changes(await asyncio.to_thread(self._storage_facts))
+            try:
+                facts = await asyncio.to_thread(self._storage_facts)
+            except OutboxUnavailable as exc:
+                log.error("storage check: %s", exc)
+                await asyncio.sleep(self.health_interval_s)
+                continue
+            changes = self.storage_watch.changes(facts)
             for kind, detail in changes:
                 log.warning("storage: %s %s", kind, detail)
                 self.uplink.post_event(kind, detail)
             if changes:
                 self.uplink.refresh_status()
             await asyncio.sleep(self.health_interval_s)
+
+    async def _log_waiting(self) -> None:
+        # Counted beside start-up (seconds with a million readings waiting): logged when known.
+        log.info("%d reading(s) waiting in the outbox", await asyncio.to_thread(self.outbox.depth))
 
     def _quarantined(self, loop: asyncio.AbstractEventLoop, seq: int, reason: str) -> None:
         detail: EventDetail = {"record": seq, "reason": reason}
@@ -300,14 +313,15 @@ class Gateway:
 
     async def run(self) -> None:
         log.info(
-            "gateway %s started: %d reading(s) waiting in the outbox, %d device(s) provisioned",
-            self.settings.gateway.id, self.outbox.depth(), len(self.settings.devices),
+            "gateway %s started: %d device(s) provisioned",
+            self.settings.gateway.id, len(self.settings.devices),
         )
         loop = asyncio.get_running_loop()
         self.outbox.on_quarantine = lambda seq, reason: self._quarantined(loop, seq, reason)
         self.proposals.check(self.pipeline.history, self.pipeline.plan)
         try:
             async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._log_waiting())
                 tasks.create_task(self._watch())
                 uplink = tasks.create_task(self.uplink.run())
                 tasks.create_task(self._supervise_source())

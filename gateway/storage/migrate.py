@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 
 from cryptography.exceptions import InvalidTag
@@ -25,16 +26,15 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 def migrate(db: sqlite3.Connection, kek: bytes, version: int, schema: str) -> None:
     (current,) = db.execute("PRAGMA user_version").fetchone()
-    if int(current) >= version:
-        return
-    if "seen" in _tables(db):
-        _from_v1(db, AESGCM(kek), schema)
-    else:
-        db.executescript(schema)
-    db.execute(f"PRAGMA user_version = {version}")
+    if int(current) < version and "seen" in _tables(db) and not _from_v1(db, AESGCM(kek), schema):
+        return  # not this key's file: SealedOutbox says so when it loads the keys; nothing is touched
+    # Every statement is CREATE ... IF NOT EXISTS: a table added to the schema later appears in older files.
+    db.executescript(schema)
+    if int(current) < version:
+        db.execute(f"PRAGMA user_version = {version}")
 
 
-def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
+def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> bool:
     from gateway.storage.outbox import (
         TAG_KEY_AAD,
         history_aad,
@@ -56,13 +56,14 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
         try:
             keys[int(version)] = AESGCM(unwrap(kek, bytes(wrapped), key_aad(int(version))))
         except InvalidTag:
-            return  # the wrong key file: SealedOutbox says so when it loads the keys; nothing is touched
+            return False
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute("ALTER TABLE outbox RENAME TO outbox_v1")
         db.execute("ALTER TABLE history RENAME TO history_v1")
         db.execute("DROP INDEX IF EXISTS history_by_time")
-        for statement in schema.split(";"):  # executescript would commit: one statement at a time
+        # executescript would commit: one statement at a time (comments dropped first: they may hold a ';')
+        for statement in re.sub(r"--[^\n]*", "", schema).split(";"):
             if statement.strip():
                 db.execute(statement)
         tag_key = os.urandom(32)
@@ -106,3 +107,4 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    return True

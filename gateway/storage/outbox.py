@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import GatewayError
+from gateway.storage.migrate import migrate
 from sync.outbox import OutboxEntry, OutboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     at REAL NOT NULL
 );
 -- A shared scale's weighing whose user the scale could not tell: sealed until the patient answers
--- "was this you?" (yes: it becomes a reading; no: it is deleted).
+-- "was this you?" (yes: it becomes a reading, no: it is deleted).
 CREATE TABLE IF NOT EXISTS unassigned (
     id TEXT PRIMARY KEY,
     key_version INTEGER NOT NULL,
@@ -271,8 +272,6 @@ class SealedOutbox:
             # Without a limit the WAL file keeps its high-water size for ever on a small SD card.
             self._db.execute("PRAGMA journal_size_limit=4194304")
             self._db.execute("PRAGMA secure_delete=ON")  # deleted key material is overwritten in the file
-            from gateway.storage.migrate import migrate
-
             migrate(self._db, kek, SCHEMA_VERSION, _SCHEMA)
             if max_bytes is not None:
                 (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
@@ -280,8 +279,6 @@ class SealedOutbox:
                 # existing outbox takes effect as acknowledged records free pages.
                 self._db.execute(f"PRAGMA max_page_count = {max(1, max_bytes // int(page_size))}")
             self._load_keys()
-            # Counted once here, then kept by put/acknowledge: the 5 s health check reads counters.
-            self._depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
             self._quarantined = int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
             (high,) = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
             self._high = int(high or 0)
@@ -290,6 +287,36 @@ class SealedOutbox:
         except sqlite3.DatabaseError as exc:
             raise StoreError(damaged(path, exc)) from exc
         _private_file(path)
+        # The depth is counted once, then kept by put/acknowledge: the 5 s health check reads a counter.
+        # Counting reads every page of the table (seconds at a million readings), so it runs beside
+        # start-up on its own connection, in a snapshot taken now; what changes meanwhile is added to it.
+        self._depth = 0
+        self._depth_lock = threading.Lock()
+        self._counted = threading.Event()
+        self._count_error: BaseException | None = None
+        try:
+            counter = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            counter.execute("BEGIN")
+            counter.execute("SELECT 1 FROM outbox LIMIT 1").fetchall()  # the snapshot starts here
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(damaged(path, exc)) from exc
+        threading.Thread(target=self._count, args=(counter,), name="outbox-count", daemon=True).start()
+
+    def _count_change(self, change: int) -> None:
+        with self._depth_lock:
+            self._depth += change
+
+    def _count(self, counter: sqlite3.Connection) -> None:
+        try:
+            (n,) = counter.execute("SELECT count(*) FROM outbox").fetchone()
+            self._count_change(int(n))
+        except sqlite3.DatabaseError as exc:
+            self._count_error = exc
+        finally:
+            counter.close()
+            self._counted.set()
 
     def _load_keys(self) -> None:
         rows = self._db.execute("SELECT version, wrapped FROM data_keys").fetchall()
@@ -445,7 +472,7 @@ class SealedOutbox:
                 self._db.execute("INSERT INTO history VALUES (?, 0.0, ?, ?, ?, NULL, NULL)",
                                  (kind, seq, record_id, tag))
         self._high = seq
-        self._depth += 1
+        self._count_change(+1)
         return PutResult(record_id, new=True)
 
     def restore_history(self, entries: Iterable[tuple[int, str, int, float, int | None, bytes | None]]) -> None:
@@ -497,7 +524,7 @@ class SealedOutbox:
             self._db.execute(_QUARANTINE[table], (reason, time.time(), seq))
             self._db.execute(_DROP[table], (seq,))
         if table == "outbox":
-            self._depth -= 1
+            self._count_change(-1)
         self._quarantined += 1
         if self.on_quarantine is not None:
             self.on_quarantine(seq, reason)
@@ -529,11 +556,17 @@ class SealedOutbox:
                     row = self._db.execute("DELETE FROM events WHERE id = ? RETURNING id", (record_id,)).fetchone()
                 if row is not None:
                     removed.append(str(row[0]))
-        self._depth -= readings
+        self._count_change(-readings)
         return removed
 
     def depth(self) -> int:
-        """Readings waiting for the central service's ack (a counter: no scan)."""
+        """Readings waiting for the central service's ack (a counter: no scan; blocks only until the
+        count made at start-up is done)."""
+        self._counted.wait()
+        if isinstance(self._count_error, sqlite3.OperationalError):
+            raise OutboxUnavailable(f"outbox {self.path} cannot be counted: {self._count_error}")
+        if self._count_error is not None:
+            raise StoreError(damaged(self.path, self._count_error))
         return int(self._depth)
 
     def oldest_pending_age_s(self, now: float | None = None) -> float | None:
@@ -566,19 +599,20 @@ class SealedOutbox:
     def latest_effective(self, kind: str) -> float | None:
         """The effective time of the latest kept reading of `kind` (the end of its index range)."""
         with self._guard("read its history"), self._lock:
-            (latest,) = self._db.execute("SELECT max(effective) FROM history WHERE kind = ? AND kept IS NOT NULL",
-                                         (self.kind_tag(kind),)).fetchone()
-        return None if latest is None else float(latest)
+            # Entries without `kept` (dedup only) never carry a real kind's tag: the index end is the answer.
+            row = self._db.execute("SELECT effective FROM history WHERE kind = ? ORDER BY effective DESC LIMIT 1",
+                                   (self.kind_tag(kind),)).fetchone()
+        return None if row is None else float(row[0])
 
     def first_history_time(self, kinds: Iterable[str]) -> float | None:
         """When the earliest kept reading of these kinds was taken (one index lookup per kind)."""
         firsts = []
         with self._guard("read its history"), self._lock:
             for kind in kinds:
-                (first,) = self._db.execute("SELECT min(effective) FROM history WHERE kind = ? AND kept IS NOT NULL",
-                                            (self.kind_tag(kind),)).fetchone()
-                if first is not None:
-                    firsts.append(float(first))
+                row = self._db.execute("SELECT effective FROM history WHERE kind = ? ORDER BY effective LIMIT 1",
+                                       (self.kind_tag(kind),)).fetchone()
+                if row is not None:
+                    firsts.append(float(row[0]))
         return min(firsts, default=None)
 
     def forget_stored_before(self, cutoff: float) -> int:

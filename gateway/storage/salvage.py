@@ -7,7 +7,9 @@ associated data) is copied. A page of garbage therefore yields nothing, and a re
 The damaged files are renamed, never deleted, so a specialist can still look at them.
 
 An older copy of a page (in the WAL) can hold a reading that was acknowledged since: it is sent again,
-and the central service acknowledges a reading id it already has without storing it twice.
+and the central service acknowledges a reading id it already has without storing it twice. History
+needs the tag key (its kind tags): if that page is lost, the history is left out and the new outbox
+starts a new one (readings waiting and events are still copied).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from gateway.storage.outbox import (
 
 Value = int | float | str | bytes | None
 
-_TABLE_LEAF, _INDEX_LEAF = 0x0D, 0x0A
+_TABLE_LEAF, _INDEX_LEAF, _INDEX_INTERIOR = 0x0D, 0x0A, 0x02
 
 
 class Salvaged(NamedTuple):
@@ -90,16 +92,21 @@ def _record(payload: bytes) -> list[Value]:
 
 
 def _cells(page: bytes, header_at: int) -> Iterator[tuple[int | None, list[Value]]]:
-    """(rowid or None, values) of every cell of a leaf page that parses; overflowing cells are skipped
-    (outbox rows are far smaller than a page)."""
+    """(rowid or None, values) of every cell that holds a row: table leaves, and index pages, whose
+    interior pages hold entries too (the history table is a WITHOUT ROWID b-tree). Overflowing cells
+    are skipped (outbox rows are far smaller than a page)."""
     kind = page[header_at]
-    if kind not in (_TABLE_LEAF, _INDEX_LEAF):
+    if kind not in (_TABLE_LEAF, _INDEX_LEAF, _INDEX_INTERIOR):
         return
     (count,) = struct.unpack(">H", page[header_at + 3:header_at + 5])
+    header_size = 12 if kind == _INDEX_INTERIOR else 8
     usable = len(page)
     for n in range(count):
         try:
-            (at,) = struct.unpack(">H", page[header_at + 8 + 2 * n:header_at + 10 + 2 * n])
+            at_pointer = header_at + header_size + 2 * n
+            (at,) = struct.unpack(">H", page[at_pointer:at_pointer + 2])
+            if kind == _INDEX_INTERIOR:
+                at += 4  # the left child's page number
             size, i = _varint(page, at)
             rowid = None
             if kind == _TABLE_LEAF:
@@ -171,10 +178,12 @@ def salvage(path: Path, kek: bytes) -> Salvaged:
                 elif (plain := opened(key_version, sealed, event_aad(record_id, key_version))) is not None:
                     events.setdefault(record_id, plain)
         elif rowid is None and len(values) == 7 and tag_key is not None:
-            kind, effective, seq, history_id, dedup, key_version, kept = values
-            if not (isinstance(kind, int) and isinstance(effective, float) and isinstance(seq, int)
+            kind, stored_effective, seq, history_id, dedup, key_version, kept = values
+            # SQLite writes a whole-number REAL as an integer in the record: read it back as a REAL.
+            if not (isinstance(kind, int) and isinstance(stored_effective, int | float) and isinstance(seq, int)
                     and isinstance(history_id, str)):
                 continue
+            effective = float(stored_effective)
             entry = None
             if isinstance(key_version, int):
                 entry = opened(key_version, kept, history_aad(history_id, kind, effective, seq, key_version))
