@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
 		echo "make: installing dho-gateway and the demo's packages$(if $(UV), with uv) (first run only)..."; \
+		$(if $(UV),,echo "make: (uv is not on the PATH: pip is used; with uv this step takes seconds)";) \
 		PYTHONUNBUFFERED=1 $(INSTALL) -e '.[demo]' 2>&1 | grep --line-buffered -E '^(Collecting|Installing|Successfully|Resolved|Prepared|Installed|ERROR|error)' \
 			|| true; \
 		$(BIN)/python -c 'import gateway, amqtt' || { echo "make: the installation failed (see above)"; exit 1; }; \

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from sync.signed import ConfigMessage
 
@@ -19,10 +29,24 @@ PROTOCOL_VERSION: Literal[1] = 1
 # A JSON number on the wire (FHIR's valueQuantity.value is a number too), exact decimal in memory. The
 # payloads are written by `_Wire.model_dump_json` with each decimal's own digits — 128 stays 128, 83.800 kg
 # stays 83.800, 0.005 kg steps are not binary fractions — and read back exactly by
-# `_Wire.model_validate_json`. (pydantic's own JSON mode, used only if a wire model is embedded in some
-# other model, falls back to a float.)
+# `_Wire.model_validate_json`. pydantic writes a Decimal only as a string or through a float, so the
+# serializer marks the digits in a string that no payload can contain (a NUL and a per-process nonce) and
+# `model_dump_json` unquotes them. Anywhere else (a wire model inside some other model) it is a float.
+_EXACT = "exact-" + secrets.token_hex(8)
+_EXACT_QUOTED = re.compile(r'"\\u0000' + _EXACT + r':([-+.0-9Ee]+)"')
+
+
+def _wire_number(value: Decimal, info: SerializationInfo) -> float | str:
+    if info.context == _EXACT:
+        return f"\x00{_EXACT}:{value}"  # Decimal's text is JSON number syntax: 128, 83.800, 1E+3
+    return float(value)
+
+
 WireDecimal = Annotated[
-    Decimal, Field(allow_inf_nan=False), PlainSerializer(float, return_type=float, when_used="json")
+    Decimal,
+    Field(allow_inf_nan=False),
+    PlainSerializer(_wire_number, return_type=Any, when_used="json"),
+    WithJsonSchema({"type": "number"}, mode="serialization"),
 ]
 # device_unverified: the device's own stamp, kept because its clock's offset (read at connection) cannot
 # apply to it (stamped before a clock reset); undated: no plausible time, `effective` is the receive time.
@@ -30,24 +54,12 @@ TimeSource = Literal["device_synced", "device_unsynced", "gateway_receive", "dev
 WireZone = Literal["green", "yellow", "red", "unassessed"]
 
 
-def _encode(value: Any) -> str:
-    """Compact JSON as pydantic writes it, except that decimals go out as the numbers they are."""
-    if isinstance(value, Decimal):
-        return str(value)  # Decimal's text is JSON number syntax (128, 83.800, 1E+3); NaN is refused on input
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(to_jsonable_python(value), ensure_ascii=False)
-
-
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     def model_dump_json(self, **options: Any) -> str:
-        """The payload as sent. pydantic would write a Decimal as a string (or through a float): the
-        decimals are written here with their own digits."""
-        return _encode(self.model_dump(mode="python", **options))
+        """The payload as sent, decimals written with their own digits."""
+        return _EXACT_QUOTED.sub(r"\1", super().model_dump_json(context=_EXACT, **options))
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
