@@ -43,6 +43,8 @@ def broker(office: Office) -> Iterator[Mosquitto]:
 def with_devices(config: Path, *devices: dict[str, Any]) -> Settings:
     data = config_file.read(config)
     data["devices"] = list(devices)
+    # The service (and with it the pages) does not run in these tests; the pages' line has a test of its own.
+    data["web"] = {"enabled": False}
     config_file.write(config, data)
     return load_settings(config)
 
@@ -126,8 +128,10 @@ def test_the_command_exits_non_zero_on_a_failure_and_speaks_json(tmp_path: Path,
     assert found["devices"] == {"name": "devices", "ok": False,
                                 "detail": "no device provisioned: `dho-gateway kit pair`"}
     assert found["KEK"]["ok"] is True and found["certificate"]["ok"] is True
+    # The pages are on by default and the service is not running here: that is a failure too.
+    assert found["local pages"]["ok"] is False and "is the service running?" in found["local pages"]["detail"]
     table = gateway("kit", "check", "--config", str(config), "--scan-seconds", "0.1")
-    assert table.returncode == 1 and table.stdout.splitlines()[-1] == "4 passed, 3 failed"
+    assert table.returncode == 1 and table.stdout.splitlines()[-1] == "4 passed, 4 failed"
     assert "FAIL  broker" in table.stdout
 
 
@@ -144,4 +148,4 @@ def test_the_local_pages_are_checked_when_the_configuration_has_them(tmp_path: P
         server.server_close()
     down = check_web(cast(Settings, SimpleNamespace(web=SimpleNamespace(enabled=True, host="127.0.0.1", port=port))))
     assert down is not None and not down.ok and "does not answer" in down.detail
-    assert check_web(cast(Settings, SimpleNamespace())) is None  # no [web]: no line
+    assert check_web(cast(Settings, SimpleNamespace(web=SimpleNamespace(enabled=False)))) is None  # no pages: no line

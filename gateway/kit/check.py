@@ -181,9 +181,9 @@ def check_plan(settings: Settings) -> Check:
 
 
 def check_web(settings: Settings, timeout_s: float = 5.0) -> Check | None:
-    """The local pages, when the configuration has a [web] section that enables them."""
-    web = getattr(settings, "web", None)
-    if web is None or not getattr(web, "enabled", False):
+    """The local pages, when the configuration enables them (`[web] enabled`, the default)."""
+    web = settings.web
+    if not web.enabled:
         return None
     host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host  # noqa: S104  (reaching it, not binding)
     url = f"http://{host}:{web.port}/"
