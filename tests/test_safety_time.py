@@ -60,9 +60,11 @@ async def test_a_clock_reset_keeps_the_history_and_the_schedule(tmp_path: Path) 
     assert reading is not None
     assert reading.effective == datetime(2026, 5, 2, 8, 0, tzinfo=UTC) and reading.time_source == "device_unverified"
     assert reading.effective <= reading.received
-    assert len(pipeline.history) == 11
-    kept = [PastReading.model_validate_json(b) for b in outbox.recall(0)]
-    assert len(kept) == 11  # nothing pruned on disk either
+    # The sealed history the next weighing is judged by: all eleven, nothing pruned on disk. (In memory the
+    # pipeline keeps only the latest day per kind; longer windows are read from the outbox.)
+    kept = pipeline.past(MeasurementKind.BODY_WEIGHT, clock.now)
+    assert len(kept) == 11 and all(isinstance(p, PastReading) for p in kept)
+    assert max(p.effective for p in pipeline.history) == datetime(2026, 5, 2, 8, 0, tzinfo=UTC)
     assert next_due(plan.enrolled, pipeline.history, OSLO).on < date(2026, 5, 11)
     outbox.close()
 
