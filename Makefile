@@ -36,7 +36,8 @@ postgres:
 	    $(SUDO) sed -i '1i host all postgres 127.0.0.1/32 trust' $$hba; \
 	  fi; \
 	  version=$$(ls /etc/postgresql | sort -V | tail -1); \
-	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start || true; \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start || \
+	    $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main reload || true; \
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	  pg_isready -h 127.0.0.1 -p 5432 || echo "PostgreSQL is NOT running: the central tests that need it will fail"; }
 
