@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian / Ubuntu / Raspberry Pi OS machine with Python 3.11+:
 #   make demo   - set up .venv and run the end-to-end demo
-#   make test   - set up .venv, install Mosquitto if missing, run every test
+#   make test   - set up .venv, install Mosquitto and PostgreSQL if missing (start it), run every test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -56,7 +56,8 @@ postgres:
 	    $(SUDO) sed -i '1i host all postgres 127.0.0.1/32 trust' $$hba; \
 	  fi; \
 	  version=$$(ls /etc/postgresql | sort -V | tail -1); \
-	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start || true; \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start || \
+	    $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main reload || true; \
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	  pg_isready -h 127.0.0.1 -p 5432 || echo "PostgreSQL is NOT running: the central tests that need it will fail"; }
 

@@ -271,6 +271,7 @@ async def test_ingest_with_n_workers_restarts_a_killed_worker_and_stops_them_all
 def test_the_fleet_benchmark_still_runs(tmp_path: Path) -> None:
     """A benchmark that breaks unnoticed measures nothing: bench/fleet.py at a tiny size."""
     run = subprocess.run([sys.executable, "bench/fleet.py", "--gateways", "8", "--per-gateway", "1", "--day", "1",
-                          "--workers", "1", "--down", "0.5"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+                          "--workers", "1", "--down", "0.5", "--ack-timeout", "2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=180)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ratio" in run.stdout and "0 stored twice" in run.stdout

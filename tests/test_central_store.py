@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from central.store import SCHEMA_VERSION, Changes, Database, GatewayState, NewObservation, NewReading
 from central.store.acl import mosquitto_acl
 from central.store.migrations import current_version
+from tests.support import ROOT
 
 
 def new_reading(reading_id: str, identifier: str, *, patient: str = "p-1") -> NewReading:
@@ -90,3 +94,24 @@ def test_the_generated_acl_names_each_gateways_own_tenant() -> None:
     acl = mosquitto_acl([("t1", "gw-1"), ("t2", "gw-2")])
     assert "user gw-1\ntopic write dho/v1/t1/gw-1/up/#\ntopic read dho/v1/t1/gw-1/down/#" in acl
     assert not any(line.startswith("pattern") for line in acl.splitlines()) and "dho/v1/+/gw-1" not in acl
+
+
+def test_the_command_line_provisions_lists_and_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "central.sqlite3")
+
+    def central(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "central.cli", *args], capture_output=True, text=True,
+                              cwd=ROOT, timeout=60)
+
+    assert central("gateways", "add", "gw-1", "--tenant", "t1", "--patient", "p-1", "--db", db).returncode == 0
+    listed = central("gateways", "list", "--db", db)
+    assert listed.returncode == 0 and "t1/gw-1: never_seen" in listed.stdout
+    assert "user gw-1\ntopic write dho/v1/t1/gw-1/up/#" in central("gateways", "acl", "--db", db).stdout
+    for args, message in [
+        (("gateways", "add", "gw/1", "--tenant", "t1", "--patient", "p", "--db", db), "gateway 'gw/1': use 1-64"),
+        (("gateways", "list", "--db", "postgresql://postgres@127.0.0.1:1/none"), "database: cannot open"),
+        (("gateways", "remove", "gw-nobody", "--db", db), "no gateway 'gw-nobody'"),
+    ]:
+        run = central(*args)
+        assert run.returncode == 2 and "Traceback" not in run.stderr
+        assert run.stderr.startswith(f"dho-central: error: {message}"), run.stderr

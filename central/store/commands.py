@@ -101,6 +101,10 @@ def _list(args: argparse.Namespace) -> int:
         seen = f"{r.last_seen:%Y-%m-%d %H:%M:%S}Z" if r.last_seen else "never"
         depth = "?" if r.outbox_depth is None else str(r.outbox_depth)
         faults = f"; faults: {'; '.join(r.faults)}" if r.faults else ""
+        batteries = ", ".join(
+            f"{d.get('kind', '?')} {d['battery']}%" for d in r.devices if d.get("battery") is not None
+        )
+        faults += f"; batteries: {batteries}" if batteries else ""
         print(f"{r.tenant}/{r.id}: {r.state}, last seen {seen}, outbox {depth}, "
               f"version {r.software_version or '?'}, plan {r.plan or '?'} v{r.plan_version or '?'}{faults}")
     return 0
