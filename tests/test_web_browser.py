@@ -53,7 +53,7 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def eventually(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
+def eventually(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
