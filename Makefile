@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian / Ubuntu / Raspberry Pi OS machine with Python 3.11+:
 #   make demo   - set up .venv and run the end-to-end demo
-#   make test   - set up .venv, install Mosquitto if missing, run every test
+#   make test   - set up .venv, install Mosquitto and chromium if missing, run every test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
