@@ -121,6 +121,8 @@ class Pipeline:
         since = (now() - timedelta(days=HISTORY_DAYS)).timestamp()
         self.history: list[PastReading] = [PastReading.model_validate_json(b) for b in outbox.recall(since)]
         self._waiting: dict[str, Unassigned] = {}
+        # Weighings already answered (this run): a scale that sends its memory again is not asked twice.
+        self._answered: set[tuple[str, str, bytes]] = set()
         for record_id, payload in outbox.parked():
             try:
                 self._waiting[record_id] = Unassigned.from_payload(record_id, payload)
@@ -212,9 +214,9 @@ class Pipeline:
         return self._taken(item, put)
 
     async def _park(self, item: Unassigned) -> None:
-        if item.measurement.device_time is not None and any(
-                (w.address, w.characteristic, w.data) == (item.address, item.characteristic, item.data)
-                for w in self._waiting.values()):
+        same = (item.address, item.characteristic, item.data)
+        if item.measurement.device_time is not None and (same in self._answered or any(
+                (w.address, w.characteristic, w.data) == same for w in self._waiting.values())):
             return  # the same weighing sent again (a scale resends its memory): asked once
         try:
             await asyncio.to_thread(self._outbox.park, item.id, item.payload(), UNASSIGNED_KEPT)
@@ -249,6 +251,7 @@ class Pipeline:
             raise OutboxUnavailable(self.storage_fault or "the outbox cannot store the weighing now")
         await asyncio.to_thread(self._outbox.unpark, record_id)
         del self._waiting[record_id]
+        self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_confirmed"] += 1
         self._unassigned_changed()
         return reading
@@ -259,7 +262,8 @@ class Pipeline:
         if record_id not in self._waiting:
             raise KeyError(record_id)
         await asyncio.to_thread(self._outbox.unpark, record_id)
-        del self._waiting[record_id]
+        item = self._waiting.pop(record_id)
+        self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_rejected"] += 1
         self._unassigned_changed()
 
