@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from functools import partial
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
