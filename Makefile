@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian / Ubuntu / Raspberry Pi OS machine with Python 3.11+:
 #   make demo   - set up .venv and run the end-to-end demo
-#   make test   - set up .venv, install Mosquitto and PostgreSQL if missing (start it), run every test
+#   make test   - set up .venv, install Mosquitto, PostgreSQL (and start it) and chromium if missing, run every test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ from gateway.service import Gateway
 from gateway.settings import build_settings
 from gateway.web import hash_password
 from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
-from hardware_sims.gatt_devices import PulseOximeter, Scale
+from hardware_sims.gatt_devices import GattDevice, PulseOximeter, Scale
 from hardware_sims.radio import VirtualRadio
 from sync.connection import BrokerSettings
 from sync.wire import WireReading
@@ -131,6 +132,25 @@ class Home:
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 20) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         return future.result(timeout)
+
+    def measure(self, device: GattDevice, take: Callable[[], Coroutine[Any, Any, object]],
+                counter: str = "stored", timeout: float = 60.0) -> None:
+        """The patient measures; returns once the gateway has the value (`counter` went up). A session that
+        hangs on the simulated radio (seen on a loaded machine: a link the device thinks is open) is
+        nudged the way a real device's link supervision timeout would: the link drops, the device
+        advertises again, and the gateway connects anew."""
+        counts = self.gateway.pipeline.counts
+        before = counts[counter]
+        self.call(take())
+        deadline = time.monotonic() + timeout
+        nudge = time.monotonic() + 10
+        while counts[counter] == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{device.kind}: the gateway did not get the value in {timeout:.0f} s")
+            if time.monotonic() > nudge:
+                self.call(device.drop_link())
+                nudge = time.monotonic() + 10
+            time.sleep(0.05)
 
     def central_readings(self) -> list[WireReading]:
         return self.central_store.readings()

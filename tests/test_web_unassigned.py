@@ -87,6 +87,8 @@ async def test_a_rejected_weighing_is_deleted_and_never_becomes_a_reading(tmp_pa
     [waiting] = pipeline.unassigned
     await pipeline.reject_unassigned(waiting.id)
     assert pipeline.unassigned == [] and stored(outbox) == [] and pipeline.history == []
+    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))  # sent again: not asked again
+    assert pipeline.unassigned == []
     assert pipeline.counts["other_user"] == 1 and pipeline.counts["unassigned_rejected"] == 1
     assert len(changes) == 2
     outbox.close()

@@ -149,6 +149,8 @@ class Pipeline:
         # window is read from the outbox per reading, so memory and start-up do not grow with history.
         self.history: list[PastReading] = self._latest_days()
         self._waiting: dict[str, Unassigned] = {}
+        # Weighings already answered (this run): a scale that sends its memory again is not asked twice.
+        self._answered: set[tuple[str, str, bytes]] = set()
         for record_id, payload in outbox.parked():
             try:
                 self._waiting[record_id] = Unassigned.from_payload(record_id, payload)
@@ -328,9 +330,9 @@ class Pipeline:
         return await self._taken(item, put), Delivery.STORED
 
     async def _park(self, item: Unassigned) -> None:
-        if item.measurement.device_time is not None and any(
-                (w.address, w.characteristic, w.data) == (item.address, item.characteristic, item.data)
-                for w in self._waiting.values()):
+        same = (item.address, item.characteristic, item.data)
+        if item.measurement.device_time is not None and (same in self._answered or any(
+                (w.address, w.characteristic, w.data) == same for w in self._waiting.values())):
             return  # the same weighing sent again (a scale resends its memory): asked once
         try:
             await asyncio.to_thread(self._outbox.park, item.id, item.payload(), UNASSIGNED_KEPT)
@@ -364,6 +366,7 @@ class Pipeline:
             raise OutboxUnavailable(self.storage_fault or "the outbox cannot store the weighing now")
         await asyncio.to_thread(self._outbox.unpark, record_id)
         del self._waiting[record_id]
+        self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_confirmed"] += 1
         self._unassigned_changed()
         return reading
@@ -374,7 +377,8 @@ class Pipeline:
         if record_id not in self._waiting:
             raise KeyError(record_id)
         await asyncio.to_thread(self._outbox.unpark, record_id)
-        del self._waiting[record_id]
+        item = self._waiting.pop(record_id)
+        self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_rejected"] += 1
         self._unassigned_changed()
 
