@@ -15,8 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sync.central import CentralStore, ReferenceCentral  # today's receiver (moving to central/)
-
+from central.embedded import EmbeddedCentral
 from drivers.measurement import MeasurementKind
 from gateway.ble import BleBackends, BleDeviceSource
 from gateway.plans import load_advice, load_profile
@@ -60,7 +59,9 @@ class Home:
         self.failed: BaseException | None = None
         self._main: asyncio.Task[None] | None = None
         self._thread = threading.Thread(target=self._run, name="home", daemon=True)
-        self.central_store = CentralStore(tmp_path / "central.sqlite3")
+        self.central = EmbeddedCentral(BrokerSettings(host="127.0.0.1", port=broker_port, insecure_dev=True),
+                                       tmp_path / "central.sqlite3", identifier="central-web-test")
+        self.central.provision("gw-web-test", tenant="t-test", patient="p-web-test")
 
     # -- the home's own thread ----------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class Home:
                                  idle_s=1.0, retry_base_s=0.05, retry_max_s=0.5)
         self.gateway = Gateway(settings, source)
         self.gateway.pipeline.plan = copd_and_heart_failure_plan()
-        central = ReferenceCentral(mqtt, self.central_store, identifier="central-web-test")
+        central = self.central
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(central.run())
             async with asyncio.timeout(15):
@@ -122,7 +123,7 @@ class Home:
         if self._main is not None:
             self.loop.call_soon_threadsafe(self._main.cancel)
         self._thread.join(15)
-        self.central_store.close()
+        self.central.close()
 
     @property
     def url(self) -> str:
@@ -153,7 +154,7 @@ class Home:
             time.sleep(0.05)
 
     def central_readings(self) -> list[WireReading]:
-        return self.central_store.readings()
+        return self.central.readings()
 
 
 @contextlib.contextmanager

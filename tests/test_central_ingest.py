@@ -231,3 +231,25 @@ def test_events_are_acked_with_their_id() -> None:
     assert [e.id for e in changes.events] == [str(event.id)]
     assert acks == [(Topics("t1", "gw-1").ack, Ack(ids=[event.id]))]
     assert json.loads(changes.events[0].detail) == {}
+
+
+def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> None:
+    """The patient's answers from the page reach the central service (a worker that could not map them to
+    FHIR crashed before, taking the consumer group's progress with it)."""
+    from central.ingest.worker import Incoming, plan
+    from central.store import RegisteredGateway
+    from gateway.readings import answers_to_wire, uuid7
+    from zoning.models import Assessment, Zone
+    from zoning.questionnaire import Answers
+
+    answers = Answers(answered=datetime.now(UTC), answers={"breathlessness": "worse"})
+    wire = answers_to_wire(uuid7(), "p-1", answers, Assessment(zone=Zone.YELLOW, fired=(), advice_keys=(),
+                                                             profile="standard-copd", profile_version=1,
+                                                             rules_hash="sha256:" + "0" * 64),
+                           datetime.now(UTC))
+    sent = batch("gw-1", [wire])
+    changes, acks = plan([Incoming(Topics("t1", "gw-1").readings, sent, 1, 1)],
+                         {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
+    assert [(r.type, r.zone, r.observations) for r in changes.readings] == [("questionnaire", "yellow", ())]
+    assert changes.rejections == []
+    assert acks == [(Topics("t1", "gw-1").ack, Ack(ids=[wire.id]))]

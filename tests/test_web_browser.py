@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,13 @@ def test_red_spo2_shows_the_emergency_notice_above_everything_and_a_later_green_
     expect(notice).to_contain_text("116 117")
     expect(notice).to_contain_text("113")
 
-    home.measure(home.scale, lambda: home.scale.measure("80.4", user=SCALE_USER))
+    # A heart-failure patient's first weighing is the reference the next is compared with (unassessed,
+    # never green); the second one is judged: green.
+    home.measure(home.scale, lambda: home.scale.measure("80.2", user=SCALE_USER))
     weight = card(page, "body_weight")
+    expect(weight).to_have_attribute("data-zone", "unassessed", timeout=SEEN_S)
+    expect(notice).to_be_visible()
+    home.measure(home.scale, lambda: home.scale.measure("80.4", user=SCALE_USER))
     expect(weight).to_have_attribute("data-zone", "green", timeout=SEEN_S)
     expect(weight).to_contain_text("80,4 kg")
     expect(notice).to_be_visible()
@@ -124,7 +130,7 @@ def test_an_unassigned_weighing_confirmed_by_a_click_reaches_the_central_service
     expect(prompt).to_have_count(0)
     expect(card(page, "body_weight")).to_contain_text("82,4 kg")
     weights = eventually(lambda: [r for r in home.central_readings() if r.type == "body_weight"])
-    assert [str(r.components["weight"].value) for r in weights] == ["82.4"]
+    assert [r.components["weight"].value for r in weights] == [Decimal("82.4")]  # the scale's 82.400 kg
 
     home.measure(home.scale, lambda: home.scale.measure("61.2"), "unassigned")  # someone else in the household
     expect(prompt).to_contain_text("61,2 kg", timeout=SEEN_S)
@@ -134,7 +140,8 @@ def test_an_unassigned_weighing_confirmed_by_a_click_reaches_the_central_service
     expect(prompt).to_have_count(0)
     expect(card(page, "body_weight")).to_contain_text("82,4 kg")  # the patient's weighing stays the latest
     time.sleep(1.0)  # anything sent would have reached the receiver by now
-    assert [str(r.components["weight"].value) for r in home.central_readings() if r.type == "body_weight"] == ["82.4"]
+    assert [r.components["weight"].value for r in home.central_readings() if r.type == "body_weight"] == [
+        Decimal("82.4")]
     assert home.gateway.pipeline.unassigned == []
 
 

@@ -154,7 +154,11 @@ def _derived_id(reading: WireReading, what: str) -> str:
 
 
 def observations(reading: WireReading, *, tenant: str, gateway: str) -> list[MappedObservation]:
-    """Every Observation the IG makes of this reading (ids derived from the reading id, stable)."""
+    """Every Observation the IG makes of this reading (ids derived from the reading id, stable). The
+    patient's questionnaire answers are no device measurement: kept as the reading, no PHD Observation
+    (a FHIR QuestionnaireResponse for them is not mapped yet)."""
+    if reading.type == "questionnaire":
+        return []
     if reading.type == "blood_pressure":
         found = [_blood_pressure(reading, tenant, gateway)]
         if "pulse" in reading.components or "pulse" in reading.absent:

@@ -108,21 +108,31 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
         changes.seen[gateway.id] = now
         topics = Topics(gateway.tenant, gateway.id)
         if isinstance(decision, Readings):
-            for reading in decision.batch.readings:
-                mapped = observations(reading, tenant=gateway.tenant, gateway=gateway.id)
+            try:
+                mapped = [(r, observations(r, tenant=gateway.tenant, gateway=gateway.id))
+                          for r in decision.batch.readings]
+            except (KeyError, ValueError) as exc:
+                # A reading this worker cannot map (say, a type from a newer gateway): the batch is refused and
+                # stays on the gateway; the group goes on with the other messages.
+                reason = f"cannot map a reading to FHIR ({type(exc).__name__}: {exc})"
+                log.warning("refused a message on %s: %s (not acked)", message.topic, reason)
+                changes.rejections.append(NewRejection(message.topic, reason, len(message.payload)))
+                continue
+            for reading, found in mapped:
                 changes.readings.append(NewReading(
                     id=str(reading.id), tenant=gateway.tenant, gateway=gateway.id, patient=reading.patient,
                     type=reading.type, effective=reading.effective, zone=reading.assessment.zone,
                     body=reading.model_dump_json(),
                     observations=tuple(
                         NewObservation(o.id, o.identifier, o.code, o.effective, json.dumps(o.resource))
-                        for o in mapped
+                        for o in found
                     ),
                 ))
-                phd = device_id(reading.device)
-                if (gateway.tenant, phd) not in changes.devices:
-                    changes.devices[(gateway.tenant, phd)] = NewDevice(
-                        phd, json.dumps(device_resource(reading.device, reading.type)))
+                if found:  # a measuring device (the questionnaire's "device" is the gateway's page)
+                    phd = device_id(reading.device)
+                    if (gateway.tenant, phd) not in changes.devices:
+                        changes.devices[(gateway.tenant, phd)] = NewDevice(
+                            phd, json.dumps(device_resource(reading.device, reading.type)))
                 changes.plans[gateway.id] = (reading.assessment.profile, reading.assessment.profile_version)
             phg = gateway_device_id(gateway.id)
             changes.devices.setdefault((gateway.tenant, phg), NewDevice(phg, json.dumps(gateway_resource(gateway.id))))
