@@ -30,7 +30,7 @@ from gateway.kit import config_file
 from gateway.kit.provision import create_kek, new_pseudonym
 from gateway.kit.radio import forget_bond
 from gateway.settings import ConfigError, load_settings
-from gateway.storage import crypto_erase, key_source_for
+from gateway.storage import crypto_erase, key_source_for, overwrite_and_remove
 
 STEPS = ("wipe", "bonds", "identity", "kek")
 
@@ -86,15 +86,6 @@ def journal_path(config: Path) -> Path:
     return config.with_name(config.name + ".reissue")
 
 
-def _shred(path: Path) -> None:
-    size = path.stat().st_size
-    with path.open("r+b") as f:
-        f.write(os.urandom(size))
-        f.flush()
-        os.fsync(f.fileno())
-    path.unlink()
-
-
 def _wipe(config: Path) -> list[Path]:
     settings = load_settings(config)
     g = settings.gateway
@@ -103,12 +94,12 @@ def _wipe(config: Path) -> list[Path]:
         # Whatever else the gateway kept for this patient (plans, queues, logs of its own): overwritten, removed.
         for path in sorted(g.data_dir.rglob("*"), reverse=True):
             if path.is_file() or path.is_symlink():
-                _shred(path) if path.is_file() else path.unlink()
+                overwrite_and_remove(path) if path.is_file() else path.unlink()
                 destroyed.append(path)
             elif path.is_dir():
                 path.rmdir()
     for backup in config.parent.glob(config.name + ".bak-*"):
-        _shred(backup)  # earlier configurations name the old patient and devices
+        overwrite_and_remove(backup)  # earlier configurations name the old patient and devices
         destroyed.append(backup)
     return destroyed
 
@@ -166,7 +157,7 @@ async def reissue(config: Path, *, patient: str | None = None, backends: BleBack
             data["devices"] = []
             config_file.write(config, data)
             for backup in config.parent.glob(config.name + ".bak-*"):
-                _shred(backup)
+                overwrite_and_remove(backup)
             out(f"bonds: removed for {len(removed)} device(s); pair the devices again for the new patient")
         elif step == "identity":
             data = config_file.read(config)
@@ -174,7 +165,7 @@ async def reissue(config: Path, *, patient: str | None = None, backends: BleBack
             data["zoning"] = {**data.get("zoning", {}), "enrolled": date.today()}
             config_file.write(config, data)
             for backup in config.parent.glob(config.name + ".bak-*"):
-                _shred(backup)
+                overwrite_and_remove(backup)
             out(f"identity: new patient pseudonym {journal.new_patient}")
         elif step == "kek":
             g = load_settings(config).gateway

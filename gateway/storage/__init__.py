@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from gateway.storage.keys import KeyFile, KeyFileError, KeySource, SystemdCredential, key_source_for, load_or_create_key
+from gateway.storage.keys import (
+    KeyFile,
+    KeyFileError,
+    KeySource,
+    SystemdCredential,
+    key_source_for,
+    load_or_create_key,
+    overwrite_and_remove,
+)
 from gateway.storage.outbox import PutResult, Remember, SealedOutbox, StoreError
 from gateway.storage.salvage import Salvaged, salvage
 from gateway.storage.wipe import crypto_erase, destroy_keys, remove_files
@@ -21,6 +29,7 @@ __all__ = [
     "destroy_keys",
     "key_source_for",
     "load_or_create_key",
+    "overwrite_and_remove",
     "remove_files",
     "salvage",
 ]

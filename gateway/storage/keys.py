@@ -47,7 +47,8 @@ def _check_length(key: bytes, where: str) -> bytes:
     return key
 
 
-def _overwrite_and_remove(path: Path) -> list[Path]:
+def overwrite_and_remove(path: Path) -> list[Path]:
+    """Overwrite a file with random bytes, flush it to the card, then remove it; returns what it removed."""
     if not path.exists():
         return []
     size = path.stat().st_size
@@ -78,7 +79,7 @@ class KeyFile:
         return load_or_create_key(self.path)
 
     def destroy(self) -> list[Path]:
-        return _overwrite_and_remove(self.path)
+        return overwrite_and_remove(self.path)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class SystemdCredential:
 
     def destroy(self) -> list[Path]:
         # The decrypted copy lives in a per-service ramfs that systemd removes; the card holds `store`.
-        return _overwrite_and_remove(self.store)
+        return overwrite_and_remove(self.store)
 
 
 def key_source_for(g: GatewaySection) -> KeySource:
