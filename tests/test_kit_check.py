@@ -73,7 +73,9 @@ async def test_a_ready_kit_passes_every_line_and_a_tired_device_fails_its_own(
                           f"device blood_pressure {cuff.address}"}
     assert found["broker"] == (True, f"127.0.0.1:{broker.port} over mutual TLS")
     assert found["certificate"][1].startswith("valid 36") and found["plan"] == (True, "profile standard-copd")
-    assert found[f"device blood_pressure {cuff.address}"] == (True, "battery 90 %, clock +0 s")
+    # The device's clock is right: read across a second boundary it may show one second off, no more.
+    ok, detail = found[f"device blood_pressure {cuff.address}"]
+    assert ok and re.fullmatch(r"battery 90 %, clock [+-][01] s", detail), detail
     assert render(checks).endswith("7 passed, 0 failed: ready to hand over")
     assert cuff.time_writes == []  # the check reads; it never sets anything on a device
 
