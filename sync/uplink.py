@@ -35,6 +35,7 @@ class StatusFacts(NamedTuple):
     faults: list[str]
     outbox_used_percent: int | None = None
     quarantined: int | None = None
+    outbox_oldest_s: float | None = None
     devices: tuple[DeviceStatus, ...] = ()
     profile: str | None = None
     rules_hash: str | None = None
@@ -164,6 +165,7 @@ class Uplink:
             version=self._version,
             outbox_depth=depth,
             outbox_used_percent=facts.outbox_used_percent,
+            outbox_oldest_s=facts.outbox_oldest_s,
             quarantined=facts.quarantined,
             faults=facts.faults,
             devices=list(facts.devices),

@@ -170,6 +170,9 @@ class Status(_Wire):
     version: str | None = None
     outbox_depth: int | None = None
     outbox_used_percent: int | None = Field(default=None, description="of the configured outbox size bound")
+    outbox_oldest_s: float | None = Field(
+        default=None, ge=0, description="how long the oldest reading has waited for the central ack, seconds at `at`"
+    )
     quarantined: int | None = Field(default=None, description="stored records that failed authentication")
     faults: list[str] = Field(default_factory=list, description="conditions a technician must look at, e.g. disk full")
     devices: list[DeviceStatus] = Field(default_factory=list, description="the provisioned BLE devices")

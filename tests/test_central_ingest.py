@@ -253,3 +253,17 @@ def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> N
     assert [(r.type, r.zone, r.observations) for r in changes.readings] == [("questionnaire", "yellow", ())]
     assert changes.rejections == []
     assert acks == [(Topics("t1", "gw-1").ack, Ack(ids=[wire.id]))]
+
+
+def test_the_registry_learns_how_long_the_oldest_reading_has_waited() -> None:
+    from datetime import timedelta
+
+    from central.ingest.worker import Incoming, plan
+    from central.store import RegisteredGateway
+
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    status = Status(gateway="gw-1", state="online", version="t", outbox_depth=4, outbox_oldest_s=5400.0, at=at)
+    changes, _ = plan([Incoming(Topics("t1", "gw-1").status, status.model_dump_json().encode(), 1, 1)],
+                      {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
+    (state,) = changes.states
+    assert (state.outbox_depth, state.outbox_oldest_at) == (4, at - timedelta(minutes=90))

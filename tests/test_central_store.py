@@ -67,7 +67,8 @@ def test_the_registry_keeps_the_latest_status_and_the_last_will(database_url: st
     database.provision("gw-1", tenant="t1", patient="p-1")
     t0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     online = GatewayState("gw-1", "online", t0 + timedelta(minutes=5), "0.3.0", 12, 4, 0, ("disk full",),
-                          json.dumps([{"id": "cuff", "kind": "blood_pressure", "battery": 40}]))
+                          json.dumps([{"id": "cuff", "kind": "blood_pressure", "battery": 40}]),
+                          outbox_oldest_at=t0 - timedelta(hours=30))
     older = GatewayState("gw-1", "online", t0, "0.2.0", 99)
     database.commit(Changes(states=[online], seen={"gw-1": t0 + timedelta(minutes=5)}, plans={"gw-1": ("copd", 2)}))
     database.commit(Changes(states=[older]))  # arrived late through another worker: not newer
@@ -75,6 +76,7 @@ def test_the_registry_keeps_the_latest_status_and_the_last_will(database_url: st
     assert (record.state, record.software_version, record.outbox_depth, record.faults) == (
         "online", "0.3.0", 12, ["disk full"])
     assert record.devices[0]["battery"] == 40 and (record.plan, record.plan_version) == ("copd", 2)
+    assert record.outbox_oldest_at == t0 - timedelta(hours=30)  # a reading has waited 30 h: worth a call
     database.commit(Changes(states=[GatewayState("gw-1", "offline", t0 + timedelta(minutes=9))]))
     (record,) = database.gateways()
     assert record.state == "offline" and record.outbox_depth == 12  # the last report is kept

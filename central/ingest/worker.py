@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
@@ -142,6 +142,8 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
             changes.states.append(GatewayState(
                 gateway=gateway.id, state=s.state, at=s.at or now, software_version=s.version,
                 outbox_depth=s.outbox_depth, outbox_used_percent=s.outbox_used_percent, quarantined=s.quarantined,
+                outbox_oldest_at=(None if s.outbox_oldest_s is None
+                                  else (s.at or now) - timedelta(seconds=s.outbox_oldest_s)),
                 faults=tuple(s.faults), devices=json.dumps([d.model_dump(mode="json") for d in s.devices]),
             ))
         elif isinstance(decision, EventReport):

@@ -84,6 +84,7 @@ class GatewayState:
     quarantined: int | None = None
     faults: tuple[str, ...] = ()
     devices: str = "[]"  # JSON list of DeviceStatus
+    outbox_oldest_at: datetime | None = None  # when the oldest reading still waiting was stored
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class GatewayRecord:
     devices: list[dict[str, Any]]
     plan: str | None
     plan_version: int | None
+    outbox_oldest_at: datetime | None = None  # when the oldest reading still waiting was stored
 
 
 def utc(value: datetime) -> datetime:
@@ -216,6 +218,7 @@ class Database:
                 outbox_used_percent=r["outbox_used_percent"], quarantined=r["quarantined"],
                 faults=json.loads(r["faults"]), devices=json.loads(r["devices"]),
                 plan=r["plan"], plan_version=r["plan_version"],
+                outbox_oldest_at=utc(r["outbox_oldest_at"]) if r["outbox_oldest_at"] else None,
             )
             for r in rows
         ]
@@ -294,7 +297,7 @@ class Database:
                              offline)
             online = [
                 {"b_id": x.gateway, "b_at": x.at, "b_version": x.software_version, "b_depth": x.outbox_depth,
-                 "b_used": x.outbox_used_percent, "b_quarantined": x.quarantined,
+                 "b_used": x.outbox_used_percent, "b_quarantined": x.quarantined, "b_oldest": x.outbox_oldest_at,
                  "b_faults": json.dumps(list(x.faults)), "b_devices": x.devices}
                 for x in changes.states if x.state != "offline"
             ]
@@ -303,6 +306,7 @@ class Database:
                     sa.update(schema.gateways).where(newer).values(
                         state="online", status_at=p("b_at"), software_version=p("b_version"),
                         outbox_depth=p("b_depth"), outbox_used_percent=p("b_used"), quarantined=p("b_quarantined"),
+                        outbox_oldest_at=p("b_oldest"),
                         faults=p("b_faults"), devices=p("b_devices"),
                     ),
                     online,

@@ -203,7 +203,8 @@ class Gateway:
                   + self._provisioning_faults())
         plan = self.pipeline.plan
         counts = self.pipeline.counts
-        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), tuple(devices),
+        return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), facts.oldest_waiting_s,
+                           tuple(devices),
                            profile=plan.profile.id, rules_hash=plan.rules_hash, plan_version=plan.signed_version,
                            plan_hash=plan.plan_hash, rejected=counts["rejected"], unassigned=counts["unassigned"])
 
