@@ -204,6 +204,12 @@ class Pipeline:
         if self._held:  # nothing may overtake readings already waiting for the disk
             self._hold(item)
             return None
+        # Shielded: once the outbox has the reading, history and listeners (the page, the uplink) must hear
+        # of it even if the device session that delivered it is cancelled meanwhile (a link dropped in the
+        # middle); otherwise the device sends it again, it counts as a duplicate, and no page ever shows it.
+        return await asyncio.shield(self._store(item))
+
+    async def _store(self, item: _Pending) -> Reading | None:
         try:
             put = await self._put(item)
         except OutboxUnavailable as exc:
