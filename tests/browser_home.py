@@ -23,7 +23,7 @@ from gateway.service import Gateway
 from gateway.settings import build_settings
 from gateway.web import hash_password
 from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
-from hardware_sims.gatt_devices import GattDevice, PulseOximeter, Scale
+from hardware_sims.gatt_devices import BloodPressureCuff, GattDevice, PulseOximeter, Scale
 from hardware_sims.radio import VirtualRadio
 from sync.connection import BrokerSettings
 from sync.wire import WireReading
@@ -50,10 +50,10 @@ def copd_and_heart_failure_plan() -> Plan:
 
 
 class Home:
-    def __init__(self, tmp_path: Path, broker_port: int, *, oximeter_battery: int = 15) -> None:
+    def __init__(self, tmp_path: Path, broker_port: int, *, scale_battery: int = 15) -> None:
         self.tmp_path = tmp_path
         self.broker_port = broker_port
-        self.oximeter_battery = oximeter_battery
+        self.scale_battery = scale_battery
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.failed: BaseException | None = None
@@ -76,9 +76,10 @@ class Home:
     async def _start_and_run(self) -> None:
         self._main = asyncio.current_task()
         self.radio = VirtualRadio()
-        self.oximeter = PulseOximeter(self.radio, battery=self.oximeter_battery)
-        self.scale = Scale(self.radio)
-        for device in (self.oximeter, self.scale):
+        self.oximeter = PulseOximeter(self.radio)
+        self.scale = Scale(self.radio, battery=self.scale_battery)
+        self.cuff = BloodPressureCuff(self.radio)
+        for device in (self.oximeter, self.scale, self.cuff):
             await device.power_on()
         mqtt = BrokerSettings(host="127.0.0.1", port=self.broker_port, insecure_dev=True)
         settings = build_settings({
@@ -92,6 +93,8 @@ class Home:
                  "serial": self.oximeter.serial},
                 {"address": self.scale.address, "kind": "body_weight", "model": self.scale.model,
                  "serial": self.scale.serial, "user": SCALE_USER},
+                {"address": self.cuff.address, "kind": "blood_pressure", "model": self.cuff.model,
+                 "serial": self.cuff.serial},
             ],
         })
         source = BleDeviceSource(settings.devices, backends=BleBackends(BumbleScanner, BumbleClient,

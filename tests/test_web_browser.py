@@ -17,6 +17,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
+from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.gatt_devices import SpotCheck
 from tests.browser_home import SCALE_USER, TECHNICIAN_PASSWORD, Home, running_home
 from tests.conftest import Mosquitto
@@ -180,7 +181,7 @@ def test_the_technician_page_refuses_without_login_then_shows_the_low_battery_fa
     response = page.goto(home.url + "service")
     assert response is not None and response.status == 401
     assert page.request.get(home.url + "api/service").status == 401
-    home.measure(home.oximeter, lambda: home.oximeter.measure(SpotCheck(97, 70)))  # the session reads the battery
+    home.measure(home.scale, lambda: home.scale.measure("80.4", user=SCALE_USER))  # the session reads the battery
     page.reload()
     expect(page.locator("body")).not_to_contain_text("battery")
 
@@ -190,8 +191,8 @@ def test_the_technician_page_refuses_without_login_then_shows_the_low_battery_fa
 
     page.get_by_label("Password").fill(TECHNICIAN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".faults")).to_contain_text("battery 15 %: replace the batteries")
-    expect(page.locator("table")).to_contain_text("SIMOX")
+    expect(page.locator(".faults")).to_contain_text("SIMSCALE0001 (body_weight) battery 15 %: replace the batteries")
+    expect(page.locator("table")).to_contain_text("SIM-SCALE-1")
     expect(page.locator("body")).to_contain_text("connected")
     page.set_viewport_size(TABLET)
     shot(page, "service-nb")
@@ -205,17 +206,19 @@ def test_the_technician_page_refuses_without_login_then_shows_the_low_battery_fa
 
 def test_green_yellow_red_in_both_languages(home: Home, page: Page) -> None:
     page.goto(home.url)
-    for spo2, zone, word_nb, word_en in ((97, "green", "GRØNN", "GREEN"), (94, "yellow", "GUL", "YELLOW"),
-                                         (88, "red", "RØD", "RED")):
-        home.measure(home.oximeter, partial(home.oximeter.measure, SpotCheck(spo2, 72)))
-        expect(card(page, "spo2")).to_have_attribute("data-zone", zone, timeout=SEEN_S)
-        expect(card(page, "spo2")).to_contain_text(word_nb)
+    for (systolic, diastolic), zone, word_nb, word_en in (((128, 82), "green", "GRØNN", "GREEN"),
+                                                          ((106, 68), "yellow", "GUL", "YELLOW"),
+                                                          ((88, 62), "red", "RØD", "RED")):
+        home.measure(home.cuff, partial(home.cuff.measure, CuffResult(systolic, diastolic, 80)))
+        expect(card(page, "blood_pressure")).to_have_attribute("data-zone", zone, timeout=SEEN_S)
+        expect(card(page, "blood_pressure")).to_contain_text(word_nb)
+        expect(card(page, "blood_pressure")).to_contain_text(f"{systolic}/{diastolic} mmHg")
         if zone != "red":
             shot(page, f"patient-{zone}-nb")
         page.get_by_role("button", name="English").click()
         expect(page.locator("html")).to_have_attribute("lang", "en")
-        expect(card(page, "spo2")).to_contain_text(word_en)
-        expect(card(page, "spo2")).to_contain_text("Oxygen saturation")
+        expect(card(page, "blood_pressure")).to_contain_text(word_en)
+        expect(card(page, "blood_pressure")).to_contain_text("Blood pressure")
         shot(page, f"patient-{zone}-en")
         page.get_by_role("button", name="Norsk").click()
         expect(page.locator("html")).to_have_attribute("lang", "nb")

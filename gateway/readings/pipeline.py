@@ -320,6 +320,12 @@ class Pipeline:
         if self._held:  # nothing may overtake readings already waiting for the disk
             self._hold(item)
             return None, Delivery.NOT_STORED
+        # Shielded: once the outbox has the reading, history and listeners (the page, the uplink) must hear
+        # of it even if the device session that delivered it is cancelled meanwhile (a link dropped in the
+        # middle); otherwise the device sends it again, it counts as a duplicate, and no page ever shows it.
+        return await asyncio.shield(self._commit(item))
+
+    async def _commit(self, item: _Pending) -> tuple[Reading | None, Delivery]:
         try:
             put = await self._put(item)
         except OutboxUnavailable as exc:
