@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -101,6 +101,7 @@ class GattDevice:
             Characteristic("2A25", _P.READ, Characteristic.READABLE, serial.encode()),
             Characteristic("2A26", _P.READ, Characteristic.READABLE, b"1.0.0"),
         ]))
+        self._tasks: set[asyncio.Task[None]] = set()
         self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
         self.measurement_char.on(self.measurement_char.EVENT_SUBSCRIPTION, self._on_subscription)
 
@@ -121,6 +122,14 @@ class GattDevice:
             self.clock_offset = when - datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
 
     # --- radio ------------------------------------------------------------------------------------
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task the device keeps until it is done: the event loop holds tasks only weakly,
+        so an unreferenced one can be collected while it waits (a record or an advertisement that never
+        comes, and a session that times out for no reason)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def power_on(self) -> None:
         await self.device.power_on()
 
@@ -146,7 +155,7 @@ class GattDevice:
             # Still holding data the gateway has not had, or records it has not deleted: advertise again so
             # the gateway comes back for them. A meter that keeps its logbook does not call for records
             # the gateway already fetched (it would otherwise be reconnected to for ever).
-            asyncio.get_running_loop().create_task(self.advertise())
+            self._spawn(self.advertise())
 
     def _on_subscription(self, _bearer: object, notify: bool, indicate: bool) -> None:
         encrypted = self._connection is not None and self._connection.is_encrypted
@@ -154,7 +163,7 @@ class GattDevice:
             return
         if (notify if self.notifies else indicate) and not self.faults.silent:
             self._subscribed.set()
-            asyncio.get_running_loop().create_task(self._send_on_subscribe())
+            self._spawn(self._send_on_subscribe())
 
     async def _send_on_subscribe(self) -> None:
         if self.uses_record_access:
@@ -271,7 +280,7 @@ class RecordAccessDevice(GattDevice):
         if self.faults.silent:
             return
         self.requests.append(bytes(value))
-        asyncio.get_running_loop().create_task(self._racp(bytes(value)))
+        self._spawn(self._racp(bytes(value)))
 
     async def _racp(self, request: bytes) -> None:
         await asyncio.sleep(0.01)  # the write response goes out before the first record
