@@ -49,6 +49,9 @@ def test_a_gain_after_a_gap_longer_than_the_look_back_is_not_judged_and_never_gr
 def test_the_first_weighing_cannot_be_judged_by_a_trend_rule_alone() -> None:
     a = Patient(plan("standard-heart-failure")).measure(measurement(K.BODY_WEIGHT, weight="80.0"), T0)
     assert a.zone == Zone.UNASSESSED and any("could not be judged" in note for note in a.notes)
+    # The patient is told it is kept as the reference, not "could not be assessed, weigh again".
+    assert a.advice_keys[0] == "reference" and "body_weight.unassessed" not in a.advice_keys
+
 
 
 def test_daily_weighing_is_judged_within_the_window_without_a_note() -> None:

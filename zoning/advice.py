@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 Language = Literal["nb", "en"]
 LANGUAGES: tuple[Language, ...] = ("nb", "en")
 EMERGENCY = "emergency"
+# A reading no rule could judge only because nothing earlier was there to compare it with (a first weighing):
+# kept as the reference, not "could not be assessed, measure again".
+REFERENCE = "reference"
 
 
 class AdviceText(BaseModel):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from drivers.measurement import Measurement, MeasurementKind
 from zoning import rules
-from zoning.advice import EMERGENCY
+from zoning.advice import EMERGENCY, REFERENCE
 from zoning.control import control_asked_for, control_reasons, unreliable
 from zoning.history import PastReading
 from zoning.models import SEVERITY, Assessment, FiredRule, Profile, Zone
@@ -56,6 +56,14 @@ def _advice(first: str, plan: Plan, fired: Sequence[FiredRule], zone: Zone, cont
     return tuple(keys)
 
 
+def _first_advice(kind: str, zone: Zone, unjudged: bool, plan: Plan) -> str:
+    """The zone's advice; for a reading unjudged only for want of an earlier one, that it is the reference
+    the next is compared with (when the plan's advice has that text; a plan's own advice may not)."""
+    if unjudged and REFERENCE in plan.advice.texts:
+        return REFERENCE
+    return f"{kind}.{zone}"
+
+
 def _judged_by(plan: Plan) -> dict[str, Any]:
     """What every assessment names of its rules, so the central side can tell any two rule sets apart."""
     return {"profile": plan.profile.id, "profile_version": plan.profile.version, "rules_hash": plan.rules_hash,
@@ -86,7 +94,7 @@ def assess_reading(
     return Assessment(
         zone=zone,
         fired=tuple(fired),
-        advice_keys=_advice(f"{m.kind}.{zone}", plan, fired, zone, bool(control)),
+        advice_keys=_advice(_first_advice(m.kind, zone, unjudged, plan), plan, fired, zone, bool(control)),
         **_judged_by(plan),
         next_due=next_due(plan.enrolled, [*history, this], tz, kind=m.kind).on,  # of this kind
         control=control,
