@@ -157,7 +157,6 @@ class Pipeline:
             except (ValueError, KeyError, DecodeError) as exc:
                 log.error("an unassigned weighing kept in the outbox cannot be read and is left out: %s", exc)
 
-
     def _latest_days(self) -> list[PastReading]:
         recent: list[PastReading] = []
         for kind in MeasurementKind:
