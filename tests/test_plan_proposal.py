@@ -9,6 +9,7 @@ import json
 from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -110,3 +111,48 @@ async def test_the_proposal_is_retained_on_the_broker_for_the_clinician(mosquitt
     ]
     assert got["gateway"] == "gw-0001" and got["period"] == ["2026-11-01", "2026-11-14"]
     assert {c["component"] for c in got["components"]} == {"spo2", "pulse"}
+
+
+async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed_not_only_the_latest_day(
+    tmp_path: Path,
+) -> None:
+    """The pipeline keeps only the latest day in memory; the proposal must come from the whole sealed history,
+    also right after a restart."""
+    from uuid import uuid4
+
+    from gateway.service import Gateway
+    from gateway.settings import build_settings
+
+    today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=13)
+
+    def settings() -> Any:
+        return build_settings({
+            "gateway": {"id": "gw-prop", "tenant": "t", "patient": "p-prop", "data_dir": str(tmp_path / "gw")},
+            "mqtt": {"host": "127.0.0.1", "port": 1, "insecure_dev": True},
+            "zoning": {"profile": "standard-copd-scale2", "enrolled": (first - timedelta(days=1)).date().isoformat()},
+            "web": {"enabled": False},
+            "devices": [{"address": "AA:BB:CC:00:00:02", "kind": "spo2"}],
+        })
+
+    class Idle:
+        async def run(self, sink: object) -> None:
+            return None
+
+    gateway = Gateway(settings(), Idle())
+    for i in range(14):
+        past = PastReading(id=str(uuid4()), kind=K.SPO2, values={"spo2": Decimal(90 + i % 2), "pulse": Decimal(72)},
+                           effective=first + timedelta(days=i), zone=Zone.GREEN)
+        await asyncio.to_thread(gateway.outbox.put, past.id, b"{}", None,
+                                (K.SPO2.value, past.effective.timestamp(), past.model_dump_json().encode()))
+    gateway.outbox.close()
+
+    gateway = Gateway(settings(), Idle())  # a restart: in memory only the latest day
+    assert len(gateway.pipeline.history) == 1
+    sent: list[bytes] = []
+    gateway.proposals._send = sent.append
+    await gateway._send_proposal()
+    gateway.outbox.close()
+    (document,) = [json.loads(b) for b in sent]
+    (spo2,) = [c for c in document["components"] if c["component"] == "spo2"]
+    assert (spo2["days"], spo2["readings"]) == (14, 14)

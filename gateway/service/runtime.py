@@ -319,9 +319,10 @@ class Gateway:
         )
         loop = asyncio.get_running_loop()
         self.outbox.on_quarantine = lambda seq, reason: self._quarantined(loop, seq, reason)
-        self.proposals.check(self.pipeline.history, self.pipeline.plan)
         try:
             async with asyncio.TaskGroup() as tasks:
+                # The proposal from what is kept (the whole 14 days, read off the loop; not the latest day).
+                self._proposing = tasks.create_task(self._send_proposal())
                 tasks.create_task(self._log_waiting())
                 tasks.create_task(self._watch())
                 uplink = tasks.create_task(self.uplink.run())
