@@ -267,3 +267,32 @@ def test_the_registry_learns_how_long_the_oldest_reading_has_waited() -> None:
                       {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
     (state,) = changes.states
     assert (state.outbox_depth, state.outbox_oldest_at) == (4, at - timedelta(minutes=90))
+
+
+async def test_a_broker_gone_while_acking_is_a_reconnect_not_the_end_of_the_worker(tmp_path: Path) -> None:
+    """The ack publish fails (the broker restarted): the worker must see an MqttError, which its run loop
+    answers by reconnecting, and must not PUBACK what it could not ack (the broker sends it again)."""
+    from central.ingest.worker import IngestWorker
+    from central.store import Database
+
+    class GoneBroker:
+        def __init__(self) -> None:
+            self.pubacks: list[int] = []
+            self._client = self
+
+        async def publish(self, *_args: object, **_kwargs: object) -> None:
+            raise aiomqtt.MqttCodeError(4, "The client is not currently connected.")
+
+        def ack(self, mid: int, _qos: int) -> None:
+            self.pubacks.append(mid)
+
+    database = Database(str(tmp_path / "central.sqlite3"))
+    database.provision("gw-1", tenant="t1", patient="p-1")
+    worker = IngestWorker(plain(1), database, identifier="w-test")
+    broker = GoneBroker()
+    message = aiomqtt.Message(Topics("t1", "gw-1").readings, batch("gw-1", [reading(patient="p-1")]), qos=1,
+                              retain=False, mid=7, properties=None)
+    with pytest.raises(aiomqtt.MqttError):
+        await worker._handle(broker, [message])  # type: ignore[arg-type]
+    assert broker.pubacks == [] and database.count() == 1  # stored; acked when the broker sends it again
+    database.close()

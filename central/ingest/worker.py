@@ -278,9 +278,10 @@ class IngestWorker:
         else:
             self.counts["rejected"] += len(changes.rejections)
         if acks:
-            async with asyncio.TaskGroup() as tasks:
-                for topic, ack in acks:
-                    tasks.create_task(publish(client, topic, ack.model_dump_json()))
+            # gather, not a TaskGroup: a broker that goes away mid-ack must raise its MqttError itself (run()
+            # reconnects on it; an ExceptionGroup around it ended the worker). Nothing was PUBACKed yet, so
+            # the broker delivers the batch again and the ids already stored are acked again.
+            await asyncio.gather(*(publish(client, topic, ack.model_dump_json()) for topic, ack in acks))
         self.counts["acks"] += len(acks)
         for m in incoming:
             if m.qos > 0:
