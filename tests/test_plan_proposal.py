@@ -65,6 +65,12 @@ class EmptyOutbox:
     def acknowledge(self, ids: Collection[str]) -> list[str]:
         return []
 
+    def put_event(self, event_id: str, payload: bytes) -> None:
+        return None
+
+    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        return []
+
     def depth(self) -> int:
         return 0
 
