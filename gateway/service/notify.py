@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,7 +33,9 @@ class Notifier:
 
     def __init__(self, address: str | None) -> None:
         self.address = address
-        self.sent: list[str] = []  # what was said, for `status`-like diagnostics and tests
+        # The latest messages said, for diagnostics and tests; bounded: a watchdog ping every 15 s for a
+        # year would otherwise keep 2 million of them.
+        self.sent: deque[str] = deque(maxlen=100)
         self._socket: socket.socket | None = None
         self._warned = False
         if address:
