@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian / Ubuntu / Raspberry Pi OS machine with Python 3.11+:
 #   make demo   - set up .venv and run the end-to-end demo
-#   make test   - set up .venv, install Mosquitto, PostgreSQL (and start it) and chromium if missing, run every test
+#   make test   - set up .venv, install Mosquitto, PostgreSQL (and start it), chromium and dbus if missing, run every test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV := $(shell command -v uv 2>/dev/null)
 INSTALL := $(if $(UV),$(UV) pip install --python $(BIN)/python,$(BIN)/pip install --progress-bar off)
 
-.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb bench-history schemas mosquitto postgres chromium clean
+.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb bench-history schemas mosquitto postgres chromium dbus clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,6 +45,12 @@ mosquitto:
 		{ echo "installing mosquitto from Debian's packages"; \
 		  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
 
+# The BlueZ glue (pairing agent, bond removal) is tested over a private D-Bus against a fake BlueZ.
+dbus:
+	@command -v dbus-daemon >/dev/null 2>&1 || \
+		{ echo "installing dbus from Debian's packages"; \
+		  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dbus; }
+
 # The central side's tests need PostgreSQL on 127.0.0.1:5432, user postgres, trust auth. Started if it is
 # down; installed from Debian's packages if absent (then local TCP trust for the postgres user is added).
 postgres:
@@ -70,7 +76,7 @@ chromium:
 demo: $(DEMO_STAMP)
 	$(BIN)/dho-gateway demo
 
-test: $(STAMP) mosquitto postgres chromium
+test: $(STAMP) mosquitto postgres chromium dbus
 	$(BIN)/pytest
 
 # The layer rules between packages live in the shared design folder beside the checkout; the rules

@@ -112,3 +112,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     else:
         with throwaway_postgres() as url:
             yield url
+
+
+@pytest.fixture
+def bus_address(tmp_path: Path) -> Iterator[str]:
+    """A private D-Bus (dbus-daemon, which `make test` installs) for the BlueZ glue against the fake BlueZ."""
+    if shutil.which("dbus-daemon") is None:
+        pytest.fail("dbus-daemon is not installed (Debian package dbus): run the tests through `make test`")
+    config = tmp_path / "bus.conf"
+    config.write_text(f"""<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+<allow own="*"/></policy></busconfig>""")
+    daemon = subprocess.Popen(["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address"],
+                              stdout=subprocess.PIPE, text=True)
+    assert daemon.stdout is not None
+    try:
+        yield daemon.stdout.readline().strip()
+    finally:
+        daemon.terminate()
+        daemon.wait()

@@ -4,10 +4,6 @@ a fake BlueZ on the other end, stale-bond detection, and the scanner watchdog's 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,24 +52,6 @@ def test_the_watchdog_restarts_the_scan_then_resets_the_adapter_and_an_advertise
     dog.seen(190)
     assert dog.check(240) == "ok" and dog.check(250) == "restart_scan"
 
-
-@pytest.fixture
-def bus_address(tmp_path: Path) -> Iterator[str]:
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
-    config = tmp_path / "bus.conf"
-    config.write_text(f"""<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
-<allow own="*"/></policy></busconfig>""")
-    daemon = subprocess.Popen(["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address"],
-                              stdout=subprocess.PIPE, text=True)
-    assert daemon.stdout is not None
-    address = daemon.stdout.readline().strip()
-    try:
-        yield address
-    finally:
-        daemon.terminate()
-        daemon.wait()
 
 
 async def test_the_agent_registers_with_bluez_and_answers_it_over_d_bus(bus_address: str) -> None:

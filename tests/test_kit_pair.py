@@ -4,9 +4,7 @@ passkey as BlueZ does while pairing."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,23 +30,6 @@ PASSKEY = 123456
 CUFF = "F0:5E:1A:00:00:11"
 SPEAKER = "F0:5E:1A:00:00:99"
 
-
-@pytest.fixture
-def bus_address(tmp_path: Path) -> Iterator[str]:
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
-    config = tmp_path / "bus.conf"
-    config.write_text(f"""<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
-<allow own="*"/></policy></busconfig>""")
-    daemon = subprocess.Popen(["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address"],
-                              stdout=subprocess.PIPE, text=True)
-    assert daemon.stdout is not None
-    try:
-        yield daemon.stdout.readline().strip()
-    finally:
-        daemon.terminate()
-        daemon.wait()
 
 
 class AsksTheAgent(PairingDelegate):

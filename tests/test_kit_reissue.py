@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,23 +179,6 @@ def test_the_command_says_what_it_would_destroy_and_refuses_a_config_inside_data
     assert refused.returncode == 2 and "inside data_dir" in refused.stderr
     assert load_settings(config).gateway.outbox_path.exists()
 
-
-@pytest.fixture
-def bus_address(tmp_path: Path) -> Iterator[str]:
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
-    config = tmp_path / "bus.conf"
-    config.write_text(f"""<busconfig><type>session</type><listen>unix:dir={tmp_path}</listen>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
-<allow own="*"/></policy></busconfig>""")
-    daemon = subprocess.Popen(["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address"],
-                              stdout=subprocess.PIPE, text=True)
-    assert daemon.stdout is not None
-    try:
-        yield daemon.stdout.readline().strip()
-    finally:
-        daemon.terminate()
-        daemon.wait()
 
 
 async def test_bonds_are_removed_through_bluez_over_d_bus_and_a_missing_bluez_stops_the_reissue_until_rerun(
