@@ -11,10 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from gateway.demo import free_port
+
+if TYPE_CHECKING:
+    from tests.kit_support import Office
 
 
 def mosquitto_binary() -> str:
@@ -131,3 +135,20 @@ def bus_address(tmp_path: Path) -> Iterator[str]:
     finally:
         daemon.terminate()
         daemon.wait()
+
+
+# A municipality's office for the kit tests: the tenant CA, the trust store, the kit's files (tests/kit_support.py).
+@pytest.fixture
+def office(tmp_path: Path) -> Office:
+    from tests.kit_support import Office
+
+    return Office.create(tmp_path / "office")
+
+
+@pytest.fixture
+def broker(office: Office) -> Iterator[Mosquitto]:
+    """The office's Mosquitto: mutual TLS against the tenant CA, reading its CRL."""
+    b = office.broker()
+    b.start()
+    yield b
+    b.stop()

@@ -7,13 +7,10 @@ import http.server
 import json
 import re
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
-
-import pytest
 
 from gateway.ble import BleBackends
 from gateway.kit import config_file
@@ -25,19 +22,6 @@ from hardware_sims.gatt_devices import BloodPressureCuff, PulseOximeter
 from hardware_sims.radio import VirtualRadio
 from tests.conftest import Mosquitto
 from tests.kit_support import Office, gateway, provisioned_kit
-
-
-@pytest.fixture
-def office(tmp_path: Path) -> Office:
-    return Office.create(tmp_path / "office")
-
-
-@pytest.fixture
-def broker(office: Office) -> Iterator[Mosquitto]:
-    b = office.broker()
-    b.start()
-    yield b
-    b.stop()
 
 
 def with_devices(config: Path, *devices: dict[str, Any]) -> Settings:

@@ -16,11 +16,6 @@ from gateway.settings import load_settings
 from tests.kit_support import Office, gateway
 
 
-@pytest.fixture
-def office(tmp_path: Path) -> Office:
-    return Office.create(tmp_path / "office")
-
-
 def provision_args(tmp_path: Path, office: Office, *extra: str) -> list[str]:
     trust = tmp_path / "trust.json"
     trust.write_text('{"v": 1}')

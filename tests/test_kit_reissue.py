@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,6 @@ from tests.kit_fake_bluez import FakeAdapter
 from tests.kit_support import Office, gateway, provisioned_kit
 
 READING = b'{"patient": "p-first", "type": "spo2", "components": {"spo2": {"value": 86.0}}}'
-
-
-@pytest.fixture
-def office(tmp_path: Path) -> Office:
-    return Office.create(tmp_path / "office")
-
-
-@pytest.fixture
-def broker(office: Office) -> Iterator[Mosquitto]:
-    b = office.broker()
-    b.start()
-    yield b
-    b.stop()
 
 
 def used_kit(tmp_path: Path, office: Office, port: int) -> tuple[Path, bytes]:
