@@ -40,8 +40,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench.fleet_sim import Fleet, quiet_sync_logs, wire_reading  # noqa: E402
 from central.store import Database  # noqa: E402
-from sync.connection import BrokerSettings, make_client  # noqa: E402
-from sync.wire import WireReading  # noqa: E402
+from protocol import (  # noqa: E402
+    BrokerSettings,
+    WireReading,
+    make_client,
+)
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432"
 

@@ -1,5 +1,5 @@
 """A fleet of simulated gateways in one process, each running the gateway's real uplink
-(`sync.uplink.Uplink`: batches, window, ack timeout, re-sends, status with Last Will) and wire models
+(`gateway.uplink.Uplink`: batches, window, ack timeout, re-sends, status with Last Will) and wire models
 against a real broker. Only the sealed SQLite outbox is replaced by one in memory: the fleet measures
 the central side, not 2,000 SD cards.
 
@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sync.connection import BrokerSettings
-from sync.outbox import OutboxEntry
-from sync.topics import Topics
-from sync.uplink import Uplink
-from sync.wire import WireAssessment, WireDevice, WireQuantity, WireReading
+from gateway.storage import OutboxEntry
+from gateway.uplink import Uplink
+from protocol import BrokerSettings, Topics, WireAssessment, WireDevice, WireQuantity, WireReading
 
 
 class MemoryOutbox:
-    """sync.outbox.Outbox in memory: entries in commit order until acknowledged."""
+    """gateway.storage.Outbox in memory: entries in commit order until acknowledged."""
 
     def __init__(self) -> None:
         self._entries: dict[str, OutboxEntry] = {}
@@ -190,7 +188,7 @@ def quiet_sync_logs() -> Iterable[None]:
     """2,000 gateways each warning of plain TCP or a reconnect drown the bench's own lines."""
     import logging
 
-    loggers = [logging.getLogger(name) for name in ("sync.connection", "sync.uplink", "mqtt")]
+    loggers = [logging.getLogger(name) for name in ("gateway.uplink.connection", "gateway.uplink.uplink", "mqtt")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-import sync.connection
+import protocol.mqtt
 from gateway.demo import free_port, run_demo
 
 
@@ -77,13 +77,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between simulated readings")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the demo's plain-TCP warning is expected here
-    shipped = sync.connection._send_without_delay
+    shipped = protocol.mqtt._send_without_delay
     with tempfile.TemporaryDirectory(prefix="dho-bench-latency-") as tmp, mosquitto(Path(tmp)) as port:
-        sync.connection._send_without_delay = lambda _client: None  # type: ignore[assignment]
+        protocol.mqtt._send_without_delay = lambda _client: None  # type: ignore[assignment]
         try:
             nagle = measure(port, Path(tmp) / "nagle", args.readings, args.interval)
         finally:
-            sync.connection._send_without_delay = shipped
+            protocol.mqtt._send_without_delay = shipped
         nodelay = measure(port, Path(tmp) / "nodelay", args.readings, args.interval)
     print("reading stored -> central ack, real Mosquitto on loopback:")
     print(describe("baseline (Nagle on)", nagle))

@@ -34,7 +34,7 @@ from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox
 from hardware_sims.encoding import date_time, sfloat
-from zoning.plan import standard_plan
+from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 CUFF = "F0:5E:1A:00:00:01"

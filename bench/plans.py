@@ -32,9 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from drivers.measurement import Measurement, MeasurementKind, Quantity
 from gateway.plans import Binding, InForce, load_advice, load_profile, verify_config
 from gateway.storage import SealedOutbox
-from sync.signed import ConfigMessage, Envelope, TrustedKey, TrustStore, encode_key, open_trust_store
-from zoning.engine import assess_reading
-from zoning.plan import Override, PlanDocument, PlanSchedule, standard_plan
+from protocol import ConfigMessage, Envelope, TrustedKey, TrustStore, encode_key, open_trust_store
+from zoning import Override, PlanDocument, PlanSchedule, assess_reading, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 NOW = datetime.now(UTC)

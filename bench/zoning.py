@@ -25,10 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from drivers.measurement import Measurement, MeasurementKind, Quantity
 from gateway.plans import load_advice, load_profile
-from zoning import rules
-from zoning.engine import assess_reading, remembered
-from zoning.history import PastReading
-from zoning.plan import Plan, standard_plan
+from zoning import PastReading, Plan, assess_reading, remembered, standard_plan, thresholds
 
 OSLO = ZoneInfo("Europe/Oslo")
 Values = dict[str, tuple[int | Decimal, str]]
@@ -90,7 +87,7 @@ def main() -> None:
 
         t = time.perf_counter()
         for m in samples:
-            rules.thresholds(plan.rules, m.kind, {k: q.value for k, q in m.components.items()})
+            thresholds(plan.rules, m.kind, {k: q.value for k, q in m.components.items()})
         base = args.runs / (time.perf_counter() - t)
 
         t = time.perf_counter()

@@ -11,8 +11,7 @@ from typing import Any
 
 from central.ingest import IngestWorker
 from central.store import Database
-from sync.connection import BrokerSettings
-from sync.wire import WireReading
+from protocol import BrokerSettings, WireReading
 
 
 class EmbeddedCentral:

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from drivers import MeasurementKind, named_quirks
 from gateway.errors import GatewayError
-from sync.connection import BrokerSettings
+from protocol import BrokerSettings
 
 log = logging.getLogger(__name__)
 

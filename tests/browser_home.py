@@ -25,10 +25,8 @@ from gateway.web import hash_password
 from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.gatt_devices import BloodPressureCuff, GattDevice, PulseOximeter, Scale
 from hardware_sims.radio import VirtualRadio
-from sync.connection import BrokerSettings
-from sync.wire import WireReading
-from zoning.models import Profile
-from zoning.plan import Plan
+from protocol import BrokerSettings, WireReading
+from zoning import Plan, Profile
 
 TECHNICIAN_PASSWORD = "correct horse battery"
 PASSWORD_HASH = hash_password(TECHNICIAN_PASSWORD)

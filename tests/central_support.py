@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sync.wire import ReadingBatch, WireAssessment, WireDevice, WireQuantity, WireReading
+from protocol import ReadingBatch, WireAssessment, WireDevice, WireQuantity, WireReading
 
 UNITS = {"systolic": "mm[Hg]", "diastolic": "mm[Hg]", "mean": "mm[Hg]", "pulse": "/min", "spo2": "%",
          "weight": "kg", "temperature": "Cel", "glucose": "mmol/L"}

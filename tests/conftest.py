@@ -78,7 +78,7 @@ def no_blocking() -> Iterator[None]:
     loop's thread from the gateway's own code: such work belongs in asyncio.to_thread."""
     from blockbuster import blockbuster_ctx
 
-    with blockbuster_ctx(["gateway", "sync", "drivers", "zoning"]):
+    with blockbuster_ctx(["gateway", "protocol", "drivers", "zoning"]):
         yield
 
 

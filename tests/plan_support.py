@@ -10,8 +10,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.plans import Binding, load_profile
-from sync.signed import ConfigMessage, Envelope, Role, TrustedKey, TrustStore, encode_key, open_trust_store
-from zoning.plan import Override, PlanDocument, PlanSchedule
+from protocol import ConfigMessage, Envelope, Role, TrustedKey, TrustStore, encode_key, open_trust_store
+from zoning import Override, PlanDocument, PlanSchedule
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TENANT, GATEWAY, PATIENT = "demo-kommune", "gw-0001", "p-7f3a9c"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.backoff import Backoff, backoff_delay
+from protocol import Backoff, backoff_delay
 
 
 def test_steps_double_up_to_the_ceiling_with_jitter_in_the_upper_half() -> None:

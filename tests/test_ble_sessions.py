@@ -23,7 +23,7 @@ from gateway.ble import BleBackends, BleDeviceSource
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
-from gateway.storage import SealedOutbox, load_or_create_key
+from gateway.storage import OutboxUnavailable, SealedOutbox, load_or_create_key
 from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.gatt_devices import (
@@ -39,8 +39,7 @@ from hardware_sims.gatt_devices import (
     Thermometer,
 )
 from hardware_sims.radio import VirtualRadio
-from sync.outbox import OutboxUnavailable
-from zoning.plan import standard_plan
+from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 

@@ -38,7 +38,7 @@ async def test_no_bluez_is_said_once_and_retried_quietly(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert attempts >= 4  # it keeps trying
-    loud = [r for r in caplog.records if r.levelno >= logging.WARNING and "sync.connection" not in r.name]
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING and "gateway.uplink.connection" not in r.name]
     assert len(loud) == 1, [r.getMessage() for r in loud]
     assert "BlueZ" in loud[0].getMessage() and loud[0].exc_info is None  # one line, no traceback
     assert "trying again" in loud[0].getMessage()

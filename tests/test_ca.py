@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from central.ca import CAError, TenantCA
 from central.cli import main
-from sync.connection import BrokerSettings, make_client
+from protocol import BrokerSettings, make_client
 from tests.conftest import Mosquitto
 from tests.pki import ThrowawayCA
 

@@ -21,7 +21,7 @@ from central.fhir import device_resource, gateway_resource, observations
 from central.fhir.api import create_app
 from central.ingest.worker import Incoming, plan
 from central.store import Database, RegisteredGateway
-from sync.topics import Topics
+from protocol import Topics
 from tests.central_support import batch, reading
 from tests.support import ROOT
 

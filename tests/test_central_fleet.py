@@ -20,8 +20,7 @@ import pytest
 
 from bench.fleet_sim import Fleet, quiet_sync_logs
 from central.store import Database
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
+from protocol import BrokerSettings, Topics, make_client
 from tests.central_support import batch, reading
 from tests.conftest import Mosquitto, throwaway_postgres
 from tests.support import ROOT

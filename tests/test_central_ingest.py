@@ -18,9 +18,7 @@ import pytest
 
 from bench.fleet_sim import Fleet
 from central.embedded import EmbeddedCentral
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
-from sync.wire import Ack, Event, Status
+from protocol import Ack, BrokerSettings, Event, Status, Topics, make_client
 from tests.central_support import batch, reading
 from tests.conftest import Mosquitto
 
@@ -239,8 +237,7 @@ def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> N
     from central.ingest.worker import Incoming, plan
     from central.store import RegisteredGateway
     from gateway.readings import answers_to_wire, uuid7
-    from zoning.models import Assessment, Zone
-    from zoning.questionnaire import Answers
+    from zoning import Answers, Assessment, Zone
 
     answers = Answers(answered=datetime.now(UTC), answers={"breathlessness": "worse"})
     wire = answers_to_wire(uuid7(), "p-1", answers, Assessment(zone=Zone.YELLOW, fired=(), advice_keys=(),

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from central.embedded import EmbeddedCentral
 from central.store.acl import mosquitto_acl
-from sync.connection import make_client
-from sync.topics import Topics
+from protocol import Topics, make_client
 from tests.central_support import batch, reading
 from tests.conftest import Mosquitto
 from tests.pki import ThrowawayCA

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 
-from sync.connection import BrokerSettings, make_client
+from protocol import BrokerSettings, make_client
 from tests.conftest import Mosquitto
 
 

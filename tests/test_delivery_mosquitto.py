@@ -16,7 +16,7 @@ from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.home import DEMO_SCENARIO, SimulatedHome
-from sync.connection import BrokerSettings
+from protocol import BrokerSettings
 from tests.conftest import Mosquitto
 
 # Zones the standard profile gives DEMO_SCENARIO, worked out by hand from the profile's bounds.
@@ -154,9 +154,7 @@ async def test_a_wrong_device_clock_is_marked_and_corrected_not_silently_redated
 async def test_status_is_online_while_running_and_offline_after_a_stop(tmp_path: Path, mosquitto: Mosquitto) -> None:
     import aiomqtt
 
-    from sync.connection import make_client
-    from sync.topics import Topics
-    from sync.wire import Status
+    from protocol import Status, Topics, make_client
 
     source = SimulatedHome(interval_s=0.005, count=2)
     gateway = gateway_for(tmp_path, mosquitto.port, source)
@@ -184,9 +182,7 @@ async def test_disk_full_holds_readings_in_memory_reports_it_and_recovers(
 ) -> None:
     import aiomqtt
 
-    from sync.connection import make_client
-    from sync.topics import Topics
-    from sync.wire import Status
+    from protocol import Status, Topics, make_client
 
     source = SimulatedHome(interval_s=0.001, count=12, scenario=distinct_scenario(2))
     gateway = gateway_for(tmp_path, mosquitto.port, source, status_interval_s=0.1)
@@ -238,9 +234,7 @@ async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_an
 ) -> None:
     import aiomqtt
 
-    from sync.connection import make_client
-    from sync.topics import Topics
-    from sync.wire import Event, Status
+    from protocol import Event, Status, Topics, make_client
 
     source = SimulatedHome(interval_s=0.001, count=6, scenario=distinct_scenario(1))
     gateway = gateway_for(tmp_path, mosquitto.port, source)
@@ -308,11 +302,8 @@ async def test_an_overdue_measurement_becomes_an_event(tmp_path: Path, mosquitto
     import aiomqtt
 
     from drivers.measurement import MeasurementKind
-    from sync.connection import make_client
-    from sync.topics import Topics
-    from sync.wire import Event
-    from zoning.history import PastReading
-    from zoning.models import Zone
+    from protocol import Event, Topics, make_client
+    from zoning import PastReading, Zone
 
     gateway = gateway_for(tmp_path, mosquitto.port, SimulatedHome(count=0))
     gateway.health_interval_s = 0.1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.wire import WIRE_MODELS
+from protocol import WIRE_MODELS
 from tests.conftest import Mosquitto
 from tests.support import ROOT, cli, config_for
 
@@ -37,7 +37,7 @@ async def retained_under(port: int, prefix: str = "dho/v1/#") -> list[str]:
     import asyncio
     import contextlib
 
-    from sync.connection import BrokerSettings, make_client
+    from protocol import BrokerSettings, make_client
 
     found: list[str] = []
     async with make_client(BrokerSettings(port=port, insecure_dev=True), "retained-check") as client:
@@ -117,7 +117,7 @@ async def test_run_service_delivers_and_stops_cleanly_on_sigterm(mosquitto: Mosq
     import signal
 
     from central.embedded import EmbeddedCentral
-    from sync.connection import BrokerSettings
+    from protocol import BrokerSettings
 
     central = EmbeddedCentral(BrokerSettings(port=mosquitto.port, insecure_dev=True), tmp_path / "central.sqlite3")
     central.provision("gw-0001", tenant="demo-kommune", patient="p-7f3a9c")  # the example configuration's

@@ -18,8 +18,7 @@ from central.store.acl import mosquitto_acl
 from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.home import SimulatedHome
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
+from protocol import BrokerSettings, Topics, make_client
 from tests.conftest import Mosquitto
 from tests.pki import ThrowawayCA
 

@@ -18,12 +18,11 @@ from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
+from gateway.uplink import Uplink
 from hardware_sims.encoding import date_time
-from sync.connection import BrokerSettings
-from sync.topics import Topics
-from sync.uplink import Uplink
+from protocol import BrokerSettings, Topics
 from tests.conftest import Mosquitto
-from zoning.plan import standard_plan
+from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 SCALE = "AA:BB:CC:00:00:07"

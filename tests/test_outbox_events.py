@@ -9,9 +9,8 @@ from typing import Any
 
 from central.embedded import EmbeddedCentral
 from gateway.storage import SealedOutbox, load_or_create_key
-from sync.connection import BrokerSettings
-from sync.topics import Topics
-from sync.uplink import Uplink
+from gateway.uplink import Uplink
+from protocol import BrokerSettings, Topics
 from tests.conftest import Mosquitto
 
 

@@ -17,8 +17,7 @@ from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox
 from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
 from tests.conftest import Mosquitto
-from zoning.models import Assessment
-from zoning.plan import standard_plan
+from zoning import Assessment, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 CUFF = "F0:5E:1A:00:00:01"
@@ -73,7 +72,7 @@ async def test_a_failing_ack_listener_does_not_stop_delivery(tmp_path: Path, mos
     from gateway.service import Gateway
     from gateway.settings import build_settings
     from hardware_sims.home import SimulatedHome
-    from sync.connection import BrokerSettings
+    from protocol import BrokerSettings
 
     def printer(ids: list[str]) -> None:
         raise BrokenPipeError("the terminal went away")

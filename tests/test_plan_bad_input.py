@@ -21,7 +21,7 @@ from gateway.plans import PlanKeeper, PlanRejected, load_advice, load_profile, v
 from gateway.settings import PlansSection
 from gateway.storage import SealedOutbox
 from tests.plan_support import BINDING, NOW, Signer, Tenant, document, message, signed
-from zoning.plan import standard_plan
+from zoning import standard_plan
 
 ADVICE = load_advice()
 Events = list[tuple[str, dict[str, Any]]]

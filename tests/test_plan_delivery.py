@@ -25,8 +25,7 @@ from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
 from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
-from sync.connection import BrokerSettings
-from sync.signed import Envelope
+from protocol import BrokerSettings, Envelope
 from tests.conftest import Mosquitto
 from tests.support import ROOT, config_for
 

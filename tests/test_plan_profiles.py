@@ -15,8 +15,7 @@ from gateway.plans import standard as standard_module
 from gateway.settings import ConfigError, load_settings
 from tests.support import ROOT
 from tests.zoning_support import assess, measurement
-from zoning.models import Zone
-from zoning.plan import Override, Plan, standard_plan
+from zoning import Override, Plan, Zone, standard_plan
 
 ADVICE = load_advice()
 

@@ -17,16 +17,12 @@ import aiomqtt
 from central.cli import main as dho_central
 from drivers.measurement import MeasurementKind as K
 from gateway.plans import ProposalWatch, load_advice, load_profile
-from sync.connection import BrokerSettings
-from sync.outbox import OutboxEntry
-from sync.topics import Topics
-from sync.uplink import Uplink
-from sync.wire import BaselineProposal
+from gateway.storage import OutboxEntry
+from gateway.uplink import Uplink
+from protocol import BaselineProposal, BrokerSettings, Topics
 from tests.conftest import Mosquitto
 from tests.zoning_support import OSLO
-from zoning.history import PastReading
-from zoning.models import Zone
-from zoning.plan import standard_plan
+from zoning import PastReading, Zone, standard_plan
 
 ENROLLED = date(2026, 11, 1)
 PLAN = standard_plan(load_profile("standard-copd-scale2"), load_advice(), ENROLLED)

@@ -13,12 +13,9 @@ import aiomqtt
 from drivers.measurement import MeasurementKind as K
 from gateway.service import Gateway
 from gateway.settings import build_settings
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
-from sync.wire import Event
+from protocol import BrokerSettings, Event, Topics, make_client
 from tests.conftest import Mosquitto
-from zoning.history import PastReading
-from zoning.models import Zone
+from zoning import PastReading, Zone
 
 
 class IdleSource:

@@ -19,9 +19,7 @@ from drivers import uuids
 from gateway.service import Gateway
 from gateway.settings import build_settings
 from hardware_sims import encoding
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
-from sync.wire import Status
+from protocol import BrokerSettings, Status, Topics, make_client
 from tests.conftest import Mosquitto
 from tests.support import ROOT, config_for
 

@@ -19,9 +19,7 @@ from gateway.service import Gateway
 from gateway.settings import DeviceSection, build_settings
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims import encoding
-from zoning.history import PastReading
-from zoning.plan import standard_plan
-from zoning.schedule import next_due
+from zoning import PastReading, next_due, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 SCALE = "F0:5E:1A:00:00:31"

@@ -19,10 +19,9 @@ from drivers.glucose_sequence import SequenceTracker
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
-from gateway.storage import SealedOutbox, load_or_create_key
+from gateway.storage import OutboxUnavailable, SealedOutbox, load_or_create_key
 from hardware_sims.gatt_devices import ContinuousOximeter
-from sync.outbox import OutboxUnavailable
-from zoning.plan import standard_plan
+from zoning import standard_plan
 
 SETTLING, DOUBTFUL = {"settling": True}, {"low_perfusion": True}
 

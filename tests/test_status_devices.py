@@ -8,9 +8,7 @@ import contextlib
 from pathlib import Path
 
 from hardware_sims.home import SimulatedHome
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
-from sync.wire import Status
+from protocol import BrokerSettings, Status, Topics, make_client
 from tests.conftest import Mosquitto
 from tests.test_delivery_mosquitto import gateway_for, wait_until
 

@@ -150,8 +150,8 @@ def test_the_health_check_does_not_read_the_whole_outbox(tmp_path: Path) -> None
 async def test_a_failing_outbox_read_in_the_health_check_is_a_status_fault_not_a_crash(tmp_path: Path) -> None:
     import asyncio
 
+    from gateway.storage import OutboxUnavailable
     from hardware_sims.home import SimulatedHome
-    from sync.outbox import OutboxUnavailable
     from tests.test_delivery_mosquitto import gateway_for
 
     gateway = await asyncio.to_thread(gateway_for, tmp_path, 1, SimulatedHome(interval_s=1, count=0))

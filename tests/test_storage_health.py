@@ -44,7 +44,7 @@ def test_event_details_carry_no_patient_data() -> None:
 
 def test_device_faults_name_the_device_and_what_to_do() -> None:
     from gateway.service import device_faults
-    from sync.wire import DeviceStatus
+    from protocol import DeviceStatus
 
     devices = [DeviceStatus(id="SIMGLUCO0001", kind="glucose", battery=8),
                DeviceStatus(id="SIMBPM0001", kind="blood_pressure", battery=20),

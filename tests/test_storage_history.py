@@ -14,9 +14,7 @@ from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims.encoding import date_time
-from zoning.history import PastReading
-from zoning.models import Zone
-from zoning.plan import standard_plan
+from zoning import PastReading, Zone, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 SCALE = "AA:BB:CC:00:00:07"

@@ -15,7 +15,7 @@ from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
 from gateway.storage import KeyFile, SealedOutbox, destroy_keys, load_or_create_key
 from hardware_sims.encoding import date_time, sfloat
-from zoning.plan import standard_plan
+from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 CUFF = "AA:BB:CC:00:00:01"

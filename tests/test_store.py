@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.readings import uuid7
-from gateway.storage import KeyFileError, SealedOutbox, StoreError, load_or_create_key
-from sync.outbox import OutboxUnavailable
+from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox, StoreError, load_or_create_key
 
 SECRET = b'{"patient":"p-42","systolic":171}'
 

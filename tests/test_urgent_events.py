@@ -13,9 +13,7 @@ import aiomqtt
 from drivers import Deliver, uuids
 from gateway.service import Gateway
 from gateway.settings import build_settings
-from sync.connection import BrokerSettings, make_client
-from sync.topics import Topics
-from sync.wire import Event
+from protocol import BrokerSettings, Event, Topics, make_client
 from tests.conftest import Mosquitto
 
 METER = "F0:5E:1A:00:00:06"

@@ -17,8 +17,7 @@ from gateway.settings import DeviceSection
 from gateway.storage import PutResult, SealedOutbox, load_or_create_key
 from hardware_sims.gatt_devices import PulseOximeter, SpotCheck
 from hardware_sims.radio import VirtualRadio
-from zoning.models import Assessment
-from zoning.plan import standard_plan
+from zoning import Assessment, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 

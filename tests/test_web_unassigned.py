@@ -19,8 +19,7 @@ from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims import encoding
-from zoning.plan import standard_plan
-from zoning.questionnaire import Answers
+from zoning import Answers, standard_plan
 
 SCALE = "F0:5E:1A:00:00:03"
 OSLO = ZoneInfo("Europe/Oslo")

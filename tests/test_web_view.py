@@ -11,9 +11,7 @@ from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
 from gateway.web.live import Latest
 from gateway.web.view import number, patient_view
-from zoning.history import PastReading
-from zoning.models import Zone
-from zoning.plan import standard_plan
+from zoning import PastReading, Zone, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -17,15 +17,7 @@ from pydantic import ValidationError
 
 from central.ingest.worker import Incoming, plan
 from central.store import Database
-from sync.wire import (
-    Ack,
-    ReadingBatch,
-    WireAssessment,
-    WireDevice,
-    WireFiredRule,
-    WireQuantity,
-    WireReading,
-)
+from protocol import Ack, ReadingBatch, WireAssessment, WireDevice, WireFiredRule, WireQuantity, WireReading
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
 

@@ -18,12 +18,18 @@ from gateway.demo import advice_lines
 from gateway.plans import load_profile, shipped_profiles
 from hardware_sims import encoding
 from tests.zoning_support import ADVICE, OSLO, T0, Patient, assess, measurement, measurement_from, plan
-from zoning.advice import AdviceBook, AdviceText
-from zoning.baseline import propose_baseline
-from zoning.history import PastReading
-from zoning.models import SEVERITY, Zone
-from zoning.plan import Override, Plan
-from zoning.schedule import days_overdue, next_due
+from zoning import (
+    SEVERITY,
+    AdviceBook,
+    AdviceText,
+    Override,
+    PastReading,
+    Plan,
+    Zone,
+    days_overdue,
+    next_due,
+    propose_baseline,
+)
 
 # ---- properties ---------------------------------------------------------------------------------
 

@@ -10,11 +10,7 @@ import pytest
 from drivers.measurement import MeasurementKind as K
 from gateway.plans import load_profile, shipped_profiles
 from tests.zoning_support import OSLO, T0, Patient, assess, measurement, measurement_from, plan
-from zoning.engine import assess_answers
-from zoning.models import ThresholdRule, Zone
-from zoning.questionnaire import Answers
-from zoning.resolution import band_step
-from zoning.rules import symptoms
+from zoning import Answers, ThresholdRule, Zone, assess_answers, band_step, symptoms
 
 
 def _points(rule: ThresholdRule) -> list[tuple[Decimal, bool]]:

@@ -15,8 +15,7 @@ from drivers.thermometer import decode_temperature
 from gateway.plans import load_profile, shipped_profiles
 from hardware_sims import encoding
 from tests.zoning_support import assess, measurement_from
-from zoning.models import ThresholdRule, Zone
-from zoning.resolution import band_step
+from zoning import ThresholdRule, Zone, band_step
 
 NORMAL: dict[K, dict[str, int | str]] = {
     K.SPO2: {"spo2": 97, "pulse": 70}, K.BLOOD_PRESSURE: {"systolic": 125, "diastolic": 80, "pulse": 70},

@@ -8,9 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from drivers.measurement import Measurement
 from drivers.measurement import MeasurementKind as K
 from tests.zoning_support import OSLO, Patient, measurement, plan
-from zoning.engine import assess_answers
-from zoning.models import Zone
-from zoning.questionnaire import Answers
+from zoning import Answers, Zone, assess_answers
 
 ENROLLED = date(2026, 11, 2)
 

@@ -8,9 +8,7 @@ from decimal import Decimal
 
 from drivers.measurement import MeasurementKind as K
 from tests.zoning_support import OSLO
-from zoning.history import PastReading
-from zoning.models import Zone
-from zoning.schedule import next_due, overdue
+from zoning import PastReading, Zone, next_due, overdue
 
 ENROLLED = date(2026, 9, 1)
 TODAY = date(2026, 11, 24)

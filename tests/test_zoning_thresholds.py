@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from drivers.measurement import Measurement, MeasurementKind, Quantity
 from gateway.plans import load_profile
 from tests.zoning_support import assess
-from zoning.models import Profile, Zone
+from zoning import Profile, Zone
 
 PROFILE = load_profile("standard-blood-pressure")
 NORMAL = {"systolic": 125, "diastolic": 80, "pulse": 70}

@@ -9,7 +9,7 @@ import pytest
 
 from drivers.measurement import MeasurementKind as K
 from tests.zoning_support import T0, Patient, measurement, plan
-from zoning.models import Zone
+from zoning import Zone
 
 
 def _daily_then_gap(missed: int) -> Patient:

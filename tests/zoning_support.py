@@ -9,10 +9,7 @@ from zoneinfo import ZoneInfo
 
 from drivers.measurement import DeviceFlag, Measurement, MeasurementKind, Quantity
 from gateway.plans import load_advice, load_profile
-from zoning.engine import assess_reading, remembered
-from zoning.history import PastReading
-from zoning.models import Assessment, Profile
-from zoning.plan import Plan, standard_plan
+from zoning import Assessment, PastReading, Plan, Profile, assess_reading, remembered, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 ADVICE = load_advice()

@@ -1,1 +1,74 @@
-"""Traffic-light zoning: pure functions of measurements and the patient's plan. No I/O, no clock."""
+"""Traffic-light zoning: pure functions of measurements and the patient's plan. No I/O, no clock.
+
+What it offers (other packages import these names from `zoning`, never from its modules):
+
+- models: `Zone`, `Profile` and its rules (`ThresholdRule`, `TrendRule`, `ConsecutiveRule`, `SymptomRule`),
+  `Assessment`, `SEVERITY`;
+- the patient's plan: `Plan`, `PlanDocument`, `PlanSchedule`, `Override`, `standard_plan`,
+  `plan_from_document`, `CONTROL_ADVICE`;
+- judging: `assess_reading`, `assess_answers`, `remembered` (a reading as history), `thresholds` and
+  `symptoms` (single rule families), `band_step`;
+- history and schedule: `PastReading`, `LOOKBACK`, `AT_LEAST`, `local_date`, `next_due`, `overdue`,
+  `days_overdue`;
+- advice texts: `AdviceBook`, `AdviceText`, `EMERGENCY`, `Language`;
+- questionnaires: `Answers`, `QUESTIONS`; baseline proposals: `propose_baseline`, `BASELINE_DAYS`.
+"""
+
+from zoning.advice import EMERGENCY, AdviceBook, AdviceText, Language
+from zoning.baseline import BASELINE_DAYS, propose_baseline
+from zoning.engine import assess_answers, assess_reading, remembered
+from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
+from zoning.models import (
+    SEVERITY,
+    Assessment,
+    ConsecutiveRule,
+    Profile,
+    SymptomRule,
+    ThresholdRule,
+    TrendRule,
+    Zone,
+)
+from zoning.plan import CONTROL_ADVICE, Override, Plan, PlanDocument, PlanSchedule, plan_from_document, standard_plan
+from zoning.questionnaire import QUESTIONS, Answers
+from zoning.resolution import band_step
+from zoning.rules import symptoms, thresholds
+from zoning.schedule import days_overdue, next_due, overdue
+
+__all__ = [
+    "AT_LEAST",
+    "BASELINE_DAYS",
+    "CONTROL_ADVICE",
+    "EMERGENCY",
+    "LOOKBACK",
+    "QUESTIONS",
+    "SEVERITY",
+    "AdviceBook",
+    "AdviceText",
+    "Answers",
+    "Assessment",
+    "ConsecutiveRule",
+    "Language",
+    "Override",
+    "PastReading",
+    "Plan",
+    "PlanDocument",
+    "PlanSchedule",
+    "Profile",
+    "SymptomRule",
+    "ThresholdRule",
+    "TrendRule",
+    "Zone",
+    "assess_answers",
+    "assess_reading",
+    "band_step",
+    "days_overdue",
+    "local_date",
+    "next_due",
+    "overdue",
+    "plan_from_document",
+    "propose_baseline",
+    "remembered",
+    "standard_plan",
+    "symptoms",
+    "thresholds",
+]

@@ -20,7 +20,7 @@ from typing import Any
 
 from central.fhir import codes
 from central.fhir.codes import Code
-from sync.wire import WireDevice, WireQuantity, WireReading
+from protocol import WireDevice, WireQuantity, WireReading
 
 Resource = dict[str, Any]
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")

@@ -17,7 +17,7 @@ from central.errors import CentralError
 from central.ingest.pool import supervise
 from central.ingest.worker import IngestWorker
 from central.store.commands import add_db_argument, open_database
-from sync.connection import BrokerSettings
+from protocol import BrokerSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from central.store import RegisteredGateway
-from sync.topics import parse_up_topic
-from sync.wire import Event, ReadingBatch, Status
+from protocol import Event, ReadingBatch, Status, parse_up_topic
 
 # A batch of 50 readings is ~60 kB; anything near a megabyte is not a gateway speaking v1.
 MAX_PAYLOAD_BYTES = 1_000_000

@@ -42,9 +42,7 @@ from central.store import (
     NewRejection,
     RegisteredGateway,
 )
-from sync.connection import OPERATION_TIMEOUT_S, BrokerSettings, publish, subscribe
-from sync.topics import PREFIX, Topics
-from sync.wire import Ack
+from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, BrokerSettings, Topics, publish, subscribe
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from central.plans.keys import generate, load_private, load_public
 from central.plans.proposal import describe_proposal, fetch_proposal
 from central.plans.publish import publish_config
 from central.plans.shipped import profile_names
-from sync.connection import BrokerSettings
-from sync.signed import (
+from protocol import (
+    BrokerSettings,
     ConfigMessage,
     Envelope,
     SignedError,
@@ -30,7 +30,7 @@ from sync.signed import (
     signers,
     validate,
 )
-from zoning.plan import PlanDocument
+from zoning import PlanDocument
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 

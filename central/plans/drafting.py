@@ -11,10 +11,19 @@ from pydantic import ValidationError
 
 from central.errors import CentralError
 from central.plans.shipped import advice_templates, shipped_profile
-from sync.signed import Envelope, describe
-from zoning.advice import Language
-from zoning.models import ConsecutiveRule, Profile, SymptomRule, ThresholdRule, TrendRule
-from zoning.plan import Override, Plan, PlanDocument, PlanSchedule
+from protocol import Envelope, describe
+from zoning import (
+    ConsecutiveRule,
+    Language,
+    Override,
+    Plan,
+    PlanDocument,
+    PlanSchedule,
+    Profile,
+    SymptomRule,
+    ThresholdRule,
+    TrendRule,
+)
 
 _COMPONENT = {"spo2": "SpO2", "pulse": "pulse", "perfusion_index": "perfusion index", "systolic": "systolic pressure",
               "diastolic": "diastolic pressure", "mean": "mean pressure", "weight": "weight", "bmi": "BMI",

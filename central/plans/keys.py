@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from central.errors import CentralError
-from sync.signed import SignedError, decode_key, describe, encode_key
+from protocol import SignedError, decode_key, describe, encode_key
 
 KeyRole = Literal["prescriber", "verifier", "root"]
 

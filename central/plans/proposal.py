@@ -10,10 +10,8 @@ from pydantic import ValidationError
 from central.errors import CentralError
 from central.plans.drafting import component_name, number
 from central.plans.shipped import shipped_profile
-from sync.connection import BrokerSettings, make_client, subscribe
-from sync.topics import Topics
-from sync.wire import BaselineProposal
-from zoning.models import Profile
+from protocol import BaselineProposal, BrokerSettings, Topics, make_client, subscribe
+from zoning import Profile
 
 _SAY = {"<=": "at or below", ">=": "at or above"}
 _DEVICE = {"spo2": "oximeter", "blood_pressure": "blood pressure monitor", "body_weight": "scale",

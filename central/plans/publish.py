@@ -5,9 +5,7 @@ from __future__ import annotations
 import aiomqtt
 
 from central.errors import CentralError
-from sync.connection import BrokerSettings, make_client, publish
-from sync.signed import ConfigMessage
-from sync.topics import Topics
+from protocol import BrokerSettings, ConfigMessage, Topics, make_client, publish
 
 CONNECT_TIMEOUT_S = 10.0
 

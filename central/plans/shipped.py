@@ -6,8 +6,7 @@ import tomllib
 from importlib import resources
 
 from central.errors import CentralError
-from zoning.advice import AdviceBook
-from zoning.models import Profile
+from zoning import AdviceBook, Profile
 
 
 def profile_names() -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sync.topics import PREFIX
+from protocol import PREFIX
 
 
 def mosquitto_acl(gateways: Iterable[tuple[str, str]], *, central_user: str = "dho-central") -> str:

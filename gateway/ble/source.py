@@ -30,7 +30,7 @@ from drivers import Backoff, Deliver, DeviceQuirks, SessionError, SessionReport,
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.errors import GatewayError
 from gateway.settings import DeviceSection
-from sync.wire import DeviceStatus
+from protocol import DeviceStatus
 
 log = logging.getLogger(__name__)
 

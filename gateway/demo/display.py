@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drivers.measurement import Measurement, MeasurementKind
-from zoning.advice import EMERGENCY, AdviceBook, Language
-from zoning.models import Assessment, Zone
+from zoning import EMERGENCY, AdviceBook, Assessment, Language, Zone
 
 
 def _plain(value: object) -> str:

@@ -24,10 +24,8 @@ from gateway.readings import Reading
 from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
 from gateway.web import hash_password
-from sync.connection import BrokerSettings, make_client, publish
-from sync.topics import Topics
-from zoning.advice import EMERGENCY, Language
-from zoning.models import Assessment
+from protocol import BrokerSettings, Topics, make_client, publish
+from zoning import EMERGENCY, Assessment, Language
 
 _BROKER_TIMEOUT_S = 5.0
 

@@ -22,9 +22,7 @@ from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline, Reading
 from gateway.settings import ConfigError, DeviceSection
 from gateway.storage import SealedOutbox
-from zoning.advice import Language
-from zoning.models import Assessment
-from zoning.plan import standard_plan
+from zoning import Assessment, Language, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 

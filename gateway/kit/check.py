@@ -28,7 +28,7 @@ from gateway.kit.radio import DeviceFacts, read_device_facts, scan
 from gateway.plans import load_profile
 from gateway.settings import ConfigError, Settings
 from gateway.storage import KeyFileError, SealedOutbox, SystemdCredential, key_source_for
-from sync.connection import make_client
+from protocol import make_client
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.plans.standard import load_profile
 from gateway.plans.verify import Accepted, Binding, InForce, PlanRejected, verify_config
 from gateway.settings import ConfigError, PlansSection
-from gateway.storage import SealedOutbox
-from sync.outbox import OutboxUnavailable
-from sync.signed import Envelope, SignedError, TrustStore, open_trust_store, signers, validate
-from sync.wire import EventKind
-from zoning.advice import AdviceBook
-from zoning.models import Profile
-from zoning.plan import Plan, PlanDocument, plan_from_document
+from gateway.storage import OutboxUnavailable, SealedOutbox
+from protocol import Envelope, EventKind, SignedError, TrustStore, open_trust_store, signers, validate
+from zoning import AdviceBook, Plan, PlanDocument, Profile, plan_from_document
 
 log = logging.getLogger(__name__)
 

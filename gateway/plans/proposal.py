@@ -10,10 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sync.wire import BaselineProposal, WireBaselineComponent, WireProposedBound
-from zoning.baseline import BASELINE_DAYS, propose_baseline
-from zoning.history import PastReading
-from zoning.plan import Plan
+from protocol import BaselineProposal, WireBaselineComponent, WireProposedBound
+from zoning import BASELINE_DAYS, PastReading, Plan, propose_baseline
 
 
 def baseline_document(history: Sequence[PastReading], plan: Plan, *, gateway: str, patient: str, today: date,

@@ -17,8 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.settings import ConfigError, describe_validation_error
-from zoning.advice import AdviceBook
-from zoning.models import Profile
+from zoning import AdviceBook, Profile
 
 PINNED: dict[str, str] = {
     "standard-blood-pressure": "sha256:d909c71d0bcd7cf329211dbfd7e8cbcce85764be28a0cdb26e0e5371496df891",

@@ -1,6 +1,6 @@
 """Checking a `down/config` message against everything the box knows: pure apart from the crypto.
 
-Order: bounds and JSON shape first (sync.signed.parse_json), then the trust store's root signature,
+Order: bounds and JSON shape first (protocol.signed.parse_json), then the trust store's root signature,
 then the two-person rule, and only then the plan's content, so nothing unsigned is looked at deeply.
 Any failure is a PlanRejected with one line; the caller keeps the plan in force.
 """
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from gateway.errors import GatewayError
-from sync.signed import (
+from protocol import (
     ConfigMessage,
     Envelope,
     SignedError,
@@ -26,9 +26,7 @@ from sync.signed import (
     open_trust_store,
     validate,
 )
-from zoning.advice import AdviceBook
-from zoning.models import Profile
-from zoning.plan import Plan, PlanDocument, plan_from_document
+from zoning import AdviceBook, Plan, PlanDocument, Profile, plan_from_document
 
 # Box clocks drift and may be set late after a power cut; a plan "issued" further ahead than this is odd.
 ISSUED_AHEAD = timedelta(days=1)

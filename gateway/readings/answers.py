@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sync.wire import WireAssessment, WireDevice, WireFiredRule, WireReading
-from zoning.models import Assessment
-from zoning.questionnaire import Answers
+from protocol import WireAssessment, WireDevice, WireFiredRule, WireReading
+from zoning import Answers, Assessment
 
 # The answers are given on the gateway's own page: the "device" is the page, not a sensor.
 PAGE_DEVICE = WireDevice(id="gateway-page", model="dho-gateway patient page")

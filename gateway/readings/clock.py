@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sync.wire import TimeSource
+from protocol import TimeSource
 
 # A device's own stamp older than this is not believed: no home device keeps a reading that long
 # before it reaches a gateway, and a clock reset to 2000 produces stamps like that.

@@ -33,14 +33,20 @@ from gateway.readings.clock import correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
-from gateway.storage import PutResult, SealedOutbox
-from sync.outbox import OutboxUnavailable
-from sync.wire import EventKind
-from zoning.engine import assess_answers, assess_reading, remembered
-from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
-from zoning.models import Assessment
-from zoning.plan import Plan
-from zoning.questionnaire import Answers
+from gateway.storage import OutboxUnavailable, PutResult, SealedOutbox
+from protocol import EventKind
+from zoning import (
+    AT_LEAST,
+    LOOKBACK,
+    Answers,
+    Assessment,
+    PastReading,
+    Plan,
+    assess_answers,
+    assess_reading,
+    local_date,
+    remembered,
+)
 
 log = logging.getLogger(__name__)
 

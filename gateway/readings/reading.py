@@ -8,15 +8,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from drivers.measurement import Measurement
-from sync.wire import (
-    TimeSource,
-    WireAssessment,
-    WireDevice,
-    WireFiredRule,
-    WireQuantity,
-    WireReading,
-)
-from zoning.models import Assessment
+from protocol import TimeSource, WireAssessment, WireDevice, WireFiredRule, WireQuantity, WireReading
+from zoning import Assessment
 
 
 class DeviceRef(BaseModel):

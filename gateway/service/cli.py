@@ -16,8 +16,7 @@ from pathlib import Path
 from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
-from gateway.storage import KeyFileError, SealedOutbox
-from sync.outbox import OutboxUnavailable
+from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox
 
 EXIT_USAGE = 2
 
@@ -284,7 +283,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _schemas(out: Path) -> int:
-    from sync.wire import WIRE_MODELS
+    from protocol import WIRE_MODELS
 
     out.mkdir(parents=True, exist_ok=True)
     for name, model in WIRE_MODELS.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sync.wire import DeviceStatus, EventKind
+from protocol import DeviceStatus, EventKind
 
 LOW_BATTERY_PERCENT = 20
 

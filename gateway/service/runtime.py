@@ -20,16 +20,10 @@ from gateway.service.health import EventDetail, StorageFacts, StorageWatch, devi
 from gateway.service.notify import Health, Notifier, keep_watchdog, watchdog_interval
 from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
-from gateway.storage import SealedOutbox, key_source_for
-from sync.backoff import Backoff
-from sync.outbox import Outbox, OutboxUnavailable
-from sync.topics import Topics
-from sync.uplink import AckListener, StatusFacts, Uplink
-from sync.wire import DeviceStatus
-from zoning.history import PastReading
-from zoning.models import Assessment
-from zoning.plan import Plan, standard_plan
-from zoning.schedule import overdue
+from gateway.storage import Outbox, OutboxUnavailable, SealedOutbox, key_source_for
+from gateway.uplink import AckListener, StatusFacts, Uplink
+from protocol import Backoff, DeviceStatus, Topics
+from zoning import Assessment, PastReading, Plan, overdue, standard_plan
 
 if TYPE_CHECKING:
     from gateway.web import PagesServer, ServiceFacts

@@ -1,7 +1,11 @@
-"""The sealed, durable outbox, the keys that seal it, crypto-erase, and salvage of a damaged file."""
+"""The sealed, durable outbox, the keys that seal it, crypto-erase, and salvage of a damaged file.
+
+`Outbox` is what the uplink needs of a durable outbox (`SealedOutbox` provides it), with its `OutboxEntry`
+and the `OutboxUnavailable` every method may raise."""
 
 from __future__ import annotations
 
+from gateway.storage.interface import Outbox, OutboxEntry, OutboxUnavailable
 from gateway.storage.keys import (
     KeyFile,
     KeyFileError,
@@ -19,6 +23,9 @@ __all__ = [
     "KeyFile",
     "KeyFileError",
     "KeySource",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxUnavailable",
     "PutResult",
     "Remember",
     "Salvaged",

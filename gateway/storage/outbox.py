@@ -37,8 +37,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import GatewayError
+from gateway.storage.interface import OutboxEntry, OutboxUnavailable
 from gateway.storage.migrate import migrate
-from sync.outbox import OutboxEntry, OutboxUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -26,15 +26,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.storage import OutboxUnavailable
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
 from gateway.web.security import LoginGuard, Session, Sessions, csrf_ok, verify_password
 from gateway.web.technician import ScanState, ServiceView, service_view, service_view_text
 from gateway.web.texts import ZONE_WORDS, pick, ui
 from gateway.web.view import PatientView, patient_view
-from sync.outbox import OutboxUnavailable
-from zoning.advice import Language
-from zoning.questionnaire import QUESTIONS, Answers
+from zoning import QUESTIONS, Answers, Language
 
 log = logging.getLogger(__name__)
 

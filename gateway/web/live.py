@@ -11,10 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from gateway.readings import Pipeline, Reading
-from zoning.advice import EMERGENCY
-from zoning.models import Assessment, Zone
-from zoning.plan import CONTROL_ADVICE
-from zoning.questionnaire import Answers
+from zoning import CONTROL_ADVICE, EMERGENCY, Answers, Assessment, Zone
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import NamedTuple, Protocol
 
 from gateway.readings import Pipeline
 from gateway.settings import Settings
-from sync.wire import DeviceStatus
+from protocol import DeviceStatus
 
 
 class ServiceFacts(NamedTuple):

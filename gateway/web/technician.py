@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
 from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick
-from zoning.advice import Language
+from zoning import Language
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoning.advice import Language
+from zoning import Language
 
 UI: dict[str, tuple[str, str]] = {
     "title": ("Mine målinger", "My measurements"),

@@ -13,11 +13,18 @@ from pydantic import BaseModel
 from gateway.readings import Unassigned
 from gateway.web.live import Latest
 from gateway.web.texts import ANSWERS, KIND_NAMES, QUESTIONS, ZONE_WORDS, control_reason, pick, ui
-from zoning.advice import EMERGENCY, Language
-from zoning.history import PastReading, local_date
-from zoning.models import SEVERITY, Zone
-from zoning.plan import CONTROL_ADVICE, Plan
-from zoning.schedule import days_overdue, next_due
+from zoning import (
+    CONTROL_ADVICE,
+    EMERGENCY,
+    SEVERITY,
+    Language,
+    PastReading,
+    Plan,
+    Zone,
+    days_overdue,
+    local_date,
+    next_due,
+)
 
 
 class CardView(BaseModel):

@@ -21,7 +21,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from sync.signed import ConfigMessage
+from protocol.signed import ConfigMessage
 
 PROTOCOL_VERSION: Literal[1] = 1
 

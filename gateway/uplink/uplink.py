@@ -16,10 +16,20 @@ from typing import NamedTuple
 import aiomqtt
 from pydantic import ValidationError
 
-from sync.connection import BrokerSettings, publish, stay_connected, subscribe
-from sync.outbox import Outbox, OutboxEntry, OutboxUnavailable
-from sync.topics import Topics
-from sync.wire import PROTOCOL_VERSION, Ack, DeviceStatus, Event, EventKind, Status
+from gateway.storage import Outbox, OutboxEntry, OutboxUnavailable
+from gateway.uplink.connection import stay_connected
+from protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    BrokerSettings,
+    DeviceStatus,
+    Event,
+    EventKind,
+    Status,
+    Topics,
+    publish,
+    subscribe,
+)
 
 log = logging.getLogger(__name__)
 

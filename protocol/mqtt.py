@@ -1,4 +1,5 @@
-"""How to reach the broker: one settings model and one client factory, shared by gateway and central."""
+"""How to reach the broker: one settings model, one client factory and bounded publish/subscribe, shared by
+the gateway's uplink and the central side (the transport half of the wire contract: MQTT 5 over mutual TLS)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-
-from sync.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +110,6 @@ def _send_without_delay(client: aiomqtt.Client) -> None:
 
 
 
-Session = Callable[[aiomqtt.Client], Awaitable[None]]
-
 
 # aiomqtt bounds each operation with asyncio.wait_for, which on Python 3.11 can swallow a cancellation
 # that arrives just as the operation completes: a stopping gateway would then run on for ever. The
@@ -122,7 +119,7 @@ OPERATION_TIMEOUT_S = 10.0
 
 
 @contextlib.asynccontextmanager
-async def _bounded(what: str) -> AsyncIterator[None]:
+async def bounded(what: str) -> AsyncIterator[None]:
     try:
         async with asyncio.timeout(OPERATION_TIMEOUT_S):
             yield
@@ -132,56 +129,10 @@ async def _bounded(what: str) -> AsyncIterator[None]:
 
 async def publish(client: aiomqtt.Client, topic: str, payload: str | bytes, *, retain: bool = False) -> None:
     """Publish at QoS 1 (every v1 topic is QoS 1) and wait for the broker's PUBACK."""
-    async with _bounded("publish"):
+    async with bounded("publish"):
         await client.publish(topic, payload, qos=1, retain=retain)
 
 
 async def subscribe(client: aiomqtt.Client, topic: str) -> None:
-    async with _bounded("subscribe"):
+    async with bounded("subscribe"):
         await client.subscribe(topic, qos=1)
-
-
-async def stay_connected(
-    settings: BrokerSettings,
-    identifier: str,
-    session: Session,
-    *,
-    will: aiomqtt.Will | Callable[[], aiomqtt.Will] | None = None,
-    max_inflight: int | None = None,
-    backoff_min_s: float = 0.5,
-    backoff_max_s: float = 60.0,
-) -> None:
-    """Run `session` on a connected client for ever, reconnecting with jittered exponential backoff.
-
-    A broker that stays away is said once per cause; the reconnects while it lasts are logged at debug.
-    """
-    if settings.insecure_dev:
-        log.warning(
-            "MQTT to %s:%d WITHOUT TLS (insecure_dev = true): readings travel in clear text; never in production",
-            settings.host,
-            settings.port,
-        )
-    backoff = Backoff(backoff_min_s, backoff_max_s)
-    said: str | None = None
-    while True:
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                async with _bounded("connect"):
-                    client = await stack.enter_async_context(
-                        # A callable will is composed per connection (the status it carries is dated).
-                        make_client(settings, identifier, will=will() if callable(will) else will,
-                                    max_inflight=max_inflight)
-                    )
-                log.info("connected to broker %s:%d", settings.host, settings.port)
-                backoff.reset()
-                said = None
-                await session(client)
-        except* aiomqtt.MqttError as group:  # the session's task group wraps errors; a bare one is wrapped too
-            reason = str(group.exceptions[0])
-            if reason != said:
-                log.warning("broker %s:%d: %s; reconnecting with backoff (up to %.0f s apart)",
-                            settings.host, settings.port, reason, backoff.max_s)
-            said = reason
-        delay = backoff.next_delay()
-        log.debug("reconnecting in %.1f s", delay)
-        await asyncio.sleep(delay)
