@@ -55,7 +55,7 @@ async def test_storing_pruning_and_sending_never_block_the_event_loop(tmp_path: 
                          clock_tolerance=timedelta(minutes=5), now=lambda: clock[0]))
     uplink = Uplink(outbox, BrokerSettings(port=mosquitto.port, insecure_dev=True), Topics("t", "gw-block"),
                     version="test", ack_timeout_s=2)
-    pipeline.add_listener(lambda _r, _a: uplink.notify())
+    pipeline.readings.subscribe(lambda _r, _a: uplink.notify())
     central = store = await asyncio.to_thread(
         EmbeddedCentral, BrokerSettings(port=mosquitto.port, insecure_dev=True), tmp_path / "central.sqlite3")
     await asyncio.to_thread(central.provision, "gw-block", tenant="t", patient="p-test")

@@ -146,7 +146,7 @@ async def test_the_pipeline_says_stored_only_after_the_commit(pipeline: Pipeline
 
 async def test_a_glucose_hi_without_a_number_is_stored_and_raises_the_urgent_event(pipeline: Pipeline) -> None:
     events: list[tuple[str, dict[str, str | int | float]]] = []
-    pipeline.post_event = lambda kind, detail: events.append((kind, detail))
+    pipeline.events.subscribe(lambda kind, detail: events.append((kind, detail)))
     # Concentration +INFINITY (FE 07) with sensor status b5 (HI): the meter could not put a number on it.
     hi = bytes.fromhex("0E 0900 EA070B18081E05 FE07 11 2000")
     reading = await pipeline.on_gatt_value("F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi)

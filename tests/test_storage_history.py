@@ -37,7 +37,7 @@ def pipeline_on(folder: Path, clock: list[datetime]) -> Pipeline:
 async def weigh(pipeline: Pipeline, clock: list[datetime], grams: int, when: datetime) -> Zone:
     clock[0] = when + timedelta(seconds=5)
     seen: list[Zone] = []
-    stop = pipeline.add_listener(lambda _r, a: seen.append(a.zone))
+    stop = pipeline.readings.subscribe(lambda _r, a: seen.append(a.zone))
     assert await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing(grams, when)) is not None
     stop()
     return seen[0]

@@ -50,7 +50,7 @@ async def test_a_committed_reading_reaches_the_page_even_if_its_session_is_cance
     def page(_reading: Reading, assessment: Assessment) -> None:
         shown.append(assessment.zone.value)
 
-    pipeline.add_listener(page)
+    pipeline.readings.subscribe(page)
     value = oximeter.encode(SpotCheck(86, 90))  # stamped with the device's clock
     session = asyncio.get_running_loop().create_task(pipeline.on_gatt_value(oximeter.address, PLX_SPOT_CHECK, value))
     await asyncio.to_thread(outbox.committed.wait, 10)

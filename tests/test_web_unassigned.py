@@ -80,7 +80,7 @@ async def test_a_rejected_weighing_is_deleted_and_never_becomes_a_reading(tmp_pa
     now = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
     pipeline, outbox = open_pipeline(tmp_path)
     changes: list[int] = []
-    pipeline.unassigned_listeners.append(lambda: changes.append(1))
+    pipeline.waiting_changed.subscribe(lambda: changes.append(1))
     await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))
     await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("58.0", 2, now))  # another user's slot
     [waiting] = pipeline.unassigned
@@ -99,7 +99,7 @@ async def test_a_rejected_weighing_is_deleted_and_never_becomes_a_reading(tmp_pa
 async def test_questionnaire_answers_are_judged_stored_sealed_and_told_to_listeners(tmp_path: Path) -> None:
     pipeline, outbox = open_pipeline(tmp_path, "standard-copd")
     heard: list[str] = []
-    pipeline.answers_listeners.append(lambda record_id, _answers, assessment: heard.append(assessment.zone.value))
+    pipeline.questionnaires.subscribe(lambda record_id, _answers, assessment: heard.append(assessment.zone.value))
     answers = Answers(answered=datetime.now(UTC), answers={"breathlessness": "much_worse", "cough": "usual"})
     record_id, assessment = await pipeline.on_answers(answers)
     assert assessment.zone.value == "red" and heard == ["red"]

@@ -159,8 +159,9 @@ async def run_demo(
                 ],
             }
         )
-        gateway = Gateway(settings, source, on_ack=on_ack)
-        gateway.pipeline.add_listener(on_reading)
+        gateway = Gateway(settings, source)
+        gateway.uplink.acks.subscribe(on_ack)
+        gateway.pipeline.readings.subscribe(on_reading)
         out(f"demo: data in {data_dir} (outbox sealed with AES-256-GCM); Ctrl-C stops")
         central_task = asyncio.create_task(central.run())
         try:

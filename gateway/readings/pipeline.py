@@ -28,6 +28,7 @@ from drivers import (
     decode_current_time,
     uuids,
 )
+from gateway.listeners import Listeners
 from gateway.readings.answers import answers_to_wire
 from gateway.readings.clock import correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
@@ -50,9 +51,7 @@ from zoning import (
 
 log = logging.getLogger(__name__)
 
-ReadingListener = Callable[[Reading, Assessment], None]
-Unsubscribe = Callable[[], None]
-EventSink = Callable[[EventKind, dict[str, str | int | float]], None]
+EventDetail = dict[str, str | int | float]
 
 # Device findings the nurse must hear of at once, as an event, not only when the reading is looked at.
 URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
@@ -112,9 +111,6 @@ class Unassigned(NamedTuple):
                    datetime.fromisoformat(d["received"]))
 
 
-UnassignedListener = Callable[[], None]
-AnswersListener = Callable[[str, Answers, Assessment], None]
-
 
 class Pipeline:
     def __init__(
@@ -136,12 +132,13 @@ class Pipeline:
         self._zone = zone
         self._tolerance = clock_tolerance
         self._now = now
-        self._listeners: list[ReadingListener] = []
-        self.post_event: EventSink | None = None  # the runtime connects the uplink's (durable) events
+        # Who hears of what (each `subscribe(listener)` returns its unsubscribe; a failing listener is logged).
+        self.readings: Listeners[[Reading, Assessment]] = Listeners("stored reading")  # once it is stored
+        self.questionnaires: Listeners[[str, Answers, Assessment]] = Listeners("stored questionnaire")
+        self.waiting_changed: Listeners[[]] = Listeners("unassigned weighings")  # asked, answered or dropped
+        self.events: Listeners[[EventKind, EventDetail]] = Listeners("urgent event")  # glucose HI/LO
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
-        self.unassigned_listeners: list[UnassignedListener] = []
-        self.answers_listeners: list[AnswersListener] = []
         # Devices that report user ids but were provisioned without the patient's slot -> the user id seen.
         self.shared_without_slot: dict[str, int] = {}
         # Gateway time minus device time, read from the device's clock at the start of its session.
@@ -189,16 +186,6 @@ class Pipeline:
         return [PastReading.model_validate_json(b) for b in self._outbox.recall(
             kind.value, since=(effective - LOOKBACK).timestamp(), until=effective.timestamp(), at_least=AT_LEAST,
             limit=WINDOW_KEPT)]
-
-    def add_listener(self, listener: ReadingListener) -> Unsubscribe:
-        """Hear of every reading once it is stored; call the returned function to stop hearing."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
 
     @property
     def unassigned(self) -> list[Unassigned]:
@@ -354,11 +341,7 @@ class Pipeline:
         self.counts["unassigned"] += 1
         while len(self._waiting) > UNASSIGNED_KEPT:
             del self._waiting[next(iter(self._waiting))]
-        self._unassigned_changed()
-
-    def _unassigned_changed(self) -> None:
-        for listener in self.unassigned_listeners:
-            listener()
+        self.waiting_changed.notify()
 
     async def confirm_unassigned(self, record_id: str) -> Reading | None:
         """The patient said "yes, this was me": the weighing goes on as their reading, through the same
@@ -379,7 +362,7 @@ class Pipeline:
         del self._waiting[record_id]
         self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_confirmed"] += 1
-        self._unassigned_changed()
+        self.waiting_changed.notify()
         return reading
 
     async def reject_unassigned(self, record_id: str) -> None:
@@ -391,7 +374,7 @@ class Pipeline:
         item = self._waiting.pop(record_id)
         self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_rejected"] += 1
-        self._unassigned_changed()
+        self.waiting_changed.notify()
 
     async def on_answers(self, answers: Answers) -> tuple[str, Assessment]:
         """The patient's questionnaire: judged by the plan in force, sealed in the outbox as a reading of
@@ -403,8 +386,7 @@ class Pipeline:
         await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode())
         self.counts["questionnaires"] += 1
         log.info("stored questionnaire %s (%s)", record_id, assessment.zone)
-        for listener in self.answers_listeners:
-            listener(str(record_id), answers, assessment)
+        self.questionnaires.notify(str(record_id), answers, assessment)
         return str(record_id), assessment
 
     def _device_clock(self, address: str, characteristic: str, data: bytes, received: datetime) -> None:
@@ -447,14 +429,9 @@ class Pipeline:
         await self._prune()
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
         self._urgent(item.reading)
-        for listener in list(self._listeners):
-            # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
-            # the others, the uplink among them, from hearing of it.
-            try:
-                listener(item.reading, item.assessment)
-            except Exception:
-                log.exception("listener %s failed on reading %s", getattr(listener, "__qualname__", listener),
-                              item.reading.id)
+        # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
+        # the others, the uplink among them, from hearing of it.
+        self.readings.notify(item.reading, item.assessment)
         return item.reading
 
     async def _prune(self) -> None:
@@ -475,8 +452,7 @@ class Pipeline:
         for flag in sorted(reading.measurement.flags & URGENT_FLAGS.keys()):
             kind, direction = URGENT_FLAGS[flag]
             log.warning("device %s: %s (reading %s): urgent event sent", reading.device.address, flag, reading.id)
-            if self.post_event is not None:
-                self.post_event(kind, {"reading": str(reading.id), "range": direction})
+            self.events.notify(kind, {"reading": str(reading.id), "range": direction})
 
     async def store_held(self) -> None:
         """Try to commit the readings held in memory, in order; stop at the first that still fails."""

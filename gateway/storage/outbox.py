@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import GatewayError
+from gateway.listeners import Listeners
 from gateway.storage.interface import OutboxEntry, OutboxUnavailable
 from gateway.storage.migrate import migrate
 
@@ -138,7 +139,6 @@ class Usage(NamedTuple):
         return min(100, self.used_bytes * 100 // self.limit_bytes)
 
 
-QuarantineListener = Callable[[int, str], None]
 
 
 class PutResult(NamedTuple):
@@ -254,8 +254,8 @@ class SealedOutbox:
 
     def __init__(self, path: Path, kek: bytes, *, max_bytes: int | None = None) -> None:
         self.path = path
-        # Called (from whichever thread read the record) with its seq and the reason.
-        self.on_quarantine: QuarantineListener | None = None
+        # Told (on whichever thread read the record) its seq and the reason.
+        self.quarantines: Listeners[[int, str]] = Listeners("quarantined record")
         self._kek = AESGCM(kek)
         self._keys: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
@@ -526,8 +526,7 @@ class SealedOutbox:
         if table == "outbox":
             self._count_change(-1)
         self._quarantined += 1
-        if self.on_quarantine is not None:
-            self.on_quarantine(seq, reason)
+        self.quarantines.notify(seq, reason)
 
     def acknowledge(self, ids: Collection[str]) -> list[str]:
         """Delete these readings or events for good; returns the ids that were still there."""
