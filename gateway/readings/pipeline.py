@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -63,6 +63,8 @@ URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
 HISTORY_DAYS = 90
 UNASSIGNED_KEPT = 50
+# Questionnaires answered (this run) by the id their form was rendered with: a resend gets the same answer.
+ANSWERS_REMEMBERED = 64
 LATEST_DAY_KEPT = 200
 # A kind's window holds at most this many readings (the latest): beyond 30 a day for 33 days a trend
 # looks at the latest 1,000 only. Memory per reading stays bounded whatever is stored.
@@ -154,6 +156,8 @@ class Pipeline:
         self._waiting: dict[str, Unassigned] = {}
         # Weighings already answered (this run): a scale that sends its memory again is not asked twice.
         self._answered: set[tuple[str, str, bytes]] = set()
+        # Questionnaire form id and answers -> what its first post was answered (record id, assessment).
+        self._questionnaires: OrderedDict[str, tuple[str, Assessment]] = OrderedDict()
         for record_id, payload in outbox.parked():
             try:
                 self._waiting[record_id] = Unassigned.from_payload(record_id, payload)
@@ -376,14 +380,30 @@ class Pipeline:
         self.counts["unassigned_rejected"] += 1
         self.waiting_changed.notify()
 
-    async def on_answers(self, answers: Answers) -> tuple[str, Assessment]:
+    async def on_answers(self, answers: Answers, answer_id: str | None = None) -> tuple[str, Assessment]:
         """The patient's questionnaire: judged by the plan in force, sealed in the outbox as a reading of
         its own type, then told to the listeners. Raises OutboxUnavailable if it was not stored (the page
-        says so and the patient can send it again)."""
+        says so and the patient can send it again).
+
+        `answer_id` is the id the form was rendered with: the same form posted again with the same answers
+        (a reload, a second tap, a retry after an error) is answered like the first post and stores nothing;
+        the outbox keeps a keyed tag of it, so a resend after a restart is not stored twice either. The
+        same form sent with other answers (back, changed, sent again) is new answers, stored."""
+        key = None if answer_id is None else f"questionnaire|{answer_id}|" + json.dumps(answers.answers, sort_keys=True)
+        if key is not None and key in self._questionnaires:
+            self.counts["questionnaires_resent"] += 1
+            return self._questionnaires[key]
         assessment = assess_answers(answers, history=self.history, plan=self.plan, tz=self._zone)
         record_id = uuid7()
         wire = answers_to_wire(record_id, self._patient, answers, assessment, self._now())
-        await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode())
+        put = await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode(), key)
+        if key is not None:
+            self._questionnaires[key] = (put.id, assessment)
+            while len(self._questionnaires) > ANSWERS_REMEMBERED:
+                self._questionnaires.popitem(last=False)
+        if not put.new:  # posted before this run: stored then, under its first id
+            self.counts["questionnaires_resent"] += 1
+            return put.id, assessment
         self.counts["questionnaires"] += 1
         log.info("stored questionnaire %s (%s)", record_id, assessment.zone)
         self.questionnaires.notify(str(record_id), answers, assessment)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +48,11 @@ STATIC = Path(__file__).parent / "static"
 
 class AnswersIn(BaseModel):
     answers: dict[str, str]
+    id: str | None = None  # the form's id (from the page): the same answers sent again are stored once
+
+
+# What a questionnaire form is rendered with (the page makes a uuid4 hex) and a client may send.
+ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class AnswerResult(BaseModel):
@@ -155,7 +162,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
         if not allowed(request, s):
             return refused(request, api=False)
         saved = request.cookies.get("dho_saved")
-        response = render(request, "patient.html", view=view_for(s), saved=saved)
+        response = render(request, "patient.html", view=view_for(s), saved=saved, answer_id=uuid.uuid4().hex)
         if saved:
             response.delete_cookie("dho_saved", path="/")
         return response
@@ -234,7 +241,9 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
         status, detail = await answer_unassigned(record_id, answer == "confirm")
         return finish(request, JSONResponse(Done(ok=status == 200, detail=detail).model_dump(), status_code=status))
 
-    async def store_answers(answers: dict[str, str]) -> tuple[int, AnswerResult | str]:
+    async def store_answers(answers: dict[str, str], answer_id: str | None) -> tuple[int, AnswerResult | str]:
+        if answer_id is not None and not ANSWER_ID.fullmatch(answer_id):
+            return 400, "bad answers: id: 8 to 64 letters, digits, - or _"
         try:
             parsed = Answers(answered=now(), answers={q: a for q, a in answers.items() if a})
         except ValidationError as exc:
@@ -242,7 +251,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
         if not parsed.answers:
             return 400, "no question answered"
         try:
-            record_id, assessment = await gw.pipeline.on_answers(parsed)
+            record_id, assessment = await gw.pipeline.on_answers(parsed, answer_id)
         except OutboxUnavailable as exc:
             log.error("web: questionnaire answers could not be stored: %s", exc)
             return 503, "could not be stored just now; try again shortly"
@@ -257,7 +266,8 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
         form = await request.form()
         if not csrf_ok(s, str(form.get("csrf", ""))):
             return bad_csrf(request, api=False)
-        status, _result = await store_answers({q: str(form.get(q, "")) for q in QUESTIONS})
+        status, _result = await store_answers({q: str(form.get(q, "")) for q in QUESTIONS},
+                                              str(form.get("answer_id", "")) or None)
         if status == 400:
             return render(request, "message.html", 400, message=ui("answers_missing", s.language))
         if status != 200:
@@ -276,7 +286,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
             return refused(request, api=True)
         if not csrf_ok(s, x_csrf_token):
             return bad_csrf(request, api=True)
-        status, result = await store_answers(body.answers)
+        status, result = await store_answers(body.answers, body.id)
         if isinstance(result, str):
             return finish(request, JSONResponse({"detail": result}, status_code=status))
         result = result.model_copy(update={"zone_word": pick(ZONE_WORDS[result.zone], s.language)})
