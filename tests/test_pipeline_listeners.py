@@ -17,6 +17,7 @@ from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox
 from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
 from tests.conftest import Mosquitto
+from tests.support import take
 from zoning import Assessment, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -45,8 +46,8 @@ async def test_a_failing_listener_does_not_stop_the_others(tmp_path: Path, caplo
     pipeline.readings.subscribe(printer)
     pipeline.readings.subscribe(lambda reading, _assessment: heard.append(str(reading.id)))
     with caplog.at_level(logging.ERROR):
-        reading = await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(0))
-        second = await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
+        reading = await take(pipeline, CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(0))
+        second = await take(pipeline, CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
     assert reading is not None and second is not None
     assert heard == [str(reading.id), str(second.id)]  # the uplink's listener heard of both
     # One line per failure, naming the listener and what went wrong, never the exception's text or the
@@ -61,10 +62,10 @@ async def test_unsubscribing_stops_delivery(tmp_path: Path) -> None:
     pipeline = make_pipeline(tmp_path)
     heard: list[str] = []
     unsubscribe = pipeline.readings.subscribe(lambda reading, _assessment: heard.append(str(reading.id)))
-    await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(0))
+    await take(pipeline, CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(0))
     unsubscribe()
     unsubscribe()  # twice is harmless: a page closing and its session ending may both do it
-    await pipeline.on_gatt_value(CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
+    await take(pipeline, CUFF, BLOOD_PRESSURE_MEASUREMENT, cuff_value(1))
     assert len(heard) == 1
 
 

@@ -14,6 +14,7 @@ from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims.encoding import date_time
+from tests.support import take
 from zoning import PastReading, Zone, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -38,7 +39,7 @@ async def weigh(pipeline: Pipeline, clock: list[datetime], grams: int, when: dat
     clock[0] = when + timedelta(seconds=5)
     seen: list[Zone] = []
     stop = pipeline.readings.subscribe(lambda _r, a: seen.append(a.zone))
-    assert await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing(grams, when)) is not None
+    assert await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing(grams, when)) is not None
     stop()
     return seen[0]
 

@@ -19,6 +19,7 @@ from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims import encoding
+from tests.support import take
 from zoning import Answers, standard_plan
 
 SCALE = "F0:5E:1A:00:00:03"
@@ -48,9 +49,9 @@ def stored(outbox: SealedOutbox) -> list[dict[str, object]]:
 async def test_an_unassigned_weighing_survives_a_restart_sealed_and_goes_on_only_when_confirmed(tmp_path: Path) -> None:
     now = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
     pipeline, outbox = open_pipeline(tmp_path)
-    assert await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now)) is None
+    assert await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now)) is None
     # The scale sends its memory again: asked once, not twice.
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
     assert len(pipeline.unassigned) == 1 and stored(outbox) == []
     outbox.close()
     raw = (tmp_path / "outbox.sqlite3").read_bytes()
@@ -81,12 +82,12 @@ async def test_a_rejected_weighing_is_deleted_and_never_becomes_a_reading(tmp_pa
     pipeline, outbox = open_pipeline(tmp_path)
     changes: list[int] = []
     pipeline.waiting_changed.subscribe(lambda: changes.append(1))
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("58.0", 2, now))  # another user's slot
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("58.0", 2, now))  # another user's slot
     [waiting] = pipeline.unassigned
     await pipeline.reject_unassigned(waiting.id)
     assert pipeline.unassigned == [] and stored(outbox) == [] and pipeline.history == []
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))  # sent again: not asked again
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))  # sent again: not asked again
     assert pipeline.unassigned == []
     assert pipeline.counts["other_user"] == 1 and pipeline.counts["unassigned_rejected"] == 1
     assert len(changes) == 2

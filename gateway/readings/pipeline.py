@@ -200,10 +200,6 @@ class Pipeline:
     def held(self) -> int:
         return len(self._held)
 
-    async def on_gatt_value(self, address: str, characteristic: str, data: bytes) -> Reading | None:
-        """A value from a device: the reading stored from it, if one was."""
-        return (await self._receive(address, characteristic, data))[0]
-
     async def deliver(self, address: str, characteristic: str, data: bytes) -> Delivery:
         """Entry point for device sources (`drivers.Deliver`): take the value and say whether the device
         may now forget it — only once it is committed to the outbox (docs/ble.md)."""
