@@ -309,7 +309,7 @@ async def test_an_overdue_measurement_becomes_an_event(tmp_path: Path, mosquitto
     gateway = gateway_for(tmp_path, mosquitto.port, SimulatedHome(count=0))
     gateway.health_interval_s = 0.1
     # Enrolled in January, stable (weekly schedule), last measured ten days ago: three days overdue.
-    gateway.pipeline.plan = gateway.pipeline.plan.model_copy(update={"enrolled": date(2026, 1, 5)})
+    gateway.pipeline.use_plan(gateway.pipeline.plan.model_copy(update={"enrolled": date(2026, 1, 5)}))
     last = datetime.now(UTC) - timedelta(days=10)
     gateway.pipeline.history = [PastReading(id="r1", kind=MeasurementKind.BLOOD_PRESSURE, values={},
                                             effective=last, zone=Zone.GREEN)]

@@ -129,7 +129,7 @@ class Pipeline:
     ) -> None:
         self._patient = patient
         self._devices = {address.upper(): device for address, device in devices.items()}
-        self.plan = plan
+        self._plan = plan
         self._outbox = outbox
         self._zone = zone
         self._tolerance = clock_tolerance
@@ -190,6 +190,15 @@ class Pipeline:
         return [PastReading.model_validate_json(b) for b in self._outbox.recall(
             kind.value, since=(effective - LOOKBACK).timestamp(), until=effective.timestamp(), at_least=AT_LEAST,
             limit=WINDOW_KEPT)]
+
+    @property
+    def plan(self) -> Plan:
+        """The plan in force: what the next reading and questionnaire are judged by."""
+        return self._plan
+
+    def use_plan(self, plan: Plan) -> None:
+        """Judge from now on by `plan`; readings already stored keep the plan they named."""
+        self._plan = plan
 
     @property
     def unassigned(self) -> list[Unassigned]:

@@ -141,7 +141,7 @@ class Gateway:
 
     def _plan_changed(self, plan: Plan) -> None:
         # The next assessment is judged by the new plan; readings already stored keep the plan they named.
-        self.pipeline.plan = plan
+        self.pipeline.use_plan(plan)
         self.uplink.refresh_status()
 
     @property
