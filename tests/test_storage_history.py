@@ -55,6 +55,7 @@ async def test_start_up_reads_the_latest_day_and_a_trend_spans_a_restart(tmp_pat
     pipeline._outbox.close()
 
     pipeline = pipeline_on(tmp_path, clock)  # a restart
+    await pipeline.start()
     assert len(pipeline.history) == 4 and all(isinstance(p, PastReading) for p in pipeline.history)
     assert {p.effective.date() for p in pipeline.history} == {(START + timedelta(days=59)).date()}
     # Two days later, +2.5 kg: the 3-day rise is judged against the weighings stored before the restart.

@@ -60,6 +60,7 @@ async def test_an_unassigned_weighing_survives_a_restart_sealed_and_goes_on_only
         assert db.execute("SELECT count(*) FROM unassigned").fetchone() == (1,)
 
     pipeline, outbox = open_pipeline(tmp_path)  # a restart: the question is still there
+    await pipeline.start()
     [waiting] = pipeline.unassigned
     assert waiting.measurement.components["weight"].value == Decimal("82.4")
     reading = await pipeline.confirm_unassigned(waiting.id)

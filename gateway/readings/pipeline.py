@@ -152,17 +152,38 @@ class Pipeline:
         self._next_prune = 0.0  # monotonic time
         # The latest local day of each kind (what the schedule and the status need); a kind's longer
         # window is read from the outbox per reading, so memory and start-up do not grow with history.
-        self.history: list[PastReading] = self._latest_days()
+        # Read by `start` (or `load`), not here: constructing a pipeline touches no file.
+        self.history: list[PastReading] = []
         self._waiting: dict[str, Unassigned] = {}
+        self._loaded = False
+        self._loading = asyncio.Lock()
         # Weighings already answered (this run): a scale that sends its memory again is not asked twice.
         self._answered: set[tuple[str, str, bytes]] = set()
         # Questionnaire form id and answers -> what its first post was answered (record id, assessment).
         self._questionnaires: OrderedDict[str, tuple[str, Assessment]] = OrderedDict()
-        for record_id, payload in outbox.parked():
+
+    def load(self) -> None:
+        """Read what the pipeline keeps in memory from the outbox: the latest day of each kind and the
+        weighings waiting for the patient's answer. Blocking: call it before the event loop runs, or
+        `await start()`. Once only; later calls do nothing."""
+        if self._loaded:
+            return
+        self.history = self._latest_days()
+        for record_id, payload in self._outbox.parked():
             try:
                 self._waiting[record_id] = Unassigned.from_payload(record_id, payload)
             except (ValueError, KeyError, DecodeError) as exc:
                 log.error("an unassigned weighing kept in the outbox cannot be read and is left out: %s", exc)
+        self._loaded = True
+
+    async def start(self) -> None:
+        """`load`, off the event loop. `deliver` and the patient's answers call it if no one has;
+        raises OutboxUnavailable if the outbox cannot be read (nothing is taken then)."""
+        if self._loaded:
+            return
+        async with self._loading:
+            if not self._loaded:
+                await asyncio.to_thread(self.load)
 
     def _latest_days(self) -> list[PastReading]:
         recent: list[PastReading] = []
@@ -212,6 +233,7 @@ class Pipeline:
     async def deliver(self, address: str, characteristic: str, data: bytes) -> Delivery:
         """Entry point for device sources (`drivers.Deliver`): take the value and say whether the device
         may now forget it — only once it is committed to the outbox (docs/ble.md)."""
+        await self.start()
         return (await self._receive(address, characteristic, data))[1]
 
     async def _receive(self, address: str, characteristic: str, data: bytes) -> tuple[Reading | None, Delivery]:
@@ -358,6 +380,7 @@ class Pipeline:
 
         Raises KeyError if no such weighing waits; OutboxUnavailable if it cannot be stored now (it then
         keeps waiting, so the patient can answer again)."""
+        await self.start()
         item = self._waiting[record_id]
         provisioned = self._devices.get(item.address.upper())
         if provisioned is None:  # the scale was de-provisioned since: it is not the patient's any more
@@ -377,6 +400,7 @@ class Pipeline:
     async def reject_unassigned(self, record_id: str) -> None:
         """The patient said "no, not me": deleted, never the patient's reading. Raises KeyError if no
         such weighing waits."""
+        await self.start()
         if record_id not in self._waiting:
             raise KeyError(record_id)
         await asyncio.to_thread(self._outbox.unpark, record_id)
@@ -394,6 +418,7 @@ class Pipeline:
         (a reload, a second tap, a retry after an error) is answered like the first post and stores nothing;
         the outbox keeps a keyed tag of it, so a resend after a restart is not stored twice either. The
         same form sent with other answers (back, changed, sent again) is new answers, stored."""
+        await self.start()
         key = None if answer_id is None else f"questionnaire|{answer_id}|" + json.dumps(answers.answers, sort_keys=True)
         if key is not None and key in self._questionnaires:
             self.counts["questionnaires_resent"] += 1

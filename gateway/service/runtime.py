@@ -71,6 +71,9 @@ class Gateway:
             zone=ZoneInfo(g.timezone),
             clock_tolerance=timedelta(seconds=g.clock_tolerance_s),
         )
+        # The gateway is built before its loop runs (it opens the outbox above): the pipeline's latest day
+        # and waiting weighings are read here too, so the pages start from them.
+        self.pipeline.load()
         outbox: Outbox = self.outbox
         self.last_ack_at: datetime | None = None
         self.uplink = Uplink(
