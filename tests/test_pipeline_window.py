@@ -14,6 +14,7 @@ from drivers import uuids
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline
+from gateway.readings import pipeline as pipeline_module
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from tests.support import take
@@ -56,3 +57,21 @@ async def test_constructing_reads_nothing_and_start_reads_the_latest_day_off_the
     await again.start()
     assert [p.id for p in again.history] == [p.id for p in first.history] and len(again.history) == 3
     await asyncio.to_thread(outbox.close)
+
+
+async def test_a_busy_day_is_held_in_memory_as_start_up_holds_it(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_module, "LATEST_DAY_KEPT", 10)
+    clock = [DAY]
+    outbox = open_outbox(tmp_path)
+    pipeline = pipeline_on(outbox, clock)
+    await weigh_at(pipeline, clock, DAY - timedelta(days=1))  # the day before: replaced by the new day
+    for minute in range(15):
+        await weigh_at(pipeline, clock, DAY + timedelta(minutes=10 + minute), 80_000 + minute * 5)
+    await weigh_at(pipeline, clock, DAY + timedelta(minutes=1), 79_000)  # fetched late from the scale's memory
+    assert len(pipeline.history) == 10
+    restarted = pipeline_on(outbox, clock)
+    await restarted.start()
+    assert sorted(p.id for p in pipeline.history) == sorted(p.id for p in restarted.history)
+    assert min(p.effective for p in pipeline.history) == DAY + timedelta(minutes=15)
+    outbox.close()

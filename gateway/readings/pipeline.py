@@ -198,13 +198,18 @@ class Pipeline:
         return recent
 
     def _remember_recent(self, past: PastReading) -> None:
+        """Keep `history` as start-up reads it (`_latest_days`): of each kind only its latest local day,
+        and of that day at most LATEST_DAY_KEPT readings, the latest by time. Memory and the time to
+        judge a reading stay bounded however many readings one day brings."""
         same = [p for p in self.history if p.kind == past.kind]
         day = local_date(past.effective, self._zone)
-        latest = max((local_date(p.effective, self._zone) for p in same), default=None)
+        latest = local_date(max(p.effective for p in same), self._zone) if same else None
         if latest is None or day > latest:
             self.history = [p for p in self.history if p.kind != past.kind] + [past]
         elif day == latest:
             self.history.append(past)
+            if len(same) >= LATEST_DAY_KEPT:
+                self.history.remove(min((*same, past), key=lambda p: p.effective))
 
     def past(self, kind: MeasurementKind, effective: datetime) -> list[PastReading]:
         """What zoning reads of `kind` to judge a reading taken at `effective` (blocking: call off the loop)."""
