@@ -1,7 +1,7 @@
 """GATT value -> Measurement -> Reading -> Assessment -> sealed in the outbox -> listeners.
 
 A reading is "taken" when the outbox commit returns; listeners (the local page, the sync loop) hear
-of it only after that.
+of it only after that. The contract is `Pipeline`'s docstring.
 """
 
 from __future__ import annotations
@@ -115,6 +115,38 @@ class Unassigned(NamedTuple):
 
 
 class Pipeline:
+    """From a device's value to a stored, judged reading, for one patient. One entry point: `deliver`.
+
+    `deliver(address, characteristic, value)` (the `drivers.Deliver` every device source is given):
+
+    - **Whose**: only the provisioned devices' values are taken (a neighbour's are counted in
+      `unprovisioned`), only of the provisioned kind, and on a shared device only the patient's user
+      slot; a weighing whose user the scale cannot tell waits in `unassigned` for the patient's
+      answer (`confirm_unassigned` / `reject_unassigned`), never guessed.
+    - **Identity**: a new reading gets a UUIDv7; the same time-stamped measurement delivered again keeps
+      its first id (a keyed dedup tag in the outbox), is counted as a duplicate and told to no one again.
+    - **Time**: corrected by the device's clock offset read at the start of its session, or live, never
+      later than the receive time; a time the gateway cannot trust is marked in `time_source`.
+    - **Zoning**: judged by `zoning` against the kind's window read from the outbox, this day's readings
+      held in memory (`history`) and readings held for the disk, with the plan in force (`plan`,
+      changed only through `use_plan`).
+    - **Sealed before told**: the reading and its history entry are committed to the outbox in one
+      transaction; only then are `events` (urgent device flags: glucose HI/LO) and `readings` told and
+      `STORED` returned. A commit that has begun finishes and is told even if the caller is cancelled.
+      Listeners cannot fail the delivery (`gateway.listeners`).
+    - **Storage fault** (`OutboxUnavailable`: disk full or failing): the reading is held in memory, in
+      order, up to `held_limit` (beyond it refused and counted); `storage_fault` says why and `deliver`
+      returns `NOT_STORED`, so a device with a memory keeps the value. Held readings are told to no one
+      until `store_held` (`keep_storing_held`) commits them; later readings wait behind them.
+
+    The return value says whether the device may forget the value (`Delivery`). Questionnaires come in
+    through `on_answers`, with the same order: judged, sealed, then `questionnaires` told.
+
+    Constructing a pipeline reads nothing; `start()` (or the blocking `load()`) reads the latest day of
+    each kind and the waiting weighings, and `deliver` starts it if no one has. In memory it keeps of each
+    kind only its latest local day, at most LATEST_DAY_KEPT readings, exactly what start-up reads.
+    """
+
     def __init__(
         self,
         *,
