@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
-from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox
+from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox, data_dir_lock
 
 EXIT_USAGE = 2
 
@@ -163,7 +163,8 @@ def _run(settings: Settings) -> int:
             await gateway.run()
 
     try:
-        asyncio.run(serve())
+        with data_dir_lock(settings.gateway.data_dir, "starting another `run`"):
+            asyncio.run(serve())
     except BaseExceptionGroup as group:
         # A storage or key problem found while running (a damaged outbox): the same one line as at start-up.
         found: BaseException | None = group.subgroup(GatewayError)
@@ -225,7 +226,8 @@ def _salvage(settings: Settings) -> int:
     if not g.outbox_path.exists():
         raise KeyFileError(f"no outbox at {g.outbox_path}: nothing to salvage")
     try:
-        done = salvage(g.outbox_path, key_source_for(g).load(create=False))
+        with data_dir_lock(g.data_dir, "a salvage"):
+            done = salvage(g.outbox_path, key_source_for(g).load(create=False))
     except OSError as exc:
         raise KeyFileError(f"cannot salvage {g.outbox_path}: {exc}; nothing was moved") from None
     print(f"salvaged {done.readings} reading(s) waiting for the central service, {done.events} event(s) and "
@@ -251,7 +253,9 @@ def _wipe(settings: Settings, really: bool) -> int:
         print(f"would destroy the data keys in {g.outbox_path}, the {kek.describe()}, and the outbox files "
               "(with -wal, -shm); run again with --yes")
         return 0
-    for path in crypto_erase(g.outbox_path, kek):
+    with data_dir_lock(g.data_dir, "a wipe"):
+        destroyed = crypto_erase(g.outbox_path, kek)
+    for path in destroyed:
         print(f"destroyed {path}")
     print("wiped: no key able to open this kit's readings remains")
     return 0

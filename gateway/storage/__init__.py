@@ -15,11 +15,14 @@ from gateway.storage.keys import (
     load_or_create_key,
     overwrite_and_remove,
 )
+from gateway.storage.lock import LOCK_NAME, DataDirBusy, data_dir_lock
 from gateway.storage.outbox import PutResult, Remember, SealedOutbox, StoreError
 from gateway.storage.salvage import Salvaged, salvage
 from gateway.storage.wipe import crypto_erase, destroy_keys, remove_files
 
 __all__ = [
+    "LOCK_NAME",
+    "DataDirBusy",
     "KeyFile",
     "KeyFileError",
     "KeySource",
@@ -33,6 +36,7 @@ __all__ = [
     "StoreError",
     "SystemdCredential",
     "crypto_erase",
+    "data_dir_lock",
     "destroy_keys",
     "key_source_for",
     "load_or_create_key",
