@@ -122,3 +122,22 @@ def test_provision_makes_the_kek_as_an_encrypted_systemd_credential(tmp_path: Pa
     store.unlink()
     gone, _ = check_kek(settings)
     assert not gone.ok and gone.detail == f"no systemd credential {store}"
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"not a certificate at all\n", "is not a PEM certificate"),
+    (None, "holds a certificate that is not a CA's"),  # the broker's own server certificate, given by mistake
+])
+def test_a_broker_ca_that_is_not_a_ca_certificate_is_refused_before_anything_is_written(
+        tmp_path: Path, office: Office, content: bytes | None, said: str) -> None:
+    wrong = tmp_path / "wrong.pem"
+    if content is None:
+        server_cert, _ = office.server.issue("mqtt.example.no", server=True)
+        content = server_cert.read_bytes()
+    wrong.write_bytes(content)
+    args = provision_args(tmp_path, office)
+    args[args.index("--broker-ca") + 1] = str(wrong)
+    result = gateway(*args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"{wrong}: the broker CA file" in result.stderr and said in result.stderr
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "var").exists()

@@ -133,6 +133,26 @@ def _copy_in(source: Path, target: Path, what: str) -> None:
         target.write_bytes(data)
 
 
+def _check_ca_certificates(path: Path, what: str) -> None:
+    """The file must hold PEM CA certificates (a broker CA that is a key, a CSR or junk would only fail at the
+    first TLS handshake, after the kit has left the office)."""
+    try:
+        found = x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        raise ProvisionError(f"{path}: the {what} cannot be read: {exc.strerror}") from None
+    except ValueError:
+        raise ProvisionError(f"{path}: the {what} is not a PEM certificate; nothing changed") from None
+    for cert in found:
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise ProvisionError(f"{path}: the {what} holds a certificate that is not a CA's "
+                                 f"({cert.subject.rfc4514_string()}); give the CA that signed the broker's "
+                                 "certificate; nothing changed")
+
+
 def _existing(config: Path) -> Settings | None:
     return load_settings(config) if config.exists() else None
 
@@ -149,6 +169,7 @@ def provision(p: Provisioning) -> Provisioned:
         raise ProvisionError(
             f"{p.config}: the kit holds patient {earlier.gateway.patient}'s outbox; a new patient only through "
             "`dho-gateway kit reissue` (it wipes first); nothing changed")
+    _check_ca_certificates(p.broker_ca, "broker CA file")
     paths = identity_paths(p.config)
     p.config.parent.mkdir(parents=True, exist_ok=True)
     created: list[str] = []
