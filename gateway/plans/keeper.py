@@ -62,6 +62,16 @@ def _provisioned_trust_store(path: Path, root: Ed25519PublicKey | None, tenant: 
     return store
 
 
+def check_provisioned_trust(plans: PlansSection, tenant: str) -> TrustStore | None:
+    """The provisioned trust store (`[plans] trust_store`), checked exactly as `run` checks it at start:
+    readable, signed by `[plans] root_key`, for this tenant. None when none is configured. Raises
+    ConfigError with the line `run` would stop on, so `kit provision`, `kit check` and `status` say it
+    before the kit leaves the office."""
+    if plans.trust_store is None:
+        return None
+    return _provisioned_trust_store(plans.trust_store, root_key(plans), tenant)
+
+
 def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument]:
     """A kept plan rebuilt from its own record: the envelope and the profile it was judged on, so a
     package update that changes a standard profile does not change the plan in force."""

@@ -204,8 +204,9 @@ def _status(settings: Settings, as_json: bool) -> int:
     finally:
         outbox.close()
     if as_json:
+        info["faults"] = _start_up_faults(settings)
         print(json.dumps(info, indent=2))
-        return 0
+        return 1 if info["faults"] else 0
     print(f"gateway {info['gateway']} (tenant {info['tenant']}), version {__version__}")
     oldest = info["oldest_unacknowledged_s"]
     print(f"outbox: {info['outbox_depth']} reading(s) waiting for the central service"
@@ -216,7 +217,22 @@ def _status(settings: Settings, as_json: bool) -> int:
                                            else " (no signed plan yet)"))
     for d in settings.devices:
         print(f"device: {d.address} {d.kind.value} {d.model or ''}".rstrip())
-    return 0
+    faults = _start_up_faults(settings)
+    for fault in faults:
+        print(f"FAULT: {fault}")
+    return 1 if faults else 0
+
+
+def _start_up_faults(settings: Settings) -> list[str]:
+    """What would stop `run` at start that `status` can see without starting it (issue 19.2: a kit whose
+    trust store cannot be checked passed `status` with exit 0 and never started)."""
+    from gateway.plans import check_provisioned_trust
+
+    try:
+        check_provisioned_trust(settings.plans, settings.gateway.tenant)
+    except ConfigError as exc:
+        return [f"{exc}: the service will not start"]
+    return []
 
 
 def _salvage(settings: Settings) -> int:
