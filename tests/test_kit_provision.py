@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from gateway.kit.check import check_plan
 from gateway.settings import load_settings
 from protocol import Envelope, TrustedKey, TrustStore, encode_key
 from tests.kit_support import Office, gateway
+from tests.support import ROOT
 
 ROOT_KEY = Ed25519PrivateKey.generate()  # the tenant's root, as `dho-central plan keygen --role root` makes it
 
@@ -197,3 +199,43 @@ def test_kit_check_and_status_say_when_the_service_would_refuse_the_trust_store(
     status = gateway("status", "--config", str(config))
     assert status.returncode == 1, status.stdout + status.stderr
     assert "FAULT: plans.trust_store is set but plans.root_key is not" in status.stdout
+
+
+def provision_by_hand(args: list[str], typed: str) -> subprocess.CompletedProcess[str]:
+    """`dho-gateway kit provision …` with `typed` at its prompts; its own session, so no terminal is there
+    and getpass reads the typing from standard input, as when a technician pipes it in."""
+    return subprocess.run([sys.executable, "-m", "gateway.service.cli", *args], input=typed, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, start_new_session=True)
+
+
+def test_provision_sets_the_technician_password_from_a_prompt(tmp_path: Path, office: Office) -> None:
+    from gateway.web import verify_password
+
+    done = provision_by_hand(provision_args(tmp_path, office, "--technician-password"),
+                             "lang-og-hemmelig\nlang-og-hemmelig\n")
+    assert done.returncode == 0, done.stderr
+    settings = load_settings(tmp_path / "etc" / "gateway.toml")
+    stored = settings.web.technician_password_hash
+    assert stored is not None and verify_password("lang-og-hemmelig", stored)
+    assert "lang-og-hemmelig" not in (tmp_path / "etc" / "gateway.toml").read_text()
+
+
+@pytest.mark.parametrize(("typed", "said"), [
+    ("", "no technician password given at the prompt"),  # Ctrl-D at once
+    ("lang-og-hemmelig\nanother-one-typed\n", "did not match"),
+    ("short\n", "at least 10 characters"),
+])
+def test_a_refused_password_prompt_is_one_line_and_writes_nothing(
+        tmp_path: Path, office: Office, typed: str, said: str) -> None:
+    done = provision_by_hand(provision_args(tmp_path, office, "--technician-password"), typed)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("dho-gateway: error: ") == 1 and done.stderr.endswith("nothing changed\n")
+    assert said in done.stderr and "nothing changed" in done.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+def test_provisioning_where_it_cannot_write_is_one_line(tmp_path: Path, office: Office) -> None:
+    (tmp_path / "etc").write_text("a file where the configuration folder should be")
+    result = gateway(*provision_args(tmp_path, office))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(tmp_path / "etc") in result.stderr and "run the command again" in result.stderr

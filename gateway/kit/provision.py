@@ -55,6 +55,7 @@ class Provisioning:
     timezone: str = "Europe/Oslo"
     language: str = "nb"
     force: bool = False
+    technician_password_hash: str | None = None  # scrypt, from `--technician-password`; None keeps what is there
 
 
 @dataclass
@@ -226,6 +227,8 @@ def provision(p: Provisioning) -> Provisioned:
         if p.root_key is not None:
             plans["root_key"] = p.root_key
         data["plans"] = plans
+    if p.technician_password_hash is not None:
+        data["web"] = {**data.get("web", {}), "technician_password_hash": p.technician_password_hash}
     data.setdefault("devices", [])
     backup = config_file.write(p.config, data)
     return Provisioned(p.config, patient, paths["csr"], paths["key"], backup, created)

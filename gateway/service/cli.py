@@ -19,6 +19,7 @@ from gateway.settings import ConfigError, Settings, check_data_dir, load_setting
 from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox, data_dir_lock
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _broker(value: str) -> tuple[str, int]:
@@ -347,9 +348,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GatewayError, OutboxUnavailable) as exc:
         print(f"dho-gateway: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # A folder the command cannot write or read (provisioning into /etc without root, a read-only card):
+        # one line naming the path, never a traceback (-v shows it). Every step is safe to run again.
+        if args.verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dho-gateway: error: {where}{exc.strerror or exc}; fix that and run the command again", file=sys.stderr)
+        return EXIT_USAGE
+    except EOFError:
+        print("dho-gateway: error: no answer at the prompt (end of input); nothing more was changed", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("dho-gateway: stopped", file=sys.stderr)
-        return 0
+        # The service and the demo stop this way on purpose; a kit step or a wipe was broken off.
+        return 0 if args.command in ("run", "demo") else EXIT_INTERRUPTED
     return EXIT_USAGE
 
 
