@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -347,9 +347,8 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
 
     async def start_scan() -> None:
         scan_state.at = now()
-        scanner: Callable[[], Awaitable[object]] | None = getattr(gw.source, "scan", None)
-        if callable(scanner):
-            await scanner()
+        if gw.source.scans_on_request:
+            await gw.source.scan()
             scan_state.note = "scan done: what the device source heard"
         else:
             scan_state.note = ("this device source scans all the time and pairs provisioned devices when they "
