@@ -39,21 +39,35 @@ class DeviceSource(Protocol):
       the devices it simulates; a radio lists none.
     """
 
-    async def run(self, sink: GattSink) -> None: ...
+    async def run(self, sink: GattSink) -> None:
+        """Deliver GATT values to `sink` until cancelled."""
+        ...
 
     @property
-    def reports_devices(self) -> bool: ...
+    def reports_devices(self) -> bool:
+        """Whether `device_status()` reports the provisioned devices."""
+        ...
 
-    def device_status(self) -> list[DeviceStatus]: ...
+    def device_status(self) -> list[DeviceStatus]:
+        """Each provisioned device's battery, last contact and pairing; [] when not `reports_devices`."""
+        ...
 
     @property
-    def scans_on_request(self) -> bool: ...
+    def scans_on_request(self) -> bool:
+        """Whether `scan()` does anything."""
+        ...
 
-    async def scan(self) -> None: ...
+    async def scan(self) -> None:
+        """Look for devices now; nothing when not `scans_on_request`."""
+        ...
 
-    def unprovisioned_heard(self) -> Mapping[str, int]: ...
+    def unprovisioned_heard(self) -> Mapping[str, int]:
+        """Addresses heard that are not provisioned, and how often."""
+        ...
 
-    def listed_devices(self) -> list[tuple[str, str]]: ...
+    def listed_devices(self) -> list[tuple[str, str]]:
+        """The devices the source itself names, as (address, what)."""
+        ...
 
 
 class BaseDeviceSource(ABC):
@@ -93,6 +107,7 @@ class IdleDeviceSource(BaseDeviceSource):
 
 
 def available_sources() -> list[str]:
+    """The names of the installed device sources (entry points)."""
     return sorted(ep.name for ep in entry_points(group=GROUP))
 
 

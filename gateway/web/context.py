@@ -1,18 +1,17 @@
 """What every route of the pages shares (`Pages`, one per app, kept in `app.state.pages`): the gateway's
 interfaces, the sessions, the login guard, the templates; and the helpers that answer in the session's
-language and set its cookie."""
+language (the session cookie is written by middleware.SessionCookie)."""
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gateway.web.live import LiveState
@@ -22,8 +21,6 @@ from gateway.web.technician import ScanState
 from gateway.web.texts import ui
 from gateway.web.view import PatientView, patient_view
 from zoning import Language
-
-log = logging.getLogger(__name__)
 
 COOKIE = "dho_session"
 
@@ -54,18 +51,12 @@ class Pages:
     # -- sessions ---------------------------------------------------------------------------------
 
     def session_of(self, request: Request) -> Session:
+        """The request's session (by its cookie) or a new one, kept in `request.state.session`."""
         found = self.sessions.get(request.cookies.get(COOKIE))
         if found is None:
             found = self.sessions.new(self.default_language)
         request.state.session = found
         return found
-
-    def finish(self, request: Request, response: Response) -> Response:
-        s: Session = request.state.session
-        if request.cookies.get(COOKIE) != s.id:
-            response.set_cookie(COOKIE, s.id, httponly=True, samesite="strict", path="/",
-                                secure=request.url.scheme == "https")
-        return response
 
     def allowed(self, request: Request, s: Session) -> bool:
         """From the box itself (its kiosk screen) the patient's page is open; from the network only after
@@ -73,26 +64,15 @@ class Pages:
         return s.technician or _loopback(request)
 
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
+        """A page from `template`, in the session's language, with its CSRF token."""
         s: Session = request.state.session
         lang = s.language
         html = self.env.get_template(template).render(
             lang=lang, t=lambda key: ui(key, lang), csrf=s.csrf, technician=s.technician, **values)
-        return self.finish(request, HTMLResponse(html, status_code=status))
-
-    def refused(self, request: Request, api: bool) -> Response:
-        if api:
-            return self.finish(request, JSONResponse({"detail": "login needed"}, status_code=401))
-        return self.render(request, "login.html", 401, error=ui("login_needed", request.state.session.language),
-                           retry_after=None, configured=bool(self.settings.web.technician_password_hash))
-
-    def bad_csrf(self, request: Request, api: bool) -> Response:
-        log.warning("web: a request without a valid CSRF token was refused (%s)", request.url.path)
-        text = ui("forbidden_csrf", request.state.session.language)
-        if api:
-            return self.finish(request, JSONResponse({"detail": text}, status_code=403))
-        return self.render(request, "message.html", 403, message=text)
+        return HTMLResponse(html, status_code=status)
 
     def view_for(self, s: Session) -> PatientView:
+        """The patient's page as data, in the session's language."""
         p = self.gw.pipeline
         return patient_view(latest=self.live.latest, version=self.live.version, plan=p.plan, history=p.history,
                             waiting=p.unassigned, tz=self.tz, now=self.now(), language=s.language)

@@ -1,4 +1,5 @@
-"""The session's own forms: the technician's login and logout, and the language of the pages."""
+"""The session's own forms: the technician's login and logout, and the language of the pages. Each
+needs the session's CSRF token (gateway/web/deps.py); none needs a login."""
 
 from __future__ import annotations
 
@@ -10,30 +11,27 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from gateway.web.context import PagesDep
-from gateway.web.security import csrf_ok, verify_password
+from gateway.web.deps import SessionDep, csrf_form
+from gateway.web.security import verify_password
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[csrf_form])
 
 
 @router.post("/language")
-async def language(request: Request, pages: PagesDep, language: Annotated[Literal["nb", "en"], Form()],
-                   csrf: Annotated[str, Form()] = "",
+async def language(s: SessionDep, language: Annotated[Literal["nb", "en"], Form()],
                    back: Annotated[Literal["/", "/service"], Form()] = "/") -> Response:
-    s = pages.session_of(request)
-    if not csrf_ok(s, csrf):
-        return pages.bad_csrf(request, api=False)
+    """The session's language; back to the page it was chosen on."""
     s.language = language
-    return pages.finish(request, RedirectResponse(back, status_code=303))
+    return RedirectResponse(back, status_code=303)
 
 
 @router.post("/service/login")
-async def login(request: Request, pages: PagesDep, password: Annotated[str, Form(max_length=256)] = "",
-                csrf: Annotated[str, Form()] = "") -> Response:
-    s = pages.session_of(request)
-    if not csrf_ok(s, csrf):
-        return pages.bad_csrf(request, api=False)
+async def login(request: Request, pages: PagesDep, s: SessionDep,
+                password: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """The technician's password, rate limited for the whole box (security.LoginGuard); a new session
+    after a login (the one used before it cannot be planted)."""
     configured = pages.settings.web.technician_password_hash
     if not configured:
         return pages.render(request, "login.html", 503, configured=False, retry_after=None,
@@ -52,14 +50,12 @@ async def login(request: Request, pages: PagesDep, password: Annotated[str, Form
     guard.succeeded()
     request.state.session = pages.sessions.promote(s)
     log.info("web: technician logged in")
-    return pages.finish(request, RedirectResponse("/service", status_code=303))
+    return RedirectResponse("/service", status_code=303)
 
 
 @router.post("/service/logout")
-async def logout(request: Request, pages: PagesDep, csrf: Annotated[str, Form()] = "") -> Response:
-    s = pages.session_of(request)
-    if not csrf_ok(s, csrf):
-        return pages.bad_csrf(request, api=False)
+async def logout(request: Request, pages: PagesDep, s: SessionDep) -> Response:
+    """End the technician's session; a new, plain one in the same language."""
     pages.sessions.end(s)
     request.state.session = pages.sessions.new(s.language)
-    return pages.finish(request, RedirectResponse("/service", status_code=303))
+    return RedirectResponse("/service", status_code=303)
