@@ -122,7 +122,7 @@ async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed
     also right after a restart."""
     from uuid import uuid4
 
-    from gateway.service import Gateway
+    from gateway.service import Gateway, IdleDeviceSource
     from gateway.settings import build_settings
 
     today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -137,11 +137,7 @@ async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed
             "devices": [{"address": "AA:BB:CC:00:00:02", "kind": "spo2"}],
         })
 
-    class Idle:
-        async def run(self, sink: object) -> None:
-            return None
-
-    gateway = Gateway(settings(), Idle())
+    gateway = Gateway(settings(), IdleDeviceSource())
     for i in range(14):
         past = PastReading(id=str(uuid4()), kind=K.SPO2, values={"spo2": Decimal(90 + i % 2), "pulse": Decimal(72)},
                            effective=first + timedelta(days=i), zone=Zone.GREEN)
@@ -149,7 +145,7 @@ async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed
                                 (K.SPO2.value, past.effective.timestamp(), past.model_dump_json().encode()))
     gateway.outbox.close()
 
-    gateway = Gateway(settings(), Idle())  # a restart: in memory only the latest day
+    gateway = Gateway(settings(), IdleDeviceSource())  # a restart: in memory only the latest day
     assert len(gateway.pipeline.history) == 1
     sent: list[bytes] = []
     gateway.proposals._send = sent.append

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +61,12 @@ class BleBackends:
 
 
 class BleDeviceSource:
+    """The production device source (gateway.service's `DeviceSource` interface): it reports its devices,
+    counts the unprovisioned addresses it hears, and scans all the time (no scan on request)."""
+
+    reports_devices = True
+    scans_on_request = False
+
     def __init__(self, devices: list[DeviceSection], *, backends: BleBackends | None = None,
                  timezone: str = "Europe/Oslo", connect_timeout_s: float = 20.0, idle_s: float = 5.0,
                  retry_base_s: float = 5.0, retry_max_s: float = 600.0, racp_timeout_s: float = 30.0,
@@ -176,6 +182,17 @@ class BleDeviceSource:
                          needs_pairing=address in self.bonds.needs_pairing)
             for address, state in self.devices.items()
         ]
+
+    async def scan(self) -> None:
+        """Not supported: the source scans all the time and starts a session when a device advertises."""
+
+    def unprovisioned_heard(self) -> Mapping[str, int]:
+        """Addresses heard advertising that are not provisioned, and how often (ignored otherwise)."""
+        return self.unprovisioned
+
+    def listed_devices(self) -> list[tuple[str, str]]:
+        """None: a radio names only what it hears (`unprovisioned_heard`, `device_status`)."""
+        return []
 
     async def _forget_bond(self, address: str) -> None:
         log.warning("device %s: authentication failed with its old bond; bond removed: put the device in "

@@ -1,8 +1,12 @@
-"""What every request and response of the pages passes through: a bound on request bodies, and the
-security headers (gateway/web/security.py)."""
+"""What every request and response of the pages passes through: a bound on request bodies, the
+security headers (gateway/web/security.py), and the session cookie."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.web.security import SECURITY_HEADERS
@@ -72,3 +76,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class SessionCookie:
+    """Sets the session cookie on every response whose request has a session (`scope["state"]["session"]`,
+    as `Request.state.session`) that the request's cookie does not name yet — a new session, or the new
+    id after a login or logout — whatever answered: a route, a refusal or an error page. Like
+    starlette's SessionMiddleware, it writes on the way out; the session itself stays on the server."""
+
+    def __init__(self, app: ASGIApp, cookie: str) -> None:
+        self.app, self.cookie = app, cookie
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the session's Set-Cookie to the response's start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})  # shared with the routes' Request.state
+
+        async def with_cookie(message: Message) -> None:
+            session = state.get("session")
+            if (message["type"] == "http.response.start" and session is not None
+                    and Request(scope).cookies.get(self.cookie) != session.id):
+                cookie = Response()
+                cookie.set_cookie(self.cookie, session.id, httponly=True, samesite="strict", path="/",
+                                  secure=scope.get("scheme") == "https")
+                set_cookie = [h for h in cookie.raw_headers if h[0] == b"set-cookie"]
+                message["headers"] = [*message.get("headers", []), *set_cookie]
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)

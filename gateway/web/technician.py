@@ -63,21 +63,17 @@ class ServiceView(BaseModel):
 
 
 def nearby(gw: GatewayPort) -> tuple[list[NearbyView], str]:
-    """What the device source can say about devices nearby, and a note on where that comes from. A
-    source offering `nearby()` is asked; otherwise the addresses heard that are not provisioned."""
+    """What is known about devices nearby, and a note on where that comes from: the addresses heard that
+    are not provisioned (by the pipeline and the device source), then the devices the source itself lists
+    (a simulated home lists the devices it simulates)."""
     source = gw.source
-    offers = getattr(source, "nearby", None)
-    if callable(offers):
-        return [NearbyView(address=a, what=w) for a, w in offers()], "reported by the device source"
     heard: Counter[str] = Counter(gw.pipeline.unprovisioned)
-    counted = getattr(source, "unprovisioned", None)
-    if isinstance(counted, Counter):
-        heard.update(counted)
+    heard.update(source.unprovisioned_heard())
     found = [NearbyView(address=a, what=f"not provisioned, heard {n} time(s)") for a, n in heard.most_common(20)]
-    listed = getattr(source, "devices", None)
-    if isinstance(listed, list):  # a simulated home lists the devices it simulates
-        found += [NearbyView(address=d.address, what=f"simulated {d.kind} {d.model}") for d in listed]
-        return found, "the simulated device source reports these devices"
+    listed = source.listed_devices()
+    if listed:
+        found += [NearbyView(address=a, what=w) for a, w in listed]
+        return found, "the device source reports these devices"
     return found, "the device source listens all the time; these are the devices it heard that are not provisioned"
 
 
@@ -102,7 +98,7 @@ async def service_view(gw: GatewayPort, live: LiveState, scan: ScanState) -> Ser
         devices=devices, outbox_depth=facts.outbox_depth, oldest_unsent_s=facts.oldest_unsent_s,
         used_percent=facts.used_percent, quarantined=facts.quarantined, held_in_memory=facts.held,
         broker_connected=gw.broker_connected, last_ack=gw.last_ack_at, plan=plan.id, plan_version=plan.version,
-        plan_signers=list(getattr(plan, "signers", ()) or ()), enrolled=plan.enrolled.isoformat(),
+        plan_signers=[], enrolled=plan.enrolled.isoformat(),
         faults=facts.faults, nearby=found, nearby_note=scan.note or note,
         last_scan=scan.at, counts=dict(gw.pipeline.counts))
 
