@@ -109,7 +109,7 @@ async def login_needed(request: Request, exc: Exception) -> Response:
     pages = pages_of(request)
     if exc.api:
         return JSONResponse({"detail": "login needed"}, status_code=401)
-    error = ui("login_needed", request.state.session.language) if exc.say_why else None
+    error = "login_needed" if exc.say_why else None  # a key of texts.UI: the template says it in the page's language
     return pages.render(request, "login.html", 401, error=error, retry_after=None,
                         configured=bool(pages.settings.web.technician_password_hash))
 

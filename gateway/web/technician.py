@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
-from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick
+from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick, ui
 from zoning import Language
 
 
@@ -88,8 +88,8 @@ async def service_view(gw: GatewayPort, live: LiveState, scan: ScanState) -> Ser
         devices.append(DeviceView(
             address=d.address, kind=d.kind.value, model=d.model, serial=d.serial,
             last_seen=st.last_seen if st else None, battery=st.battery if st else None,
-            pairing="lost: put it in pairing mode" if st and st.needs_pairing else (
-                "ok" if st and st.last_seen else "not seen yet"),
+            pairing=PAIRING_LOST if st and st.needs_pairing else (
+                PAIRING_OK if st and st.last_seen else PAIRING_UNSEEN),
             clock_offset_s=None if offset is None else round(offset.total_seconds(), 1),
             last_reading=last.at if last else None, last_zone=last.zone.value if last else None))
     plan = gw.pipeline.plan
@@ -103,6 +103,11 @@ async def service_view(gw: GatewayPort, live: LiveState, scan: ScanState) -> Ser
         last_scan=scan.at, counts=dict(gw.pipeline.counts))
 
 
+# The API's words for a device's pairing (stable: clients read them), and the page's words for each.
+PAIRING_OK, PAIRING_LOST, PAIRING_UNSEEN = "ok", "lost: put it in pairing mode", "not seen yet"
+_PAIRING_TEXT = {PAIRING_OK: "pairing_ok", PAIRING_LOST: "pairing_lost", PAIRING_UNSEEN: "pairing_unseen"}
+
+
 def _ago(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -110,7 +115,7 @@ def _ago(seconds: float | None) -> str:
 
 
 def _local(when: datetime | None, tz: ZoneInfo) -> str:
-    return "—" if when is None else f"{when.astimezone(tz):%Y-%m-%d %H:%M:%S}"
+    return "—" if when is None else f"{when.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"  # the zone said: CET or CEST
 
 
 def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[str, Any]:
@@ -122,6 +127,7 @@ def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[
             "d": d, "kind": pick(KIND_NAMES.get(d.kind, (d.kind, d.kind)), language),
             "last_seen": _local(d.last_seen, tz), "battery": "—" if d.battery is None else f"{d.battery} %",
             "low_battery": d.battery is not None and d.battery < 20,
+            "pairing": ui(_PAIRING_TEXT[d.pairing], language),
             "clock": "—" if d.clock_offset_s is None else f"{d.clock_offset_s:+.1f} s",
             "last_reading": _local(d.last_reading, tz),
             "last_zone": pick(ZONE_WORDS[d.last_zone], language) if d.last_zone else "—",
@@ -129,5 +135,6 @@ def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[
         "oldest": _ago(v.oldest_unsent_s),
         "last_ack": _local(v.last_ack, tz),
         "last_scan": _local(v.last_scan, tz),
+        "zone": str(tz),
     }
 

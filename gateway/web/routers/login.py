@@ -35,7 +35,7 @@ async def login(request: Request, pages: PagesDep, s: SessionDep,
     configured = pages.settings.web.technician_password_hash
     if not configured:
         return pages.render(request, "login.html", 503, configured=False, retry_after=None,
-                            error="no technician password is configured: set [web] technician_password_hash")
+                            error=None)
     guard = pages.guard
     wait = guard.retry_after_s()
     if wait > 0:
@@ -46,7 +46,7 @@ async def login(request: Request, pages: PagesDep, s: SessionDep,
     if not await asyncio.to_thread(verify_password, password, configured):
         guard.failed()
         log.warning("web: wrong technician password")
-        return pages.render(request, "login.html", 401, configured=True, retry_after=None, error="wrong password")
+        return pages.render(request, "login.html", 401, configured=True, retry_after=None, error="wrong_password")
     guard.succeeded()
     request.state.session = pages.sessions.promote(s)
     log.info("web: technician logged in")
