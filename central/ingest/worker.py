@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -42,13 +41,15 @@ from central.store import (
     NewRejection,
     RegisteredGateway,
 )
-from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, BrokerSettings, Topics, publish, subscribe
+from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, Backoff, BrokerSettings, Topics, publish, subscribe
 
 log = logging.getLogger(__name__)
 
 UPSTREAM = ("readings", "status", "events")
 _REGISTRY_TTL_S = 30.0
 _UNKNOWN_TTL_S = 2.0
+_RECONNECT_FIRST_S, _RECONNECT_MAX_S = 0.2, 2.0  # jittered: N workers must not reconnect in lockstep
+_COMMIT_RETRY_FIRST_S, _COMMIT_RETRY_MAX_S = 0.2, 5.0  # exact pauses, as they have always been
 
 
 def subscriptions(group: str | None) -> list[str]:
@@ -209,7 +210,11 @@ class IngestWorker:
 
     async def run(self) -> None:
         """Serve for ever, reconnecting with jittered exponential backoff."""
-        backoff = 0.2
+        # Capped low: Mosquitto 2.0 does not restore shared subscriptions from its persistence file, so
+        # until the workers are back after a broker restart, what gateways publish has no subscriber
+        # (they send it again after their ack timeout). A few workers retrying every 2 s are no load on
+        # a broker.
+        backoff = Backoff(_RECONNECT_FIRST_S, _RECONNECT_MAX_S)
         while True:
             try:
                 client = self._client()
@@ -217,7 +222,7 @@ class IngestWorker:
                     await client.__aenter__()
                 try:
                     log.info("worker %s connected to %s:%d", self._identifier, self._broker.host, self._broker.port)
-                    backoff = 0.2
+                    backoff.reset()
                     await self._session(client)
                 finally:
                     self.ready.clear()
@@ -227,12 +232,7 @@ class IngestWorker:
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 log.warning("worker %s: broker %s:%d: %s", self._identifier, self._broker.host, self._broker.port,
                             exc or type(exc).__name__)
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            # Capped low: Mosquitto 2.0 does not restore shared subscriptions from its persistence file,
-            # so until the workers are back after a broker restart, what gateways publish has no
-            # subscriber (they send it again after their ack timeout). A few workers retrying every
-            # 2 s are no load on a broker.
-            backoff = min(backoff * 2, 2.0)
+            await backoff.wait()
 
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic in subscriptions(self._group):
@@ -289,7 +289,7 @@ class IngestWorker:
         """Commit, retrying while the database is away (a restart): nothing is acked before it succeeds."""
         if changes.empty():
             return
-        delay = 0.2
+        backoff = Backoff(_COMMIT_RETRY_FIRST_S, _COMMIT_RETRY_MAX_S, jitter=False)
         while True:
             try:
                 done = await asyncio.to_thread(self._database.commit, changes)
@@ -297,10 +297,10 @@ class IngestWorker:
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
                 if not _is_unavailable(exc):
                     raise
+                delay = backoff.next_delay()
                 log.error("worker %s: database unavailable (%s); retrying in %.1f s, nothing acked meanwhile",
                           self._identifier, str(exc.orig or exc).splitlines()[0], delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         self.counts["stored"] += done.new_readings
         self.counts["duplicates"] += done.duplicate_readings
         self.counts["events"] += done.new_events
