@@ -40,6 +40,7 @@ from central.store import (
     NewReading,
     NewRejection,
     RegisteredGateway,
+    transient,
 )
 from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, Backoff, BrokerSettings, Topics, publish, subscribe
 
@@ -286,7 +287,9 @@ class IngestWorker:
                 client._client.ack(m.mid, m.qos)
 
     async def _commit(self, changes: Changes) -> None:
-        """Commit, retrying while the database is away (a restart): nothing is acked before it succeeds."""
+        """Commit, retrying while the failure is transient (`central.store.transient`: the database away or
+        restarting, busy, out of resources, a transaction rolled back for a conflict): nothing is acked before
+        it succeeds. Any other failure is raised: a refusal of what this batch holds."""
         if changes.empty():
             return
         backoff = Backoff(_COMMIT_RETRY_FIRST_S, _COMMIT_RETRY_MAX_S, jitter=False)
@@ -294,24 +297,15 @@ class IngestWorker:
             try:
                 done = await asyncio.to_thread(self._database.commit, changes)
                 break
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-                if not _is_unavailable(exc):
+            except sa.exc.DBAPIError as exc:
+                why = transient(exc)
+                if why is None:
                     raise
                 delay = backoff.next_delay()
-                log.error("worker %s: database unavailable (%s); retrying in %.1f s, nothing acked meanwhile",
-                          self._identifier, str(exc.orig or exc).splitlines()[0], delay)
+                log.error("worker %s: database %s (%s); retrying in %.1f s, nothing acked meanwhile",
+                          self._identifier, why, str(exc.orig or exc).splitlines()[0], delay)
                 await asyncio.sleep(delay)
         self.counts["stored"] += done.new_readings
         self.counts["duplicates"] += done.duplicate_readings
         self.counts["events"] += done.new_events
 
-
-def _is_unavailable(exc: sa.exc.DBAPIError) -> bool:
-    """A connection lost or refused, a server restarting, SQLite busy: worth waiting for."""
-    if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
-        return True
-    text = str(exc.orig or exc).lower()
-    return any(word in text for word in (
-        "connect", "connection", "terminat", "shutting down", "starting up", "recovery", "locked", "busy",
-        "server closed", "no such host", "timeout",
-    ))
