@@ -220,11 +220,11 @@ async def test_what_arrives_while_every_worker_is_down_waits_in_the_persistent_s
 
 
 def test_events_are_acked_with_their_id() -> None:
-    from central.ingest.worker import Incoming, plan
+    from central.ingest.worker import Incoming, changes_and_acks
     from central.store import RegisteredGateway
 
     event = Event(gateway="gw-1", id=uuid.uuid4(), kind="storage_fault", at=datetime.now(UTC))
-    changes, acks = plan([Incoming(Topics("t1", "gw-1").events, event.model_dump_json().encode(), 1, 1)],
+    changes, acks = changes_and_acks([Incoming(Topics("t1", "gw-1").events, event.model_dump_json().encode(), 1, 1)],
                          {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
     assert [e.id for e in changes.events] == [str(event.id)]
     assert acks == [(Topics("t1", "gw-1").ack, Ack(ids=[event.id]))]
@@ -234,7 +234,7 @@ def test_events_are_acked_with_their_id() -> None:
 def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> None:
     """The patient's answers from the page reach the central service (a worker that could not map them to
     FHIR crashed before, taking the consumer group's progress with it)."""
-    from central.ingest.worker import Incoming, plan
+    from central.ingest.worker import Incoming, changes_and_acks
     from central.store import RegisteredGateway
     from gateway.readings import answers_to_wire, uuid7
     from zoning import Answers, Assessment, Zone
@@ -245,7 +245,7 @@ def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> N
                                                              rules_hash="sha256:" + "0" * 64),
                            datetime.now(UTC))
     sent = batch("gw-1", [wire])
-    changes, acks = plan([Incoming(Topics("t1", "gw-1").readings, sent, 1, 1)],
+    changes, acks = changes_and_acks([Incoming(Topics("t1", "gw-1").readings, sent, 1, 1)],
                          {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
     assert [(r.type, r.zone, r.observations) for r in changes.readings] == [("questionnaire", "yellow", ())]
     assert changes.rejections == []
@@ -255,12 +255,12 @@ def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> N
 def test_the_registry_learns_how_long_the_oldest_reading_has_waited() -> None:
     from datetime import timedelta
 
-    from central.ingest.worker import Incoming, plan
+    from central.ingest.worker import Incoming, changes_and_acks
     from central.store import RegisteredGateway
 
     at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     status = Status(gateway="gw-1", state="online", version="t", outbox_depth=4, outbox_oldest_s=5400.0, at=at)
-    changes, _ = plan([Incoming(Topics("t1", "gw-1").status, status.model_dump_json().encode(), 1, 1)],
+    changes, _ = changes_and_acks([Incoming(Topics("t1", "gw-1").status, status.model_dump_json().encode(), 1, 1)],
                       {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
     (state,) = changes.states
     assert (state.outbox_depth, state.outbox_oldest_at) == (4, at - timedelta(minutes=90))

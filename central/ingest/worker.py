@@ -93,7 +93,9 @@ class Incoming:
     qos: int
 
 
-def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tuple[Changes, list[tuple[str, Ack]]]:
+def changes_and_acks(
+    messages: list[Incoming], registry: dict[str, RegisteredGateway]
+) -> tuple[Changes, list[tuple[str, Ack]]]:
     """What to write for a batch of messages, and the acks to send once it is committed. Pure."""
     changes = Changes()
     acks: dict[str, list[Any]] = {}
@@ -253,7 +255,7 @@ class IngestWorker:
             for m in batch
         ]
         registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
-        changes, acks = plan(incoming, registry)
+        changes, acks = changes_and_acks(incoming, registry)
         try:
             await self._commit(changes)
         except sa.exc.DBAPIError as exc:
@@ -263,7 +265,7 @@ class IngestWorker:
                         self._identifier, len(incoming), str(exc.orig or exc).splitlines()[0])
             acks = []
             for m in incoming:
-                single, single_acks = plan([m], registry)
+                single, single_acks = changes_and_acks([m], registry)
                 try:
                     await self._commit(single)
                 except sa.exc.DBAPIError as refused:
