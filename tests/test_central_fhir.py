@@ -112,7 +112,7 @@ def filled(database_url: str) -> Database:
         Incoming(Topics("t1", "gw-2").readings, batch("gw-2", [reading("glucose", patient="p-2", at=day,
                                                                        device="GL-SERIAL-7")]), 2, 1),
     ]
-    changes, _ = changes_and_acks(messages, registry)
+    changes, _ = changes_and_acks(messages, registry, now=day + timedelta(days=3))
     database.commit(changes)
     return database
 

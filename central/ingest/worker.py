@@ -94,16 +94,18 @@ class Incoming:
 
 
 def changes_and_acks(
-    messages: list[Incoming], registry: dict[str, RegisteredGateway]
+    messages: list[Incoming], registry: dict[str, RegisteredGateway], *, now: datetime
 ) -> tuple[Changes, list[tuple[str, Ack]]]:
-    """What to write for a batch of messages, and the acks to send once it is committed. Pure."""
+    """What to write for a batch of messages received at `now`, and the acks to send once it is committed.
+
+    Pure: no clock (a gateway is marked seen, and a status without a time is dated, at `now`), no I/O,
+    no logging; a message refused is one of `Changes.rejections`, which the caller reports.
+    """
     changes = Changes()
     acks: dict[str, list[Any]] = {}
-    now = datetime.now(UTC)
     for message in messages:
         decision = decide(message.topic, message.payload, registry)
         if isinstance(decision, Refused):
-            log.warning("refused a message on %s: %s (not acked)", message.topic, decision.reason)
             changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload)))
             continue
         gateway = decision.gateway
@@ -117,7 +119,6 @@ def changes_and_acks(
                 # A reading this worker cannot map (say, a type from a newer gateway): the batch is refused and
                 # stays on the gateway; the group goes on with the other messages.
                 reason = f"cannot map a reading to FHIR ({type(exc).__name__}: {exc})"
-                log.warning("refused a message on %s: %s (not acked)", message.topic, reason)
                 changes.rejections.append(NewRejection(message.topic, reason, len(message.payload)))
                 continue
             for reading, found in mapped:
@@ -255,7 +256,10 @@ class IngestWorker:
             for m in batch
         ]
         registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
-        changes, acks = changes_and_acks(incoming, registry)
+        received = datetime.now(UTC)
+        changes, acks = changes_and_acks(incoming, registry, now=received)
+        for refused in changes.rejections:
+            log.warning("refused a message on %s: %s (not acked)", refused.topic, refused.reason)
         try:
             await self._commit(changes)
         except sa.exc.DBAPIError as exc:
@@ -265,7 +269,7 @@ class IngestWorker:
                         self._identifier, len(incoming), str(exc.orig or exc).splitlines()[0])
             acks = []
             for m in incoming:
-                single, single_acks = changes_and_acks([m], registry)
+                single, single_acks = changes_and_acks([m], registry, now=received)  # refusals logged above
                 try:
                     await self._commit(single)
                 except sa.exc.DBAPIError as refused:
