@@ -160,6 +160,9 @@ def changes_and_acks(
 
 
 class IngestWorker:
+    """One member of the consumer group: takes batches from the broker, commits them to `database` in one
+    transaction each, then acks (module docstring). `run()` serves for ever; `counts` says what it did."""
+
     def __init__(
         self,
         broker: BrokerSettings,
