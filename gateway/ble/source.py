@@ -26,11 +26,11 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
-from drivers import Backoff, Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
+from drivers import Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.errors import GatewayError
 from gateway.settings import DeviceSection
-from protocol import DeviceStatus
+from protocol import Backoff, DeviceStatus
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,14 @@ class BleDeviceSource:
                 # The gateway could not commit them (outbox unavailable): the device keeps them. Come back
                 # for them after growing pauses, not at every advertisement.
                 state.failures += 1
-                state.not_before = time.monotonic() + self.retry.pause(state.failures)
+                state.not_before = time.monotonic() + self.retry.delay(state.failures)
             else:
                 state.failures = 0
         except (SessionError, TimeoutError) as exc:
             if self.bonds.failed(address, str(exc)):
                 await self._forget_bond(address)
             state.failures += 1
-            pause = self.retry.pause(state.failures)
+            pause = self.retry.delay(state.failures)
             state.not_before = time.monotonic() + pause
             log.warning("device %s: %s; next try in %.0f s at the earliest", address, exc, pause)
         except Exception:
