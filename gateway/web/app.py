@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.web.context import COOKIE, Pages, pages_of
 from gateway.web.deps import EXCEPTION_HANDLERS
 from gateway.web.live import LiveState
-from gateway.web.middleware import SessionCookie
+from gateway.web.middleware import HostCheck, SessionCookie
 from gateway.web.ports import GatewayPort
 from gateway.web.routers import api, login, patient, technician
 from gateway.web.security import LoginGuard
@@ -66,6 +66,7 @@ def create_app(gw: GatewayPort, live: LiveState, *, now: Callable[[], datetime] 
     app.state.pages = Pages(gw, live, now=now, guard=guard)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SessionCookie, cookie=COOKIE)
+    app.add_middleware(HostCheck, allowed=gw.settings.web.allowed_hosts)  # outermost: checked first
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     for refusal, answer in EXCEPTION_HANDLERS.items():

@@ -43,7 +43,9 @@ class Pages:
         self.tz = ZoneInfo(self.settings.gateway.timezone)
         self.default_language: Language = self.settings.zoning.language
         self.sessions = Sessions()
+        # One login limit for the network, one for the box itself (loopback): see security.py.
         self.guard = guard or LoginGuard()
+        self.local_guard = self.guard.fresh()
         self.env = Environment(loader=PackageLoader("gateway.web", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.scan_state = ScanState()
@@ -57,6 +59,10 @@ class Pages:
             found = self.sessions.new(self.default_language)
         request.state.session = found
         return found
+
+    def guard_for(self, request: Request) -> LoginGuard:
+        """The login limit this request counts against: the box's own, or the network's."""
+        return self.local_guard if _loopback(request) else self.guard
 
     def allowed(self, request: Request, s: Session) -> bool:
         """From the box itself (its kiosk screen) the patient's page is open; from the network only after

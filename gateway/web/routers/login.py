@@ -36,18 +36,22 @@ async def login(request: Request, pages: PagesDep, s: SessionDep,
     if not configured:
         return pages.render(request, "login.html", 503, configured=False, retry_after=None,
                             error=None)
-    guard = pages.guard
+    guard = pages.guard_for(request)
     wait = guard.retry_after_s()
     if wait > 0:
         log.warning("web: technician login refused: too many wrong passwords (retry in %.0f s)", wait)
         response = pages.render(request, "login.html", 429, configured=True, retry_after=int(wait) + 1, error=None)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    if not await asyncio.to_thread(verify_password, password, configured):
-        guard.failed()
+    guard.begin()  # counted now, not when the hash is done: concurrent guesses cannot all slip through
+    right = False
+    try:
+        right = await asyncio.to_thread(verify_password, password, configured)
+    finally:
+        guard.succeeded() if right else guard.failed()
+    if not right:
         log.warning("web: wrong technician password")
         return pages.render(request, "login.html", 401, configured=True, retry_after=None, error="wrong_password")
-    guard.succeeded()
     request.state.session = pages.sessions.promote(s)
     log.info("web: technician logged in")
     return RedirectResponse("/service", status_code=303)
