@@ -70,6 +70,6 @@ class BloodPressureFeatures:
 
 
 def decode_blood_pressure_feature(data: bytes) -> BloodPressureFeatures:
-    """The features bits 0-5 of Blood Pressure Feature (0x2A49); `DecodeError` if cut off."""
+    """The feature bits 0-5 of Blood Pressure Feature (0x2A49); `DecodeError` if cut off."""
     bits = Fields(data, "blood pressure feature").uint(2, "features")
     return BloodPressureFeatures(*(bool(bits & (1 << i)) for i in range(6)))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class MeasurementKind(StrEnum):
-    """What was measured; each kind has fixed components in one canonical UCUM unit (`COMPONENTS`)."""
+    """What was measured; each kind has a fixed set of components (`COMPONENTS`), each in one canonical UCUM unit."""
 
     BLOOD_PRESSURE = "blood_pressure"
     SPO2 = "spo2"

@@ -126,7 +126,7 @@ class _Strict(BaseModel):
 
 
 class Signature(_Strict):
-    """One signature of an envelope: the signer's key id and role (both inside the signed bytes) and the bytes."""
+    """One signature of an envelope: the signer's key id and role (both inside the signed bytes), and the signature."""
 
     key: str = Field(pattern=_ID, description="key id in the trust store")
     role: Role = Field(description="what the signer signs as; inside the signed bytes")

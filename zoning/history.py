@@ -21,7 +21,7 @@ AT_LEAST = 14
 
 
 class PastReading(BaseModel):
-    """What zoning keeps of an earlier reading: its values, corrected time (aware) and zone, nothing else."""
+    """What zoning keeps of an earlier reading: kind, values, corrected time, zone; nothing about the patient."""
 
     model_config = ConfigDict(frozen=True)
 
