@@ -13,6 +13,7 @@ gateway/, kept complete by tests/test_error_tree.py):
   + DataDirBusy                 gateway/storage/lock.py: another process holds the data directory; nothing changed
   + BluetoothUnavailable        gateway/ble/source.py: no BlueZ or no adapter; said once, then retried
   + DemoError                   gateway/demo/broker.py: the demo cannot run here (no broker reachable)
+  + PasswordRefused             gateway/web/password.py: the password typed cannot be used (too short, the two differ)
 
 Not under it, on purpose:
 
