@@ -29,6 +29,7 @@ def _assignment(value: str) -> tuple[str, int]:
 
 
 def add_commands(subparsers: Any) -> None:
+    """Add `kit` and its steps (provision, install-cert, pair, check, reissue) to the command line's sub-parsers."""
     kit = subparsers.add_parser(
         "kit", help="a kit's life: provision, pair, check, reissue (docs/kit.md)",
         description="Prepare a kit for a patient, check it before hand-over, and make a returned kit ready for "
@@ -164,6 +165,10 @@ def _reissue(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the `kit` step named in `args`; returns the exit code.
+
+    A number that does not parse, or a malformed file, is raised as `ConfigError` (one line).
+    """
     handlers = {"provision": _provision, "install-cert": _install_cert, "pair": _pair, "check": _check,
                 "reissue": _reissue}
     try:

@@ -29,6 +29,7 @@ from zoning import AdviceBook, Plan, PlanDocument, Profile, plan_from_document
 
 log = logging.getLogger(__name__)
 
+# The names under which the sealed outbox keeps the plan in force and the trust store (keep_document).
 PLAN_DOCUMENT = "plan"
 TRUST_STORE_DOCUMENT = "trust-store"
 _REJECTIONS_REMEMBERED = 64
@@ -83,6 +84,14 @@ def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument
 
 
 class PlanKeeper:
+    """The plan and trust store in force: loaded from the sealed outbox, replaced by a verified down/config.
+
+    Starts with the plan kept in `outbox` or, if none, `standard`. Raises `ConfigError` at construction
+    when the kept plan cannot be used or is for another patient or gateway than `binding`. After that,
+    `receive` never raises: each refusal is a `plan_rejected` event (`events`), each applied plan goes
+    to every one of `listeners`.
+    """
+
     def __init__(
         self,
         *,
