@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.measurement import MeasurementKind
 from gateway.storage import SealedOutbox, load_or_create_key
-from gateway.storage.outbox import history_aad, outbox_aad
+from gateway.storage.sealing import history_aad, outbox_aad
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["blood_pressure", "spo2", "body_weight", "body_temperature", "glucose"]

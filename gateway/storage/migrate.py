@@ -19,6 +19,19 @@ import sqlite3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.storage.schema import seq_of
+from gateway.storage.sealing import (
+    history_aad,
+    history_v1_aad,
+    kind_tag,
+    outbox_aad,
+    outbox_v1_aad,
+    seal,
+    unseal_v1,
+    unwrap_data_key,
+    wrap_tag_key,
+)
+
 
 def _tables(db: sqlite3.Connection) -> set[str]:
     return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -35,26 +48,10 @@ def migrate(db: sqlite3.Connection, kek: bytes, version: int, schema: str) -> No
 
 
 def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> bool:
-    from gateway.storage.outbox import (
-        TAG_KEY_AAD,
-        history_aad,
-        key_aad,
-        keyed_tag,
-        outbox_aad,
-        pad,
-        seq_of,
-        unwrap,
-        wrap,
-    )
-
-    def reseal(key: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + key.encrypt(nonce, pad(plaintext), aad)
-
     keys: dict[int, AESGCM] = {}
     for version, wrapped in db.execute("SELECT version, wrapped FROM data_keys"):
         try:
-            keys[int(version)] = AESGCM(unwrap(kek, bytes(wrapped), key_aad(int(version))))
+            keys[int(version)] = unwrap_data_key(kek, bytes(wrapped), int(version))
         except InvalidTag:
             return False
     db.execute("BEGIN IMMEDIATE")
@@ -67,7 +64,7 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> bool:
             if statement.strip():
                 db.execute(statement)
         tag_key = os.urandom(32)
-        db.execute("INSERT INTO tag_key VALUES (1, ?)", (wrap(kek, tag_key, TAG_KEY_AAD),))
+        db.execute("INSERT INTO tag_key VALUES (1, ?)", (wrap_tag_key(kek, tag_key),))
         high = 0
         for record_id, key_version, sealed, created in db.execute(
                 "SELECT id, key_version, sealed, created FROM outbox_v1 ORDER BY seq").fetchall():
@@ -79,8 +76,8 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> bool:
             try:
                 if key is None:
                     raise InvalidTag
-                plain = key.decrypt(blob[:12], blob[12:], f"dho-outbox/v1|{record_id}|{key_version}".encode())
-                sealed = reseal(key, plain, outbox_aad(str(record_id), int(key_version)))
+                plain = unseal_v1(key, blob, outbox_v1_aad(str(record_id), int(key_version)))
+                sealed = seal(key, plain, outbox_aad(str(record_id), int(key_version)))
             except InvalidTag:
                 # Kept as it was: it fails authentication when sent and goes to quarantine, as it would have.
                 pass
@@ -92,12 +89,12 @@ def _from_v1(db: sqlite3.Connection, kek: AESGCM, schema: str) -> bool:
             try:
                 if key is None:
                     raise InvalidTag
-                entry = key.decrypt(blob[:12], blob[12:], f"dho-history/v1|{record_id}|{key_version}".encode())
+                entry = unseal_v1(key, blob, history_v1_aad(str(record_id), int(key_version)))
             except InvalidTag:
                 continue  # it was left out of every trend already; it stays out
-            kind = keyed_tag(tag_key, b"kind|" + str(json.loads(entry)["kind"]).encode())
+            kind = kind_tag(tag_key, str(json.loads(entry)["kind"]))
             seq = seq_of(str(record_id)) or 0
-            kept = reseal(key, entry, history_aad(str(record_id), kind, float(effective), seq, int(key_version)))
+            kept = seal(key, entry, history_aad(str(record_id), kind, float(effective), seq, int(key_version)))
             db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, NULL, ?, ?)",
                        (kind, float(effective), seq, record_id, key_version, kept))
         for table in ("seen", "outbox_v1", "history_v1"):

@@ -20,14 +20,11 @@ health check read counters and index ends, never the whole file (issue 10.5).
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import logging
 import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,74 +36,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gateway.errors import GatewayError
 from gateway.storage.interface import OutboxEntry, OutboxUnavailable
 from gateway.storage.migrate import migrate
+from gateway.storage.schema import SCHEMA, SCHEMA_VERSION, seq_of
+from gateway.storage.sealing import (
+    dedup_tag,
+    document_aad,
+    event_aad,
+    history_aad,
+    kind_tag,
+    outbox_aad,
+    seal,
+    unassigned_aad,
+    unseal,
+    unwrap_data_key,
+    unwrap_tag_key,
+    wrap_data_key,
+    wrap_tag_key,
+)
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
--- Data keys, each wrapped (AES-256-GCM) by the key-encryption key from the provisioned secret.
-CREATE TABLE IF NOT EXISTS data_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created REAL NOT NULL);
--- The key of the keyed tags below, wrapped by the KEK, deleted by the wipe with the data keys.
-CREATE TABLE IF NOT EXISTS tag_key (one INTEGER PRIMARY KEY CHECK (one = 1), wrapped BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    -- The first 64 bits of the UUIDv7 id (its millisecond and counter): ids and sequence numbers grow
-    -- together, an ack finds its row by primary key, and no index on `id` is written per reading.
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    created REAL NOT NULL
-);
--- The rare id whose sequence number could not be its own (not a UUIDv7, or the clock went back).
-CREATE TABLE IF NOT EXISTS renumbered (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
--- What zoning needs of earlier readings (sealed values, time, zone), kept after the ack for 90 days
--- from when it was STORED (seq), never from the time a reading claims. Clustered by (kind tag, time):
--- a kind's window is one range, and a new reading is appended at the end of its kind's range.
-CREATE TABLE IF NOT EXISTS history (
-    kind INTEGER NOT NULL,  -- keyed tag of the measurement kind
-    effective REAL NOT NULL,
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    dedup INTEGER,  -- keyed tag of (device, characteristic, bytes): the same measurement fetched again
-    key_version INTEGER,
-    kept BLOB,  -- NULL for an entry that only remembers a dedup tag
-    PRIMARY KEY (kind, effective, seq)
-) WITHOUT ROWID;
--- Events for up/events, sealed and acknowledged by id like readings (rare: an index is affordable).
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    created REAL NOT NULL
-);
--- Signed documents the box has accepted (the plan in force, the trust store), newest version wins.
-CREATE TABLE IF NOT EXISTS documents (
-    kind TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    kept REAL NOT NULL,
-    PRIMARY KEY (kind, version)
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-);
--- A shared scale's weighing whose user the scale could not tell: sealed until the patient answers
--- "was this you?" (yes: it becomes a reading, no: it is deleted).
-CREATE TABLE IF NOT EXISTS unassigned (
-    id TEXT PRIMARY KEY,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    created REAL NOT NULL
-);
-"""
 
 _NO_KIND = ""  # the kind tag of an entry that only remembers a dedup tag
 
@@ -154,79 +101,6 @@ class Remember(NamedTuple):
     entry: bytes
 
 
-def outbox_aad(record_id: str, key_version: int) -> bytes:
-    return f"dho-outbox/v2|{record_id}|{key_version}".encode()
-
-
-def event_aad(event_id: str, key_version: int) -> bytes:
-    return f"dho-event/v1|{event_id}|{key_version}".encode()
-
-
-def history_aad(record_id: str, kind: int, effective: float, seq: int, key_version: int) -> bytes:
-    # The clear columns are bound too: an entry cannot be moved to another kind's or time's window.
-    return f"dho-history/v2|{record_id}|{kind}|{effective!r}|{seq}|{key_version}".encode()
-
-
-def document_aad(kind: str, version: int, key_version: int) -> bytes:
-    return f"dho-document/v1|{kind}|{version}|{key_version}".encode()
-
-
-def unassigned_aad(record_id: str, key_version: int) -> bytes:
-    return f"dho-unassigned/v1|{record_id}|{key_version}".encode()
-
-
-def key_aad(version: int) -> bytes:
-    return f"dho-outbox/v1|data-key|{version}".encode()
-
-
-TAG_KEY_AAD = b"dho-outbox/v2|tag-key"
-
-
-def keyed_tag(key: bytes, label: bytes) -> int:
-    """HMAC-SHA256 under the tag key, 64 bits (a signed SQLite integer): findable, not invertible."""
-    return int.from_bytes(hmac.new(key, label, hashlib.sha256).digest()[:8], "big", signed=True)
-
-
-def wrap(kek: AESGCM, secret: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(12)
-    return nonce + kek.encrypt(nonce, secret, aad)
-
-
-def unwrap(kek: AESGCM, blob: bytes, aad: bytes) -> bytes:
-    return kek.decrypt(blob[:12], blob[12:], aad)
-
-
-PAD_TO = 256
-
-
-def pad(plaintext: bytes) -> bytes:
-    """To the next multiple of PAD_TO (ISO/IEC 7816-4: 0x80, then zeros): a ciphertext's length must not
-    tell a red reading from a green one (the zone and advice keys change the JSON's length)."""
-    padded = plaintext + b"\x80"
-    return padded + b"\x00" * (-len(padded) % PAD_TO)
-
-
-def unpad(padded: bytes) -> bytes:
-    end = padded.rstrip(b"\x00")
-    if not end.endswith(b"\x80"):
-        raise InvalidTag  # authentic but not padded by this code: treat as not readable
-    return end[:-1]
-
-
-def seq_of(record_id: str) -> int | None:
-    """The sequence number a UUIDv7 id carries: 48-bit millisecond, version, 12-bit counter."""
-    try:
-        parsed = uuid.UUID(record_id)
-    except ValueError:
-        return None
-    return parsed.int >> 64 if parsed.version == 7 else None
-
-
-def stored_at(seq: int) -> float:
-    """When a record was stored (gateway clock), from its sequence number."""
-    return (seq >> 16) / 1000.0
-
-
 def damaged(path: Path, exc: BaseException) -> str:
     return (f"outbox {path} is damaged ({exc}); nothing was deleted: stop the gateway and run "
             "`dho-gateway outbox salvage --config PATH` to copy every readable record into a new outbox")
@@ -272,7 +146,7 @@ class SealedOutbox:
             # Without a limit the WAL file keeps its high-water size for ever on a small SD card.
             self._db.execute("PRAGMA journal_size_limit=4194304")
             self._db.execute("PRAGMA secure_delete=ON")  # deleted key material is overwritten in the file
-            migrate(self._db, kek, SCHEMA_VERSION, _SCHEMA)
+            migrate(self._db, kek, SCHEMA_VERSION, SCHEMA)
             if max_bytes is not None:
                 (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
                 # SQLite never lowers the limit below the file's present size, so a smaller bound on an
@@ -322,8 +196,7 @@ class SealedOutbox:
         rows = self._db.execute("SELECT version, wrapped FROM data_keys").fetchall()
         for version, wrapped in rows:
             try:
-                blob = bytes(wrapped)
-                self._keys[int(version)] = AESGCM(self._kek.decrypt(blob[:12], blob[12:], key_aad(int(version))))
+                self._keys[int(version)] = unwrap_data_key(self._kek, bytes(wrapped), int(version))
             except InvalidTag:
                 raise StoreError(
                     f"the key file does not match outbox {self.path}: its readings were sealed under another "
@@ -335,17 +208,15 @@ class SealedOutbox:
         if row is None:
             self.adopt_tag_key(os.urandom(32))
         else:
-            blob = bytes(row[0])
             try:
-                self._tag_key = self._kek.decrypt(blob[:12], blob[12:], TAG_KEY_AAD)
+                self._tag_key = unwrap_tag_key(self._kek, bytes(row[0]))
             except InvalidTag:
                 raise StoreError(f"the tag key in outbox {self.path} does not open with this key file; "
                                  "nothing was deleted") from None
 
     def adopt_tag_key(self, tag_key: bytes) -> None:
         """Use this tag key (a new outbox, or one salvaged from a damaged file keeps its tags)."""
-        nonce = os.urandom(12)
-        wrapped = nonce + self._kek.encrypt(nonce, tag_key, TAG_KEY_AAD)
+        wrapped = wrap_tag_key(self._kek, tag_key)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO tag_key VALUES (1, ?)", (wrapped,))
             self._tag_key = tag_key
@@ -358,11 +229,11 @@ class SealedOutbox:
     def kind_tag(self, kind: str) -> int:
         tag = self._tags.get(kind)
         if tag is None:
-            tag = self._tags[kind] = keyed_tag(self._tag_key, b"kind|" + kind.encode())
+            tag = self._tags[kind] = kind_tag(self._tag_key, kind)
         return tag
 
     def dedup_tag(self, material: bytes | str) -> int:
-        return keyed_tag(self._tag_key, b"dedup|" + (material.encode() if isinstance(material, str) else material))
+        return dedup_tag(self._tag_key, material)
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -396,8 +267,7 @@ class SealedOutbox:
         data_key = AESGCM.generate_key(bit_length=256)
         with self._lock:
             version = max(self._keys, default=0) + 1
-            nonce = os.urandom(12)
-            wrapped = nonce + self._kek.encrypt(nonce, data_key, key_aad(version))
+            wrapped = wrap_data_key(self._kek, data_key, version)
             self._db.execute("INSERT INTO data_keys VALUES (?, ?, ?)", (version, wrapped, time.time()))
             self._keys[version] = AESGCM(data_key)
         return version
@@ -419,14 +289,13 @@ class SealedOutbox:
 
     def _seal(self, plaintext: bytes, aad: Callable[[int], bytes]) -> tuple[int, bytes]:
         version = max(self._keys)
-        nonce = os.urandom(12)
-        return version, nonce + self._keys[version].encrypt(nonce, pad(plaintext), aad(version))
+        return version, seal(self._keys[version], plaintext, aad(version))
 
     def _unseal(self, key_version: int, sealed: bytes, aad: bytes) -> bytes:
         key = self._keys.get(key_version)
         if key is None:
             raise InvalidTag  # a record whose key was retired or never existed cannot be authentic
-        return unpad(key.decrypt(sealed[:12], sealed[12:], aad))
+        return unseal(key, sealed, aad)
 
     def _next_seq(self, record_id: str) -> tuple[int, bool]:
         """(seq, renumbered). Never at or below one handed out before by this process (the sync loop's

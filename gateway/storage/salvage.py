@@ -24,16 +24,15 @@ from typing import NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.storage.outbox import (
-    TAG_KEY_AAD,
-    SealedOutbox,
+from gateway.storage.outbox import SealedOutbox
+from gateway.storage.schema import seq_of
+from gateway.storage.sealing import (
     event_aad,
     history_aad,
-    key_aad,
     outbox_aad,
-    seq_of,
-    unpad,
-    unwrap,
+    unseal,
+    unwrap_data_key,
+    unwrap_tag_key,
 )
 
 Value = int | float | str | bytes | None
@@ -152,17 +151,17 @@ def salvage(path: Path, kek: bytes) -> Salvaged:
     for rowid, values in rows:
         if rowid is not None and len(values) == 3 and isinstance(values[1], bytes):
             with contextlib.suppress(InvalidTag, ValueError):
-                keys[rowid] = AESGCM(unwrap(wrapper, values[1], key_aad(rowid)))
+                keys[rowid] = unwrap_data_key(wrapper, values[1], rowid)
         elif rowid == 1 and len(values) == 2 and isinstance(values[1], bytes):
             with contextlib.suppress(InvalidTag, ValueError):
-                tag_key = unwrap(wrapper, values[1], TAG_KEY_AAD)
+                tag_key = unwrap_tag_key(wrapper, values[1])
 
     def opened(key_version: Value, sealed: Value, aad: bytes) -> bytes | None:
         key = keys.get(key_version) if isinstance(key_version, int) else None
         if key is None or not isinstance(sealed, bytes):
             return None
         try:
-            return unpad(key.decrypt(sealed[:12], sealed[12:], aad))
+            return unseal(key, sealed, aad)
         except (InvalidTag, ValueError):
             return None
 
