@@ -31,6 +31,7 @@ class Usage(NamedTuple):
 
     @property
     def percent(self) -> int:
+        """The share of the bound in use, 0 to 100."""
         return min(100, self.used_bytes * 100 // self.limit_bytes)
 
 

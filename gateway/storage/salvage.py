@@ -41,6 +41,8 @@ _TABLE_LEAF, _INDEX_LEAF, _INDEX_INTERIOR = 0x0D, 0x0A, 0x02
 
 
 class Salvaged(NamedTuple):
+    """What salvage copied into the new outbox, and where the damaged files were moved."""
+
     readings: int
     events: int
     history: int
