@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,7 @@ import aiomqtt
 from central.cli import main as dho_central
 from drivers.measurement import MeasurementKind as K
 from gateway.plans import ProposalWatch, load_advice, load_profile
-from gateway.storage import OutboxEntry
+from gateway.storage import MemoryOutbox
 from gateway.uplink import Uplink
 from protocol import BaselineProposal, BrokerSettings, Topics
 from tests.conftest import Mosquitto
@@ -54,23 +53,6 @@ def test_the_proposal_is_sent_once_the_fourteen_days_are_over_and_again_only_whe
         "standard-copd-scale2", PLAN.rules_hash, None)
 
 
-class EmptyOutbox:
-    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        return []
-
-    def acknowledge(self, ids: Collection[str]) -> list[str]:
-        return []
-
-    def put_event(self, event_id: str, payload: bytes) -> None:
-        return None
-
-    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        return []
-
-    def depth(self) -> int:
-        return 0
-
-
 async def first_message(port: int, topic: str) -> dict[str, Any]:
     async with aiomqtt.Client("127.0.0.1", port, identifier="clinician") as client:
         await client.subscribe(topic, qos=1)
@@ -83,7 +65,7 @@ async def first_message(port: int, topic: str) -> dict[str, Any]:
 
 async def test_the_proposal_is_retained_on_the_broker_for_the_clinician(mosquitto: Mosquitto) -> None:
     topics = Topics("demo-kommune", "gw-0001")
-    uplink = Uplink(EmptyOutbox(), BrokerSettings(port=mosquitto.port, insecure_dev=True), topics, version="t")
+    uplink = Uplink(MemoryOutbox(), BrokerSettings(port=mosquitto.port, insecure_dev=True), topics, version="t")
     watch = ProposalWatch(uplink.publish_proposal, gateway="gw-0001", patient="p-7f3a9c", tz=OSLO,
                           now=lambda: datetime(2026, 11, 14, 12, tzinfo=UTC))
     assert watch.check(days([90, 91, 89, 90, 90, 92, 90, 89, 90, 91, 90, 90, 89, 90]), PLAN)
