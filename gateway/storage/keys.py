@@ -26,6 +26,8 @@ class KeyFileError(GatewayError):
 
 
 class KeySource(Protocol):
+    """Where the outbox's key-encryption key (KEK) lives: a 0600 file or an encrypted systemd credential."""
+
     def describe(self) -> str:
         """Where the key lives, for messages (never the key itself)."""
         ...
