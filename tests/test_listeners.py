@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gateway.listeners import Listeners
 from gateway.service import Gateway
 from gateway.storage import SealedOutbox
-from gateway.web import LiveState, create_app
 from hardware_sims.home import SimulatedHome
-from tests.test_web_http import csrf_of, settings
+from tests.test_web_http import client_for, csrf_of, settings
 
 
 def test_subscribe_returns_an_unsubscribe_that_may_be_called_twice() -> None:
@@ -85,10 +83,6 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     yield gw
     gw.outbox.close()
 
-
-def client_for(gw: Gateway) -> TestClient:
-    return TestClient(create_app(gw, LiveState.following(gw.pipeline)), client=("127.0.0.1", 50000),
-                      follow_redirects=False)
 
 
 def failing(*_args: Any) -> None:

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gateway.service import Gateway
-from gateway.web import LiveState, create_app
 from hardware_sims.home import SimulatedHome
-from tests.test_web_http import csrf_of, settings
+from tests.test_web_http import client_for, csrf_of, settings
 
 
 @pytest.fixture
@@ -23,10 +21,6 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     yield gw
     gw.outbox.close()
 
-
-def client_for(gw: Gateway) -> TestClient:
-    return TestClient(create_app(gw, LiveState.following(gw.pipeline)), client=("127.0.0.1", 50000),
-                      follow_redirects=False)
 
 
 def answer_id_of(html: str) -> str:

@@ -1,5 +1,6 @@
 """The central database: SQLite (embedded default) or PostgreSQL (production), one code path
-(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry."""
+(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry, and which of its
+failures are worth waiting for (`transient`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from central.store.database import (
     utc,
 )
 from central.store.migrations import LATEST as SCHEMA_VERSION
+from central.store.transient import Transient, transient
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -34,7 +36,9 @@ __all__ = [
     "NewReading",
     "NewRejection",
     "RegisteredGateway",
+    "Transient",
     "database_url",
     "redact",
+    "transient",
     "utc",
 ]
