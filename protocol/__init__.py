@@ -19,6 +19,7 @@ these names from `protocol`, never from its modules.
 from protocol.backoff import Backoff
 from protocol.mqtt import OPERATION_TIMEOUT_S, BrokerSettings, bounded, make_client, publish, subscribe
 from protocol.signed import (
+    MAX_VERSION,
     ConfigMessage,
     Envelope,
     Role,
@@ -29,7 +30,9 @@ from protocol.signed import (
     decode_key,
     describe,
     encode_key,
+    holder_identity,
     open_trust_store,
+    same_person,
     signers,
     validate,
 )
@@ -55,6 +58,7 @@ from protocol.wire import (
 )
 
 __all__ = [
+    "MAX_VERSION",
     "OPERATION_TIMEOUT_S",
     "PREFIX",
     "PROTOCOL_VERSION",
@@ -88,10 +92,12 @@ __all__ = [
     "decode_key",
     "describe",
     "encode_key",
+    "holder_identity",
     "make_client",
     "open_trust_store",
     "parse_up_topic",
     "publish",
+    "same_person",
     "signers",
     "subscribe",
     "validate",

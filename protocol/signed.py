@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -23,10 +24,13 @@ from typing import Any, Literal, TypeVar
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_DOCUMENT_BYTES = 256 * 1024  # a typical signed plan is ~3 KB (bench/plans.py); a trust store a few KB
 MAX_DEPTH = 16  # a plan nests 5 levels deep; anything much deeper is not one
+# Versions of plans and trust stores: far below 2^53 (JSON numbers above it lose digits in other languages,
+# and a plan at 2^53 - 1 would leave no newer version to sign) and far above any real count.
+MAX_VERSION = 2**31 - 1
 _DOMAIN = b"dho-signed/v1\n"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -224,7 +228,7 @@ class TrustStore(_Strict):
 
     kind: Literal["dho-trust-store"] = "dho-trust-store"
     tenant: str = Field(pattern=_ID)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     issued: AwareDatetime
     keys: tuple[TrustedKey, ...] = Field(min_length=1, max_length=200)
 
@@ -234,6 +238,14 @@ class TrustStore(_Strict):
         keys = [k.public_key for k in self.keys]
         if len(set(ids)) != len(ids) or len(set(keys)) != len(keys):
             raise ValueError("every key id and every public key may appear only once")
+        roles: dict[str, set[str]] = {}
+        for k in self.keys:
+            roles.setdefault(holder_identity(k.holder), set()).add(k.role)
+        for k in self.keys:
+            if {"prescriber", "verifier"} <= roles[holder_identity(k.holder)]:
+                # One person with both roles could order and check their own plan: the two-person rule undone.
+                raise ValueError(f"{k.holder.strip()!r} holds both a prescriber and a verifier key: one person, "
+                                 "one role")
         return self
 
     def key(self, key_id: str) -> TrustedKey | None:
@@ -266,6 +278,20 @@ def _usable_key(store: TrustStore, signature: Signature, now: datetime) -> Trust
     return key
 
 
+def same_person(a: str, b: str) -> bool:
+    """Whether two holder names name the same person, case, Unicode forms, spacing and punctuation aside.
+
+    "Kari  Hansen " and "kari hansen." are one person (a trailing space made two, issue 19.10).
+    """
+    return holder_identity(a) == holder_identity(b)
+
+
+def holder_identity(holder: str) -> str:
+    """The normalised form two holder names are compared by (NFKC, case-folded, letters and digits only)."""
+    folded = unicodedata.normalize("NFKC", holder).casefold()
+    return " ".join("".join(c if c.isalnum() else " " for c in folded).split())
+
+
 def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tuple[TrustedKey, TrustedKey]:
     """The two-person rule.
 
@@ -283,7 +309,7 @@ def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tu
     if first.role == second.role:
         raise SignedError(f"both signatures are by a {first.role}: one prescriber and one verifier must sign")
     keys = [_usable_key(store, s, now) for s in sigs]
-    if keys[0].holder == keys[1].holder:
+    if same_person(keys[0].holder, keys[1].holder):
         raise SignedError(f"both keys belong to {keys[0].holder}: two different people must sign")
     for signature, key in zip(sigs, keys, strict=True):
         check_signature(envelope, signature, decode_key(key.public_key))
@@ -303,9 +329,16 @@ class ConfigMessage(_Strict):
     can travel with the store that trusts it).
     """
 
-    v: Literal[1] = 1
+    v: Literal[1] = Field(default=1, description="the config message format; JSON true is not 1")
     plan: Envelope | None = None
     trust_store: Envelope | None = None
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):  # True == 1 in Python: a Literal[1] alone lets it through
+            raise ValueError("must be the number 1")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> ConfigMessage:

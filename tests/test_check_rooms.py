@@ -38,7 +38,7 @@ def test_this_repository_keeps_the_rules() -> None:
 def test_a_deep_import_into_another_room_is_named_with_its_fix(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "gateway/storage/__init__.py": ROOM.format(name="storage"),
-        "gateway/storage/inner.py": "class Thing: ...\n",
+        "gateway/storage/inner.py": "class Thing:\n    \"\"\"A thing.\"\"\"\n",
         "gateway/storage/other.py": "from gateway.storage.inner import Thing\n",  # same room: fine
         "gateway/readings/__init__.py": ROOM.format(name="readings"),
         "gateway/readings/inner.py": "from gateway.storage.inner import Thing\n",

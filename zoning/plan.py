@@ -180,11 +180,14 @@ class PlanDocument(BaseModel):
     tenant: str = Field(pattern=_ID)
     gateway: str = Field(pattern=_ID, description="the one gateway this plan is for")
     patient: str = Field(pattern=_ID, description="patient pseudonym; never a national id")
-    version: int = Field(ge=1, description="grows with every new plan for this patient; never reused")
+    # Strict: JSON `true` or `"3"` is not a version. Bounded far below 2^53 (a plan at 2^53 - 1 left no newer
+    # version to sign, issue 19.10); the same bound as protocol's MAX_VERSION (zoning may not import it).
+    version: int = Field(ge=1, le=2**31 - 1, strict=True,
+                         description="grows with every new plan for this patient; never reused")
     issued: AwareDatetime
     expires: AwareDatetime
     profile: str = Field(pattern=_ID, description="the shipped standard profile the plan starts from")
-    profile_version: int = Field(ge=1)
+    profile_version: int = Field(ge=1, le=2**31 - 1, strict=True)
     profile_hash: str = Field(pattern=_HASH, description="content hash of that profile, as the drafter saw it")
     overrides: tuple[Override, ...] = Field(default=(), max_length=64)
     schedule: PlanSchedule

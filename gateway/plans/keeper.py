@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +35,26 @@ log = logging.getLogger(__name__)
 PLAN_DOCUMENT = "plan"
 TRUST_STORE_DOCUMENT = "trust-store"
 _REJECTIONS_REMEMBERED = 64
+JUNK_INTERVAL_S = 300.0
+
+
+class OncePerInterval:
+    """Counts occurrences; `seen()` returns how many to report when one is due (the first at once, then at
+    most one report per `interval_s`, carrying the ones counted since), else None."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s, self._clock = interval_s, clock
+        self._said_at: float | None = None
+        self._counted = 0
+
+    def seen(self) -> int | None:
+        """One more occurrence; the count to report now, or None while the interval runs."""
+        self._counted += 1
+        now = self._clock()
+        if self._said_at is not None and now - self._said_at < self.interval_s:
+            return None
+        self._said_at, count, self._counted = now, self._counted, 0
+        return count
 
 EventDetail = dict[str, str | int | float]
 
@@ -111,6 +132,7 @@ class PlanKeeper:
         self.events: Listeners[[EventKind, EventDetail]] = Listeners("plan event")  # for the central service
         self.applied: Listeners[[Plan]] = Listeners("plan applied")  # the new plan, once it is in force
         self._rejected: deque[str] = deque(maxlen=_REJECTIONS_REMEMBERED)
+        self._junk_said = OncePerInterval(JUNK_INTERVAL_S)
         self.trust_store = self._load_trust_store(plans)
         self.plan = standard
         self.document: PlanDocument | None = None
@@ -167,7 +189,10 @@ class PlanKeeper:
             )
             await asyncio.to_thread(self._keep, accepted)
         except PlanRejected as exc:
-            self._reject(seen, exc.reason, exc.version)
+            if exc.junk:
+                self._junk(seen, exc.reason)
+            else:
+                self._reject(seen, exc.reason, exc.version)
             return
         except OutboxUnavailable as exc:
             self._reject(seen, f"the plan could not be stored, so it is not applied: {exc}", None)
@@ -205,6 +230,19 @@ class PlanKeeper:
         self.events.notify("plan_applied", {"version": plan.version, "hash": plan.plan_hash,
                                             "rules_hash": plan.rules_hash, "prescriber_key": signed[0].id,
                                             "verifier_key": signed[1].id})
+
+    def _junk(self, seen: str, reason: str) -> None:
+        """Bytes on down/config that are no config message at all: a flood of them must not become a flood
+        of log lines and durable events (issue 19.10). Said once per interval, with how many came."""
+        self._rejected.append(seen)
+        count = self._junk_said.seen()
+        if count is None:
+            return
+        log.warning("down/config: %d message(s) that are not config messages (the last: %s); ignored",
+                    count, reason)
+        in_force = f"plan v{self.plan.version}" if self.plan.plan_hash else f"standard profile {self.plan.id}"
+        self.events.notify("plan_rejected", {"reason": f"not a config message: {reason}", "in_force": in_force,
+                                             "junk_count": count})
 
     def _reject(self, seen: str, reason: str, version: int | None) -> None:
         self._rejected.append(seen)

@@ -39,10 +39,11 @@ class PlanRejected(Exception):
     it never leaves the plan keeper, which turns it into a `plan_rejected` event.
     """
 
-    def __init__(self, reason: str, version: int | None = None) -> None:
+    def __init__(self, reason: str, version: int | None = None, *, junk: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.version = version
+        self.junk = junk  # not a config message at all (not JSON, not the format): said once per interval
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,18 @@ def verify_config(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None
     """Everything a down/config message must pass before anything in it is kept or applied. Raises
     PlanRejected and nothing else for any input."""
     try:
-        return _verify(raw, binding=binding, root=root, in_force=in_force, now=now, templates=templates,
+        message = ConfigMessage.parse(raw)
+    except SignedError as exc:
+        raise PlanRejected(str(exc), junk=True) from None
+    try:
+        return _verify(message, binding=binding, root=root, in_force=in_force, now=now, templates=templates,
                        profiles=profiles)
     except SignedError as exc:  # e.g. a number JSON allows but the canonical form cannot carry
         raise PlanRejected(str(exc)) from None
 
 
-def _verify(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
+def _verify(message: ConfigMessage, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
             now: datetime, templates: AdviceBook, profiles: ProfileSource) -> Accepted:
-    message = ConfigMessage.parse(raw)
     new_store = None
     if message.trust_store is not None:
         new_store = _newer_trust_store(message.trust_store, root, binding, in_force.trust_store)
