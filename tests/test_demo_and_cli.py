@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ def test_demo_with_embedded_broker_shows_every_zone_its_advice_and_the_emergency
     out = run.stdout.splitlines()
     lines = [line for line in out if " acked " in line]
     assert len(lines) == 6 and all("blood pressure" in line for line in lines)
+    # Times in the box's zone, named, as on its pages (issue 19.8: the console said UTC, the page Oslo).
+    assert all(re.match(r"\d\d:\d\d:\d\d CES?T  blood pressure", line) for line in lines), lines
     assert [next(z for z in ("GREEN", "YELLOW", "RED") if f" {z} " in line) for line in lines] == [
         "GREEN", "GREEN", "YELLOW", "YELLOW", "RED", "GREEN"]
     red_at, after_red = out.index(lines[4]), out.index(lines[5])
