@@ -47,7 +47,12 @@ def open_central(broker: BrokerSettings, database: Path) -> Any:
         raise GatewayError(
             f"the demo's central service cannot start ({exc}): pip install 'dho-gateway[demo]'"
         ) from None
-    return factory(broker, database, identifier=f"dho-central-demo-{uuid.uuid4().hex[:8]}")
+    run = uuid.uuid4().hex[:8]
+    # A group of its own (a real `dho-central ingest` on a shared broker is group "dho-central") and a
+    # session that ends with the connection: nothing of this demo's central lingers in the broker to take
+    # a share of the next run's readings (issue 19.9: a second run's acks went from 12 ms to 4.9 s).
+    return factory(broker, database, identifier=f"dho-central-demo-{run}", group=f"dho-demo-{run}",
+                   session_expiry_s=0)
 
 DEMO_TECHNICIAN_PASSWORD = "demo-technician"  # noqa: S105 - a throw-away demo on loopback, printed on purpose
 
