@@ -1,0 +1,146 @@
+"""Alerts made in the ingest transaction, on SQLite and a real PostgreSQL: a red or yellow reading opens
+one, a second of the same kind joins the open one, a duplicate adds nothing, a refused kit is an alert
+for its tenant; the nurses' actions with optimistic concurrency; a silent kit; tenants never mix."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from central.store import SCHEMA_VERSION, Changes, Database, NewReading, NewRejection
+from central.store import schema as t
+from central.worklist import Conflict, NotAllowed, User, Worklist
+
+AT = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+
+
+def red(patient: str = "p-1", kind: str = "blood_pressure", zone: str = "red", *, tenant: str = "t1",
+        at: datetime = AT, reading_id: str | None = None) -> NewReading:
+    return NewReading(id=reading_id or str(uuid.uuid4()), tenant=tenant, gateway=f"gw-{patient}", patient=patient,
+                      type=kind, effective=at, zone=zone, body='{"components": {}}')
+
+
+def nurse(name: str = "kari", tenant: str = "t1") -> User:
+    return User(name, tenant, "nurse", "x")
+
+
+def test_the_schema_is_at_version_2_with_the_worklist_tables(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        assert SCHEMA_VERSION == 2
+        names = set(sa.inspect(db.engine).get_table_names())
+        assert {"alerts", "alert_readings", "alert_events", "alert_notes", "users", "audit"} <= names
+    finally:
+        db.close()
+
+
+def test_reds_and_yellows_open_alerts_in_the_batch_transaction_and_join_the_open_one(database_url: str) -> None:
+    db = Database(database_url)
+    wl = Worklist(db)
+    try:
+        first = red()
+        done = db.commit(Changes(readings=[first, red(zone="green"), red(kind="spo2", zone="yellow")]))
+        assert done.new_alerts == 2
+        again = red(at=AT + timedelta(hours=2))
+        assert db.commit(Changes(readings=[again, first])).new_alerts == 0  # joins; the duplicate adds nothing
+        alerts = wl.alerts("t1")
+        assert [(a.severity, a.subject, a.count) for a in alerts] == [("red", "blood_pressure", 2),
+                                                                      ("yellow", "spo2", 1)]
+        detail = wl.alert("t1", alerts[0].id)
+        assert detail is not None
+        assert {r.id for r in detail.readings} == {first.id, again.id}
+        assert [line.action for line in detail.trail] == ["opened", "joined"]
+        assert alerts[0].measured_at == AT and alerts[0].latest_at == AT + timedelta(hours=2)
+        # Closed: the next red of that kind opens a new alert.
+        wl.act(nurse(), alerts[0].id, "done", version=alerts[0].version)
+        assert db.commit(Changes(readings=[red(at=AT + timedelta(days=1))])).new_alerts == 1
+        assert wl.alerts("t2") == []
+    finally:
+        db.close()
+
+
+def test_two_workers_storing_reds_for_one_patient_at_once_make_one_alert(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        start = threading.Barrier(4)
+
+        def store() -> None:
+            start.wait()
+            for _ in range(3):
+                db.commit(Changes(readings=[red()]))
+
+        threads = [threading.Thread(target=store) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        alerts = Worklist(db).alerts("t1")
+        assert len(alerts) == 1 and alerts[0].count == 12
+    finally:
+        db.close()
+
+
+def test_a_refused_kit_is_an_alert_for_its_tenant_once_however_often_it_retries(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        topic = "dho/v1/t1/gw-unknown/up/readings"
+        for _ in range(3):
+            db.commit(Changes(rejections=[NewRejection(topic, "unknown gateway 'gw-unknown': not provisioned", 99)]))
+        db.commit(Changes(rejections=[NewRejection("not/a/topic", "not a v1 upstream topic", 5)]))
+        alerts = Worklist(db).alerts("t1")
+        assert [(a.kind, a.gateway, a.count, a.patient) for a in alerts] == [("refused", "gw-unknown", 3, "")]
+        assert "not provisioned" in alerts[0].detail
+        assert db.count("rejections") == 4
+    finally:
+        db.close()
+
+
+def test_two_nurses_at_once_one_wins_the_other_is_told_and_tenants_never_mix(database_url: str) -> None:
+    db = Database(database_url)
+    wl = Worklist(db)
+    try:
+        db.commit(Changes(readings=[red()]))
+        (alert,) = wl.alerts("t1")
+        assert wl.act(nurse("kari"), alert.id, "take", version=alert.version) == alert.version + 1
+        with pytest.raises(Conflict) as told:
+            wl.act(nurse("ola"), alert.id, "done", version=alert.version)
+        assert told.value.current.alert.assignee == "kari"
+        with pytest.raises(LookupError):
+            wl.act(nurse("eve", tenant="t2"), alert.id, "take", version=alert.version + 1)
+        assert wl.alert("t2", alert.id) is None and wl.exists_elsewhere("t2", alert.id) == "t1"
+        v = wl.act(nurse("ola"), alert.id, "note", version=alert.version, text="Ringte pasienten.")
+        v = wl.act(nurse("kari"), alert.id, "escalate", version=v, to="gp")
+        with pytest.raises(NotAllowed):
+            wl.act(nurse("kari"), alert.id, "done", version=v)
+        detail = wl.alert("t1", alert.id)
+        assert detail is not None and detail.alert.state == "escalated"
+        assert [(x.actor, x.action) for x in detail.trail][1:] == [("kari", "taken"), ("ola", "noted"),
+                                                                   ("kari", "escalated")]
+        assert [n.detail for n in detail.notes] == ["Ringte pasienten."]
+        assert [(x[1], x[2]) for x in wl.audit_trail("t1")][:3] == [("kari", "escalated"), ("ola", "noted"),
+                                                                    ("kari", "taken")]
+        assert wl.audit_trail("t2") == []
+    finally:
+        db.close()
+
+
+def test_a_kit_silent_longer_than_allowed_is_an_alert_once(database_url: str) -> None:
+    db = Database(database_url)
+    wl = Worklist(db)
+    try:
+        db.provision("gw-1", tenant="t1", patient="p-1")
+        db.provision("gw-2", tenant="t2", patient="p-2")
+        now = datetime.now(UTC)
+        db.commit(Changes(seen={"gw-2": now}))
+        assert wl.check_kits(now + timedelta(hours=1)) == 0
+        assert wl.check_kits(now + timedelta(hours=49)) == 2
+        assert wl.check_kits(now + timedelta(hours=50)) == 0
+        assert [(a.kind, a.patient) for a in wl.alerts("t1")] == [("silent", "p-1")]
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.alert_events)).scalar() == 2
+    finally:
+        db.close()
