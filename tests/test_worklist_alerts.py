@@ -38,6 +38,26 @@ def test_the_schema_is_at_version_2_with_the_worklist_tables(database_url: str) 
         db.close()
 
 
+def test_a_database_at_version_1_is_migrated_to_2_keeping_its_readings(tmp_path: object) -> None:
+    from central.store import migrations
+
+    url = f"sqlite:///{tmp_path}/old.sqlite3"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        migrations._baseline(conn)
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (1)"))
+    engine.dispose()
+    db = Database(url)
+    try:
+        db.commit(Changes(readings=[red()]))
+        assert len(Worklist(db).alerts("t1")) == 1
+        with db.engine.connect() as conn:
+            assert migrations.current_version(conn) == 2
+    finally:
+        db.close()
+
+
 def test_reds_and_yellows_open_alerts_in_the_batch_transaction_and_join_the_open_one(database_url: str) -> None:
     db = Database(database_url)
     wl = Worklist(db)

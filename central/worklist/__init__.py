@@ -9,6 +9,10 @@ Alerts for readings and refused kits are made by the store in the ingest transac
 
 from __future__ import annotations
 
+from central.worklist.app import create_app
+from central.worklist.hours import ServiceHours, TenantHours
+from central.worklist.security import hash_password, verify_password
+from central.worklist.server import WorklistServer
 from central.worklist.store import (
     ROLES,
     AlertDetail,
@@ -25,6 +29,12 @@ __all__ = [
     "AlertRow",
     "Conflict",
     "NotAllowed",
+    "ServiceHours",
+    "TenantHours",
     "User",
     "Worklist",
+    "WorklistServer",
+    "create_app",
+    "hash_password",
+    "verify_password",
 ]
