@@ -10,6 +10,7 @@ ids (UUIDs) are the only ids in URLs; patient pseudonyms appear on pages, never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from central.worklist.hours import TenantHours
 from central.worklist.security import LoginGuard, Session, Sessions, csrf_ok, verify_password
 from central.worklist.store import AlertRow, Conflict, NotAllowed, User, Worklist
-from central.worklist.texts import text
+from central.worklist.texts import WEEKDAYS, text
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
     env = Environment(loader=PackageLoader("central.worklist", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     app = FastAPI(title="dho-central worklist", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    closing = asyncio.Event()  # set when the server stops: waiting pages are answered at once
+    app.state.closing = closing
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def session_of(request: Request) -> Session:
@@ -106,11 +109,13 @@ def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
         log.warning("worklist: a form without a valid CSRF token was refused (%s)", request.url.path)
         return message(request, 403, "forbidden_csrf")
 
-    def hours_view(user: User, rows: list[AlertRow]) -> dict[str, Any]:
+    def hours_view(user: User, rows: list[AlertRow], lang: str) -> dict[str, Any]:
         h = hours.of(user.tenant)
         at = now()
+        opens = h.next_opening(at)
+        day = WEEKDAYS["en" if lang == "en" else "nb"][opens.weekday()]
         return {"service_open": h.is_open(at), "hours_text": h.describe(),
-                "opens": h.next_opening(at).strftime("%a %d.%m %H:%M"),
+                "opens": f"{day} {opens:%d.%m %H:%M}",
                 "outside": {r.id for r in rows if not h.is_open(r.opened_at)}}
 
     # -- errors ---------------------------------------------------------------------------------------
@@ -177,26 +182,28 @@ def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
 
     # -- the list -------------------------------------------------------------------------------------
 
-    async def list_values(user: User, kind: str | None, mine: bool) -> dict[str, Any]:
+    async def list_values(user: User, kind: str | None, mine: bool, lang: str) -> dict[str, Any]:
         rows = await asyncio.to_thread(worklist.alerts, user.tenant, kind=kind if kind in KINDS else None,
                                        assignee=user.name if mine else None)
         mark = await asyncio.to_thread(worklist.change_mark, user.tenant)
         return {"rows": rows, "mark": mark, "kind": kind if kind in KINDS else "", "mine": mine, "kinds": KINDS,
-                **hours_view(user, rows)}
+                **hours_view(user, rows, lang)}
 
     @app.get("/", response_class=HTMLResponse)
     async def worklist_page(request: Request, kind: str | None = None, mine: bool = False) -> Response:
         user = await user_of(request)
         if user is None:
             return to_login(request, api=False)
-        return render(request, "list.html", user=user, **await list_values(user, kind, mine))
+        return render(request, "list.html", user=user,
+                      **await list_values(user, kind, mine, request.state.session.language))
 
     @app.get("/list", response_class=HTMLResponse)
     async def list_part(request: Request, kind: str | None = None, mine: bool = False) -> Response:
         user = await user_of(request)
         if user is None:
             return to_login(request, api=True)
-        return render(request, "rows.html", user=user, **await list_values(user, kind, mine))
+        return render(request, "rows.html", user=user,
+                      **await list_values(user, kind, mine, request.state.session.language))
 
     @app.get("/api/changes")
     async def changes(request: Request, since: int = -1) -> Response:
@@ -208,9 +215,10 @@ def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
         deadline = loop.time() + LONG_POLL_S
         while True:
             mark = await asyncio.to_thread(worklist.change_mark, user.tenant)
-            if mark != since or loop.time() >= deadline or await request.is_disconnected():
+            if mark != since or loop.time() >= deadline or closing.is_set() or await request.is_disconnected():
                 return finish(request, JSONResponse({"mark": mark}))
-            await asyncio.sleep(POLL_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), POLL_EVERY_S)
 
     # -- one alert ------------------------------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class WorklistServer:
         try:
             await server.serve(sockets=[sock])
         except asyncio.CancelledError:
+            self.app.state.closing.set()
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await server.shutdown(sockets=[sock])

@@ -90,6 +90,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "type": ("Type", "Type"),
 }
 
+WEEKDAYS = {"nb": ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag"),
+            "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
+
 
 def text(key: str, language: str, **values: object) -> str:
     """The text for `key` in `language` ("nb" or "en"); the key itself when there is none."""
