@@ -4,6 +4,7 @@ for its tenant; the nurses' actions with optimistic concurrency; a silent kit; t
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from central.store import SCHEMA_VERSION, Changes, Database, NewReading, NewRejection
+from central.store import SCHEMA_VERSION, Changes, Database, GatewayState, NewEvent, NewReading, NewRejection
 from central.store import schema as t
 from central.worklist import Conflict, NotAllowed, User, Worklist
 
@@ -162,5 +163,36 @@ def test_a_kit_silent_longer_than_allowed_is_an_alert_once(database_url: str) ->
         assert [(a.kind, a.patient) for a in wl.alerts("t1")] == [("silent", "p-1")]
         with db.engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(t.alert_events)).scalar() == 2
+    finally:
+        db.close()
+
+
+def test_kit_events_and_status_raise_alerts_once_in_the_ingest_transaction(database_url: str) -> None:
+    db = Database(database_url)
+    wl = Worklist(db)
+    try:
+        db.provision("gw-1", tenant="t1", patient="p-1")
+
+        def event(what: str, **detail: object) -> NewEvent:
+            return NewEvent(id=str(uuid.uuid4()), tenant="t1", gateway="gw-1", kind=what, at=AT,
+                            detail=json.dumps(detail))
+
+        overdue = event("measurement_overdue", kind="spo2", due="2026-11-20", days_overdue=4, cadence="weekly")
+        events = [overdue, event("plan_rejected", reason="signature"), event("reading_time_uncertain", device="x"),
+                  event("storage_recovered")]
+        assert db.commit(Changes(events=events)).new_alerts == 3
+        assert db.commit(Changes(events=[overdue])).new_alerts == 0  # the same event sent again
+        status = GatewayState(gateway="gw-1", state="online", at=AT, outbox_depth=12, faults=("bluetooth_adapter",),
+                              devices=json.dumps([{"id": "S1", "kind": "body_weight", "battery": 9}]),
+                              outbox_oldest_at=AT - timedelta(hours=30))
+        assert db.commit(Changes(states=[status])).new_alerts == 3
+        assert db.commit(Changes(states=[status])).new_alerts == 0  # the next status joins nothing, bumps nothing
+        alerts = {(a.kind, a.subject): a for a in wl.alerts("t1")}
+        assert set(alerts) == {("overdue", "spo2"), ("plan_rejected", "plan_rejected"),
+                               ("clock", "reading_time_uncertain"), ("fault", "bluetooth_adapter"),
+                               ("battery", "body_weight"), ("outbox", "stuck")}
+        assert all(a.patient == "p-1" and a.version == 1 and a.severity == "info" for a in alerts.values())
+        assert "days_overdue=4" in alerts[("overdue", "spo2")].detail
+        assert "oldest for 30 h" in alerts[("outbox", "stuck")].detail
     finally:
         db.close()

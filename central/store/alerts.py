@@ -1,5 +1,7 @@
 """Alerts made where their cause is stored, in the same transaction (`Database.commit`, the kit checks):
-a red or yellow reading, a refused kit, a silent kit. Nothing acked is without its alert.
+a red or yellow reading, a refused kit, a kit's event (measurement overdue, storage fault, plan
+rejected, clock uncertain), its status (faults, low battery, readings stuck in its outbox), a silent
+kit. Nothing acked is without its alert.
 
 One open alert per (tenant, kind, subject, severity, patient or kit): a second red of the same kind for
 the same patient while the first is open or in progress joins it (its reading is linked, its count and
@@ -9,10 +11,11 @@ workers storing two reds at once still make one alert.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +41,7 @@ class AlertCause:
     at: datetime
     detail: str = ""
     reading_ids: tuple[str, ...] = ()
+    join: bool = True  # False: when one is open already, leave it alone (a repeated status says nothing new)
 
     @property
     def open_key(self) -> str:
@@ -57,6 +61,71 @@ def reading_causes(readings: Iterable[Any]) -> list[AlertCause]:
                    severity=severity, at=min(r.effective for r in rs), reading_ids=tuple(r.id for r in rs))
         for (tenant, patient, kind, severity), rs in sorted(grouped.items())
     ]
+
+
+# What a kit's event means on the worklist: (alert kind, severity). Events not named here (recovered,
+# below the limit, a plan applied, a trust store updated) raise nothing.
+EVENT_ALERTS: dict[str, tuple[str, str]] = {
+    "measurement_overdue": ("overdue", "info"),
+    "storage_fault": ("fault", "info"),
+    "outbox_near_limit": ("outbox", "info"),
+    "outbox_record_quarantined": ("fault", "info"),
+    "plan_rejected": ("plan_rejected", "info"),
+    "reading_time_uncertain": ("clock", "info"),
+    "glucose_out_of_range": ("device_urgent", "red"),
+}
+LOW_BATTERY = 20  # percent
+OUTBOX_STUCK = timedelta(hours=6)  # a reading waiting this long on the kit has not reached us
+
+
+def event_causes(events: Iterable[Any], patients: dict[str, str]) -> list[AlertCause]:
+    """Alerts for a kit's events (measurement overdue, storage fault, plan rejected, clock uncertain...)."""
+    causes = []
+    for e in events:
+        mapped = EVENT_ALERTS.get(e.kind)
+        if mapped is None:
+            continue
+        kind, severity = mapped
+        try:
+            detail = json.loads(e.detail)
+        except ValueError:
+            detail = {}
+        subject = str(detail.get("kind", e.kind)) if kind == "overdue" else e.kind
+        text = ", ".join(f"{k}={v}" for k, v in sorted(detail.items()) if k not in ("reading",))
+        causes.append(AlertCause(tenant=e.tenant, patient=patients.get(e.gateway, ""), gateway=e.gateway, kind=kind,
+                                 subject=subject, severity=severity, at=e.at, detail=text))
+    return causes
+
+
+def status_causes(states: Iterable[Any], patients: dict[str, tuple[str, str]]) -> list[AlertCause]:
+    """Alerts from a kit's status: faults it reports, a device with a low battery, readings stuck in its
+    outbox longer than `OUTBOX_STUCK`. `patients` maps gateway -> (tenant, patient)."""
+    causes = []
+    for x in states:
+        if x.state == "offline" or x.gateway not in patients:
+            continue
+        tenant, patient = patients[x.gateway]
+
+        def cause(kind: str, subject: str, detail: str, tenant: str = tenant, patient: str = patient,
+                  at: datetime = x.at, gateway: str = x.gateway) -> AlertCause:
+            return AlertCause(tenant=tenant, patient=patient, gateway=gateway, kind=kind, subject=subject,
+                              severity="info", at=at, detail=detail, join=False)
+
+        causes += [cause("fault", fault[:64], fault) for fault in x.faults]
+        try:
+            devices = json.loads(x.devices)
+        except ValueError:
+            devices = []
+        for d in devices if isinstance(devices, list) else []:
+            battery = d.get("battery") if isinstance(d, dict) else None
+            if isinstance(battery, int) and battery < LOW_BATTERY:
+                causes.append(cause("battery", str(d.get("kind", "device"))[:64],
+                                    f"{d.get('kind', 'device')} {d.get('id', '')}: battery {battery} %"))
+        if x.outbox_oldest_at is not None and x.at - x.outbox_oldest_at > OUTBOX_STUCK:
+            hours = int((x.at - x.outbox_oldest_at).total_seconds() // 3600)
+            causes.append(cause("outbox", "stuck", f"{x.outbox_depth or 0} reading(s) waiting on the kit, the "
+                                f"oldest for {hours} h"))
+    return causes
 
 
 def raise_alerts(conn: sa.Connection, insert: Insert, causes: Sequence[AlertCause], now: datetime) -> int:
@@ -81,6 +150,8 @@ def _raise(conn: sa.Connection, insert: Insert, cause: AlertCause, now: datetime
         if found == new_id:
             _link(conn, insert, found, cause, now, "opened")
             return 1
+        if not cause.join:
+            return 0
         joined = conn.execute(
             sa.update(a).where(a.c.id == found, a.c.open_key == key).values(
                 count=a.c.count + max(1, len(cause.reading_ids)), version=a.c.version + 1, changed_at=now,

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from central.errors import CentralError
 from central.store import schema
-from central.store.alerts import AlertCause, raise_alerts, reading_causes
+from central.store.alerts import AlertCause, event_causes, raise_alerts, reading_causes, status_causes
 from central.store.migrations import migrate
 from protocol import parse_up_topic
 
@@ -238,7 +238,7 @@ class Database:
         with self.engine.begin() as conn:
             fresh, new_observations = self._store_readings(conn, changes.readings, now)
             self._store_devices(conn, changes.devices, now)
-            new_events = self._store_events(conn, changes.events, now)
+            fresh_events = self._store_events(conn, changes.events, now)
             _store_states(conn, changes.states)
             _store_seen_and_plans(conn, changes.seen, changes.plans)
             if changes.rejections:
@@ -249,9 +249,10 @@ class Database:
                 )
             causes = reading_causes(x for x in changes.readings if x.id in fresh)
             causes += _refusal_causes(conn, changes.rejections, now)
+            causes += _kit_causes(conn, [x for x in changes.events if x.id in fresh_events], changes.states)
             new_alerts = raise_alerts(conn, self._insert, causes, now)
         new_readings = len(fresh)
-        return Committed(new_readings, len(changes.readings) - new_readings, new_observations, new_events,
+        return Committed(new_readings, len(changes.readings) - new_readings, new_observations, len(fresh_events),
                          new_alerts)
 
     def _store_readings(self, conn: sa.Connection, readings: list[NewReading], now: datetime) -> tuple[set[str], int]:
@@ -306,9 +307,10 @@ class Database:
              for (tenant, _), x in sorted(devices.items())],
         )
 
-    def _store_events(self, conn: sa.Connection, events: list[NewEvent], now: datetime) -> int:
+    def _store_events(self, conn: sa.Connection, events: list[NewEvent], now: datetime) -> set[str]:
+        """Insert events; returns the ids new in this transaction."""
         if not events:
-            return 0
+            return set()
         e = schema.events
         rows = [
             {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "kind": x.kind, "at": x.at,
@@ -316,9 +318,9 @@ class Database:
             for x in events
         ]
         conn.execute(self._insert(e).on_conflict_do_nothing(), rows)
-        return int(conn.execute(
-            sa.select(sa.func.count()).where(e.c.id.in_([x.id for x in events]), e.c.stored_at == now)
-        ).scalar_one())
+        return set(conn.execute(
+            sa.select(e.c.id).where(e.c.id.in_([x.id for x in events]), e.c.stored_at == now)
+        ).scalars())
 
     # -- reading back -------------------------------------------------------------------------------
 
@@ -458,6 +460,18 @@ def _store_seen_and_plans(conn: sa.Connection, seen: dict[str, datetime], plans:
             .values(plan=p("b_plan"), plan_version=p("b_version")),
             [{"b_id": k, "b_plan": v[0], "b_version": v[1]} for k, v in sorted(plans.items())],
         )
+
+
+def _kit_causes(conn: sa.Connection, events: list[NewEvent], states: list[GatewayState]) -> list[AlertCause]:
+    """Alerts from new events and from status reports, for the registered kits they come from."""
+    ids = sorted({x.gateway for x in events} | {x.gateway for x in states if x.state != "offline"})
+    if not ids:
+        return []
+    g = schema.gateways.c
+    known = {row.id: (row.tenant, row.patient)
+             for row in conn.execute(sa.select(g.id, g.tenant, g.patient).where(g.id.in_(ids)))}
+    patients = {k: v[1] for k, v in known.items()}
+    return event_causes(events, patients) + status_causes(states, known)
 
 
 def _refusal_causes(conn: sa.Connection, rejections: list[NewRejection], now: datetime) -> list[AlertCause]:

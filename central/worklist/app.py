@@ -38,7 +38,8 @@ LONG_POLL_S = 20.0
 POLL_EVERY_S = 0.5
 STATIC = Path(__file__).parent / "static"
 _ALERT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-KINDS = ("reading", "refused", "silent")
+KINDS = ("reading", "overdue", "silent", "refused", "outbox", "fault", "battery", "plan_rejected", "clock",
+         "device_urgent")
 
 
 def since(then: datetime, now: datetime, language: str) -> str:
