@@ -52,240 +52,260 @@ def since(then: datetime, now: datetime, language: str) -> str:
     return text("ago_d", language, n=minutes // (24 * 60))
 
 
-def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
-               now: Callable[[], datetime] = lambda: datetime.now(UTC), guard: LoginGuard | None = None,
-               language: str = "nb") -> FastAPI:
-    """The worklist's ASGI application over one database."""
-    hours = hours or TenantHours()
-    sessions = Sessions()
-    guard = guard or LoginGuard()
-    env = Environment(loader=PackageLoader("central.worklist", "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    app = FastAPI(title="dho-central worklist", version="1", docs_url=None, redoc_url=None, openapi_url=None)
-    closing = asyncio.Event()  # set when the server stops: waiting pages are answered at once
-    app.state.closing = closing
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+class _Pages:
+    """The pages' state (sessions, login limits, templates) and their handlers, one small method each."""
 
-    def session_of(request: Request) -> Session:
-        found = sessions.get(request.cookies.get(COOKIE)) or sessions.new(language)
+    def __init__(self, worklist: Worklist, hours: TenantHours, now: Callable[[], datetime], guard: LoginGuard,
+                 language: str) -> None:
+        self.worklist, self.hours, self.now, self.guard, self.language = worklist, hours, now, guard, language
+        self.sessions = Sessions()
+        self.env = Environment(loader=PackageLoader("central.worklist", "templates"),
+                               autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        self.closing = asyncio.Event()  # set when the server stops: waiting pages are answered at once
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def session_of(self, request: Request) -> Session:
+        found = self.sessions.get(request.cookies.get(COOKIE)) or self.sessions.new(self.language)
         request.state.session = found
         return found
 
-    def finish(request: Request, response: Response) -> Response:
+    def finish(self, request: Request, response: Response) -> Response:
         s: Session = request.state.session
         if request.cookies.get(COOKIE) != s.id:
             response.set_cookie(COOKIE, s.id, httponly=True, samesite="strict", path="/",
                                 secure=request.url.scheme == "https")
         return response
 
-    async def user_of(request: Request) -> User | None:
-        s = session_of(request)
+    async def user_of(self, request: Request) -> User | None:
+        s = self.session_of(request)
         if s.user is None:
             return None
-        found = await asyncio.to_thread(worklist.user, s.user)
+        found = await asyncio.to_thread(self.worklist.user, s.user)
         if found is None:  # disabled or removed since the login
-            sessions.end(s)
+            self.sessions.end(s)
         return found
 
-    def render(request: Request, template: str, status: int = 200, user: User | None = None, **values: Any) -> Response:
+    def render(self, request: Request, template: str, status: int = 200, user: User | None = None,
+               **values: Any) -> Response:
         s: Session = request.state.session
         lang = s.language
-        tz = ZoneInfo(hours.of(user.tenant).timezone) if user else ZoneInfo("Europe/Oslo")
-        html = env.get_template(template).render(
-            lang=lang, t=lambda key, **kw: text(key, lang, **kw), csrf=s.csrf, user=user, now=now(),
+        tz = ZoneInfo(self.hours.of(user.tenant).timezone if user else "Europe/Oslo")
+        html = self.env.get_template(template).render(
+            lang=lang, t=lambda key, **kw: text(key, lang, **kw), csrf=s.csrf, user=user, now=self.now(),
             local=lambda when: when.astimezone(tz).strftime("%d.%m.%Y %H:%M"),
-            ago=lambda when: since(when, now(), lang), **values)
-        return finish(request, HTMLResponse(html, status_code=status))
+            ago=lambda when: since(when, self.now(), lang), **values)
+        return self.finish(request, HTMLResponse(html, status_code=status))
 
-    def message(request: Request, status: int, key: str, user: User | None = None, **values: Any) -> Response:
-        return render(request, "message.html", status, user=user, message=text(key, request.state.session.language,
-                                                                                   **values))
+    def message(self, request: Request, status: int, key: str, user: User | None = None, **values: Any) -> Response:
+        words = text(key, request.state.session.language, **values)
+        return self.render(request, "message.html", status, user=user, message=words)
 
-    def to_login(request: Request, api: bool) -> Response:
+    def to_login(self, request: Request, api: bool) -> Response:
         if api:
-            return finish(request, JSONResponse({"detail": "login needed"}, status_code=401))
-        return finish(request, RedirectResponse("/login", status_code=303))
+            return self.finish(request, JSONResponse({"detail": "login needed"}, status_code=401))
+        return self.finish(request, RedirectResponse("/login", status_code=303))
 
-    def bad_csrf(request: Request) -> Response:
+    def bad_csrf(self, request: Request) -> Response:
         log.warning("worklist: a form without a valid CSRF token was refused (%s)", request.url.path)
-        return message(request, 403, "forbidden_csrf")
+        return self.message(request, 403, "forbidden_csrf")
 
-    def hours_view(user: User, rows: list[AlertRow], lang: str) -> dict[str, Any]:
-        h = hours.of(user.tenant)
-        at = now()
+    def hours_view(self, user: User, rows: list[AlertRow], lang: str) -> dict[str, Any]:
+        h = self.hours.of(user.tenant)
+        at = self.now()
         opens = h.next_opening(at)
         day = WEEKDAYS["en" if lang == "en" else "nb"][opens.weekday()]
-        return {"service_open": h.is_open(at), "hours_text": h.describe(),
-                "opens": f"{day} {opens:%d.%m %H:%M}",
+        return {"service_open": h.is_open(at), "hours_text": h.describe(), "opens": f"{day} {opens:%d.%m %H:%M}",
                 "outside": {r.id for r in rows if not h.is_open(r.opened_at)}}
+
+    async def list_values(self, user: User, kind: str | None, mine: bool, lang: str) -> dict[str, Any]:
+        known = kind if kind in KINDS else None
+        rows = await asyncio.to_thread(self.worklist.alerts, user.tenant, kind=known,
+                                       assignee=user.name if mine else None)
+        mark = await asyncio.to_thread(self.worklist.change_mark, user.tenant)
+        return {"rows": rows, "mark": mark, "kind": known or "", "mine": mine, "kinds": KINDS,
+                **self.hours_view(user, rows, lang)}
+
+    async def not_theirs(self, request: Request, user: User, alert_id: str) -> Response:
+        """404 for an alert this user's tenant does not have; audited, in the other tenant's trail too."""
+        wl = self.worklist
+        other = None
+        if _ALERT_ID.match(alert_id):
+            other = await asyncio.to_thread(wl.exists_elsewhere, user.tenant, alert_id)
+        await asyncio.to_thread(wl.audit, user.tenant, user.name, "refused_access", alert_id[:100],
+                                "another tenant's alert" if other else "no such alert")
+        if other:
+            await asyncio.to_thread(wl.audit, other, f"{user.name} ({user.tenant})", "refused_access",
+                                    alert_id, "a user of another tenant asked for this alert")
+            log.warning("worklist: a user was refused another tenant's alert (audited)")
+        return self.message(request, 404, "not_found", user=user)
 
     # -- errors ---------------------------------------------------------------------------------------
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        session_of(request)
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        self.session_of(request)
         if request.url.path.startswith("/api/") or exc.status_code != 404:
-            return finish(request, JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code))
-        return message(request, 404, "not_found")
+            return self.finish(request, JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code))
+        return self.message(request, 404, "not_found")
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        session_of(request)
+    async def invalid(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        self.session_of(request)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "form"))
-        return finish(request, JSONResponse({"detail": f"bad request: {where}: {first.get('msg')}"}, status_code=400))
+        return self.finish(request, JSONResponse({"detail": f"bad request: {where}: {first.get('msg')}"},
+                                                 status_code=400))
 
     # -- login ----------------------------------------------------------------------------------------
 
-    @app.get("/login", response_class=HTMLResponse)
-    async def login_page(request: Request) -> Response:
-        session_of(request)
-        return render(request, "login.html", error=None)
+    async def login_page(self, request: Request) -> Response:
+        self.session_of(request)
+        return self.render(request, "login.html", error=None)
 
-    @app.post("/login")
-    async def login(request: Request, name: Annotated[str, Form(max_length=64)],
+    async def login(self, request: Request, name: Annotated[str, Form(max_length=64)],
                     password: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form()] = "") -> Response:
-        s = session_of(request)
+        s = self.session_of(request)
         if not csrf_ok(s, csrf):
-            return bad_csrf(request)
-        wait = guard.retry_after_s(name)
+            return self.bad_csrf(request)
+        wait = self.guard.retry_after_s(name)
         if wait > 0:
-            return render(request, "login.html", 429, error=text("login_locked", s.language, s=int(wait) + 1))
-        found = await asyncio.to_thread(worklist.user, name)
-        if not await asyncio.to_thread(verify_password, password, found.password_hash if found else None) \
-                or found is None:
-            guard.failed(name)
+            return self.render(request, "login.html", 429, error=text("login_locked", s.language, s=int(wait) + 1))
+        found = await asyncio.to_thread(self.worklist.user, name)
+        ok = await asyncio.to_thread(verify_password, password, found.password_hash if found else None)
+        if not ok or found is None:
+            self.guard.failed(name)
             log.warning("worklist: a failed login")
-            return render(request, "login.html", 401, error=text("login_wrong", s.language))
-        guard.succeeded(name)
-        request.state.session = sessions.login(s, found.name)
-        await asyncio.to_thread(worklist.audit, found.tenant, found.name, "login")
-        return finish(request, RedirectResponse("/", status_code=303))
+            return self.render(request, "login.html", 401, error=text("login_wrong", s.language))
+        self.guard.succeeded(name)
+        request.state.session = self.sessions.login(s, found.name)
+        await asyncio.to_thread(self.worklist.audit, found.tenant, found.name, "login")
+        return self.finish(request, RedirectResponse("/", status_code=303))
 
-    @app.post("/logout")
-    async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        s = session_of(request)
+    async def logout(self, request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        s = self.session_of(request)
         if not csrf_ok(s, csrf):
-            return bad_csrf(request)
-        sessions.end(s)
-        request.state.session = sessions.new(s.language)
-        return finish(request, RedirectResponse("/login", status_code=303))
+            return self.bad_csrf(request)
+        self.sessions.end(s)
+        request.state.session = self.sessions.new(s.language)
+        return self.finish(request, RedirectResponse("/login", status_code=303))
 
-    @app.post("/language")
-    async def set_language(request: Request, language: Annotated[Literal["nb", "en"], Form()],
+    async def set_language(self, request: Request, language: Annotated[Literal["nb", "en"], Form()],
                            csrf: Annotated[str, Form()] = "") -> Response:
-        s = session_of(request)
+        s = self.session_of(request)
         if not csrf_ok(s, csrf):
-            return bad_csrf(request)
+            return self.bad_csrf(request)
         s.language = language
-        back = request.headers.get("referer") or "/"  # never followed off this site
-        return finish(request, RedirectResponse(back if back.startswith("/") else "/", status_code=303))
+        back = request.headers.get("referer") or "/"
+        # Back to the same page of this site (the path only: never followed off the site).
+        path = "/" + back.split("://", 1)[-1].split("/", 1)[-1] if "://" in back else "/"
+        return self.finish(request, RedirectResponse(path if path.startswith("/") and not path.startswith("//")
+                                                     else "/", status_code=303))
 
     # -- the list -------------------------------------------------------------------------------------
 
-    async def list_values(user: User, kind: str | None, mine: bool, lang: str) -> dict[str, Any]:
-        rows = await asyncio.to_thread(worklist.alerts, user.tenant, kind=kind if kind in KINDS else None,
-                                       assignee=user.name if mine else None)
-        mark = await asyncio.to_thread(worklist.change_mark, user.tenant)
-        return {"rows": rows, "mark": mark, "kind": kind if kind in KINDS else "", "mine": mine, "kinds": KINDS,
-                **hours_view(user, rows, lang)}
-
-    @app.get("/", response_class=HTMLResponse)
-    async def worklist_page(request: Request, kind: str | None = None, mine: bool = False) -> Response:
-        user = await user_of(request)
+    async def worklist_page(self, request: Request, kind: str | None = None, mine: bool = False) -> Response:
+        user = await self.user_of(request)
         if user is None:
-            return to_login(request, api=False)
-        return render(request, "list.html", user=user,
-                      **await list_values(user, kind, mine, request.state.session.language))
+            return self.to_login(request, api=False)
+        values = await self.list_values(user, kind, mine, request.state.session.language)
+        return self.render(request, "list.html", user=user, **values)
 
-    @app.get("/list", response_class=HTMLResponse)
-    async def list_part(request: Request, kind: str | None = None, mine: bool = False) -> Response:
-        user = await user_of(request)
+    async def list_part(self, request: Request, kind: str | None = None, mine: bool = False) -> Response:
+        user = await self.user_of(request)
         if user is None:
-            return to_login(request, api=True)
-        return render(request, "rows.html", user=user,
-                      **await list_values(user, kind, mine, request.state.session.language))
+            return self.to_login(request, api=True)
+        values = await self.list_values(user, kind, mine, request.state.session.language)
+        return self.render(request, "rows.html", user=user, **values)
 
-    @app.get("/api/changes")
-    async def changes(request: Request, since: int = -1) -> Response:
+    async def changes(self, request: Request, since: int = -1) -> Response:
         """Waits (up to 20 s) until the tenant's list differs from mark `since`; returns the mark."""
-        user = await user_of(request)
+        user = await self.user_of(request)
         if user is None:
-            return to_login(request, api=True)
+            return self.to_login(request, api=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LONG_POLL_S
         while True:
-            mark = await asyncio.to_thread(worklist.change_mark, user.tenant)
-            if mark != since or loop.time() >= deadline or closing.is_set() or await request.is_disconnected():
-                return finish(request, JSONResponse({"mark": mark}))
+            mark = await asyncio.to_thread(self.worklist.change_mark, user.tenant)
+            if mark != since or loop.time() >= deadline or self.closing.is_set() or await request.is_disconnected():
+                return self.finish(request, JSONResponse({"mark": mark}))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closing.wait(), POLL_EVERY_S)
+                await asyncio.wait_for(self.closing.wait(), POLL_EVERY_S)
 
     # -- one alert ------------------------------------------------------------------------------------
 
-    async def not_theirs(request: Request, user: User, alert_id: str) -> Response:
-        other = await asyncio.to_thread(worklist.exists_elsewhere, user.tenant, alert_id) \
-            if _ALERT_ID.match(alert_id) else None
-        await asyncio.to_thread(worklist.audit, user.tenant, user.name, "refused_access", alert_id[:100],
-                                "another tenant's alert" if other else "no such alert")
-        if other:
-            await asyncio.to_thread(worklist.audit, other, f"{user.name} ({user.tenant})", "refused_access",
-                                    alert_id, "a user of another tenant asked for this alert")
-            log.warning("worklist: a user was refused another tenant's alert (audited)")
-        return message(request, 404, "not_found", user=user)
-
-    @app.get("/alerts/{alert_id}", response_class=HTMLResponse)
-    async def alert_page(request: Request, alert_id: str) -> Response:
-        user = await user_of(request)
+    async def alert_page(self, request: Request, alert_id: str) -> Response:
+        user = await self.user_of(request)
         if user is None:
-            return to_login(request, api=False)
-        detail = await asyncio.to_thread(worklist.alert, user.tenant, alert_id) if _ALERT_ID.match(alert_id) else None
+            return self.to_login(request, api=False)
+        detail = await asyncio.to_thread(self.worklist.alert, user.tenant, alert_id) \
+            if _ALERT_ID.match(alert_id) else None
         if detail is None:
-            return await not_theirs(request, user, alert_id)
-        await asyncio.to_thread(worklist.audit, user.tenant, user.name, "viewed", alert_id,
+            return await self.not_theirs(request, user, alert_id)
+        await asyncio.to_thread(self.worklist.audit, user.tenant, user.name, "viewed", alert_id,
                                 f"patient {detail.alert.patient}" if detail.alert.patient else "kit")
-        return render(request, "alert.html", user=user, d=detail, a=detail.alert, conflict=False, problem=None)
+        return self.render(request, "alert.html", user=user, d=detail, a=detail.alert, conflict=False, problem=None)
 
-    @app.post("/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_action(
-        request: Request, alert_id: str,
+        self, request: Request, alert_id: str,
         action: Annotated[Literal["take", "note", "done", "escalate", "thresholds"], Form()],
         version: Annotated[int, Form(ge=1)], csrf: Annotated[str, Form()] = "",
         note: Annotated[str, Form(max_length=4000)] = "", to: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
-        user = await user_of(request)
+        user = await self.user_of(request)
         if user is None:
-            return to_login(request, api=False)
+            return self.to_login(request, api=False)
         if not csrf_ok(request.state.session, csrf):
-            return bad_csrf(request)
+            return self.bad_csrf(request)
         if not _ALERT_ID.match(alert_id):
-            return await not_theirs(request, user, alert_id)
+            return await self.not_theirs(request, user, alert_id)
         try:
-            await asyncio.to_thread(worklist.act, user, alert_id, action, version=version, text=note, to=to)
+            await asyncio.to_thread(self.worklist.act, user, alert_id, action, version=version, text=note, to=to)
         except LookupError:
-            return await not_theirs(request, user, alert_id)
+            return await self.not_theirs(request, user, alert_id)
         except Conflict as exc:
-            return render(request, "alert.html", 409, user=user, d=exc.current, a=exc.current.alert, conflict=True,
-                          problem=None)
+            return self.render(request, "alert.html", 409, user=user, d=exc.current, a=exc.current.alert,
+                               conflict=True, problem=None)
         except NotAllowed as exc:
-            detail = await asyncio.to_thread(worklist.alert, user.tenant, alert_id)
+            detail = await asyncio.to_thread(self.worklist.alert, user.tenant, alert_id)
             if detail is None:
-                return await not_theirs(request, user, alert_id)
-            return render(request, "alert.html", 400, user=user, d=detail, a=detail.alert, conflict=False,
-                          problem=str(exc))
-        return finish(request, RedirectResponse(f"/alerts/{alert_id}" if action in ("note", "take") else "/",
-                                                status_code=303))
+                return await self.not_theirs(request, user, alert_id)
+            return self.render(request, "alert.html", 400, user=user, d=detail, a=detail.alert, conflict=False,
+                               problem=str(exc))
+        back = f"/alerts/{alert_id}" if action in ("note", "take", "thresholds") else "/"
+        return self.finish(request, RedirectResponse(back, status_code=303))
 
     # -- audit ----------------------------------------------------------------------------------------
 
-    @app.get("/audit", response_class=HTMLResponse)
-    async def audit_page(request: Request) -> Response:
-        user = await user_of(request)
+    async def audit_page(self, request: Request) -> Response:
+        user = await self.user_of(request)
         if user is None:
-            return to_login(request, api=False)
+            return self.to_login(request, api=False)
         if user.role != "coordinator":
-            return message(request, 403, "coordinator_only", user=user)
-        lines = await asyncio.to_thread(worklist.audit_trail, user.tenant)
-        return render(request, "audit.html", user=user, lines=lines)
+            return self.message(request, 403, "coordinator_only", user=user)
+        lines = await asyncio.to_thread(self.worklist.audit_trail, user.tenant)
+        return self.render(request, "audit.html", user=user, lines=lines)
 
+
+def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
+               now: Callable[[], datetime] = lambda: datetime.now(UTC), guard: LoginGuard | None = None,
+               language: str = "nb") -> FastAPI:
+    """The worklist's ASGI application over one database. `app.state.closing` is set by the server when it
+    stops, so waiting long polls are answered at once."""
+    pages = _Pages(worklist, hours or TenantHours(), now, guard or LoginGuard(), language)
+    app = FastAPI(title="dho-central worklist", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.closing = pages.closing
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(StarletteHTTPException, pages.http_error)
+    app.add_exception_handler(RequestValidationError, pages.invalid)
+    html = HTMLResponse
+    for path, handler, methods in (
+        ("/login", pages.login_page, ["GET"]), ("/login", pages.login, ["POST"]),
+        ("/logout", pages.logout, ["POST"]), ("/language", pages.set_language, ["POST"]),
+        ("/", pages.worklist_page, ["GET"]), ("/list", pages.list_part, ["GET"]),
+        ("/api/changes", pages.changes, ["GET"]),
+        ("/alerts/{alert_id}", pages.alert_page, ["GET"]), ("/alerts/{alert_id}", pages.alert_action, ["POST"]),
+        ("/audit", pages.audit_page, ["GET"]),
+    ):
+        app.add_api_route(path, handler, methods=methods, response_class=html, include_in_schema=False)
     return app
