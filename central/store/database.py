@@ -475,8 +475,8 @@ def _kit_causes(conn: sa.Connection, events: list[NewEvent], states: list[Gatewa
 
 
 def _refusal_causes(conn: sa.Connection, rejections: list[NewRejection], now: datetime) -> list[AlertCause]:
-    """A refused message on a kit's topic is an alert for that tenant's coordinator (an unknown or moved kit,
-    a reading for a patient the registry does not know): its readings wait on the kit, never dropped."""
+    """A refused message on a kit's topic is an alert for the coordinator (an unknown or moved kit, a reading
+    for a patient the registry does not know): its readings wait on the kit, never dropped."""
     claimed: dict[tuple[str, str], str] = {}
     for x in rejections:
         try:
@@ -493,8 +493,10 @@ def _refusal_causes(conn: sa.Connection, rejections: list[NewRejection], now: da
     causes = []
     for (tenant, gateway), reason in sorted(claimed.items()):
         row = known.get(gateway)
-        patient = row.patient if row is not None and row.tenant == tenant else ""
-        causes.append(AlertCause(tenant=tenant, patient=patient, gateway=gateway, kind="refused",
+        # A registered kit's alert goes to its own tenant (even when it spoke on another tenant's topic);
+        # an unknown kit's to the tenant its topic names, the only one there is.
+        owner, patient = (row.tenant, row.patient) if row is not None else (tenant, "")
+        causes.append(AlertCause(tenant=owner, patient=patient, gateway=gateway, kind="refused",
                                  subject="kit", severity="info", at=now, detail=reason))
     return causes
 
