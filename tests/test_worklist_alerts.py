@@ -196,3 +196,26 @@ def test_kit_events_and_status_raise_alerts_once_in_the_ingest_transaction(datab
         assert "oldest for 30 h" in alerts[("outbox", "stuck")].detail
     finally:
         db.close()
+
+
+def test_the_stopped_measuring_list_and_the_kit_behind_an_alert(database_url: str) -> None:
+    db = Database(database_url)
+    wl = Worklist(db)
+    try:
+        for n in (1, 2, 3):
+            db.provision(f"gw-p-{n}", tenant="t1", patient=f"p-{n}")
+        db.provision("gw-p-9", tenant="t2", patient="p-9")
+        now = datetime.now(UTC) + timedelta(days=20)
+        status = GatewayState(gateway="gw-p-1", state="online", at=AT, faults=(),
+                              devices=json.dumps([{"id": "S1", "kind": "spo2", "battery": 55}]))
+        db.commit(Changes(readings=[red("p-1"), red("p-2", at=now - timedelta(days=2))], states=[status],
+                          plans={"gw-p-1": ("hf-standard", 3)}))
+        stopped = wl.stopped("t1", now)
+        assert [(x.patient, x.last_measured) for x in stopped] == [("p-1", AT), ("p-3", None)]
+        alert = next(a for a in wl.alerts("t1") if a.patient == "p-1")
+        detail = wl.alert("t1", alert.id)
+        assert detail is not None and detail.kit is not None
+        assert (detail.kit.plan, detail.kit.plan_version, detail.kit.devices) == ("hf-standard", 3,
+                                                                                 [("spo2", "S1", 55)])
+    finally:
+        db.close()

@@ -119,6 +119,10 @@ def test_a_red_measured_at_home_appears_live_is_taken_noted_closed_and_audited(h
     expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert serious_violations(page) == []
+    shot(page, "worklist-en")
+    page.get_by_role("link", name="Stopped measuring (14 days)").click()
+    expect(page.get_by_role("heading", name="Stopped measuring (14 days)")).to_be_visible()
+    assert serious_violations(page) == []
 
     coordinator = new_page(browser)
     login(coordinator, url, "siri")

@@ -79,6 +79,7 @@ def test_the_list_is_red_then_yellow_then_kits_oldest_first_and_needs_a_login(wo
     headers = c.get("/").headers
     assert "default-src 'self'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
     assert c.post("/login", content=b"x" * 20_000).status_code == 413
+    assert "Sluttet å måle" in c.get("/stopped").text
 
 
 def test_take_note_close_two_nurses_and_the_audit(worklist: Worklist) -> None:

@@ -275,6 +275,15 @@ class _Pages:
         back = f"/alerts/{alert_id}" if action in ("note", "take", "thresholds") else "/"
         return self.finish(request, RedirectResponse(back, status_code=303))
 
+    async def stopped_page(self, request: Request) -> Response:
+        user = await self.user_of(request)
+        if user is None:
+            return self.to_login(request, api=False)
+        lines = await asyncio.to_thread(self.worklist.stopped, user.tenant, self.now())
+        await asyncio.to_thread(self.worklist.audit, user.tenant, user.name, "stopped_list_viewed", "",
+                                f"{len(lines)} patient(s)")
+        return self.render(request, "stopped.html", user=user, lines=lines)
+
     # -- audit ----------------------------------------------------------------------------------------
 
     async def audit_page(self, request: Request) -> Response:
@@ -305,7 +314,7 @@ def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
         ("/", pages.worklist_page, ["GET"]), ("/list", pages.list_part, ["GET"]),
         ("/api/changes", pages.changes, ["GET"]),
         ("/alerts/{alert_id}", pages.alert_page, ["GET"]), ("/alerts/{alert_id}", pages.alert_action, ["POST"]),
-        ("/audit", pages.audit_page, ["GET"]),
+        ("/audit", pages.audit_page, ["GET"]), ("/stopped", pages.stopped_page, ["GET"]),
     ):
         app.add_api_route(path, handler, methods=methods, response_class=html, include_in_schema=False)
     return app

@@ -92,12 +92,36 @@ class ReadingLine:
 
 
 @dataclass(frozen=True)
+class Kit:
+    """What the registry knows of the kit behind an alert: its state, plan in use, devices and batteries."""
+
+    gateway: str
+    state: str
+    last_seen: datetime | None
+    plan: str | None
+    plan_version: int | None
+    devices: list[tuple[str, str, int | None]]  # (kind, id, battery percent)
+    faults: list[str]
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A patient whose kit has sent no reading for the period (or none since it was provisioned)."""
+
+    patient: str
+    gateway: str
+    last_measured: datetime | None
+    provisioned_at: datetime
+
+
+@dataclass(frozen=True)
 class AlertDetail:
     alert: AlertRow
     readings: list[ReadingLine]
     trail: list[TrailLine]
     notes: list[TrailLine]
     recent: list[ReadingLine]  # the patient's last 14 days
+    kit: Kit | None = None
 
 
 def _row(r: Any) -> AlertRow:
@@ -193,7 +217,40 @@ class Worklist:
                 sa.select(e.at, e.actor, e.action, e.detail).where(e.alert_id == alert_id).order_by(e.seq))]
             notes = [TrailLine(utc(x.at), x.author, "note", x.text) for x in conn.execute(
                 sa.select(n.at, n.author, n.text).where(n.alert_id == alert_id).order_by(n.seq))]
-        return AlertDetail(row, readings, trail, notes, recent)
+        return AlertDetail(row, readings, trail, notes, recent, self._kit(tenant, row.gateway))
+
+    def _kit(self, tenant: str, gateway: str | None) -> Kit | None:
+        if gateway is None:
+            return None
+        g = t.gateways.c
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t.gateways).where(g.id == gateway, g.tenant == tenant)).first()
+        if r is None:
+            return None
+        try:
+            devices = [(str(d.get("kind", "")), str(d.get("id", "")), d.get("battery"))
+                       for d in json.loads(r.devices) if isinstance(d, dict)]
+            faults = [str(f) for f in json.loads(r.faults)]
+        except (ValueError, TypeError):
+            devices, faults = [], []
+        return Kit(gateway=r.id, state=r.state, last_seen=utc(r.last_seen) if r.last_seen else None, plan=r.plan,
+                   plan_version=r.plan_version, devices=devices, faults=faults)
+
+    def stopped(self, tenant: str, now: datetime, *, days: int = 14) -> list[Stopped]:
+        """The "stopped measuring" list: the tenant's kits with no reading for `days` (and provisioned
+        at least that long ago), longest silent first."""
+        g, r = t.gateways.c, t.readings.c
+        limit = now - timedelta(days=days)
+        last = (sa.select(r.gateway, sa.func.max(r.effective).label("last"))
+                .where(r.tenant == tenant).group_by(r.gateway).subquery())
+        query = (sa.select(g.id, g.patient, g.provisioned_at, last.c.last)
+                 .select_from(t.gateways.outerjoin(last, last.c.gateway == g.id))
+                 .where(g.tenant == tenant, g.provisioned_at < limit,
+                        sa.or_(last.c.last.is_(None), last.c.last < limit)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = [Stopped(x.patient, x.id, utc(x.last) if x.last else None, utc(x.provisioned_at)) for x in rows]
+        return sorted(found, key=lambda x: (x.last_measured or x.provisioned_at, x.gateway))
 
     def exists_elsewhere(self, tenant: str, alert_id: str) -> str | None:
         """The tenant owning `alert_id` when it is not `tenant` (for the audit of a refused access)."""
