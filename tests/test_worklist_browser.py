@@ -93,7 +93,7 @@ def test_a_red_measured_at_home_appears_live_is_taken_noted_closed_and_audited(h
     while home.central.count() == 0 and time.monotonic() < deadline:  # the gateway's send, the worker's commit
         time.sleep(0.02)
     row = page.locator("tr.sev-red")
-    expect(row).to_be_visible(timeout=LIVE_S + 1_000)  # no reload: the page follows the list itself
+    expect(row).to_be_visible(timeout=LIVE_S)  # no reload: the page follows the list itself
     expect(row).to_contain_text("p-web-test")
     expect(row).to_contain_text("spo2")
     expect(row).to_contain_text("Rød")

@@ -184,3 +184,13 @@ def test_the_command_line_adds_users_and_says_what_is_wrong_in_one_line(tmp_path
         assert user is not None and user.role == "nurse" and verify_password(PASSWORD, user.password_hash)
     finally:
         database.close()
+
+
+def test_a_flood_of_anonymous_visits_does_not_log_a_nurse_out() -> None:
+    from central.worklist.security import MAX_SESSIONS, Sessions
+
+    sessions = Sessions()
+    nurse = sessions.login(sessions.new("nb"), "kari")
+    for _ in range(MAX_SESSIONS + 50):
+        sessions.new("nb")
+    assert sessions.get(nurse.id) is nurse

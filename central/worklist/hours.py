@@ -25,6 +25,8 @@ DEFAULT = "mon-fri 09:00-15:00 Europe/Oslo"
 
 @dataclass(frozen=True)
 class ServiceHours:
+    """When a tenant's follow-up service is staffed: weekdays (0 = Monday), start and end, a time zone."""
+
     days: frozenset[int] = frozenset(range(5))
     start: time = time(9)
     end: time = time(15)

@@ -98,6 +98,8 @@ class LoginGuard:
 
 @dataclass
 class Session:
+    """One browser's session: its CSRF token, language, and the user once logged in."""
+
     id: str
     csrf: str
     language: str
@@ -127,7 +129,12 @@ class Sessions:
         s = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), language, user, self._now())
         self._by_id[s.id] = s
         while len(self._by_id) > MAX_SESSIONS:
-            self._by_id.popitem(last=False)
+            # A flood of anonymous visits must not log the nurses out: the oldest anonymous one goes first.
+            anonymous = next((k for k, v in self._by_id.items() if v.user is None and k != s.id), None)
+            if anonymous is None:
+                self._by_id.popitem(last=False)
+            else:
+                del self._by_id[anonymous]
         return s
 
     def login(self, old: Session, user: str) -> Session:

@@ -49,6 +49,8 @@ class NotAllowed(Exception):
 
 @dataclass(frozen=True)
 class User:
+    """A person of the follow-up service: one tenant, one role (nurse or coordinator)."""
+
     name: str
     tenant: str
     role: str
@@ -57,6 +59,8 @@ class User:
 
 @dataclass(frozen=True)
 class AlertRow:
+    """One alert as the list shows it."""
+
     id: str
     tenant: str
     patient: str
@@ -76,6 +80,8 @@ class AlertRow:
 
 @dataclass(frozen=True)
 class TrailLine:
+    """One line of an alert's history or notes: when, who, what, and the detail (a note's text)."""
+
     at: datetime
     actor: str
     action: str
@@ -84,6 +90,8 @@ class TrailLine:
 
 @dataclass(frozen=True)
 class ReadingLine:
+    """A reading as the alert page shows it: type, time, zone and its values with units."""
+
     id: str
     type: str
     effective: datetime
@@ -116,6 +124,8 @@ class Stopped:
 
 @dataclass(frozen=True)
 class AlertDetail:
+    """One alert with what is behind it: its readings, history, notes, the patient's last 14 days, the kit."""
+
     alert: AlertRow
     readings: list[ReadingLine]
     trail: list[TrailLine]
@@ -164,6 +174,7 @@ class Worklist:
             _audit(conn, tenant, "dho-central", "user_set", name, f"role {role}")
 
     def user(self, name: str) -> User | None:
+        """The enabled user of that name, or None."""
         u = t.users.c
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(u.name, u.tenant, u.role, u.password_hash)
@@ -322,6 +333,7 @@ class Worklist:
     # -- audit ----------------------------------------------------------------------------------------
 
     def audit(self, tenant: str, actor: str, action: str, target: str = "", detail: str = "") -> None:
+        """Add a line to the tenant's audit trail (who, what, about what, when: now)."""
         with self.engine.begin() as conn:
             _audit(conn, tenant, actor, action, target, detail)
 
