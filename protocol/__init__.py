@@ -12,11 +12,11 @@ these names from `protocol`, never from its modules.
   `check_two_people`, `describe`, `encode_key`, `decode_key`;
 - reaching the broker (MQTT 5 over mutual TLS): `BrokerSettings`, `make_client`, `publish`, `subscribe`,
   `bounded`, `OPERATION_TIMEOUT_S`;
-- waiting before trying again: `Backoff`, `backoff_delay` (the one backoff of both deployables;
+- waiting before trying again: `Backoff` (the one backoff of both deployables;
   docs/decisions/0006-protocol-room.md says why it lives here).
 """
 
-from protocol.backoff import Backoff, backoff_delay
+from protocol.backoff import Backoff
 from protocol.mqtt import OPERATION_TIMEOUT_S, BrokerSettings, bounded, make_client, publish, subscribe
 from protocol.signed import (
     ConfigMessage,
@@ -83,7 +83,6 @@ __all__ = [
     "WireProposedBound",
     "WireQuantity",
     "WireReading",
-    "backoff_delay",
     "bounded",
     "check_two_people",
     "decode_key",

@@ -1,9 +1,9 @@
-"""Signed documents: RFC 8785 canonical JSON, Ed25519 signatures with key id and role, the tenant trust store.
+r"""Signed documents: RFC 8785 canonical JSON, Ed25519 signatures with key id and role, the tenant trust store.
 
 Shared by the gateway (which verifies) and the central plan tool (which signs and verifies), so both
 sides run the same code. What is signed (docs/plans.md, docs/decisions/0004-plan-signing.md):
 
-    b"dho-signed/v1\\n" + role + b"\\n" + key id + b"\\n" + RFC 8785 canonical JSON of the payload
+    b"dho-signed/v1\n" + role + b"\n" + key id + b"\n" + RFC 8785 canonical JSON of the payload
 
 Role and key id are inside the signed bytes, so a signature made "as verifier" cannot be relabelled as
 a prescriber's, nor attributed to another key id. Untrusted bytes are bounded before anything else looks
@@ -109,10 +109,12 @@ def _b64(text: str) -> bytes:
 
 
 def encode_key(key: Ed25519PublicKey) -> str:
+    """The raw 32 bytes of an Ed25519 public key, base64: how a trust store writes it."""
     return base64.b64encode(key.public_bytes_raw()).decode()
 
 
 def decode_key(text: str) -> Ed25519PublicKey:
+    """The Ed25519 public key `encode_key` wrote; `SignedError` for anything but 32 bytes of canonical base64."""
     try:
         return Ed25519PublicKey.from_public_bytes(_b64(text))
     except (binascii.Error, ValueError):
@@ -124,6 +126,8 @@ class _Strict(BaseModel):
 
 
 class Signature(_Strict):
+    """One signature of an envelope: the signer's key id and role (both inside the signed bytes), and the signature."""
+
     key: str = Field(pattern=_ID, description="key id in the trust store")
     role: Role = Field(description="what the signer signs as; inside the signed bytes")
     sig: str = Field(min_length=86, max_length=88, description="Ed25519 signature, base64 (64 bytes)")
@@ -138,6 +142,7 @@ class Envelope(_Strict):
 
     @classmethod
     def parse(cls, raw: bytes) -> Envelope:
+        """An envelope from untrusted bytes (bounded by `parse_json`); `SignedError` says what is wrong."""
         return validate(cls, parse_json(raw), "not a signed envelope")
 
     @property
@@ -151,10 +156,12 @@ class Envelope(_Strict):
         return self.model_copy(update={"signatures": (*self.signatures, Signature(key=key_id, role=role, sig=sig))})
 
     def to_json(self) -> bytes:
+        """The envelope as RFC 8785 canonical JSON bytes (what is sent and kept)."""
         return canonical(self.model_dump(mode="json"))
 
 
 def check_signature(envelope: Envelope, signature: Signature, key: Ed25519PublicKey) -> None:
+    """Verify one signature over the envelope's payload with `key`; `SignedError` when it does not match."""
     try:
         key.verify(_b64(signature.sig), _signing_input(signature.role, signature.key, envelope.payload))
     except (binascii.Error, InvalidSignature):
@@ -180,6 +187,7 @@ def validate(model: type[_M], value: Any, what: str) -> _M:
 
 
 def describe(exc: ValidationError) -> str:
+    """The first problem of a pydantic ValidationError in one line (`where: what`), with a count of the others."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
@@ -188,6 +196,11 @@ def describe(exc: ValidationError) -> str:
 
 
 class TrustedKey(_Strict):
+    """A signing key of the tenant's trust store: its holder (a person), role and validity period.
+
+    `not_before` and `not_after` are aware datetimes; a key is usable in `[not_before, not_after)`.
+    """
+
     id: str = Field(pattern=_ID)
     role: SignerRole
     holder: str = Field(min_length=1, max_length=200, description="the person, e.g. 'Dr. Kari Hansen, GP'")
@@ -204,8 +217,10 @@ class TrustedKey(_Strict):
 
 
 class TrustStore(_Strict):
-    """The tenant's signing keys, signed by the tenant's offline root key. A newer version replaces an
-    older one: a key left out of it is revoked."""
+    """The tenant's signing keys, signed by the tenant's offline root key.
+
+    A newer version replaces an older one: a key left out of it is revoked.
+    """
 
     kind: Literal["dho-trust-store"] = "dho-trust-store"
     tenant: str = Field(pattern=_ID)
@@ -222,6 +237,7 @@ class TrustStore(_Strict):
         return self
 
     def key(self, key_id: str) -> TrustedKey | None:
+        """The key with this id, or None (unknown, or revoked by being left out of this version)."""
         return next((k for k in self.keys if k.id == key_id), None)
 
 
@@ -251,8 +267,11 @@ def _usable_key(store: TrustStore, signature: Signature, now: datetime) -> Trust
 
 
 def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tuple[TrustedKey, TrustedKey]:
-    """The two-person rule: exactly two valid signatures by two distinct trusted keys of two different
-    people, one prescriber and one verifier, neither expired. Returns (prescriber, verifier)."""
+    """The two-person rule.
+
+    Exactly two valid signatures by two distinct trusted keys of two different people, one prescriber and one
+    verifier, neither expired. Returns (prescriber, verifier).
+    """
     sigs = envelope.signatures
     if len(sigs) < 2:
         raise SignedError(f"{len(sigs)} signature(s): a plan needs a prescriber's and a verifier's")
@@ -273,12 +292,16 @@ def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tu
 
 
 def signers(keys: Iterable[TrustedKey]) -> str:
+    """The signers' holders, roles and key ids in one line, for logs and the plan tool."""
     return ", ".join(f"{k.holder} ({k.role}, key {k.id})" for k in keys)
 
 
 class ConfigMessage(_Strict):
-    """The `down/config` payload: a signed plan, a newer trust store, or both (a trust store first, so a
-    plan signed with a newly added key can travel with the store that trusts it)."""
+    """The `down/config` payload.
+
+    A signed plan, a newer trust store, or both (a trust store first, so a plan signed with a newly added key
+    can travel with the store that trusts it).
+    """
 
     v: Literal[1] = 1
     plan: Envelope | None = None
@@ -292,4 +315,5 @@ class ConfigMessage(_Strict):
 
     @classmethod
     def parse(cls, raw: bytes) -> ConfigMessage:
+        """A config message from untrusted bytes (bounded by `parse_json`); `SignedError` says what is wrong."""
         return validate(cls, parse_json(raw), "not a config message")

@@ -92,6 +92,12 @@ def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
 
 
 class Plan(BaseModel):
+    """The patient's plan the engine judges by: a standard profile, the clinician's overrides, advice, schedule.
+
+    `plan_hash` names the signed plan it came from (None on a standard profile); the effective rules
+    (the profile with the overrides applied) are computed once, at validation.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
@@ -155,8 +161,10 @@ _HASH = r"^sha256:[0-9a-f]{64}$"
 
 
 class PlanSchedule(BaseModel):
-    """When the measurement schedule starts: daily for the first 14 days from `enrolled`, then weekly,
-    daily again while not green (docs/zoning.md)."""
+    """When the measurement schedule starts.
+
+    Daily for the first 14 days from `enrolled`, then weekly, daily again while not green (docs/zoning.md).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -192,8 +200,11 @@ class PlanDocument(BaseModel):
 
 
 def plan_from_document(document: PlanDocument, profile: Profile, templates: AdviceBook, plan_hash: str) -> Plan:
-    """The plan the engine judges by. ValueError when the document does not fit the profile it names
-    (another version or content, a rule it does not have, advice missing or without the 113 notice)."""
+    """The plan the engine judges by.
+
+    ValueError when the document does not fit the profile it names (another version or content, a rule it does
+    not have, advice missing or without the 113 notice).
+    """
     if (profile.id, profile.version) != (document.profile, document.profile_version):
         raise ValueError(f"plan is drafted on {document.profile} v{document.profile_version} but this gateway "
                          f"has {profile.id} v{profile.version}")

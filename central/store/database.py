@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RegisteredGateway:
+    """A provisioned gateway as the registry knows it: its id, tenant and patient pseudonym."""
+
     id: str
     tenant: str
     patient: str
@@ -37,6 +39,8 @@ class RegisteredGateway:
 
 @dataclass(frozen=True)
 class NewObservation:
+    """A FHIR Observation made from a reading at ingest, with the PHD IG's deduplication identifier."""
+
     id: str
     identifier: str
     code: str
@@ -46,12 +50,16 @@ class NewObservation:
 
 @dataclass(frozen=True)
 class NewDevice:
+    """A FHIR Device (a measuring device or the gateway) to store or update."""
+
     id: str
     resource: str  # FHIR JSON
 
 
 @dataclass(frozen=True)
 class NewReading:
+    """A reading to store: its wire JSON as received, its zone, and the Observations made from it."""
+
     id: str
     tenant: str
     gateway: str
@@ -65,6 +73,8 @@ class NewReading:
 
 @dataclass(frozen=True)
 class NewEvent:
+    """A gateway's event to store (kind, when, detail as JSON); never patient data."""
+
     id: str
     tenant: str
     gateway: str
@@ -91,6 +101,8 @@ class GatewayState:
 
 @dataclass(frozen=True)
 class NewRejection:
+    """A refused message: its topic, why, and its size; never its payload."""
+
     topic: str
     reason: str
     size: int
@@ -114,6 +126,8 @@ class Changes:
 
 @dataclass(frozen=True)
 class Committed:
+    """What one `Database.commit` stored that was not there before (readings sent again are duplicates)."""
+
     new_readings: int
     duplicate_readings: int
     new_observations: int
@@ -123,6 +137,8 @@ class Committed:
 
 @dataclass(frozen=True)
 class GatewayRecord:
+    """A registry row: the gateway's tenant and patient, and the latest state it reported."""
+
     id: str
     tenant: str
     patient: str
@@ -156,10 +172,15 @@ def database_url(text: str) -> str:
 
 
 def redact(url: str) -> str:
+    """The database URL with its password replaced by `***`, for messages and logs."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 class Database:
+    """The central database over SQLite or PostgreSQL, migrated to the latest schema when opened.
+
+    Raises CentralError in one line when the URL is neither, or the database cannot be reached."""
+
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.url = database_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]

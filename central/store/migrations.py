@@ -32,6 +32,7 @@ STEPS: list[tuple[int, str, Step]] = [
     (2, "worklist: alerts, their readings, events and notes; users; audit trail", _worklist),
 ]
 LATEST = STEPS[-1][0]
+"""The schema version this dho-central writes (`SCHEMA_VERSION` of `central.store`)."""
 
 
 def _lock(conn: sa.Connection) -> None:

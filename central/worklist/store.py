@@ -16,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from central.errors import CentralError
-from central.store import Database, utc
+from central.store import AlertCause, Database, raise_alerts, utc
 from central.store import schema as t
-from central.store.alerts import AlertCause, raise_alerts
 
 ROLES = ("nurse", "coordinator")
+"""The roles of the follow-up service's people, per tenant."""
 SEVERITY_ORDER = {"red": 0, "yellow": 1}
 OPEN_STATES = ("open", "in_progress")
 ESCALATE_TO = ("gp", "specialist")

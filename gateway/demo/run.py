@@ -25,7 +25,7 @@ from gateway.service import Gateway, open_device_source
 from gateway.settings import build_settings
 from gateway.web import hash_password
 from protocol import BrokerSettings, Topics, make_client, publish
-from zoning import EMERGENCY, Assessment, Language
+from zoning import EMERGENCY, AdviceBook, Assessment, Language
 
 _BROKER_TIMEOUT_S = 5.0
 
@@ -111,43 +111,16 @@ async def run_demo(
     out: Callable[[str], None] = print,
     web_port: int = 8080,
 ) -> DemoResult:
-    started = time.monotonic()
-    result = DemoResult()
-    done = asyncio.Event()
-    shown: dict[str, tuple[str, list[str], float]] = {}
-    advice = load_advice()
+    """Run the whole loop on this machine until `readings` readings are acknowledged (for ever if None).
 
-    def on_reading(reading: Reading, assessment: Assessment) -> None:
-        line = f"{reading.effective.astimezone():%H:%M:%S}  {reading_line(reading.measurement, assessment)}"
-        shown[str(reading.id)] = (line, advice_lines(assessment, advice, language), time.monotonic())
-        result.zones[assessment.zone.value] = result.zones.get(assessment.zone.value, 0) + 1
-
-    def on_ack(ids: list[str]) -> None:
-        now = time.monotonic()
-        for reading_id in ids:
-            if reading_id not in shown:
-                continue
-            line, texts, stored_at = shown.pop(reading_id)
-            out(f"{line} acked {datetime.now():%H:%M:%S} (+{now - stored_at:.2f} s)")
-            result.ack_latencies_s.append(now - stored_at)
-            for text in texts:
-                out(f"{'':10}{'!!' if text == advice.text(EMERGENCY, language) else '->'} {text}")
-            result.acknowledged += 1
-            if result.first_ack_s is None:
-                result.first_ack_s = now - started
-        if readings is not None and result.acknowledged >= readings:
-            done.set()
-
+    `broker` is an MQTT broker's (host, port) to use instead of the embedded one; `protocol` its MQTT
+    version ("5" or "3.1.1"; the embedded broker speaks 3.1.1). Each reading and its advice are written
+    to `out` once the central has acknowledged it. Raises `DemoError` when the broker cannot be reached
+    or the central cannot subscribe, `GatewayError` when the reference central is not installed.
+    """
+    screen = _Screen(time.monotonic(), readings, load_advice(), language, out)
     async with AsyncExitStack() as stack:
-        if broker is None:
-            host, port = "127.0.0.1", await stack.enter_async_context(embedded_broker())
-            protocol = "3.1.1"
-            out(f"demo: embedded MQTT broker on {host}:{port}")
-        else:
-            host, port = broker
-            await _reachable(host, port)
-            out(f"demo: using the MQTT broker at {host}:{port}")
-        mqtt = BrokerSettings(host=host, port=port, protocol=protocol, insecure_dev=True)  # type: ignore[arg-type,unused-ignore]
+        mqtt = await _broker(stack, broker, protocol, out)
         central = open_central(mqtt, data_dir / "central.sqlite3")
         stack.callback(central.close)
         gateway_id, tenant, patient = f"demo-gw-{uuid.uuid4().hex[:6]}", "demo-kommune", "demo-patient-1"
@@ -171,28 +144,87 @@ async def run_demo(
                 ],
             }
         )
-        gateway = Gateway(settings, source, on_ack=on_ack)
-        gateway.pipeline.add_listener(on_reading)
+        gateway = Gateway(settings, source, on_ack=screen.on_ack)
+        gateway.pipeline.add_listener(screen.on_reading)
         out(f"demo: data in {data_dir} (outbox sealed with AES-256-GCM); Ctrl-C stops")
-        central_task = asyncio.create_task(central.run())
+        await _serve(central, gateway, screen.done, mqtt, out, worklist)
+    return screen.result
+
+
+class _Screen:
+    """What the demo prints: each reading once it is acknowledged, with its advice; and the tally."""
+
+    def __init__(self, started: float, readings: int | None, advice: AdviceBook, language: Language,
+                 out: Callable[[str], None]) -> None:
+        self.started = started  # time.monotonic()
+        self.readings = readings  # stop after this many acknowledged; None: never
+        self.advice = advice
+        self.language: Language = language
+        self.out = out
+        self.result = DemoResult()
+        self.done = asyncio.Event()
+        self.shown: dict[str, tuple[str, list[str], float]] = {}  # reading id -> line, advice, stored at
+
+    def on_reading(self, reading: Reading, assessment: Assessment) -> None:
+        """A reading was stored: keep its line and advice until the central acknowledges it."""
+        line = f"{reading.effective.astimezone():%H:%M:%S}  {reading_line(reading.measurement, assessment)}"
+        self.shown[str(reading.id)] = (line, advice_lines(assessment, self.advice, self.language), time.monotonic())
+        self.result.zones[assessment.zone.value] = self.result.zones.get(assessment.zone.value, 0) + 1
+
+    def on_ack(self, ids: list[str]) -> None:
+        """The central acknowledged these readings: print them with their advice; done after `readings`."""
+        now = time.monotonic()
+        result = self.result
+        for reading_id in ids:
+            if reading_id not in self.shown:
+                continue
+            line, texts, stored_at = self.shown.pop(reading_id)
+            self.out(f"{line} acked {datetime.now():%H:%M:%S} (+{now - stored_at:.2f} s)")
+            result.ack_latencies_s.append(now - stored_at)
+            for text in texts:
+                self.out(f"{'':10}{'!!' if text == self.advice.text(EMERGENCY, self.language) else '->'} {text}")
+            result.acknowledged += 1
+            if result.first_ack_s is None:
+                result.first_ack_s = now - self.started
+        if self.readings is not None and result.acknowledged >= self.readings:
+            self.done.set()
+
+
+async def _broker(stack: AsyncExitStack, broker: tuple[str, int] | None, protocol: str,
+                  out: Callable[[str], None]) -> BrokerSettings:
+    """The broker to use: the embedded one (started on `stack`, MQTT 3.1.1) or `broker` once it answers."""
+    if broker is None:
+        host, port = "127.0.0.1", await stack.enter_async_context(embedded_broker())
+        protocol = "3.1.1"
+        out(f"demo: embedded MQTT broker on {host}:{port}")
+    else:
+        host, port = broker
+        await _reachable(host, port)
+        out(f"demo: using the MQTT broker at {host}:{port}")
+    return BrokerSettings(host=host, port=port, protocol=protocol, insecure_dev=True)  # type: ignore[arg-type,unused-ignore]
+
+
+async def _serve(central: Any, gateway: Gateway, done: asyncio.Event, mqtt: BrokerSettings,
+                 out: Callable[[str], None], worklist: str | None = None) -> None:
+    """Run the central receiver and the gateway until `done`; `DemoError` if the central cannot subscribe."""
+    central_task = asyncio.create_task(central.run())
+    try:
         try:
-            try:
-                async with asyncio.timeout(_BROKER_TIMEOUT_S * 3):
-                    await central.ready.wait()
-            except TimeoutError:
-                raise DemoError(f"demo: the MQTT broker at {host}:{port} accepts connections but the central "
-                                "receiver could not subscribe within 15 s: is it an MQTT broker? (try "
-                                "--mqtt-protocol 3.1.1)") from None
-            announce = asyncio.create_task(_announce_pages(gateway, out, worklist))
-            try:
-                await _until(done, gateway.run())
-            finally:
-                announce.cancel()
+            async with asyncio.timeout(_BROKER_TIMEOUT_S * 3):
+                await central.ready.wait()
+        except TimeoutError:
+            raise DemoError(f"demo: the MQTT broker at {mqtt.host}:{mqtt.port} accepts connections but the central "
+                            "receiver could not subscribe within 15 s: is it an MQTT broker? (try "
+                            "--mqtt-protocol 3.1.1)") from None
+        announce = asyncio.create_task(_announce_pages(gateway, out, worklist))
+        try:
+            await _until(done, gateway.run())
         finally:
-            central_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await central_task
-    return result
+            announce.cancel()
+    finally:
+        central_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await central_task
 
 
 async def _until(done: asyncio.Event, service: Coroutine[Any, Any, None]) -> None:

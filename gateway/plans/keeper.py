@@ -29,6 +29,7 @@ from zoning import AdviceBook, Plan, PlanDocument, Profile, plan_from_document
 
 log = logging.getLogger(__name__)
 
+# The names under which the sealed outbox keeps the plan in force and the trust store (keep_document).
 PLAN_DOCUMENT = "plan"
 TRUST_STORE_DOCUMENT = "trust-store"
 _REJECTIONS_REMEMBERED = 64
@@ -62,6 +63,16 @@ def _provisioned_trust_store(path: Path, root: Ed25519PublicKey | None, tenant: 
     return store
 
 
+def check_provisioned_trust(plans: PlansSection, tenant: str) -> TrustStore | None:
+    """The provisioned trust store (`[plans] trust_store`), checked exactly as `run` checks it at start:
+    readable, signed by `[plans] root_key`, for this tenant. None when none is configured. Raises
+    ConfigError with the line `run` would stop on, so `kit provision`, `kit check` and `status` say it
+    before the kit leaves the office."""
+    if plans.trust_store is None:
+        return None
+    return _provisioned_trust_store(plans.trust_store, root_key(plans), tenant)
+
+
 def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument]:
     """A kept plan rebuilt from its own record: the envelope and the profile it was judged on, so a
     package update that changes a standard profile does not change the plan in force."""
@@ -73,6 +84,14 @@ def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument
 
 
 class PlanKeeper:
+    """The plan and trust store in force: loaded from the sealed outbox, replaced by a verified down/config.
+
+    Starts with the plan kept in `outbox` or, if none, `standard`. Raises `ConfigError` at construction
+    when the kept plan cannot be used or is for another patient or gateway than `binding`. After that,
+    `receive` never raises: each refusal is a `plan_rejected` event (`events`), each applied plan goes
+    to every one of `listeners`.
+    """
+
     def __init__(
         self,
         *,

@@ -33,6 +33,12 @@ ISSUED_AHEAD = timedelta(days=1)
 
 
 class PlanRejected(Exception):
+    """A down/config message refused: `reason` is one line for logs and events (no pseudonyms in it).
+
+    `version` is the refused plan's version when it got that far. Deliberately not a `GatewayError`:
+    it never leaves the plan keeper, which turns it into a `plan_rejected` event.
+    """
+
     def __init__(self, reason: str, version: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -50,6 +56,8 @@ class Binding:
 
 @dataclass(frozen=True)
 class InForce:
+    """What is in force on the box, which a new message must not go back from: trust store, plan version, hash."""
+
     trust_store: TrustStore | None
     plan_version: int | None
     plan_hash: str | None
@@ -57,6 +65,8 @@ class InForce:
 
 @dataclass(frozen=True)
 class Accepted:
+    """A down/config message that passed every check: what to keep (sealed) first and apply after."""
+
     trust_store: TrustStore | None  # a newer trust store to keep and use, or None
     trust_store_envelope: Envelope | None
     plan: Plan | None  # a new plan to keep and apply, or None (only a trust store, or the plan in force again)
@@ -92,6 +102,13 @@ def _newer_trust_store(envelope: Envelope, root: Ed25519PublicKey | None, bindin
 def check_plan(envelope: Envelope, *, store: TrustStore, binding: Binding, in_force_version: int | None,
                now: datetime, templates: AdviceBook, profiles: ProfileSource) -> tuple[Plan, PlanDocument,
                                                                                         tuple[TrustedKey, TrustedKey]]:
+    """Check a signed plan against the trust store and this box; return the plan, its document and signers.
+
+    Two different people of `store` signed it (prescriber, verifier), it names this box's tenant,
+    gateway and patient (`binding`), has not expired at `now`, is not issued more than a day ahead,
+    is newer than `in_force_version`, and names a profile `profiles` knows. Raises `PlanRejected`
+    (with the version once known) on the first check that fails.
+    """
     try:
         signers = check_two_people(envelope, store, now)
         document = validate(PlanDocument, envelope.payload, "plan")
