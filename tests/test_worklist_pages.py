@@ -168,6 +168,9 @@ def test_the_command_line_adds_users_and_says_what_is_wrong_in_one_line(tmp_path
     done = central("worklist", "user", "add", "kari", "--db", db, "--tenant", "t1", "--role", "nurse",
                    "--password-file", str(tmp_path / "pw"))
     assert done.returncode == 0 and "nurse of tenant t1" in done.stdout
+    sso = central("worklist", "user", "add", "per@kommune.no", "--db", db, "--tenant", "t1", "--role", "coordinator",
+                  "--sign-on-only")
+    assert sso.returncode == 0, sso.stderr
     for args, words in (
         (("worklist", "user", "add", "x", "--db", db, "--tenant", "t1", "--role", "nurse"), "--password-file"),
         (("worklist", "user", "add", "x", "--db", db, "--tenant", "t1", "--role", "nurse", "--password-file",
@@ -194,3 +197,21 @@ def test_a_flood_of_anonymous_visits_does_not_log_a_nurse_out() -> None:
     for _ in range(MAX_SESSIONS + 50):
         sessions.new("nb")
     assert sessions.get(nurse.id) is nurse
+
+
+def test_single_sign_on_through_a_trusted_proxy_header_only(worklist: Worklist) -> None:
+    from central.worklist import ProxySignOn
+    from central.worklist.security import SIGN_ON_ONLY
+
+    worklist.add_user("per@kommune.no", tenant="t1", role="nurse", password_hash=SIGN_ON_ONLY)
+    header = "X-Auth-Request-Preferred-Username"
+    via_proxy = client(worklist, sign_on=ProxySignOn(header, frozenset({"testclient"})))
+    page = via_proxy.get("/", headers={header: "per@kommune.no"})
+    assert page.status_code == 200 and "per@kommune.no" in page.text
+    assert via_proxy.get("/", headers={header: "stranger@idp"}, follow_redirects=False).status_code == 303
+    # From anywhere but the proxy the header is not believed, and a sign-on-only user has no password.
+    direct = client(worklist, sign_on=ProxySignOn(header, frozenset({"10.0.0.5"})))
+    assert direct.get("/", headers={header: "kari"}, follow_redirects=False).headers["location"] == "/login"
+    token = csrf(direct.get("/login").text)
+    assert direct.post("/login", data={"name": "per@kommune.no", "password": "!", "csrf": token}).status_code == 401
+    assert ("per@kommune.no", "login", "single sign-on") in [(x[1], x[2], x[4]) for x in worklist.audit_trail("t1")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from central.worklist.app import create_app
 from central.worklist.hours import ServiceHours, TenantHours
-from central.worklist.security import hash_password, verify_password
+from central.worklist.security import ProxySignOn, hash_password, verify_password
 from central.worklist.server import WorklistServer
 from central.worklist.store import (
     ROLES,
@@ -32,6 +32,7 @@ __all__ = [
     "Conflict",
     "Kit",
     "NotAllowed",
+    "ProxySignOn",
     "ServiceHours",
     "Stopped",
     "TenantHours",

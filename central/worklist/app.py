@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from central.worklist.hours import TenantHours
-from central.worklist.security import LoginGuard, Session, Sessions, csrf_ok, verify_password
+from central.worklist.security import LoginGuard, ProxySignOn, Session, Sessions, csrf_ok, verify_password
 from central.worklist.store import AlertRow, Conflict, NotAllowed, User, Worklist
 from central.worklist.texts import WEEKDAYS, text
 
@@ -56,8 +56,9 @@ class _Pages:
     """The pages' state (sessions, login limits, templates) and their handlers, one small method each."""
 
     def __init__(self, worklist: Worklist, hours: TenantHours, now: Callable[[], datetime], guard: LoginGuard,
-                 language: str) -> None:
+                 language: str, sign_on: ProxySignOn | None) -> None:
         self.worklist, self.hours, self.now, self.guard, self.language = worklist, hours, now, guard, language
+        self.sign_on = sign_on
         self.sessions = Sessions()
         self.env = Environment(loader=PackageLoader("central.worklist", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -79,11 +80,25 @@ class _Pages:
 
     async def user_of(self, request: Request) -> User | None:
         s = self.session_of(request)
+        if self.sign_on is not None:
+            signed_on = self.sign_on.name_of(request.client.host if request.client else None, request.headers)
+            if signed_on is not None and signed_on != s.user:
+                return await self.signed_on(request, s, signed_on)
         if s.user is None:
             return None
         found = await asyncio.to_thread(self.worklist.user, s.user)
         if found is None:  # disabled or removed since the login
             self.sessions.end(s)
+        return found
+
+    async def signed_on(self, request: Request, s: Session, name: str) -> User | None:
+        """The proxy says who this is: bind the session to that user (a new session id and CSRF token)."""
+        found = await asyncio.to_thread(self.worklist.user, name)
+        if found is None:
+            log.warning("worklist: the sign-on proxy named a user who is not in the users table")
+            return None
+        request.state.session = self.sessions.login(s, found.name)
+        await asyncio.to_thread(self.worklist.audit, found.tenant, found.name, "login", "", "single sign-on")
         return found
 
     def render(self, request: Request, template: str, status: int = 200, user: User | None = None,
@@ -298,10 +313,11 @@ class _Pages:
 
 def create_app(worklist: Worklist, *, hours: TenantHours | None = None,
                now: Callable[[], datetime] = lambda: datetime.now(UTC), guard: LoginGuard | None = None,
-               language: str = "nb") -> FastAPI:
+               language: str = "nb", sign_on: ProxySignOn | None = None) -> FastAPI:
     """The worklist's ASGI application over one database. `app.state.closing` is set by the server when it
-    stops, so waiting long polls are answered at once."""
-    pages = _Pages(worklist, hours or TenantHours(), now, guard or LoginGuard(), language)
+    stops, so waiting long polls are answered at once. With `sign_on`, users may also be signed on by an
+    authenticating (OIDC) proxy in front of it; local accounts keep working."""
+    pages = _Pages(worklist, hours or TenantHours(), now, guard or LoginGuard(), language, sign_on)
     app = FastAPI(title="dho-central worklist", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.closing = pages.closing
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

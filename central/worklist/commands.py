@@ -13,7 +13,7 @@ from typing import Any
 from central.errors import CentralError
 from central.store import Database
 from central.worklist.hours import DEFAULT, TenantHours
-from central.worklist.security import MIN_PASSWORD, hash_password
+from central.worklist.security import MIN_PASSWORD, SIGN_ON_ONLY, ProxySignOn, hash_password
 from central.worklist.server import CHECK_EVERY_S, WorklistServer
 from central.worklist.store import ROLES, Worklist
 
@@ -34,6 +34,12 @@ def add_commands(subparsers: Subparsers) -> None:
     serve.add_argument("--tenants", type=Path, help="TOML file with service hours per tenant")
     serve.add_argument("--silent-after-h", type=float, default=48.0,
                        help="a kit not heard from this long is an alert (hours, default 48)")
+    serve.add_argument("--sign-on-header", metavar="HEADER",
+                       help="single sign-on (OIDC) through an authenticating proxy that passes the user's name "
+                       "in this header (e.g. X-Auth-Request-Preferred-Username)")
+    serve.add_argument("--sign-on-proxy", action="append", metavar="ADDRESS",
+                       help="the proxy's address, believed for --sign-on-header (default: 127.0.0.1 and ::1; "
+                       "repeat for more)")
     serve.set_defaults(run=_serve)
 
     user = commands.add_parser("user", help="people of the follow-up service")
@@ -45,6 +51,8 @@ def add_commands(subparsers: Subparsers) -> None:
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--password-file", type=Path,
                      help="read the password from this file's first line (default: ask twice)")
+    add.add_argument("--sign-on-only", action="store_true",
+                     help="no password: this user signs on only through the sign-on proxy")
     add.set_defaults(run=_add_user)
 
     check = commands.add_parser("check", help="raise alerts for silent kits once, now")
@@ -72,11 +80,10 @@ def _password(path: Path | None) -> str:
 
 
 def _add_user(args: argparse.Namespace) -> int:
-    password = _password(args.password_file)
+    digest = SIGN_ON_ONLY if args.sign_on_only else hash_password(_password(args.password_file))
     database = Database(args.db)
     try:
-        Worklist(database).add_user(args.name, tenant=args.tenant, role=args.role,
-                                    password_hash=hash_password(password))
+        Worklist(database).add_user(args.name, tenant=args.tenant, role=args.role, password_hash=digest)
     finally:
         database.close()
     print(f"user {args.name}: {args.role} of tenant {args.tenant}")
@@ -96,8 +103,12 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     hours = TenantHours.load(args.tenants, args.hours)
     database = Database(args.db)
+    sign_on = None
+    if args.sign_on_header:
+        sign_on = ProxySignOn(args.sign_on_header, frozenset(args.sign_on_proxy or ("127.0.0.1", "::1")))
     server = WorklistServer(Worklist(database), host=args.host, port=args.port, hours=hours,
-                            silent_after=timedelta(hours=args.silent_after_h), check_every_s=CHECK_EVERY_S)
+                            silent_after=timedelta(hours=args.silent_after_h), check_every_s=CHECK_EVERY_S,
+                            sign_on=sign_on)
     try:
         sock = server.bind()
     except OSError as exc:

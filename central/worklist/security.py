@@ -16,7 +16,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -143,6 +143,29 @@ class Sessions:
 
     def end(self, session: Session) -> None:
         self._by_id.pop(session.id, None)
+
+
+SIGN_ON_ONLY = "!"
+"""The password hash of a user who signs on only through the proxy: no password ever matches it."""
+
+
+@dataclass(frozen=True)
+class ProxySignOn:
+    """The seam for production single sign-on (OIDC): an authenticating reverse proxy in front of the
+    worklist (oauth2-proxy, Keycloak Gatekeeper, a hospital's gateway) does the OIDC login and passes the
+    user's name in `header`. The name is believed only from `proxies` (by default the proxy runs on the
+    same host); tenant and role still come from the worklist's own users table, so a person known to the
+    identity provider but not added here sees nothing."""
+
+    header: str
+    proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+
+    def name_of(self, peer: str | None, headers: Mapping[str, str]) -> str | None:
+        """The signed-on user's name, if this request came through the proxy and carries one."""
+        if peer is None or peer not in self.proxies:
+            return None
+        name = headers.get(self.header, "").strip()
+        return name[:64] or None
 
 
 def csrf_ok(session: Session | None, token: str | None) -> bool:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.worklist.app import create_app
 from central.worklist.hours import TenantHours
-from central.worklist.security import SECURITY_HEADERS
+from central.worklist.security import SECURITY_HEADERS, ProxySignOn
 from central.worklist.store import SILENT_AFTER, Worklist
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,11 @@ class WorklistServer:
 
     def __init__(self, worklist: Worklist, *, host: str = "127.0.0.1", port: int = 8470,
                  hours: TenantHours | None = None, silent_after: timedelta = SILENT_AFTER,
-                 check_every_s: float = CHECK_EVERY_S, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 check_every_s: float = CHECK_EVERY_S, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sign_on: ProxySignOn | None = None) -> None:
         self.worklist = worklist
         self.host, self.port = host, port
-        self.app: FastAPI = create_app(worklist, hours=hours, now=now)
+        self.app: FastAPI = create_app(worklist, hours=hours, now=now, sign_on=sign_on)
         self.silent_after = silent_after
         self.check_every_s = check_every_s
         self._now = now
