@@ -55,6 +55,17 @@ def open_central(broker: BrokerSettings, database: Path) -> Any:
                    session_expiry_s=0)
 
 DEMO_TECHNICIAN_PASSWORD = "demo-technician"  # noqa: S105 - a throw-away demo on loopback, printed on purpose
+DEMO_NURSE = "demo-sykepleier"
+DEMO_NURSE_PASSWORD = "demo-sykepleier"  # noqa: S105 - a throw-away demo on loopback, printed on purpose
+
+
+def open_worklist(central: Any, tenant: str, *, any_port: bool) -> str | None:
+    """The central's worklist for the demo's tenant, with one demo nurse; None if this central has none."""
+    opener = getattr(central, "open_worklist", None)
+    if opener is None:
+        return None
+    users = ((DEMO_NURSE, tenant, "nurse", DEMO_NURSE_PASSWORD),)
+    return str(opener(port=0 if any_port else 8470, users=users))
 
 
 def _free(port: int) -> bool:
@@ -125,6 +136,7 @@ async def run_demo(
         if broker is not None:
             stack.push_async_callback(_clear_retained_status, mqtt, Topics(tenant, gateway_id))
         central.provision(gateway_id, tenant=tenant, patient=patient)  # what the kit's provisioning does
+        worklist = open_worklist(central, tenant, any_port=web_port == 0)
         source = open_device_source("simulated-home", interval_s=interval_s, count=readings)
         settings = build_settings(
             {
@@ -145,7 +157,7 @@ async def run_demo(
         gateway = Gateway(settings, source, on_ack=screen.on_ack)
         gateway.pipeline.add_listener(screen.on_reading)
         out(f"demo: data in {data_dir} (outbox sealed with AES-256-GCM); Ctrl-C stops")
-        await _serve(central, gateway, screen.done, mqtt, out)
+        await _serve(central, gateway, screen.done, mqtt, out, worklist)
     return screen.result
 
 
@@ -204,7 +216,7 @@ async def _broker(stack: AsyncExitStack, broker: tuple[str, int] | None, protoco
 
 
 async def _serve(central: Any, gateway: Gateway, done: asyncio.Event, mqtt: BrokerSettings,
-                 out: Callable[[str], None]) -> None:
+                 out: Callable[[str], None], worklist: str | None = None) -> None:
     """Run the central receiver and the gateway until `done`; `DemoError` if the central cannot subscribe."""
     central_task = asyncio.create_task(central.run())
     try:
@@ -215,7 +227,7 @@ async def _serve(central: Any, gateway: Gateway, done: asyncio.Event, mqtt: Brok
             raise DemoError(f"demo: the MQTT broker at {mqtt.host}:{mqtt.port} accepts connections but the central "
                             "receiver could not subscribe within 15 s: is it an MQTT broker? (try "
                             "--mqtt-protocol 3.1.1)") from None
-        announce = asyncio.create_task(_announce_pages(gateway, out))
+        announce = asyncio.create_task(_announce_pages(gateway, out, worklist))
         try:
             await _until(done, gateway.run())
         finally:
@@ -239,9 +251,11 @@ async def _until(done: asyncio.Event, service: Coroutine[Any, Any, None]) -> Non
             await task
 
 
-async def _announce_pages(gateway: Gateway, out: Callable[[str], None]) -> None:
+async def _announce_pages(gateway: Gateway, out: Callable[[str], None], worklist: str | None = None) -> None:
     if gateway.web is None:
         return
     await gateway.web.ready.wait()
     out(f"demo: the patient's page is at {gateway.web.address} and the technician's at "
         f"{gateway.web.address}service (password: {DEMO_TECHNICIAN_PASSWORD})")
+    if worklist is not None:
+        out(f"demo: the nurses' worklist is at {worklist} (user {DEMO_NURSE}, password {DEMO_NURSE_PASSWORD})")
