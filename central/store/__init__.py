@@ -1,9 +1,13 @@
 """The central database: SQLite (embedded default) or PostgreSQL (production), one code path
-(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry, and which of its
-failures are worth waiting for (`transient`)."""
+(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry, the alerts made in
+the ingest transaction (`AlertCause`, `raise_alerts`), and which of its failures are worth waiting for
+(`transient`). `schema` holds the tables: the worklist room reads and writes its own (alerts, users,
+audit) through it, in the one database and migrator."""
 
 from __future__ import annotations
 
+from central.store import schema
+from central.store.alerts import AlertCause, raise_alerts
 from central.store.database import (
     Changes,
     Committed,
@@ -25,6 +29,7 @@ from central.store.transient import Transient, transient
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AlertCause",
     "Changes",
     "Committed",
     "Database",
@@ -38,7 +43,9 @@ __all__ = [
     "RegisteredGateway",
     "Transient",
     "database_url",
+    "raise_alerts",
     "redact",
+    "schema",
     "transient",
     "utc",
 ]
