@@ -7,22 +7,22 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from central.fhir import device_resource, gateway_resource, observations
-from central.fhir.api import create_app
 from central.ingest.worker import Incoming, plan
 from central.store import Database, RegisteredGateway
 from protocol import Topics
 from tests.central_support import batch, reading
+from tests.fhir_support import Issuer, client, settings
 from tests.support import ROOT
 
 
@@ -45,7 +45,8 @@ def test_blood_pressure_is_one_compound_observation_and_a_pulse_observation() ->
     assert pulse["valueQuantity"] == {"value": 77, "unit": "/min", "system": "http://unitsofmeasure.org",
                                       "code": "/min"}
     assert bp["interpretation"][0]["coding"][0]["code"] == "yellow"
-    assert bp["subject"]["reference"] == "Patient/p-1"
+    assert bp["subject"] == {"reference": "Patient/t1.p-1",
+                             "identifier": {"system": "urn:dho:fhir:tenant:t1:patient", "value": "p-1"}}
     assert bp["device"] == {"reference": "Device/phd-F05E1A000001"}
     assert bp["extension"][0] == {"url": "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice",
                                   "valueReference": {"reference": "Device/phg-gw-1"}}
@@ -62,12 +63,12 @@ def test_blood_pressure_is_one_compound_observation_and_a_pulse_observation() ->
 
 @pytest.mark.parametrize(("kind", "expected"), [
     ("spo2", [("150456", "2708-6", 94, "%"), ("149530", "8867-4", 72, "/min")]),
-    ("body_weight", [("188736", "29463-7", 81.35, "kg")]),
-    ("body_temperature", [("150364", "8310-5", 37.4, "Cel")]),
-    ("glucose", [("160184", None, 6.2, "mmol/L")]),
+    ("body_weight", [("188736", "29463-7", Decimal("81.35"), "kg")]),
+    ("body_temperature", [("150364", "8310-5", Decimal("37.4"), "Cel")]),
+    ("glucose", [("160184", "14743-9", Decimal("6.2"), "mmol/L")]),
 ])
 def test_every_kind_maps_to_the_igs_codes_in_ucum(
-    kind: str, expected: list[tuple[str, str | None, float, str]]
+    kind: str, expected: list[tuple[str, str | None, Decimal | int, str]]
 ) -> None:
     found = [o.resource for o in observations(reading(kind), tenant="t1", gateway="gw-1")]
     for resource in found:
@@ -118,13 +119,14 @@ def filled(database_url: str) -> Database:
 
 
 def test_observation_search_returns_a_searchset_bundle_filtered_by_patient_and_date(filled: Database) -> None:
-    api = TestClient(create_app(filled))
+    issuer = Issuer()
+    api = client(filled, settings(issuer), token=issuer.token("t1"))
     everything = api.get("/fhir/Observation", params={"patient": "p-1"})
     assert everything.status_code == 200 and everything.headers["content-type"] == "application/fhir+json"
     bundle = everything.json()
     Bundle.model_validate(bundle)
     assert bundle["type"] == "searchset" and bundle["total"] == 5  # spo2 + pulse, bp + pulse, weight
-    assert all(e["resource"]["subject"]["reference"] == "Patient/p-1" for e in bundle["entry"])
+    assert all(e["resource"]["subject"]["reference"] == "Patient/t1.p-1" for e in bundle["entry"])
     later = api.get("/fhir/Observation", params=[("patient", "Patient/p-1"), ("date", "ge2026-11-21")]).json()
     assert later["total"] == 3 and {e["resource"]["code"]["coding"][0]["code"] for e in later["entry"]} == {
         "150020", "149546", "188736"}
@@ -138,7 +140,8 @@ def test_observation_search_returns_a_searchset_bundle_filtered_by_patient_and_d
 
 
 def test_device_read_and_clear_errors(filled: Database) -> None:
-    api = TestClient(create_app(filled))
+    issuer = Issuer()
+    api = client(filled, settings(issuer), token=issuer.token("t1"))
     device = api.get("/fhir/Device/phd-F05E1A000001")
     assert device.status_code == 200
     Device.model_validate(device.json())

@@ -1,72 +1,202 @@
-"""The read-only FHIR API: Observation search (a searchset Bundle) and Device read.
+"""The read-only FHIR API: Observation search and read, Device read, the CapabilityStatement.
 
-No writes, no patient identity beyond the pseudonym; put it behind the hospital integration's
-authentication (it has none of its own)."""
+Every request but `/metadata` carries an access token (central/fhir/auth.py) naming the caller's tenant;
+every query is scoped by it, so one municipality never sees another's readings, even under the same
+pseudonym. Links are built from the configured public base URL, never from the Host header. Every error
+is an OperationOutcome. The access log names the route, the status and the tenant, never a pseudonym.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Annotated, Any
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from central.fhir.search import SearchError, date_bounds
-from central.store import Database
+from central.fhir.auth import AuthError, Caller, TokenValidator
+from central.fhir.capability import capability_statement
+from central.fhir.mapping import parse_resource, patient_id, resource_json
+from central.fhir.search import Cursor, ObservationSearch, SearchError, parse_observation_search
+from central.store import (
+    Database,
+    ObservationQuery,
+    StoredResource,
+    device_by_id,
+    observation_by_id,
+    patients_of_tenant,
+    search_observations,
+)
 
 FHIR_JSON = "application/fhir+json"
-MAX_COUNT = 1000
+log = logging.getLogger("central.fhir.access")
 
 
-def _outcome(status: int, code: str, text: str) -> JSONResponse:
+@dataclass(frozen=True)
+class ApiSettings:
+    base_url: str  # the public URL of the FHIR base, e.g. https://dho.example.no/fhir (links and DPoP htu)
+    validator: TokenValidator
+
+    @property
+    def base(self) -> str:
+        return self.base_url.rstrip("/")
+
+
+def outcome(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An OperationOutcome with one issue (FHIR's error body)."""
+    severity = "error" if status < 500 else "fatal"
     return JSONResponse(
-        {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]},
-        status_code=status, media_type=FHIR_JSON,
+        {"resourceType": "OperationOutcome",
+         "issue": [{"severity": severity, "code": code, "diagnostics": text}]},
+        status_code=status, media_type=FHIR_JSON, headers=headers,
     )
 
 
-def create_app(database: Database) -> FastAPI:
+def _fhir(text: str, status: int = 200) -> Response:
+    return Response(text, status_code=status, media_type=FHIR_JSON)
+
+
+def _with_meta(stored: StoredResource) -> dict[str, Any]:
+    resource = parse_resource(stored.resource)
+    meta = resource.setdefault("meta", {})
+    meta["lastUpdated"] = stored.last_updated.astimezone(UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+    return resource
+
+
+def _prefers(request: Request, token: str) -> bool:
+    return any(part.strip().lower() == token for part in request.headers.get("prefer", "").split(","))
+
+
+class _Handlers:
+    def __init__(self, database: Database, settings: ApiSettings) -> None:
+        self.database = database
+        self.settings = settings
+
+    async def caller(self, request: Request, resource_type: str, action: str) -> Caller:
+        url = self.settings.base + request.url.path.removeprefix("/fhir")
+        caller = await asyncio.to_thread(
+            self.settings.validator.authenticate, request.method, url,
+            request.headers.get("authorization"), request.headers.get("dpop"),
+        )
+        request.state.tenant = caller.tenant
+        if not caller.may(resource_type, action):
+            raise AuthError(403, f"the token's scopes do not allow {'reading' if action == 'r' else 'searching'} "
+                                 f"{resource_type} (system/{resource_type}.{'read' if action == 'r' else 'rs'})")
+        return caller
+
+    async def search(self, request: Request) -> Response:
+        caller = await self.caller(request, "Observation", "s")
+        parsed = parse_observation_search(list(request.query_params.multi_items()), caller.tenant,
+                                          strict=_prefers(request, "handling=strict"))
+        search = parsed.search
+        query = await asyncio.to_thread(self._query, search)
+        total, page = await asyncio.to_thread(search_observations, self.database, query)
+        base = self.settings.base
+        links = [{"relation": "self", "url": f"{base}/Observation?{urlencode(parsed.kept)}"}]
+        if search.count and len(page) > search.count:
+            page = page[:search.count]
+            last = page[-1]
+            assert last.effective is not None
+            cursor = Cursor(last.effective, last.id, search.descending).encode()
+            query_string = urlencode([*parsed.kept, ("_cursor", cursor)])
+            links.append({"relation": "next", "url": f"{base}/Observation?{query_string}"})
+        entries = [{"fullUrl": f"{base}/Observation/{s.id}", "resource": _with_meta(s), "search": {"mode": "match"}}
+                   for s in page]
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+        if entries:
+            bundle["entry"] = entries
+        return _fhir(resource_json(bundle))
+
+    def _query(self, search: ObservationSearch) -> ObservationQuery:
+        patients = []
+        for values in search.patients:
+            if any(v.startswith("sha256-") for v in values):  # a Patient id that is a digest: find whose
+                values = values | {p for p in patients_of_tenant(self.database, search.tenant)
+                                   if patient_id(search.tenant, p) in values}
+            patients.append(frozenset(values))
+        cursor = search.cursor
+        return ObservationQuery(
+            tenant=search.tenant, patients=patients, codes=[frozenset(c) for c in search.codes],
+            identifiers=[frozenset(i) for i in search.identifiers], dates=search.dates,
+            last_updated=search.last_updated, limit=search.count + 1 if search.count else 0,
+            descending=search.descending, after=(cursor.effective, cursor.id) if cursor else None,
+        )
+
+    async def read(self, request: Request, resource_type: str, resource_id: str) -> Response:
+        caller = await self.caller(request, resource_type, "r")
+        find = observation_by_id if resource_type == "Observation" else device_by_id
+        found = await asyncio.to_thread(find, self.database, caller.tenant, resource_id)
+        if found is None:
+            return outcome(404, "not-found", f"{resource_type}/{resource_id} is not known")
+        return _fhir(resource_json(_with_meta(found)))
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(AuthError)
+    async def auth_error(_request: Request, exc: AuthError) -> Response:
+        code = "login" if exc.status == 401 else "forbidden"
+        return outcome(exc.status, code, str(exc), {"WWW-Authenticate": exc.challenge})
+
+    @app.exception_handler(SearchError)
+    async def search_error(_request: Request, exc: SearchError) -> Response:
+        return outcome(400, exc.code, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return outcome(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+        return outcome(400, "invalid", "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, exc: Exception) -> Response:
+        # The exception's text may quote SQL parameters (pseudonyms): its type at ERROR, the rest at DEBUG.
+        log.error("internal error: %s", type(exc).__name__)
+        log.debug("internal error", exc_info=exc)
+        return outcome(500, "exception", "internal error; the server log has its type")
+
+
+def create_app(database: Database, settings: ApiSettings) -> FastAPI:
+    """The FHIR API over one database; `settings` say the public base URL and how tokens are checked."""
     app = FastAPI(title="dho-central FHIR (read-only)", docs_url=None, redoc_url=None, openapi_url=None)
+    handlers = _Handlers(database, settings)
+    started = datetime.now(UTC)
+    _install_errors(app)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        began = time.monotonic()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.info("%s %s %d %.0f ms tenant=%s", request.method, route, response.status_code,
+                 (time.monotonic() - began) * 1000, getattr(request.state, "tenant", "-"))
+        return response
+
+    @app.get("/fhir/metadata")
+    async def metadata() -> Response:
+        return _fhir(resource_json(capability_statement(settings.base, started)))
 
     @app.get("/fhir/Observation")
-    async def search_observations(
-        request: Request,
-        patient: str,
-        date: Annotated[list[str] | None, Query()] = None,
-        count: Annotated[int, Query(alias="_count", ge=0)] = 100,
-        offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
-    ) -> Any:
-        pseudonym = patient.removeprefix("Patient/")
-        try:
-            bounds = date_bounds(date or [])
-        except SearchError as exc:
-            return _outcome(400, "invalid", str(exc))
-        count = min(count, MAX_COUNT)
-        total, resources = await asyncio.to_thread(
-            database.observations, patient=pseudonym, since=bounds, limit=count, offset=offset
-        )
-        base = str(request.base_url).rstrip("/")
-        bundle: dict[str, Any] = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": total,
-            "link": [{"relation": "self", "url": str(request.url)}],
-            "entry": [
-                {"fullUrl": f"{base}/fhir/Observation/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                for r in map(json.loads, resources)
-            ],
-        }
-        if offset + count < total:
-            nxt = request.url.include_query_params(_offset=offset + count, _count=count)
-            bundle["link"].append({"relation": "next", "url": str(nxt)})
-        return JSONResponse(bundle, media_type=FHIR_JSON)
+    async def search_observation(request: Request) -> Response:
+        return await handlers.search(request)
+
+    @app.get("/fhir/Observation/{observation_id}")
+    async def read_observation(request: Request, observation_id: str) -> Response:
+        return await handlers.read(request, "Observation", observation_id)
 
     @app.get("/fhir/Device/{device_id}")
-    async def read_device(device_id: str) -> Any:
-        found = await asyncio.to_thread(database.device, device_id)
-        if found is None:
-            return _outcome(404, "not-found", f"Device/{device_id} is not known")
-        return JSONResponse(json.loads(found), media_type=FHIR_JSON)
+    async def read_device(request: Request, device_id: str) -> Response:
+        return await handlers.read(request, "Device", device_id)
 
     return app

@@ -11,6 +11,8 @@ and carries the zone the gateway gave it as an interpretation.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -23,8 +25,15 @@ from central.fhir.codes import Code
 from protocol import WireDevice, WireQuantity, WireReading
 
 Resource = dict[str, Any]
+_TENANT = re.compile(r"^[A-Za-z0-9-]+$")
+_PSEUDONYM = re.compile(r"^[A-Za-z0-9.-]+$")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
 _UNIT_DISPLAY = {"/min": "/min", "%": "%", "mm[Hg]": "mmHg", "kg": "kg", "Cel": "°C", "mmol/L": "mmol/L"}
+
+
+PROVISIONAL = "provisional"
+_V3_ZONE = {"green": ("N", "Normal"), "yellow": ("A", "Abnormal"), "red": ("AA", "Critical abnormal")}
+_OFF_SCALE = {"above_measuring_range": (">", "Off scale high"), "below_measuring_range": ("<", "Off scale low")}
 
 
 @dataclass(frozen=True)
@@ -69,11 +78,44 @@ def _instant(moment: datetime) -> str:
 
 
 def _quantity(q: WireQuantity) -> Resource:
+    # FHIR decimals keep their precision (83.800 is not 83.8): the Decimal as sent, written by resource_json.
     value: Decimal = q.value
-    # FHIR decimals keep their precision (2.0 is not 2): JSON numbers from the Decimal as sent.
-    number: int | float = int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 \
-        else float(value)
-    return {"value": number, "unit": _UNIT_DISPLAY.get(q.unit, q.unit), "system": codes.UCUM, "code": q.unit}
+    return {"value": value, "unit": _UNIT_DISPLAY.get(q.unit, q.unit), "system": codes.UCUM, "code": q.unit}
+
+
+def resource_json(resource: Resource) -> str:
+    """A resource as JSON text, its Decimals written digit for digit (`83.800`, not `83.8`)."""
+    marker = f"\u0000{uuid.uuid4().hex}:"
+
+    def decimal(value: object) -> str:
+        if isinstance(value, Decimal) and value.is_finite():
+            return marker + str(value)
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    text = json.dumps(resource, default=decimal, ensure_ascii=False)
+    quoted = json.dumps(marker)[1:-1]
+    return re.sub(f'"{re.escape(quoted)}([-+0-9.Ee]+)"', r"\1", text)
+
+
+def parse_resource(text: str) -> Resource:
+    """Stored JSON -> a resource whose decimals are Decimals (so resource_json writes them back unchanged)."""
+    found: Resource = json.loads(text, parse_float=Decimal)
+    return found
+
+
+def patient_id(tenant: str, pseudonym: str) -> str:
+    """The Patient's logical id: a patient is (tenant, pseudonym), pseudonyms being issued per tenant.
+    `<tenant>.<pseudonym>` when that is a FHIR id (the tenant without dots, 64 characters at most);
+    otherwise `sha256-` and a digest of both (no dot, so the two forms never meet)."""
+    readable = f"{tenant}.{pseudonym}"
+    if _TENANT.match(tenant) and _PSEUDONYM.match(pseudonym) and len(readable) <= 64:
+        return readable
+    return "sha256-" + hashlib.sha256(f"{tenant}\x00{pseudonym}".encode()).hexdigest()[:57]
+
+
+def patient_reference(tenant: str, pseudonym: str) -> Resource:
+    return {"reference": f"Patient/{patient_id(tenant, pseudonym)}",
+            "identifier": {"system": codes.patient_system(tenant), "value": pseudonym}}
 
 
 def _absent(reason: str) -> Resource:
@@ -103,21 +145,45 @@ def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str
         "extension": [{"url": codes.GATEWAY_EXTENSION,
                        "valueReference": {"reference": f"Device/{gateway_device_id(gateway)}"}}],
         "identifier": [{"system": codes.DEDUP_SYSTEM, "value": dedup_identifier(reading, tenant, code)}],
-        "status": "final",
+        "status": "preliminary" if PROVISIONAL in reading.flags else "final",
         "category": categories,
         "code": code.concept(text),
-        "subject": {"reference": f"Patient/{fhir_id(reading.patient)}",
-                    "identifier": {"system": codes.patient_system(tenant), "value": reading.patient}},
+        "subject": patient_reference(tenant, reading.patient),
         "effectiveDateTime": _instant(reading.effective),
         "device": {"reference": f"Device/{device_id(reading.device)}"},
-        "interpretation": [{"coding": [{"system": codes.ZONE_SYSTEM, "code": reading.assessment.zone,
-                                        "display": f"{reading.assessment.zone} zone"}],
-                            "text": f"{reading.assessment.zone} zone ({reading.assessment.profile} "
-                                    f"v{reading.assessment.profile_version})"}],
+        "interpretation": _interpretation(reading),
     }
+    resource["extension"].append(_time_provenance(reading))
     if reading.flags:
         resource["note"] = [{"text": "device reported: " + ", ".join(reading.flags)}]
     return resource
+
+
+def _interpretation(reading: WireReading) -> list[Resource]:
+    """The zone the gateway gave (local code, and HL7 v3 N / A / AA beside it); a value the device
+    reported beyond its measuring range is also off scale high or low (> / <)."""
+    zone = reading.assessment.zone
+    coding: list[Resource] = [{"system": codes.ZONE_SYSTEM, "code": zone, "display": f"{zone} zone"}]
+    if zone in _V3_ZONE:
+        coding.append({"system": codes.INTERPRETATION, "code": _V3_ZONE[zone][0], "display": _V3_ZONE[zone][1]})
+    found = [{"coding": coding, "text": f"{zone} zone ({reading.assessment.profile} "
+                                        f"v{reading.assessment.profile_version})"}]
+    for flag, (code, display) in _OFF_SCALE.items():
+        if flag in reading.flags:
+            found.append({"coding": [{"system": codes.INTERPRETATION, "code": code, "display": display}]})
+    return found
+
+
+def _time_provenance(reading: WireReading) -> Resource:
+    """Where the effective time came from (the device's synchronised clock, the gateway's receive time, ...)
+    and the correction the gateway applied to the device's clock."""
+    parts: list[Resource] = [{"url": "source", "valueCode": reading.time_source}]
+    if reading.device_time is not None:
+        parts.append({"url": "deviceTime", "valueString": reading.device_time.isoformat()})
+    if reading.clock_correction_s is not None:
+        parts.append({"url": "clockCorrection", "valueQuantity": {
+            "value": Decimal(str(reading.clock_correction_s)), "unit": "s", "system": codes.UCUM, "code": "s"}})
+    return {"url": codes.TIME_PROVENANCE_EXTENSION, "extension": parts}
 
 
 def _numeric(reading: WireReading, tenant: str, gateway: str, code: Code, text: str, component: str,

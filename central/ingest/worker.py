@@ -28,7 +28,7 @@ from paho.mqtt import client as mqtt_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.fhir import device_resource, gateway_resource, observations
+from central.fhir import device_resource, gateway_resource, observations, resource_json
 from central.fhir.mapping import device_id, gateway_device_id
 from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of
 from central.store import (
@@ -122,7 +122,7 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
                     type=reading.type, effective=reading.effective, zone=reading.assessment.zone,
                     body=reading.model_dump_json(),
                     observations=tuple(
-                        NewObservation(o.id, o.identifier, o.code, o.effective, json.dumps(o.resource))
+                        NewObservation(o.id, o.identifier, o.code, o.effective, resource_json(o.resource))
                         for o in found
                     ),
                 ))

@@ -19,6 +19,14 @@ from central.store.database import (
     redact,
     utc,
 )
+from central.store.fhir_queries import (
+    ObservationQuery,
+    StoredResource,
+    device_by_id,
+    observation_by_id,
+    patients_of_tenant,
+    search_observations,
+)
 from central.store.migrations import LATEST as SCHEMA_VERSION
 
 __all__ = [
@@ -33,8 +41,14 @@ __all__ = [
     "NewObservation",
     "NewReading",
     "NewRejection",
+    "ObservationQuery",
     "RegisteredGateway",
+    "StoredResource",
     "database_url",
+    "device_by_id",
+    "observation_by_id",
+    "patients_of_tenant",
     "redact",
+    "search_observations",
     "utc",
 ]
