@@ -22,7 +22,7 @@ from central.ingest.worker import Incoming, plan
 from central.store import Database, RegisteredGateway
 from protocol import Topics
 from tests.central_support import batch, reading
-from tests.fhir_support import Issuer, client, settings
+from tests.fhir_support import Issuer, client, ingest, settings
 from tests.support import ROOT
 
 
@@ -168,3 +168,48 @@ def test_bulk_export_writes_ndjson_every_line_a_valid_resource(filled: Database,
     assert {Device.model_validate(json.loads(d)).id for d in devices} == {
         "phd-F05E1A000001", "phd-GL-SERIAL-7", "phg-gw-1", "phg-gw-2"}
     assert "Observation.ndjson: 6 resource(s)" in run.stdout
+
+
+@pytest.mark.parametrize(("zone", "v3"), [("green", "N"), ("yellow", "A"), ("red", "AA"), ("unassessed", None)])
+def test_the_zone_is_also_an_hl7_interpretation_code(zone: str, v3: str | None) -> None:
+    (spo2, _) = (o.resource for o in observations(reading("spo2", zone=zone), tenant="t1", gateway="gw-1"))
+    Observation.model_validate(spo2)
+    found = {(c["system"], c["code"]) for i in spo2["interpretation"] for c in i["coding"]}
+    assert ("urn:dho:fhir:zone", zone) in found
+    hl7 = {code for system, code in found if system.endswith("v3-ObservationInterpretation")}
+    assert hl7 == ({v3} if v3 else set())
+
+
+def test_device_flags_set_the_status_and_off_scale_interpretation() -> None:
+    plain = observations(reading("glucose"), tenant="t1", gateway="gw-1")[0].resource
+    assert plain["status"] == "final"
+    provisional = observations(reading("spo2", flags=["provisional"]), tenant="t1", gateway="gw-1")
+    assert [o.resource["status"] for o in provisional] == ["preliminary", "preliminary"]
+    high = observations(reading("glucose", flags=["above_measuring_range"]), tenant="t1", gateway="gw-1")[0]
+    Observation.model_validate(high.resource)
+    assert {c["code"] for i in high.resource["interpretation"] for c in i["coding"]} >= {">"}
+
+
+def test_time_provenance_is_exported() -> None:
+    r = reading("body_weight").model_copy(update={"time_source": "gateway_receive"})
+    resource = observations(r, tenant="t1", gateway="gw-1")[0].resource
+    Observation.model_validate(resource)
+    (provenance,) = [e for e in resource["extension"] if e["url"] == "urn:dho:fhir:StructureDefinition:time-provenance"]
+    assert {e["url"]: next(v for k, v in e.items() if k.startswith("value")) for e in provenance["extension"]} \
+        == {"source": "gateway_receive", "deviceTime": "2026-11-24T09:30:00",
+            "clockCorrection": {"value": Decimal("0.0"), "unit": "s", "system": "http://unitsofmeasure.org",
+                                "code": "s"}}
+
+
+def test_the_measured_precision_is_kept_from_the_wire_to_the_api(database_url: str) -> None:
+    database = Database(database_url)
+    gateway = RegisteredGateway("gw-1", "t1", "p-1")
+    ingest(database, gateway, [reading("body_weight", values={"weight": "83.800"}),
+                               reading("body_temperature", values={"temperature": "37.0"},
+                                       at=datetime(2026, 11, 25, tzinfo=UTC))])
+    issuer = Issuer()
+    api = client(database, settings(issuer), token=issuer.token("t1"))
+    text = api.get("/fhir/Observation", params={"patient": "p-1"}).text
+    assert '"value": 83.800' in text and '"value": 37.0' in text
+    Bundle.model_validate_json(text)
+    database.close()
