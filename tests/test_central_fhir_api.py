@@ -9,19 +9,21 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from central.store import Database, RegisteredGateway
+from central.store import Database, RegisteredGateway, schema
 from tests.central_support import reading
 from tests.fhir_support import BASE, DPoPKey, Issuer, client, effective, ingest, settings
 from tests.support import ROOT
@@ -338,3 +340,59 @@ def test_metadata_is_a_capability_statement_listing_what_works(two_tenants: Data
     assert {i["code"] for i in observation["interaction"]} == {"read", "search-type"}
     assert [i["code"] for i in device["interaction"]] == ["read"]
     assert statement["implementation"]["url"] == BASE
+
+
+# -- E: Bulk Data $export -------------------------------------------------------------------------
+
+
+def _finished(api: Any, status_url: str) -> dict[str, Any]:
+    path = status_url.removeprefix(BASE.removesuffix("/fhir"))
+    for _ in range(200):
+        response = api.get(path)
+        if response.status_code == 200:
+            body: dict[str, Any] = response.json()
+            return body
+        assert response.status_code == 202 and "x-progress" in response.headers
+        time.sleep(0.05)
+    raise AssertionError("the export did not finish")
+
+
+def test_bulk_export_is_asynchronous_tenant_scoped_and_incremental(two_tenants: Database) -> None:
+    issuer = Issuer()
+    api = client(two_tenants, settings(issuer), token=issuer.token("t1"))
+    outcome_of(api.get("/fhir/$export"), 400)  # without Prefer: respond-async
+    kicked = api.get("/fhir/$export", headers={"Prefer": "respond-async"})
+    assert kicked.status_code == 202
+    status_url = kicked.headers["content-location"]
+    assert status_url.startswith(f"{BASE}/$export-status/")
+    done = _finished(api, status_url)
+    assert done["requiresAccessToken"] is True and done["request"] == f"{BASE}/$export"
+    files = {o["type"]: o for o in done["output"]}
+    assert {t: o["count"] for t, o in files.items()} == {"Observation": 5, "Device": 2}  # t1's cuff and its gateway
+    lines = api.get(files["Observation"]["url"].removeprefix(BASE.removesuffix("/fhir"))).text.splitlines()
+    assert len(lines) == 5
+    for line in lines:
+        resource = Observation.model_validate_json(line)
+        assert resource.subject.reference == "Patient/t1.p-eval-1"
+    # Another tenant neither sees the job nor fetches its files.
+    t2 = client(two_tenants, settings(issuer), token=issuer.token("t2"))
+    outcome_of(t2.get(status_url.removeprefix(BASE.removesuffix("/fhir"))), 404)
+    outcome_of(t2.get(files["Observation"]["url"].removeprefix(BASE.removesuffix("/fhir"))), 404)
+    # Incremental: what was stored before yesterday is left out of an export _since yesterday.
+    with two_tenants.engine.begin() as conn:
+        conn.execute(sa.update(schema.readings).values(stored_at=datetime(2026, 11, 1, tzinfo=UTC)))
+    ingest(two_tenants, T1_GATEWAY, [reading("body_temperature", patient="p-eval-1", at=DAY + timedelta(days=10))])
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    again = api.get("/fhir/$export", params={"_since": since, "_type": "Observation"},
+                    headers={"Prefer": "respond-async"})
+    incremental = _finished(api, again.headers["content-location"])
+    assert [(o["type"], o["count"]) for o in incremental["output"]] == [("Observation", 1)]
+    since_future = api.get("/fhir/$export", params={"_since": "2099-01-01T00:00:00Z"},
+                           headers={"Prefer": "respond-async"})
+    assert [o["count"] for o in _finished(api, since_future.headers["content-location"])["output"]] == [0, 0]
+    outcome_of(api.get("/fhir/$export", params={"_type": "Patient"}, headers={"Prefer": "respond-async"}), 400)
+    weak = issuer.token("t1", scope="system/Device.r")
+    outcome_of(api.get("/fhir/$export", params={"_type": "Observation"},
+                       headers={"Prefer": "respond-async", "Authorization": f"Bearer {weak}"}), 403)
+    assert api.delete(status_url.removeprefix(BASE.removesuffix("/fhir"))).status_code == 202
+    outcome_of(api.get(status_url.removeprefix(BASE.removesuffix("/fhir"))), 404)

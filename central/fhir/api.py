@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from central.fhir.auth import AuthError, Caller, TokenValidator
+from central.fhir.bulk import EXPORT_TYPES, NDJSON, OUTPUT_FORMATS, BulkExports, manifest
 from central.fhir.capability import capability_statement
-from central.fhir.mapping import parse_resource, patient_id, resource_json
-from central.fhir.search import Cursor, ObservationSearch, SearchError, parse_observation_search
+from central.fhir.mapping import patient_id, resource_json, with_last_updated
+from central.fhir.search import Cursor, ObservationSearch, SearchError, date_bounds, parse_observation_search
 from central.store import (
     Database,
     ObservationQuery,
@@ -44,6 +47,7 @@ log = logging.getLogger("central.fhir.access")
 class ApiSettings:
     base_url: str  # the public URL of the FHIR base, e.g. https://dho.example.no/fhir (links and DPoP htu)
     validator: TokenValidator
+    export_dir: Path | None = None  # where $export writes its files (default: a new temporary folder)
 
     @property
     def base(self) -> str:
@@ -65,11 +69,7 @@ def _fhir(text: str, status: int = 200) -> Response:
 
 
 def _with_meta(stored: StoredResource) -> dict[str, Any]:
-    resource = parse_resource(stored.resource)
-    meta = resource.setdefault("meta", {})
-    meta["lastUpdated"] = stored.last_updated.astimezone(UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
-    return resource
+    return with_last_updated(stored.resource, stored.last_updated)
 
 
 def _prefers(request: Request, token: str) -> bool:
@@ -88,7 +88,7 @@ class _Handlers:
             request.headers.get("authorization"), request.headers.get("dpop"),
         )
         request.state.tenant = caller.tenant
-        if not caller.may(resource_type, action):
+        if action and not caller.may(resource_type, action):
             raise AuthError(403, f"the token's scopes do not allow {'reading' if action == 'r' else 'searching'} "
                                  f"{resource_type} (system/{resource_type}.{'read' if action == 'r' else 'rs'})")
         return caller
@@ -140,6 +140,71 @@ class _Handlers:
         return _fhir(resource_json(_with_meta(found)))
 
 
+def _export_request(request: Request, caller: Caller) -> tuple[tuple[str, ...], datetime | None]:
+    """A kick-off's `_type`, `_since` and `_outputFormat`, or why it is refused."""
+    if not _prefers(request, "respond-async"):
+        raise SearchError("$export runs asynchronously: send `Prefer: respond-async`")
+    params = dict(request.query_params)
+    unknown = set(params) - {"_type", "_since", "_outputFormat"}
+    if unknown and _prefers(request, "handling=strict"):
+        raise SearchError(f"$export does not support {', '.join(sorted(unknown))}", "not-supported")
+    if params.get("_outputFormat", NDJSON) not in OUTPUT_FORMATS:
+        raise SearchError(f"_outputFormat={params['_outputFormat']}: only {NDJSON}", "not-supported")
+    if "_type" in params:
+        types = tuple(dict.fromkeys(t.strip() for t in params["_type"].split(",")))
+        others = [t for t in types if t not in EXPORT_TYPES]
+        if others:
+            raise SearchError(f"_type: {', '.join(others)} not exported here ({', '.join(EXPORT_TYPES)})",
+                              "not-supported")
+        refused = [t for t in types if not caller.may(t, "r")]
+        if refused:
+            raise AuthError(403, f"the token's scopes do not allow reading {', '.join(refused)}")
+    else:
+        types = tuple(t for t in EXPORT_TYPES if caller.may(t, "r"))
+        if not types:
+            raise AuthError(403, "the token's scopes allow reading no resource type this server exports")
+    since = date_bounds("_since", ["ge" + params["_since"]])[0][1] if "_since" in params else None
+    return types, since
+
+
+class _Exports:
+    def __init__(self, handlers: _Handlers, directory: Path) -> None:
+        self.handlers = handlers
+        self.jobs = BulkExports(handlers.database, directory)
+
+    async def kick_off(self, request: Request) -> Response:
+        caller = await self.handlers.caller(request, "*", "")
+        types, since = _export_request(request, caller)
+        base = self.handlers.settings.base
+        query = f"?{request.url.query}" if request.url.query else ""
+        job = self.jobs.start(caller.tenant, types, since, f"{base}/$export{query}")
+        return Response(status_code=202, headers={"Content-Location": f"{base}/$export-status/{job.id}"})
+
+    async def status(self, request: Request, job_id: str) -> Response:
+        caller = await self.handlers.caller(request, "*", "")
+        job = self.jobs.get(caller.tenant, job_id)
+        if job is None:
+            return outcome(404, "not-found", f"no export {job_id}")
+        if job.state == "failed":
+            return outcome(500, "exception", f"the export failed ({job.error})")
+        if job.state != "done":
+            return Response(status_code=202, headers={"X-Progress": job.progress, "Retry-After": "2"})
+        return JSONResponse(manifest(job, self.handlers.settings.base), headers={"Expires": "never"})
+
+    async def cancel(self, request: Request, job_id: str) -> Response:
+        caller = await self.handlers.caller(request, "*", "")
+        if not await asyncio.to_thread(self.jobs.cancel, caller.tenant, job_id):
+            return outcome(404, "not-found", f"no export {job_id}")
+        return Response(status_code=202)
+
+    async def file(self, request: Request, job_id: str, name: str) -> Response:
+        caller = await self.handlers.caller(request, "*", "")
+        path = self.jobs.file(caller.tenant, job_id, name)
+        if path is None:
+            return outcome(404, "not-found", f"no file {name} in export {job_id}")
+        return FileResponse(path, media_type=NDJSON)
+
+
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def auth_error(_request: Request, exc: AuthError) -> Response:
@@ -182,6 +247,24 @@ def create_app(database: Database, settings: ApiSettings) -> FastAPI:
         log.info("%s %s %d %.0f ms tenant=%s", request.method, route, response.status_code,
                  (time.monotonic() - began) * 1000, getattr(request.state, "tenant", "-"))
         return response
+
+    exports = _Exports(handlers, settings.export_dir or Path(tempfile.mkdtemp(prefix="dho-fhir-export-")))
+
+    @app.get("/fhir/$export")
+    async def export(request: Request) -> Response:
+        return await exports.kick_off(request)
+
+    @app.get("/fhir/$export-status/{job_id}")
+    async def export_status(request: Request, job_id: str) -> Response:
+        return await exports.status(request, job_id)
+
+    @app.delete("/fhir/$export-status/{job_id}")
+    async def export_cancel(request: Request, job_id: str) -> Response:
+        return await exports.cancel(request, job_id)
+
+    @app.get("/fhir/$export-file/{job_id}/{name}")
+    async def export_file(request: Request, job_id: str, name: str) -> Response:
+        return await exports.file(request, job_id, name)
 
     @app.get("/fhir/metadata")
     async def metadata() -> Response:

@@ -61,5 +61,9 @@ def capability_statement(base: str, started: datetime) -> dict[str, Any]:
                     "http://hl7.org/fhir/uv/phd/StructureDefinition/PhgDevice"],
                  "interaction": [{"code": "read"}]},
             ],
+            "operation": [{"name": "export",
+                           "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                           "documentation": "system level, the token's tenant only; Prefer: respond-async; "
+                                            "_type (Observation, Device), _since; NDJSON"}],
         }],
     }

@@ -35,6 +35,8 @@ def add_commands(subparsers: Any) -> None:
     serve.add_argument("--tenant-map", action="append", default=[], metavar="VALUE=TENANT",
                        help="map a claim value (an organisation number) to a tenant; repeat")
     serve.add_argument("--require-dpop", action="store_true", help="accept DPoP-bound tokens only")
+    serve.add_argument("--export-dir", type=Path, default=os.environ.get("DHO_FHIR_EXPORT_DIR"),
+                       help="where $export writes its NDJSON files (default: a new temporary folder)")
     _add_key_dir(serve)
     add_db_argument(serve)
     serve.set_defaults(run=_serve)
@@ -106,7 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
     from central.fhir.auth import TokenValidator
 
     base_url = (args.base_url or f"http://{args.host}:{args.port}/fhir").rstrip("/")
-    settings = ApiSettings(base_url=base_url, validator=TokenValidator(auth_settings(args, base_url)))
+    settings = ApiSettings(base_url=base_url, validator=TokenValidator(auth_settings(args, base_url)),
+                           export_dir=Path(args.export_dir).expanduser() if args.export_dir else None)
     database = open_database(args)
     try:
         # uvicorn's access log would print every query string (pseudonyms): ours names routes only.

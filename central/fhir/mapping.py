@@ -103,6 +103,13 @@ def parse_resource(text: str) -> Resource:
     return found
 
 
+def with_last_updated(text: str, last_updated: datetime) -> Resource:
+    """A stored resource with `meta.lastUpdated` (when the central service stored it)."""
+    resource = parse_resource(text)
+    resource.setdefault("meta", {})["lastUpdated"] = _instant(last_updated)
+    return resource
+
+
 def patient_id(tenant: str, pseudonym: str) -> str:
     """The Patient's logical id: a patient is (tenant, pseudonym), pseudonyms being issued per tenant.
     `<tenant>.<pseudonym>` when that is a FHIR id (the tenant without dots, 64 characters at most);

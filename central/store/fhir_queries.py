@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -108,3 +108,35 @@ def patients_of_tenant(database: Database, tenant: str) -> list[str]:
     r = schema.readings.c
     with database.engine.connect() as conn:
         return list(conn.execute(sa.select(r.patient).where(r.tenant == tenant).distinct()).scalars())
+
+
+def export_observations(database: Database, tenant: str, since: datetime | None = None,
+                        batch: int = 1000) -> Iterator[StoredResource]:
+    """Every Observation of the tenant (stored at or after `since`), in id order, a batch per query."""
+    o = schema.observations.c
+    r = schema.readings.c
+    after = ""
+    while True:
+        query = sa.select(o.id, o.effective, o.resource, r.stored_at).select_from(_source()) \
+            .where(o.tenant == tenant, o.id > after).order_by(o.id).limit(batch)
+        if since is not None:
+            query = query.where(r.stored_at >= since)
+        with database.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        for row in rows:
+            yield StoredResource(row.id, utc(row.effective), utc(row.stored_at), row.resource)
+        after = rows[-1].id
+
+
+def export_devices(database: Database, tenant: str, since: datetime | None = None) -> Iterator[StoredResource]:
+    """Every Device of the tenant (changed at or after `since`)."""
+    d = schema.devices.c
+    query = sa.select(d.id, d.resource, d.updated_at).where(d.tenant == tenant).order_by(d.id)
+    if since is not None:
+        query = query.where(d.updated_at >= since)
+    with database.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    for row in rows:
+        yield StoredResource(row.id, None, utc(row.updated_at), row.resource)
