@@ -396,3 +396,34 @@ def test_bulk_export_is_asynchronous_tenant_scoped_and_incremental(two_tenants: 
                        headers={"Prefer": "respond-async", "Authorization": f"Bearer {weak}"}), 403)
     assert api.delete(status_url.removeprefix(BASE.removesuffix("/fhir"))).status_code == 202
     outcome_of(api.get(status_url.removeprefix(BASE.removesuffix("/fhir"))), 404)
+
+
+def test_the_served_api_logs_no_query_string(tmp_path: Any) -> None:
+    """`fhir serve` end to end (uvicorn, the local issuer): uvicorn's own access log, which prints every
+    query string, is off; ours names the route."""
+    import httpx
+
+    from gateway.demo import free_port
+
+    port = free_port()
+    keys = str(tmp_path / "keys")
+    server = subprocess.Popen([sys.executable, "-m", "central.cli", "fhir", "serve", "--port", str(port), "--db",
+                               str(tmp_path / "c.sqlite3"), "--key-dir", keys], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        token = subprocess.run([sys.executable, "-m", "central.cli", "fhir", "token", "--tenant", "t1", "--audience",
+                                f"http://127.0.0.1:{port}/fhir", "--key-dir", keys], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60, check=True).stdout.strip()
+        for _ in range(100):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/fhir/Observation?patient=p-secret-42",
+                                   headers={"Authorization": f"Bearer {token}"})
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 200 and answer.json()["total"] == 0
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert "GET /fhir/Observation 200" in output
+    assert "p-secret-42" not in output
