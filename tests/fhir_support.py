@@ -75,9 +75,10 @@ def settings(issuer: Issuer, **overrides: Any) -> AuthSettings:
     return AuthSettings(**{"issuer": ISSUER, "audience": BASE, "jwks": issuer.jwks(), **overrides})
 
 
-def client(database: Database, auth: AuthSettings, *, token: str | None = None) -> TestClient:
+def client(database: Database, auth: AuthSettings, *, token: str | None = None,
+           raise_server_exceptions: bool = False) -> TestClient:
     app = create_app(database, ApiSettings(base_url=BASE, validator=TokenValidator(auth)))
-    api = TestClient(app, raise_server_exceptions=False)
+    api = TestClient(app, raise_server_exceptions=raise_server_exceptions)
     if token:
         api.headers["Authorization"] = f"Bearer {token}"
     return api

@@ -101,7 +101,8 @@ class _Handlers:
         query = await asyncio.to_thread(self._query, search)
         total, page = await asyncio.to_thread(search_observations, self.database, query)
         base = self.settings.base
-        links = [{"relation": "self", "url": f"{base}/Observation?{urlencode(parsed.kept)}"}]
+        this_page = [*parsed.kept, ("_cursor", parsed.cursor)] if parsed.cursor else parsed.kept
+        links = [{"relation": "self", "url": f"{base}/Observation?{urlencode(this_page)}"}]
         if search.count and len(page) > search.count:
             page = page[:search.count]
             last = page[-1]
@@ -205,6 +206,13 @@ class _Exports:
         return FileResponse(path, media_type=NDJSON)
 
 
+def _crashed(exc: Exception) -> Response:
+    # The exception's text may quote SQL parameters (pseudonyms): its type at ERROR, the rest at DEBUG.
+    log.error("internal error: %s", type(exc).__name__)
+    log.debug("internal error", exc_info=exc)
+    return outcome(500, "exception", "internal error; the server log has its type")
+
+
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def auth_error(_request: Request, exc: AuthError) -> Response:
@@ -224,12 +232,6 @@ def _install_errors(app: FastAPI) -> None:
     async def invalid(_request: Request, exc: RequestValidationError) -> Response:
         return outcome(400, "invalid", "; ".join(str(e.get("msg")) for e in exc.errors()))
 
-    @app.exception_handler(Exception)
-    async def crash(_request: Request, exc: Exception) -> Response:
-        # The exception's text may quote SQL parameters (pseudonyms): its type at ERROR, the rest at DEBUG.
-        log.error("internal error: %s", type(exc).__name__)
-        log.debug("internal error", exc_info=exc)
-        return outcome(500, "exception", "internal error; the server log has its type")
 
 
 def create_app(database: Database, settings: ApiSettings) -> FastAPI:
@@ -242,7 +244,12 @@ def create_app(database: Database, settings: ApiSettings) -> FastAPI:
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         began = time.monotonic()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            # Answered here, not by Starlette's last-resort handler, which would re-raise it for the server
+            # to log with its text (an SQL error quotes its parameters: pseudonyms).
+            response = _crashed(exc)
         route = getattr(request.scope.get("route"), "path", "?")
         log.info("%s %s %d %.0f ms tenant=%s", request.method, route, response.status_code,
                  (time.monotonic() - began) * 1000, getattr(request.state, "tenant", "-"))

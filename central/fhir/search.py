@@ -88,6 +88,7 @@ class Parsed:
     search: ObservationSearch
     kept: list[tuple[str, str]]  # the parameters used, for the `self` and `next` links (without _cursor)
     ignored: list[str]  # parameter names not understood (lenient handling)
+    cursor: str | None = None  # the `_cursor` as given
 
 
 def _local(value: str) -> datetime:
@@ -229,6 +230,7 @@ def parse_observation_search(items: list[tuple[str, str]], tenant: str, *, stric
     kept: list[tuple[str, str]] = []
     ignored: list[str] = []
     seen: set[str] = set()
+    cursor: str | None = None
     for name, value in items:
         if name not in OBSERVATION_PARAMETERS:
             if strict:
@@ -240,8 +242,10 @@ def parse_observation_search(items: list[tuple[str, str]], tenant: str, *, stric
             raise SearchError(f"{name} is given more than once")
         seen.add(name)
         _apply(search, name, value)
-        if name != "_cursor":
+        if name == "_cursor":
+            cursor = value
+        else:
             kept.append((name, value))
     if search.cursor is not None and search.cursor.descending != search.descending:
         raise SearchError("_cursor: it belongs to the other _sort order")
-    return Parsed(search, kept, ignored)
+    return Parsed(search, kept, ignored, cursor)
