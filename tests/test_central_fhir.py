@@ -47,9 +47,9 @@ def test_blood_pressure_is_one_compound_observation_and_a_pulse_observation() ->
     assert bp["interpretation"][0]["coding"][0]["code"] == "yellow"
     assert bp["subject"] == {"reference": "Patient/t1.p-1",
                              "identifier": {"system": "urn:dho:fhir:tenant:t1:patient", "value": "p-1"}}
-    assert bp["device"] == {"reference": "Device/phd-F05E1A000001"}
+    assert bp["device"] == {"reference": "Device/phd-t1.F05E1A000001"}
     assert bp["extension"][0] == {"url": "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice",
-                                  "valueReference": {"reference": "Device/phg-gw-1"}}
+                                  "valueReference": {"reference": "Device/phg-t1.gw-1"}}
     assert {c["coding"][0]["code"] for c in bp["category"]} == {"vital-signs", "phd"}
     assert bp["effectiveDateTime"] == "2026-11-24T08:30:00.000Z"
     # The IG's deduplication identifier: device-patient-type-timestamp, the device's own time.
@@ -89,13 +89,13 @@ def test_a_value_the_device_sent_as_nan_is_absent_with_the_reason() -> None:
 
 
 def test_devices_are_phd_and_phg_resources() -> None:
-    phd = device_resource(reading().device, "blood_pressure")
+    phd = device_resource(reading().device, "blood_pressure", tenant="t1")
     Device.model_validate(phd)
     assert phd["identifier"][0]["value"] == "F0-5E-1A-00-00-01"
     assert phd["identifier"][0]["system"] == "http://hl7.org/fhir/sid/eui-48/bluetooth"
     assert phd["specialization"][0]["systemType"]["coding"][0]["code"] == "528391"
     assert phd["version"][0]["value"] == "1.2"
-    phg = gateway_resource("gw-1", "0.3.0")
+    phg = gateway_resource("gw-1", "0.3.0", tenant="t1")
     Device.model_validate(phg)
     assert phg["type"]["coding"][0]["code"] == "531981"
 
@@ -142,10 +142,10 @@ def test_observation_search_returns_a_searchset_bundle_filtered_by_patient_and_d
 def test_device_read_and_clear_errors(filled: Database) -> None:
     issuer = Issuer()
     api = client(filled, settings(issuer), token=issuer.token("t1"))
-    device = api.get("/fhir/Device/phd-F05E1A000001")
+    device = api.get("/fhir/Device/phd-t1.F05E1A000001")
     assert device.status_code == 200
     Device.model_validate(device.json())
-    assert Device.model_validate(api.get("/fhir/Device/phg-gw-2").json()).id == "phg-gw-2"
+    assert Device.model_validate(api.get("/fhir/Device/phg-t1.gw-2").json()).id == "phg-t1.gw-2"
     missing = api.get("/fhir/Device/phd-nope")
     assert missing.status_code == 404
     OperationOutcome.model_validate(missing.json())
@@ -166,7 +166,7 @@ def test_bulk_export_writes_ndjson_every_line_a_valid_resource(filled: Database,
         Observation.model_validate(json.loads(line))
     devices = (tmp_path / "export" / "Device.ndjson").read_text().splitlines()
     assert {Device.model_validate(json.loads(d)).id for d in devices} == {
-        "phd-F05E1A000001", "phd-GL-SERIAL-7", "phg-gw-1", "phg-gw-2"}
+        "phd-t1.F05E1A000001", "phd-t1.GL-SERIAL-7", "phg-t1.gw-1", "phg-t1.gw-2"}
     assert "Observation.ndjson: 6 resource(s)" in run.stdout
 
 

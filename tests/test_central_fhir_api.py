@@ -72,9 +72,28 @@ def test_a_tenant_sees_only_its_own_patient_even_under_the_same_pseudonym(two_te
     assert t1.get("/fhir/Observation", params={"subject": "Patient/t2.p-eval-1"}).json()["total"] == 0
     other = theirs["entry"][0]["resource"]["id"]
     outcome_of(t1.get(f"/fhir/Observation/{other}"), 404)
-    outcome_of(t1.get("/fhir/Device/phd-B05E1A000002"), 404)
+    outcome_of(t1.get("/fhir/Device/phd-t2.B05E1A000002"), 404)
     assert t2.get(f"/fhir/Observation/{other}").status_code == 200
-    assert Device.model_validate(t2.get("/fhir/Device/phd-B05E1A000002").json()).id == "phd-B05E1A000002"
+    assert Device.model_validate(t2.get("/fhir/Device/phd-t2.B05E1A000002").json()).id == "phd-t2.B05E1A000002"
+
+
+def test_a_kit_moved_to_another_tenant_is_that_tenants_device_too(database_url: str) -> None:
+    """The same cuff and gateway, first in t1, then provisioned to t2: each tenant reads the Devices its
+    own Observations point at (one row per tenant; was one row, kept under the first tenant)."""
+    database = Database(database_url)
+    ingest(database, RegisteredGateway("gw-kit", "t1", "p-a"), [reading("blood_pressure", patient="p-a")])
+    ingest(database, RegisteredGateway("gw-kit", "t2", "p-b"), [reading("blood_pressure", patient="p-b",
+                                                                        at=DAY + timedelta(days=9))])
+    issuer = Issuer()
+    for tenant, patient in (("t1", "p-a"), ("t2", "p-b")):
+        api = client(database, settings(issuer), token=issuer.token(tenant))
+        (entry, _) = api.get("/fhir/Observation", params={"patient": patient}).json()["entry"]
+        observation = entry["resource"]
+        gateway = observation["extension"][0]["valueReference"]["reference"]
+        for reference in (observation["device"]["reference"], gateway):
+            assert reference.startswith("Device/ph") and f"-{tenant}." in reference
+            assert api.get(f"/fhir/{reference}").status_code == 200, reference
+    database.close()
 
 
 # -- B: authentication ----------------------------------------------------------------------------
@@ -431,3 +450,15 @@ def test_the_served_api_logs_no_query_string(tmp_path: Any) -> None:
         output, _ = server.communicate(timeout=30)
     assert "GET /fhir/Observation 200" in output
     assert "p-secret-42" not in output
+
+
+def test_processes_making_the_local_issuer_key_at_once_agree_on_one(tmp_path: Any) -> None:
+    """serve and token started together both make the key on first use: one key, both read it whole."""
+    keys = str(tmp_path / "keys")
+    runs = [subprocess.Popen([sys.executable, "-c", "import sys; from pathlib import Path; "
+                              "from central.fhir.issuer import LocalIssuer; print(LocalIssuer(Path(sys.argv[1])).kid)",
+                              keys], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(6)]
+    results = [run.communicate(timeout=60) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1

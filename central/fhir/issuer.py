@@ -31,9 +31,20 @@ class LocalIssuer:
             key = ec.generate_private_key(ec.SECP256R1())
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-            descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written aside, then linked into place: a second process making the key at the same moment
+            # (serve and token started together) finds either no key or a whole one, and keeps the first.
+            part = directory / f".issuer.key.{uuid.uuid4().hex}"
+            descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as out:
                 out.write(pem)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(part, self.key_file)
+            except FileExistsError:
+                pass
+            finally:
+                part.unlink()
         loaded = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{self.key_file}: not an EC private key")

@@ -51,13 +51,19 @@ def fhir_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
 
 
-def device_id(device: WireDevice) -> str:
-    return _device_id(device.id)
+def device_id(device: WireDevice, tenant: str) -> str:
+    """The PhdDevice's logical id: `phd-<tenant>.<MAC hex or serial>`. Per tenant: a kit moved to another
+    municipality is that tenant's Device from then on, and two vendors' equal serials in two tenants
+    never share a row."""
+    return _scoped_id("phd", tenant, _hex(device.id) if _MAC.match(device.id) else device.id)
 
 
 @functools.lru_cache(maxsize=65536)
-def _device_id(text: str) -> str:
-    return "phd-" + fhir_id(_hex(text) if _MAC.match(text) else text)
+def _scoped_id(prefix: str, tenant: str, local: str) -> str:
+    readable = f"{prefix}-{tenant}.{local}"
+    if _TENANT.match(tenant) and _PSEUDONYM.match(local) and len(readable) <= 64:
+        return readable
+    return f"{prefix}-sha256-" + hashlib.sha256(f"{tenant}\x00{local}".encode()).hexdigest()[:53]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -65,8 +71,9 @@ def _dedup_device(text: str) -> str:
     return _hex(text) if _MAC.match(text) else text
 
 
-def gateway_device_id(gateway: str) -> str:
-    return "phg-" + fhir_id(gateway)
+def gateway_device_id(gateway: str, tenant: str) -> str:
+    """The PhgDevice's logical id, `phg-<tenant>.<gateway>` (per tenant, as device_id)."""
+    return _scoped_id("phg", tenant, gateway)
 
 
 def _hex(mac: str) -> str:
@@ -150,14 +157,14 @@ def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str
         "id": obs_id,
         "meta": {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation"]},
         "extension": [{"url": codes.GATEWAY_EXTENSION,
-                       "valueReference": {"reference": f"Device/{gateway_device_id(gateway)}"}}],
+                       "valueReference": {"reference": f"Device/{gateway_device_id(gateway, tenant)}"}}],
         "identifier": [{"system": codes.DEDUP_SYSTEM, "value": dedup_identifier(reading, tenant, code)}],
         "status": "preliminary" if PROVISIONAL in reading.flags else "final",
         "category": categories,
         "code": code.concept(text),
         "subject": patient_reference(tenant, reading.patient),
         "effectiveDateTime": _instant(reading.effective),
-        "device": {"reference": f"Device/{device_id(reading.device)}"},
+        "device": {"reference": f"Device/{device_id(reading.device, tenant)}"},
         "interpretation": _interpretation(reading),
     }
     resource["extension"].append(_time_provenance(reading))
@@ -257,7 +264,7 @@ def _mdc(pair: tuple[int, str]) -> Resource:
     return {"coding": [{"system": codes.MDC, "code": str(pair[0]), "display": pair[1]}]}
 
 
-def device_resource(device: WireDevice, reading_type: str) -> Resource:
+def device_resource(device: WireDevice, reading_type: str, *, tenant: str) -> Resource:
     """The PhdDevice: the measuring device, identified by its Bluetooth address or its serial."""
     identifiers: list[Resource] = []
     if _MAC.match(device.id):
@@ -270,7 +277,7 @@ def device_resource(device: WireDevice, reading_type: str) -> Resource:
         identifiers.append({"system": codes.SERIAL_SYSTEM, "value": device.id})
     resource: Resource = {
         "resourceType": "Device",
-        "id": device_id(device),
+        "id": device_id(device, tenant),
         "meta": {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdDevice"]},
         "identifier": identifiers,
         "type": _mdc(codes.PHD_TYPE),
@@ -285,11 +292,11 @@ def device_resource(device: WireDevice, reading_type: str) -> Resource:
     return resource
 
 
-def gateway_resource(gateway: str, software_version: str | None = None) -> Resource:
+def gateway_resource(gateway: str, software_version: str | None = None, *, tenant: str) -> Resource:
     """The PhgDevice: the home gateway that received the readings."""
     resource: Resource = {
         "resourceType": "Device",
-        "id": gateway_device_id(gateway),
+        "id": gateway_device_id(gateway, tenant),
         "meta": {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhgDevice"]},
         "identifier": [{"system": codes.GATEWAY_SYSTEM, "value": gateway}],
         "type": _mdc(codes.PHG_TYPE),

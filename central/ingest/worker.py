@@ -127,13 +127,14 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
                     ),
                 ))
                 if found:  # a measuring device (the questionnaire's "device" is the gateway's page)
-                    phd = device_id(reading.device)
+                    phd = device_id(reading.device, gateway.tenant)
                     if (gateway.tenant, phd) not in changes.devices:
                         changes.devices[(gateway.tenant, phd)] = NewDevice(
-                            phd, json.dumps(device_resource(reading.device, reading.type)))
+                            phd, json.dumps(device_resource(reading.device, reading.type, tenant=gateway.tenant)))
                 changes.plans[gateway.id] = (reading.assessment.profile, reading.assessment.profile_version)
-            phg = gateway_device_id(gateway.id)
-            changes.devices.setdefault((gateway.tenant, phg), NewDevice(phg, json.dumps(gateway_resource(gateway.id))))
+            phg = gateway_device_id(gateway.id, gateway.tenant)
+            changes.devices.setdefault((gateway.tenant, phg),
+                                       NewDevice(phg, json.dumps(gateway_resource(gateway.id, tenant=gateway.tenant))))
             acks.setdefault(topics.ack, []).extend(r.id for r in decision.batch.readings)
         elif isinstance(decision, StatusReport):
             s = decision.status
