@@ -213,3 +213,17 @@ def test_the_measured_precision_is_kept_from_the_wire_to_the_api(database_url: s
     assert '"value": 83.800' in text and '"value": 37.0' in text
     Bundle.model_validate_json(text)
     database.close()
+
+
+def test_served_json_adds_last_updated_without_touching_the_rest() -> None:
+    from central.fhir.mapping import served_json
+
+    at = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    ours = '{"resourceType": "Observation", "id": "x-1", "meta": {"profile": ["p"]}, "value": 83.80}'
+    assert served_json(ours, at) == ('{"resourceType": "Observation", "id": "x-1", "meta": {"lastUpdated": '
+                                     '"2026-11-24T08:30:00.000Z", "profile": ["p"]}, "value": 83.80}')
+    empty_meta = '{"resourceType": "Device", "id": "d", "meta": {}}'
+    assert json.loads(served_json(empty_meta, at))["meta"] == {"lastUpdated": "2026-11-24T08:30:00.000Z"}
+    other = '{"id": "d", "resourceType": "Device", "version": [{"value": 1.50}]}'  # not our layout: parsed
+    assert served_json(other, at) == ('{"id": "d", "resourceType": "Device", "version": [{"value": 1.50}], '
+                                      '"meta": {"lastUpdated": "2026-11-24T08:30:00.000Z"}}')

@@ -9,6 +9,7 @@ is an OperationOutcome. The access log names the route, the status and the tenan
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import tempfile
 import time
@@ -16,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -27,12 +27,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from central.fhir.auth import AuthError, Caller, TokenValidator
 from central.fhir.bulk import EXPORT_TYPES, NDJSON, OUTPUT_FORMATS, BulkExports, manifest
 from central.fhir.capability import capability_statement
-from central.fhir.mapping import patient_id, resource_json, with_last_updated
+from central.fhir.mapping import patient_id, resource_json, served_json
 from central.fhir.search import Cursor, ObservationSearch, SearchError, date_bounds, parse_observation_search
 from central.store import (
     Database,
     ObservationQuery,
-    StoredResource,
     device_by_id,
     observation_by_id,
     patients_of_tenant,
@@ -66,10 +65,6 @@ def outcome(status: int, code: str, text: str, headers: dict[str, str] | None = 
 
 def _fhir(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type=FHIR_JSON)
-
-
-def _with_meta(stored: StoredResource) -> dict[str, Any]:
-    return with_last_updated(stored.resource, stored.last_updated)
 
 
 def _prefers(request: Request, token: str) -> bool:
@@ -110,12 +105,15 @@ class _Handlers:
             cursor = Cursor(last.effective, last.id, search.descending).encode()
             query_string = urlencode([*parsed.kept, ("_cursor", cursor)])
             links.append({"relation": "next", "url": f"{base}/Observation?{query_string}"})
-        entries = [{"fullUrl": f"{base}/Observation/{s.id}", "resource": _with_meta(s), "search": {"mode": "match"}}
-                   for s in page]
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
-        if entries:
-            bundle["entry"] = entries
-        return _fhir(resource_json(bundle))
+        bundle = resource_json({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links})
+        if page:  # the stored text spliced in as it is: no parse and re-serialisation per resource
+            entries = ", ".join(
+                f'{{"fullUrl": {json.dumps(f"{base}/Observation/{s.id}")}, '
+                f'"resource": {served_json(s.resource, s.last_updated)}, "search": {{"mode": "match"}}}}'
+                for s in page
+            )
+            bundle = f'{bundle[:-1]}, "entry": [{entries}]}}'
+        return _fhir(bundle)
 
     def _query(self, search: ObservationSearch) -> ObservationQuery:
         patients = []
@@ -138,7 +136,7 @@ class _Handlers:
         found = await asyncio.to_thread(find, self.database, caller.tenant, resource_id)
         if found is None:
             return outcome(404, "not-found", f"{resource_type}/{resource_id} is not known")
-        return _fhir(resource_json(_with_meta(found)))
+        return _fhir(served_json(found.resource, found.last_updated))
 
 
 def _export_request(request: Request, caller: Caller) -> tuple[tuple[str, ...], datetime | None]:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from central.fhir.mapping import resource_json, with_last_updated
+from central.fhir.mapping import served_json
 from central.store import Database, StoredResource, export_devices, export_observations
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _write(path: Path, resources: Iterator[StoredResource], cancelled: Callable[
         for stored in resources:
             if cancelled():
                 break
-            out.write(resource_json(with_last_updated(stored.resource, stored.last_updated)) + "\n")
+            out.write(served_json(stored.resource, stored.last_updated) + "\n")
             count += 1
         out.flush()
         os.fsync(out.fileno())

@@ -110,6 +110,20 @@ def parse_resource(text: str) -> Resource:
     return found
 
 
+_STORED_HEAD = re.compile(r'^\{"resourceType": "[A-Za-z]+", "id": "[A-Za-z0-9.-]{1,64}", "meta": \{')
+
+
+def served_json(text: str, last_updated: datetime) -> str:
+    """A stored resource's JSON with `meta.lastUpdated`, as served. Resources this service wrote start
+    `{"resourceType": …, "id": …, "meta": {`: the field goes in there, the rest of the text unchanged (no
+    parsing, digits kept); anything else is parsed and written again."""
+    head = _STORED_HEAD.match(text)
+    if head is None or text.startswith('"lastUpdated"', head.end()):
+        return resource_json(with_last_updated(text, last_updated))
+    comma = "" if text.startswith("}", head.end()) else ", "
+    return f'{text[:head.end()]}"lastUpdated": "{_instant(last_updated)}"{comma}{text[head.end():]}'
+
+
 def with_last_updated(text: str, last_updated: datetime) -> Resource:
     """A stored resource with `meta.lastUpdated` (when the central service stored it)."""
     resource = parse_resource(text)
