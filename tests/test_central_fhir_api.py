@@ -204,6 +204,10 @@ def test_serve_refuses_a_non_loopback_address_without_a_configured_issuer(tmp_pa
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert run.returncode == 2
     assert "not a loopback address" in run.stderr and "--issuer" in run.stderr
+    no_base = subprocess.run([sys.executable, "-m", "central.cli", "fhir", "serve", "--host", "0.0.0.0", "--db",
+                              str(tmp_path / "c.sqlite3"), "--issuer", "https://helseid.example.no", "--jwks-url",
+                              "https://helseid.example.no/jwks"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert no_base.returncode == 2 and "--base-url" in no_base.stderr
 
 
 def test_the_local_issuer_token_command_makes_a_token_the_local_server_accepts(two_tenants: Database,

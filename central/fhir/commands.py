@@ -107,6 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
     from central.fhir.api import ApiSettings, create_app
     from central.fhir.auth import TokenValidator
 
+    if not args.base_url and args.issuer and not is_loopback(args.host):
+        raise CentralError(f"--host {args.host}: give --base-url, the public URL clients use (https://…/fhir); "
+                           "links and DPoP proofs are checked against it, never against the Host header")
     base_url = (args.base_url or f"http://{args.host}:{args.port}/fhir").rstrip("/")
     settings = ApiSettings(base_url=base_url, validator=TokenValidator(auth_settings(args, base_url)),
                            export_dir=Path(args.export_dir).expanduser() if args.export_dir else None)
