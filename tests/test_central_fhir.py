@@ -20,7 +20,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from central.fhir import device_resource, gateway_resource, observations
 from central.ingest.worker import Incoming, plan
 from central.store import Database, RegisteredGateway
-from protocol import Topics
+from protocol import Topics, WireFiredRule, WireReading
 from tests.central_support import batch, reading
 from tests.fhir_support import Issuer, client, ingest, settings
 from tests.support import ROOT
@@ -227,3 +227,31 @@ def test_served_json_adds_last_updated_without_touching_the_rest() -> None:
     other = '{"id": "d", "resourceType": "Device", "version": [{"value": 1.50}]}'  # not our layout: parsed
     assert served_json(other, at) == ('{"id": "d", "resourceType": "Device", "version": [{"value": 1.50}], '
                                       '"meta": {"lastUpdated": "2026-11-24T08:30:00.000Z"}}')
+
+
+def _fired(component: str, value: str, op: str, limit: str, zone: str) -> WireFiredRule:
+    return WireFiredRule(rule=f"{component}-{zone}", component=component, value=Decimal(value), op=op,  # type: ignore[arg-type]
+                         limit=Decimal(limit), zone=zone)  # type: ignore[arg-type]
+
+
+def test_the_hl7_interpretation_says_high_or_low_from_the_rules_that_fired_on_the_observation() -> None:
+    def v3(r: WireReading) -> list[str]:
+        return [next(c["code"] for i in o.resource["interpretation"] for c in i["coding"]
+                     if c["system"].endswith("v3-ObservationInterpretation"))
+                for o in observations(r, tenant="t1", gateway="gw-1")]
+
+    def judged(r: WireReading, zone: str, *rules: WireFiredRule) -> WireReading:
+        assessment = r.assessment.model_copy(update={"zone": zone, "rules": list(rules)})
+        return r.model_copy(update={"assessment": assessment})
+
+    bp = reading("blood_pressure", values={"systolic": "185", "diastolic": "95", "mean": "125", "pulse": "70"})
+    # Red from the systolic (high): the panel is critical high, its pulse Observation normal.
+    assert v3(judged(bp, "red", _fired("systolic", "185", ">", "180", "red"),
+                     _fired("diastolic", "95", ">=", "90", "yellow"))) == ["HH", "N"]
+    spo2 = reading("spo2", values={"spo2": "91", "pulse": "72"})
+    assert v3(judged(spo2, "yellow", _fired("spo2", "91", "<", "92", "yellow"))) == ["L", "N"]
+    # A weight trend fired on the change (+2.4 kg), not on the weight: abnormal, no direction of the value.
+    assert v3(judged(reading("body_weight"), "yellow", _fired("weight", "2.4", ">", "2", "yellow"))) == ["A"]
+    low_and_high = judged(bp, "yellow", _fired("systolic", "185", ">", "160", "yellow"),
+                          _fired("diastolic", "95", "<", "100", "yellow"))
+    assert v3(low_and_high)[0] == "A"

@@ -32,7 +32,8 @@ _UNIT_DISPLAY = {"/min": "/min", "%": "%", "mm[Hg]": "mmHg", "kg": "kg", "Cel": 
 
 
 PROVISIONAL = "provisional"
-_V3_ZONE = {"green": ("N", "Normal"), "yellow": ("A", "Abnormal"), "red": ("AA", "Critical abnormal")}
+_V3_DISPLAY = {"N": "Normal", "A": "Abnormal", "AA": "Critical abnormal", "L": "Low", "H": "High",
+               "LL": "Critical low", "HH": "Critical high"}
 _OFF_SCALE = {"above_measuring_range": (">", "Off scale high"), "below_measuring_range": ("<", "Off scale low")}
 
 
@@ -161,7 +162,8 @@ def dedup_identifier(reading: WireReading, tenant: str, code: Code) -> str:
             f"{stamp:%Y%m%d%H%M%S}.{centis}")
 
 
-def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str, obs_id: str) -> Resource:
+def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str, obs_id: str,
+          components: tuple[str, ...]) -> Resource:
     categories = [{"coding": [{"system": codes.PHD_CATEGORY, "code": "phd", "display": "PHD generated"}]}]
     if reading.type in codes.VITAL_SIGNS:
         categories.insert(0, {"coding": [{"system": codes.OBSERVATION_CATEGORY, "code": "vital-signs",
@@ -179,7 +181,7 @@ def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str
         "subject": patient_reference(tenant, reading.patient),
         "effectiveDateTime": _instant(reading.effective),
         "device": {"reference": f"Device/{device_id(reading.device, tenant)}"},
-        "interpretation": _interpretation(reading),
+        "interpretation": _interpretation(reading, components),
     }
     resource["extension"].append(_time_provenance(reading))
     if reading.flags:
@@ -187,19 +189,48 @@ def _base(reading: WireReading, tenant: str, gateway: str, code: Code, text: str
     return resource
 
 
-def _interpretation(reading: WireReading) -> list[Resource]:
-    """The zone the gateway gave (local code, and HL7 v3 N / A / AA beside it); a value the device
-    reported beyond its measuring range is also off scale high or low (> / <)."""
+def _interpretation(reading: WireReading, components: tuple[str, ...]) -> list[Resource]:
+    """The zone the gateway gave the reading (local code), and what it says of this Observation's own values
+    in HL7 v3 (_v3_code); a value the device reported beyond its measuring range is also off scale (> / <)."""
     zone = reading.assessment.zone
     coding: list[Resource] = [{"system": codes.ZONE_SYSTEM, "code": zone, "display": f"{zone} zone"}]
-    if zone in _V3_ZONE:
-        coding.append({"system": codes.INTERPRETATION, "code": _V3_ZONE[zone][0], "display": _V3_ZONE[zone][1]})
+    v3 = _v3_code(reading, components)
+    if v3 is not None:
+        coding.append({"system": codes.INTERPRETATION, "code": v3, "display": _V3_DISPLAY[v3]})
     found = [{"coding": coding, "text": f"{zone} zone ({reading.assessment.profile} "
                                         f"v{reading.assessment.profile_version})"}]
     for flag, (code, display) in _OFF_SCALE.items():
         if flag in reading.flags:
             found.append({"coding": [{"system": codes.INTERPRETATION, "code": code, "display": display}]})
     return found
+
+
+def _v3_code(reading: WireReading, components: tuple[str, ...]) -> str | None:
+    """N for green; for yellow / red, from the rules that fired on this Observation's components: L / H
+    (yellow) or LL / HH (red) when they all fired on the measured value in one direction, A / AA when
+    the direction is not the value's (a trend: the change fired) or mixed, N when none fired on them (the
+    reading's zone came from another component). No rules sent: A / AA by the zone. Unassessed: none."""
+    zone = reading.assessment.zone
+    if zone not in ("green", "yellow", "red"):
+        return None
+    if zone == "green":
+        return "N"
+    rules = reading.assessment.rules
+    if not rules:
+        return "AA" if zone == "red" else "A"
+    mine = [r for r in rules if r.component in components]
+    if not mine:
+        return "N"
+    worst = "red" if any(r.zone == "red" for r in mine) else "yellow"
+    directions = set()
+    for rule in (r for r in mine if r.zone == worst):
+        measured = reading.components.get(rule.component)
+        on_value = measured is not None and measured.value == rule.value
+        directions.add(("H" if rule.op in (">", ">=") else "L") if on_value else "?")
+    if len(directions) == 1 and directions != {"?"}:
+        (direction,) = directions
+        return direction * 2 if worst == "red" else direction
+    return "AA" if worst == "red" else "A"
 
 
 def _time_provenance(reading: WireReading) -> Resource:
@@ -216,7 +247,7 @@ def _time_provenance(reading: WireReading) -> Resource:
 
 def _numeric(reading: WireReading, tenant: str, gateway: str, code: Code, text: str, component: str,
              obs_id: str) -> MappedObservation:
-    resource = _base(reading, tenant, gateway, code, text, obs_id)
+    resource = _base(reading, tenant, gateway, code, text, obs_id, (component,))
     if component in reading.components:
         resource["valueQuantity"] = _quantity(reading.components[component])
     else:
@@ -226,7 +257,8 @@ def _numeric(reading: WireReading, tenant: str, gateway: str, code: Code, text: 
 
 def _blood_pressure(reading: WireReading, tenant: str, gateway: str) -> MappedObservation:
     obs_id = str(reading.id)
-    resource = _base(reading, tenant, gateway, codes.BP_PANEL, "Blood pressure", obs_id)
+    resource = _base(reading, tenant, gateway, codes.BP_PANEL, "Blood pressure", obs_id,
+                     ("systolic", "diastolic", "mean"))
     resource["meta"] = {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdCompoundNumericObservation"]}
     components = []
     for name, code, text in (("systolic", codes.BP_SYSTOLIC, "Systolic blood pressure"),
