@@ -70,6 +70,10 @@ def test_a_tenant_sees_only_its_own_patient_even_under_the_same_pseudonym(two_te
     assert theirs["total"] == 1 and theirs["entry"][0]["resource"]["valueQuantity"]["value"] == 99.1
     # t1 naming t2's patient, or reading t2's Observation or Device by id: nothing there for t1.
     assert t1.get("/fhir/Observation", params={"subject": "Patient/t2.p-eval-1"}).json()["total"] == 0
+    by_identifier = {"patient:identifier": "urn:dho:fhir:tenant:t1:patient|p-eval-1"}
+    assert t1.get("/fhir/Observation", params=by_identifier).json()["total"] == 5
+    theirs_by_identifier = {"subject:identifier": "urn:dho:fhir:tenant:t2:patient|p-eval-1"}
+    assert t1.get("/fhir/Observation", params=theirs_by_identifier).json()["total"] == 0
     other = theirs["entry"][0]["resource"]["id"]
     outcome_of(t1.get(f"/fhir/Observation/{other}"), 404)
     outcome_of(t1.get("/fhir/Device/phd-t2.B05E1A000002"), 404)

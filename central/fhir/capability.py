@@ -12,7 +12,8 @@ PHD_PROFILES = [
 _SEARCH = "http://hl7.org/fhir/SearchParameter/"
 OBSERVATION_SEARCH = [
     ("patient", "reference", "Observation-patient",
-     "Patient/<tenant>.<pseudonym> (or the pseudonym alone), always within the token's tenant"),
+     "Patient/<tenant>.<pseudonym> (or the pseudonym alone), always within the token's tenant; "
+     "patient:identifier=urn:dho:fhir:tenant:<tenant>:patient|<pseudonym>"),
     ("subject", "reference", "Observation-subject", "as patient"),
     ("code", "token", "clinical-code", "[system]|code: MDC (urn:iso:std:iso:11073:10101) or LOINC"),
     ("date", "date", "clinical-date", "prefixes eq ge gt le lt sa eb; no offset: Europe/Oslo"),

@@ -1,6 +1,7 @@
 """FHIR search parameters, parsed without I/O: what an Observation search asks for, or why it is refused.
 
-Supported (and nothing else; `/metadata` lists exactly these): `patient` / `subject`, `code`
+Supported (and nothing else; `/metadata` lists exactly these): `patient` / `subject` (also with
+`:identifier`, `<tenant's patient system>|<pseudonym>`), `code`
 (`[system]|code`), `date` and `_lastUpdated` (prefixes eq, ge, gt, le, lt, sa, eb), `identifier`
 (`[system]|value`), `_count`, `_sort` (`date`, `-date`), `_cursor` (the opaque keyset cursor of a
 `next` link) and `_format` (JSON only). A date or time without a UTC offset is read in the server's
@@ -29,8 +30,8 @@ _DATE = re.compile(
 )
 _PREFIXES = "eq, ge, gt, le, lt, sa, eb"
 # Search parameters an Observation search understands (with their modifiers, none).
-OBSERVATION_PARAMETERS = ("patient", "subject", "code", "date", "identifier", "_lastUpdated", "_count", "_sort",
-                          "_cursor", "_format")
+OBSERVATION_PARAMETERS = ("patient", "subject", "patient:identifier", "subject:identifier", "code", "date",
+                          "identifier", "_lastUpdated", "_count", "_sort", "_cursor", "_format")
 _SINGLE = frozenset({"_count", "_sort", "_cursor", "_format"})
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 
@@ -181,6 +182,17 @@ def patient_values(value: str, tenant: str) -> set[str]:
     return found
 
 
+def patient_identifiers(value: str, tenant: str) -> set[str]:
+    """`patient:identifier=<system>|<pseudonym>` (comma-separated): the pseudonyms, when the system is the
+    caller's tenant's patient system (or none is given); another tenant's system matches nothing."""
+    found: set[str] = set()
+    for item in value.split(","):
+        system, pseudonym = _token("patient:identifier", item)
+        if system in (None, codes.patient_system(tenant)):
+            found.add(pseudonym)
+    return found
+
+
 def _identifiers(value: str) -> set[str]:
     found: set[str] = set()
     for item in value.split(","):
@@ -205,6 +217,8 @@ def _sort(value: str) -> bool:
 def _apply(search: ObservationSearch, name: str, value: str) -> None:
     if name in ("patient", "subject"):
         search.patients.append(patient_values(value, search.tenant))
+    elif name in ("patient:identifier", "subject:identifier"):
+        search.patients.append(patient_identifiers(value, search.tenant))
     elif name == "code":
         search.codes.append(mdc_codes(value))
     elif name == "date":
