@@ -76,6 +76,7 @@ class AuthError(Exception):
 
 
 def b64url(data: bytes) -> str:
+    """Base64url without padding (JOSE)."""
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 

@@ -55,6 +55,7 @@ class BulkExports:
         self._lock = threading.Lock()
 
     def start(self, tenant: str, types: tuple[str, ...], since: datetime | None, request: str) -> ExportJob:
+        """A new job for this tenant, running in its own thread."""
         job = ExportJob(uuid.uuid4().hex, tenant, types, since, request, datetime.now(UTC) - COMMIT_LAG)
         with self._lock:
             self._jobs[job.id] = job
@@ -68,6 +69,7 @@ class BulkExports:
         return job if job is not None and job.tenant == tenant else None
 
     def cancel(self, tenant: str, job_id: str) -> bool:
+        """Stop and forget this tenant's job and delete its files; False if there is no such job."""
         job = self.get(tenant, job_id)
         if job is None:
             return False
@@ -78,6 +80,7 @@ class BulkExports:
         return True
 
     def file(self, tenant: str, job_id: str, name: str) -> Path | None:
+        """One output file of this tenant's finished job."""
         job = self.get(tenant, job_id)
         if job is None or job.state != "done" or name not in {f"{t}.ndjson" for t in job.types}:
             return None

@@ -18,6 +18,7 @@ DEFAULT_KEY_DIR = Path(os.environ.get("DHO_CENTRAL_FHIR_ISSUER_DIR", "~/.local/s
 
 
 def add_commands(subparsers: Any) -> None:
+    """`dho-central fhir serve|token|export`."""
     fhir = subparsers.add_parser("fhir", help="FHIR R4 (PHD IG) output: read-only API and bulk export")
     sub = fhir.add_subparsers(dest="fhir_command", required=True, metavar="ACTION")
     serve = sub.add_parser("serve", help="serve /fhir/metadata, /fhir/Observation (search, read), /fhir/Device/{id}")
@@ -61,6 +62,7 @@ def _add_key_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach an address (the local demo issuer is allowed there only)."""
     if host == "localhost":
         return True
     try:

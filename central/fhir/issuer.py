@@ -52,6 +52,7 @@ class LocalIssuer:
         self.kid = self.jwk()["kid"]
 
     def jwk(self) -> dict[str, Any]:
+        """The public key as a JWK, its kid the RFC 7638 thumbprint."""
         from central.fhir.auth import jwk_thumbprint
 
         public: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(self._key.public_key()))
@@ -59,6 +60,7 @@ class LocalIssuer:
         return public
 
     def jwks(self) -> dict[str, Any]:
+        """The key set a server trusting this issuer checks tokens with."""
         return {"keys": [self.jwk()]}
 
     def issue(self, *, tenant: str, audience: str, scope: str = DEFAULT_SCOPE, lifetime_s: int = 3600,

@@ -143,6 +143,7 @@ def patient_id(tenant: str, pseudonym: str) -> str:
 
 
 def patient_reference(tenant: str, pseudonym: str) -> Resource:
+    """Observation.subject: the Patient's id and its identifier in the tenant's patient system."""
     return {"reference": f"Patient/{patient_id(tenant, pseudonym)}",
             "identifier": {"system": codes.patient_system(tenant), "value": pseudonym}}
 

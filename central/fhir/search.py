@@ -53,11 +53,13 @@ class Cursor:
     descending: bool
 
     def encode(self) -> str:
+        """The opaque text a `next` link carries."""
         raw = json.dumps([self.effective.astimezone(UTC).isoformat(), self.id, int(self.descending)])
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
+        """The cursor of a `next` link, or a SearchError for anything this server did not make."""
         try:
             raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
             when = datetime.fromisoformat(raw[0])
