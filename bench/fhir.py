@@ -33,7 +33,7 @@ import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from central.fhir.issuer import LocalIssuer  # noqa: E402
-from central.ingest.worker import Incoming, plan  # noqa: E402
+from central.ingest.worker import Incoming, changes_and_acks  # noqa: E402
 from central.store import Database, RegisteredGateway  # noqa: E402
 from gateway.demo import free_port  # noqa: E402
 from protocol import ReadingBatch, Topics, WireAssessment, WireDevice, WireQuantity, WireReading  # noqa: E402
@@ -63,7 +63,7 @@ def fill(database: Database, readings: int, patients: int) -> None:
                      for i in range(per_patient)]
             body = ReadingBatch(gateway=gateway.id, batch=uuid.uuid4(), sent=start, readings=batch).model_dump_json()
             message = Incoming(Topics(tenant, gateway.id).readings, body.encode(), 1, 1)
-            changes, _ = plan([message], {gateway.id: gateway})
+            changes, _ = changes_and_acks([message], {gateway.id: gateway}, now=datetime.now(UTC))
             database.commit(changes)
 
 

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -18,7 +18,7 @@ from jwt.algorithms import ECAlgorithm
 
 from central.fhir.api import ApiSettings, create_app
 from central.fhir.auth import AuthSettings, TokenValidator, b64url, jwk_thumbprint
-from central.ingest.worker import Incoming, plan
+from central.ingest.worker import Incoming, changes_and_acks
 from central.store import Database, RegisteredGateway
 from protocol import Topics, WireReading
 from tests.central_support import batch
@@ -87,7 +87,7 @@ def client(database: Database, auth: AuthSettings, *, token: str | None = None,
 def ingest(database: Database, gateway: RegisteredGateway, readings: list[WireReading]) -> None:
     """Through the worker's own planning step and commit, as a gateway's batch would arrive."""
     message = Incoming(Topics(gateway.tenant, gateway.id).readings, batch(gateway.id, readings), 1, 1)
-    changes, _ = plan([message], {gateway.id: gateway})
+    changes, _ = changes_and_acks([message], {gateway.id: gateway}, now=datetime.now(UTC))
     database.commit(changes)
 
 

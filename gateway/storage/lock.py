@@ -17,7 +17,9 @@ from pathlib import Path
 
 from gateway.errors import GatewayError
 
-LOCK_NAME = ".lock"  # holds only the holder's process id: no patient data, kept by a wipe
+# The lock file inside the data directory: it holds only the holder's process id (no patient data), and a
+# reissue's wipe leaves it in place while it holds it.
+LOCK_NAME = ".lock"
 
 
 class DataDirBusy(GatewayError):
