@@ -255,3 +255,15 @@ def test_the_hl7_interpretation_says_high_or_low_from_the_rules_that_fired_on_th
     low_and_high = judged(bp, "yellow", _fired("systolic", "185", ">", "160", "yellow"),
                           _fired("diastolic", "95", "<", "100", "yellow"))
     assert v3(low_and_high)[0] == "A"
+
+
+def test_the_offline_export_keeps_the_measured_digits(database_url: str, tmp_path: Path) -> None:
+    from central.fhir.export import export_ndjson
+
+    database = Database(database_url)
+    ingest(database, RegisteredGateway("gw-1", "t1", "p-1"), [reading("body_weight", values={"weight": "83.800"})])
+    export_ndjson(database, tmp_path, tenant="t1")
+    database.close()
+    (line,) = (tmp_path / "Observation.ndjson").read_text().splitlines()
+    assert '"value": 83.800' in line
+    Observation.model_validate_json(line)
