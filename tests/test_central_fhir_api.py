@@ -202,6 +202,15 @@ def test_the_issuers_jwks_is_fetched_over_http_and_cached(two_tenants: Database)
         server.shutdown()
 
 
+def test_an_unreachable_issuer_is_a_503_not_a_bad_token(two_tenants: Database) -> None:
+    from gateway.demo import free_port
+
+    issuer = Issuer()
+    auth = settings(issuer, jwks=None, jwks_url=f"http://127.0.0.1:{free_port()}/jwks")  # nothing listens
+    answer = client(two_tenants, auth, token=issuer.token("t1")).get("/fhir/Observation", params={"patient": "x"})
+    assert outcome_of(answer, 503)["issue"][0]["code"] == "transient"
+
+
 def test_serve_refuses_a_non_loopback_address_without_a_configured_issuer(tmp_path: Any) -> None:
     run = subprocess.run([sys.executable, "-m", "central.cli", "fhir", "serve", "--host", "0.0.0.0",
                           "--db", str(tmp_path / "c.sqlite3"), "--key-dir", str(tmp_path / "keys")],

@@ -214,6 +214,8 @@ def _crashed(exc: Exception) -> Response:
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def auth_error(_request: Request, exc: AuthError) -> Response:
+        if exc.status == 503:
+            return outcome(503, "transient", str(exc), {"Retry-After": "10"})
         code = "login" if exc.status == 401 else "forbidden"
         return outcome(exc.status, code, str(exc), {"WWW-Authenticate": exc.challenge})
 

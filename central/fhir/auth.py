@@ -61,7 +61,8 @@ class Caller:
 
 
 class AuthError(Exception):
-    """401 (no or bad credentials) or 403 (a valid token that may not do this)."""
+    """401 (no or bad credentials), 403 (a valid token that may not do this) or 503 (the issuer's keys
+    cannot be fetched: try again)."""
 
     def __init__(self, status: int, text: str, *, dpop: bool = False) -> None:
         super().__init__(text)
@@ -131,6 +132,9 @@ class TokenValidator:
             if not matching:
                 raise AuthError(401, "the access token is signed by a key the issuer does not publish")
             return matching[0].key
+        except jwt.PyJWKClientConnectionError as exc:
+            # Our side cannot reach the issuer: not the client's token at fault (a 401 would make it drop it).
+            raise AuthError(503, f"the token issuer's keys cannot be fetched now: {exc}") from None
         except jwt.PyJWKClientError as exc:
             raise AuthError(401, f"the issuer's keys: {exc}") from None
         except jwt.PyJWTError as exc:
