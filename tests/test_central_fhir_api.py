@@ -479,3 +479,18 @@ def test_processes_making_the_local_issuer_key_at_once_agree_on_one(tmp_path: An
     results = [run.communicate(timeout=60) for run in runs]
     assert all(run.returncode == 0 for run in runs), [err for _, err in results]
     assert len({out.strip() for out, _ in results}) == 1
+
+
+@pytest.mark.parametrize("order", ["date", "-date"])
+def test_paging_one_by_one_through_equal_times(two_tenants: Database, order: str) -> None:
+    """An oximeter reading is two Observations at the same instant: the cursor's id breaks the tie."""
+    issuer = Issuer()
+    api = client(two_tenants, settings(issuer), token=issuer.token("t1"))
+    link: str | None = f"/fhir/Observation?patient=p-eval-1&_count=1&_sort={order}"
+    seen: list[str] = []
+    while link:
+        page = api.get(link).json()
+        seen += [e["resource"]["id"] for e in page.get("entry", [])]
+        link = next((x["url"].removeprefix(BASE.removesuffix("/fhir")) for x in page["link"]
+                     if x["relation"] == "next"), None)
+    assert len(seen) == len(set(seen)) == 5
