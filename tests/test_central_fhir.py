@@ -267,3 +267,18 @@ def test_the_offline_export_keeps_the_measured_digits(database_url: str, tmp_pat
     (line,) = (tmp_path / "Observation.ndjson").read_text().splitlines()
     assert '"value": 83.800' in line
     Observation.model_validate_json(line)
+
+
+def test_the_cuffs_flags_are_a_coded_measurement_status_observation() -> None:
+    r = reading("blood_pressure", flags=["irregular_pulse", "body_movement", "low_battery"])
+    bp, _pulse, status = (o.resource for o in observations(r, tenant="t1", gateway="gw-1"))
+    Observation.model_validate(status)
+    assert codes(status) == {("10101", "8410608")}
+    assert [(c["code"]["coding"][0]["code"], c["valueBoolean"]) for c in status["component"]] == [
+        ("8410608.0", True), ("8410608.2", True)]
+    assert status["component"][0]["code"]["coding"][0]["system"] == "http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7"
+    assert status["subject"] == bp["subject"] and status["device"] == bp["device"]
+    assert "interpretation" not in status and "valueQuantity" not in status
+    assert status["identifier"][0]["value"].endswith("-8410608-20261124093000.00")
+    # Without a status flag, no status Observation.
+    assert len(observations(reading("blood_pressure", flags=["low_battery"]), tenant="t1", gateway="gw-1")) == 2

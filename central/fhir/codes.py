@@ -59,6 +59,19 @@ BODY_TEMPERATURE = Code(150364, "MDC_TEMP_BODY", "8310-5", "Body temperature")
 # Glucometer" (41653-7 is the mass/volume one).
 GLUCOSE = Code(160184, "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD", "14743-9",
                "Glucose [Moles/volume] in Capillary blood by Glucometer")
+# The cuff's measurement status (IEEE 11073-10407 BITS, as the GATT Blood Pressure Measurement Status):
+# a PhdBitsEnumerationObservation whose components are the bits set, coded `8410608.<bit>` in the IG's
+# ASN1ToHL7 code system (shared/reference/device-protocols.md §5.1).
+BP_STATUS = Code(8410608, "MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS")
+ASN1_TO_HL7 = "http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7"
+BP_STATUS_BITS = {
+    "body_movement": (0, "body-movement-detected"),
+    "cuff_too_loose": (1, "cuff-too-loose"),
+    "irregular_pulse": (2, "irregular-pulse-detected"),
+    "pulse_above_range": (3, "pulse-rate-exceeds-upper-limit"),
+    "pulse_below_range": (4, "pulse-rate-less-than-lower-limit"),
+    "improper_position": (5, "improper-measurement-position"),
+}
 # Every Observation.code this server produces (search by `code` translates LOINC through this list).
 OBSERVATION_CODES = (BP_PANEL, PULSE_CUFF, SPO2, PULSE_OXIMETER, BODY_WEIGHT, BODY_TEMPERATURE, GLUCOSE)
 

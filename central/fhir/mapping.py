@@ -276,6 +276,25 @@ def _blood_pressure(reading: WireReading, tenant: str, gateway: str) -> MappedOb
                              reading.effective, resource)
 
 
+def _bp_status(reading: WireReading, tenant: str, gateway: str) -> MappedObservation:
+    """What the cuff flagged (body movement, a loose cuff, an irregular pulse, ...), coded: one component
+    per status bit set, `valueBoolean` true (the PHD IG's BITS mapping); no zone of its own."""
+    obs_id = _derived_id(reading, "measurement-status")
+    resource = _base(reading, tenant, gateway, codes.BP_STATUS, "Blood pressure measurement status", obs_id, ())
+    resource["meta"] = {"profile": ["http://hl7.org/fhir/uv/phd/StructureDefinition/PhdBitsEnumerationObservation"]}
+    resource["category"] = [c for c in resource["category"] if c["coding"][0]["code"] == "phd"]
+    del resource["interpretation"]
+    resource["component"] = [
+        {"code": {"coding": [{"system": codes.ASN1_TO_HL7, "code": f"{codes.BP_STATUS.mdc}.{bit}",
+                              "display": display}]},
+         "valueBoolean": True}
+        for flag, (bit, display) in sorted(codes.BP_STATUS_BITS.items(), key=lambda item: item[1][0])
+        if flag in reading.flags
+    ]
+    return MappedObservation(obs_id, resource["identifier"][0]["value"], str(codes.BP_STATUS.mdc),
+                             reading.effective, resource)
+
+
 def _derived_id(reading: WireReading, what: str) -> str:
     return str(uuid.uuid5(reading.id, what))
 
@@ -291,6 +310,8 @@ def observations(reading: WireReading, *, tenant: str, gateway: str) -> list[Map
         if "pulse" in reading.components or "pulse" in reading.absent:
             found.append(_numeric(reading, tenant, gateway, codes.PULSE_CUFF, "Pulse rate", "pulse",
                                   _derived_id(reading, "pulse")))
+        if any(flag in codes.BP_STATUS_BITS for flag in reading.flags):
+            found.append(_bp_status(reading, tenant, gateway))
         return found
     if reading.type == "spo2":
         found = [_numeric(reading, tenant, gateway, codes.SPO2, "Oxygen saturation", "spo2", str(reading.id))]
