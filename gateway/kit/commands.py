@@ -120,13 +120,11 @@ def _install_cert(args: argparse.Namespace) -> int:
 
 
 def _pair(args: argparse.Namespace) -> int:
-    from gateway.ble import connect_bluez
-    from gateway.kit.pair import PairRequest, pair_devices
+    from gateway.kit.pair import PairRequest, pair_with_source
 
     request = PairRequest(addresses=args.device, passkeys=dict(args.passkey), users=dict(args.user),
                           serials=set(args.serial), min_rssi=args.min_rssi, scan_s=args.scan_seconds)
-    paired = asyncio.run(pair_devices(args.config, request, platform=connect_bluez,
-                                      ask=None if args.device else input))
+    paired = asyncio.run(pair_with_source(args.config, request, ask=None if args.device else input))
     print(f"{len(paired)} device(s) added to {args.config}")
     return 0
 
