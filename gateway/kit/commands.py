@@ -130,11 +130,12 @@ def _pair(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.kit.check import as_json, render, run_checks
+    from gateway.kit.check import as_json, render, run_checks, unfinished_reissue
     from gateway.settings import load_settings
 
-    checks = asyncio.run(run_checks(load_settings(args.config), min_days=args.cert_days,
-                                    scan_s=args.scan_seconds, battery_min=args.battery_min))
+    unfinished = unfinished_reissue(args.config)
+    checks = [unfinished] if unfinished is not None else asyncio.run(run_checks(
+        load_settings(args.config), min_days=args.cert_days, scan_s=args.scan_seconds, battery_min=args.battery_min))
     print(json.dumps(as_json(checks), indent=2) if args.json else render(checks))
     return 0 if all(c.ok for c in checks) else 1
 
