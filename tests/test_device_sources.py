@@ -4,6 +4,7 @@ gateway and its pages ask a source what it declares and never probe it (issue 17
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from typing import Any
@@ -80,3 +81,44 @@ def test_a_source_without_the_interface_is_refused_when_it_is_opened(monkeypatch
     with pytest.raises(ConfigError, match="does not offer the DeviceSource interface"):
         open_device_source("only-runs")
     assert isinstance(open_device_source("complete"), Complete)
+
+
+async def test_the_ble_source_s_pairing_scan_hears_its_running_scan_and_starts_no_second_discovery() -> None:
+    """BlueZ allows one discovery per D-Bus client (a second StartDiscovery: InProgress, and either scan's
+    StopDiscovery ends both): the technician's pairing scan beside a running BLE source listens to the
+    source's own scan instead of starting one."""
+    from gateway.ble import BleBackends, backends_of, pairing_scan
+    from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
+    from hardware_sims.gatt_devices import Scale
+    from hardware_sims.radio import VirtualRadio
+
+    radio = VirtualRadio()
+    scale = Scale(radio)
+    await scale.power_on()
+    await scale.advertise()
+    starts: list[object] = []
+    start = radio.start_scanning
+
+    async def counted(listener: Any) -> None:
+        starts.append(listener)
+        await start(listener)
+
+    radio.start_scanning = counted  # type: ignore[method-assign]
+    source = BleDeviceSource([], backends=BleBackends(BumbleScanner, BumbleClient, {"radio": radio}))
+
+    async def sink(*_value: object) -> None:
+        return None
+
+    task = asyncio.create_task(source.run(sink))  # type: ignore[arg-type]
+    try:
+        while not radio.scanning:
+            await asyncio.sleep(0.01)
+        pairing = await source.pairing_radio()
+        assert pairing is not None
+        heard = await pairing_scan(backends_of(pairing), 0.5)
+        assert [(n.address, n.kind) for n in heard] == [(scale.address, "body_weight")]
+        assert len(starts) == 1 and radio.scanning  # the source's own scan, still running
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -25,7 +25,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from drivers import Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
-from gateway.ble.backends import BleBackends
+from gateway.ble.backends import BleBackends, Listener, listening_to
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.ble.nearby import BluezRadio, PairingRadio
 from gateway.errors import GatewayError
@@ -87,6 +87,7 @@ class BleDeviceSource:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._deliver: Deliver | None = None
         self._adverts: dict[str, asyncio.Queue[bytes]] = {}
+        self.listeners: list[Listener] = []  # a technician's pairing scan, hearing this source's scan
 
     def _clock(self) -> datetime:
         # Devices keep local wall-clock time without a zone (GATT Date Time).
@@ -102,6 +103,8 @@ class BleDeviceSource:
 
     def _seen(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
         self.watchdog.seen(time.monotonic())
+        for listener in list(self.listeners):
+            listener(device, advertisement)
         address = device.address.upper()
         state = self.devices.get(address)
         if state is None:
@@ -177,9 +180,10 @@ class BleDeviceSource:
         ]
 
     async def pairing_radio(self) -> PairingRadio | None:
-        """Its own radio (BlueZ on the box): the technician's pairing scan runs beside the source's own scan;
-        pairing answers through its platform's agent, when it has one."""
-        return BluezRadio(self.backends, agent=self.platform)
+        """Its own radio (BlueZ on the box): the technician's pairing scan hears the source's own scan (it
+        starts no second discovery: `ListeningScanner`); pairing answers through its platform's agent."""
+        return BluezRadio(BleBackends(listening_to(self.listeners), self.backends.client, self.backends.options),
+                          agent=self.platform)
 
     def unprovisioned_heard(self) -> Mapping[str, int]:
         """Addresses heard advertising that are not provisioned, and how often (ignored otherwise)."""
