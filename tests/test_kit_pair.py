@@ -309,3 +309,25 @@ def test_a_simulated_home_kit_is_paired_without_bluez_with_the_same_prompts_and_
     ]
     assert "F0:5E:1A:00:00:01: paired, blood_pressure, model SIM-BPM-1, serial SIMBPM0001" in ran.stdout
     assert ran.stdout.rstrip().endswith(f"2 device(s) added to {config}")
+
+
+async def test_the_simulated_home_s_radio_answers_a_passkey_as_bluez_s_agent_does(kit: Path) -> None:
+    """Without BlueZ, the passkey the technician types reaches the simulated radio's pairing: the right
+    one bonds, a wrong one fails pairing and adds nothing."""
+    from gateway.ble import backends_of
+    from hardware_sims.home_radio import HomeRadio
+
+    radio = await HomeRadio.start(("F0:5E:1A:00:00:01", "SIM-BPM-1", "SIMBPM0001"))
+    cuff = await a_d_cuff(radio.radio)
+    cuff.pairing_mode = True  # held in pairing mode: it advertises again after the failed attempt
+    before = content(kit)
+    with pytest.raises(PairError, match=f"{CUFF}: pairing failed \\(the wrong passkey\\?\\)"):
+        await pair_devices(kit, PairRequest(addresses=[CUFF], passkeys={CUFF: 111111}, scan_s=0.5),
+                           backends=backends_of(radio), platform=radio.answer_pairing, out=lambda _l: None)
+    assert content(kit) == before
+    paired = await pair_devices(kit, PairRequest(addresses=[CUFF], passkeys={CUFF: PASSKEY}, scan_s=0.5),
+                                backends=backends_of(radio), platform=radio.answer_pairing, out=lambda _l: None)
+    assert [p.nearby.address for p in paired] == [CUFF]
+    adapter = await radio.radio.adapter()
+    assert adapter.keystore is not None and await adapter.keystore.get(str(random_static(CUFF))) is not None
+    assert [d.passkey for d in load_settings(kit).devices] == [PASSKEY]
