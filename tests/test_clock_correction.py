@@ -85,3 +85,32 @@ def test_no_combination_of_clock_and_stamp_dates_a_record_in_the_future(device_n
     when = correct_with_device_clock(stamp, _offset_when_the_clock_reads(device_now), RECEIVED, OSLO, TOLERANCE)
     assert when.effective <= RECEIVED
     assert when.effective >= RECEIVED - timedelta(days=366)
+
+
+# ---- issue 18.9: the cap itself, in the one branch where a correction can land after the receive time ---
+
+def test_a_correction_landing_within_the_tolerance_after_the_receive_time_is_capped_at_it() -> None:
+    # The device's clock runs an hour behind (it reads 09:00 at 10:00 in Oslo) and its memory holds a
+    # record stamped 09:03 on that clock: the record's own stamp is nowhere near the receive time, so
+    # the offset applies, and the corrected time, 10:03 in Oslo, lies three minutes after the reading
+    # arrived: within the tolerance, so it is believed, but never later than the receive time.
+    offset = _offset_when_the_clock_reads(datetime(2026, 11, 24, 9, 0))
+    assert offset == timedelta(hours=1)
+    for minutes in range(1, 6):  # 1..5 min ahead: every value inside the tolerance
+        when = correct_with_device_clock(datetime(2026, 11, 24, 9, minutes), offset, RECEIVED, OSLO, TOLERANCE)
+        assert when.source == "device_unsynced", minutes
+        assert when.effective == RECEIVED, minutes
+        assert when.correction_s == 3600.0
+
+
+@pytest.mark.parametrize("behind_min", [6, 30, 60, 24 * 60, 200 * 24 * 60])
+@pytest.mark.parametrize("ahead_s", [0, 1, 59, 60, 299, 300, 301, 3600])
+def test_a_clock_behind_never_dates_a_record_stamped_after_its_own_now_in_the_future(
+    behind_min: int, ahead_s: int
+) -> None:
+    # Every clock that is behind (offset beyond the tolerance) and every stamp up to an hour after what
+    # that clock reads now: whatever the branch, nothing is dated after it was received.
+    device_now = datetime(2026, 11, 24, 10, 0) - timedelta(minutes=behind_min)
+    stamp = device_now + timedelta(seconds=ahead_s)
+    when = correct_with_device_clock(stamp, _offset_when_the_clock_reads(device_now), RECEIVED, OSLO, TOLERANCE)
+    assert when.effective <= RECEIVED, (when, stamp)

@@ -3,6 +3,7 @@ date a stored record decades ahead, shrink the history, or push the next due dat
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ from drivers import uuids
 from drivers.device_info import encode_current_time
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
-from gateway.readings import Pipeline
+from gateway.readings import Pipeline, uuid7
 from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import DeviceSection, build_settings
 from gateway.storage import SealedOutbox, load_or_create_key
@@ -96,3 +97,27 @@ async def test_an_undatable_reading_is_an_event_for_the_nurse_once_per_device_an
     assert (await sink(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.6", local_now))) is not None
     assert len(events) == 1
     gateway.outbox.close()
+
+
+DAY = 86400.0
+
+
+def test_pruning_keeps_what_was_stored_lately_whatever_it_claims_and_drops_what_was_stored_long_ago(
+        tmp_path: Path) -> None:
+    # Issue 18.9: `test_storage_faults.py::test_pruning_follows_when_readings_were_stored_not_the_time_
+    # they_claim` passes as well when history is pruned by the time a reading claims (nothing in it claims
+    # to be older than the cutoff). Here the two differ: readings stored just now that claim a time 400
+    # days back (a reset clock's record) and 2052.
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    before = time.time()
+    for claimed in (before - 400 * DAY, before - 5 * DAY, 2_608_000_000.0):
+        outbox.put(str(uuid7()), b"w", remember=("body_weight", claimed, b'{"claimed":%d}' % claimed))
+    stored = time.time()
+    # Today: nothing was stored 90 days ago, so nothing goes, not even what claims to be 400 days old.
+    assert outbox.forget_stored_before(before - 90 * DAY) == 0
+    assert len(outbox.recall("body_weight", since=0.0, until=3e9)) == 3
+    # 90 days after they were stored (the cutoff passes the moment they were stored) all go, the one
+    # claiming 2052 too: a wrong date cannot keep a record, or its trend, forever.
+    assert outbox.forget_stored_before(stored + 1.0) == 3
+    assert outbox.recall("body_weight", since=0.0, until=3e9) == []
+    outbox.close()
