@@ -236,7 +236,7 @@ def test_green_yellow_red_in_both_languages(home: Home, page: Page) -> None:
 
 # ---- issue 18.8: the notice is never clipped, on a phone either ---------------------------------------
 
-WIDTHS = (320, 360, 375, 390, 412, 480, 600, 768, 800, 1024, 1280)
+WIDTHS = (320, 360, 375, 390, 412, 480, 500, 540, 600, 768, 800, 1024, 1280)
 PHONE: ViewportSize = {"width": 360, "height": 640}
 
 # Where the notice and its text are, against the viewport and the notice's own box: every line box of the
