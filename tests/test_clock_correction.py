@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from drivers.gatt_time import date_time, local_time_information, time_with_dst, with_offset
+from drivers.measurement import DecodeError
 from gateway.readings.clock import clock_offset, correct_live_time, correct_with_device_clock
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -199,3 +201,29 @@ def test_a_device_clock_read_in_the_second_pass_of_the_repeated_hour_is_not_an_h
     assert clock_offset(stamp(2, 10), read_at, OSLO) == timedelta(seconds=5)
     assert clock_offset(stamp(2, 10), read_at - timedelta(hours=1), OSLO) == timedelta(seconds=5)  # first pass
     assert clock_offset(datetime(2026, 11, 24, 9, 0), RECEIVED, OSLO) == timedelta(hours=1)  # an hour behind
+
+
+# ---- the device's DST information, from its bytes -------------------------------------------------------
+
+def test_the_repeated_hour_resolved_from_a_time_with_dst_and_from_local_time_information() -> None:
+    date_time_0210 = bytes([0xEA, 0x07, 10, 25, 2, 10, 0])  # 2026-10-25 02:10:00
+    for code, utc_hour in ((4, 0), (0, 1)):  # summer time (+1 h), standard time
+        wall, dst = time_with_dst(date_time_0210 + bytes([code]))
+        when = correct_with_device_clock(wall, RIGHT_CLOCK, AFTER_THE_NIGHT, OSLO, TOLERANCE, dst=dst)
+        assert when.effective == datetime(2026, 10, 25, utc_hour, 10, tzinfo=UTC) and not when.ambiguous
+    # Unknown DST (255): nothing to resolve with, so ambiguous.
+    wall, dst = time_with_dst(date_time_0210 + bytes([255]))
+    assert dst is None
+    assert correct_with_device_clock(wall, RIGHT_CLOCK, AFTER_THE_NIGHT, OSLO, TOLERANCE, dst=dst).ambiguous
+    # Norway in standard time: zone +4 (15-minute steps), DST 0: the stamp is one instant.
+    zone, dst = local_time_information(bytes([4, 0]))
+    stamped = with_offset(date_time(date_time_0210), zone, dst)
+    assert stamped == datetime(2026, 10, 25, 1, 10, tzinfo=UTC)
+    assert not correct_with_device_clock(stamped, RIGHT_CLOCK, AFTER_THE_NIGHT, OSLO, TOLERANCE).ambiguous
+    assert with_offset(date_time(date_time_0210), *local_time_information(bytes([0x80, 4]))) == stamp(2, 10)
+
+
+@pytest.mark.parametrize("data", [bytes([4, 3]), bytes([57, 0]), bytes([4])])
+def test_dst_information_a_device_cannot_mean_is_refused(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        local_time_information(data)
