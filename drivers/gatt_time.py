@@ -75,7 +75,7 @@ def with_offset(wall: datetime | None, zone: timedelta | None, dst: timedelta | 
     """A device's wall-clock stamp with its UTC offset (zone + DST) when the device gave both, else as it was.
 
     A stamp with its offset is one instant, also in the repeated hour; without, the gateway's zone and
-    the record's order have to tell (docs/safety.md, H10).
+    the record's order have to tell (docs/safety.md, issue 18.7).
     """
     if wall is None or zone is None or dst is None:
         return wall

@@ -5,8 +5,8 @@ Two rules hold for every record (docs/safety.md, hazard H1):
 - a record that cannot be dated with confidence says so (`device_unverified`, `undated`), and is never
   silently re-dated by an offset that does not apply to it.
 
-And one for the hour that happens twice (hazard H10): a device's Date Time has no zone, so a stamp from
-the repeated hour in October (02:00-02:59 in Oslo, first in summer time, then in standard time) is
+And one for the hour that happens twice (docs/safety.md, issue 18.7): a device's Date Time has no zone,
+so a stamp from the repeated hour in October (02:00-02:59 in Oslo, first in summer time, then in standard time) is
 resolved with the device's DST information when it has it (a DST offset, or a time stamp with its
 offset), or by the order in which the device sent its records; otherwise it is marked ambiguous
 (`device_unverified`), dated at the earlier of the two instants, and never before a record the device
