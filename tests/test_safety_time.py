@@ -3,6 +3,7 @@ date a stored record decades ahead, shrink the history, or push the next due dat
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +21,7 @@ from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import DeviceSection, build_settings
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims import encoding
+from tests.support import take
 from zoning import PastReading, next_due, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -49,12 +51,12 @@ async def test_a_clock_reset_keeps_the_history_and_the_schedule(tmp_path: Path) 
     for day in range(10):  # 2026-04-23 .. 2026-05-02, 07:00 local, right clock, delivered at once
         taken = datetime(2026, 4, 23, 7, 0) + timedelta(days=day)
         clock.now = taken.replace(tzinfo=OSLO).astimezone(UTC)
-        assert await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.0", taken)) is not None
+        assert await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.0", taken)) is not None
     # The next morning the batteries were changed: the clock reads 2000-01-01, and the scale's memory
     # still holds a weighing stamped under the right clock (2026-05-02 10:00) that never reached us.
     clock.now = datetime(2026, 5, 3, 9, 0, tzinfo=UTC)
-    await pipeline.on_gatt_value(SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2000, 1, 1, 0, 10)))
-    reading = await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT,
+    await take(pipeline, SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2000, 1, 1, 0, 10)))
+    reading = await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT,
                                            weighing("80.2", datetime(2026, 5, 2, 10, 0)))
     assert reading is not None
     assert reading.effective == datetime(2026, 5, 2, 8, 0, tzinfo=UTC) and reading.time_source == "device_unverified"
@@ -83,7 +85,7 @@ async def test_an_undatable_reading_is_an_event_for_the_nurse_once_per_device_an
     gateway = gateway_with_scale(tmp_path)
     events: list[tuple[str, dict[str, object] | None]] = []
     monkeypatch.setattr(gateway.uplink, "post_event", lambda kind, detail=None: events.append((kind, detail)))
-    sink = gateway.pipeline.on_gatt_value
+    sink = functools.partial(take, gateway.pipeline)
     await sink(SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2000, 1, 1, 0, 10)))
     local_now = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
     first = await sink(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.0", local_now - timedelta(days=3)))
@@ -137,10 +139,10 @@ async def _the_night_clocks_go_back(pipeline: Pipeline, clock: Clock) -> list[tu
     # The morning after, a right clock; the scale's memory: 02:50 in summer time, then (clocks back) 02:10
     # in standard time (true 00:50 and 01:10 UTC), sent oldest first.
     clock.now = datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
-    await pipeline.on_gatt_value(SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2026, 10, 25, 9, 0)))
+    await take(pipeline, SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2026, 10, 25, 9, 0)))
     dated = []
     for kg, wall in (("80.0", datetime(2026, 10, 25, 2, 50)), ("80.2", datetime(2026, 10, 25, 2, 10))):
-        reading = await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing(kg, wall))
+        reading = await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing(kg, wall))
         assert reading is not None
         dated.append((reading.effective, reading.time_source))
     return dated

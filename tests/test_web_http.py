@@ -24,6 +24,7 @@ from gateway.web import LiveState, create_app, hash_password
 from gateway.web.middleware import BodyLimit, SecurityHeaders
 from gateway.web.security import LoginGuard
 from hardware_sims.home import SimulatedHome
+from tests.support import take
 from tests.test_web_unassigned import SCALE, weighing
 
 PASSWORD = "a long technician password"
@@ -65,7 +66,7 @@ def stored_count(gw: Gateway) -> int:
 
 async def park_one(gw: Gateway) -> str:
     now = datetime.now(ZoneInfo("Europe/Oslo")).replace(tzinfo=None, microsecond=0)
-    await gw.pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
+    await take(gw.pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
     return gw.pipeline.unassigned[0].id
 
 

@@ -4,6 +4,7 @@ answers, start a pairing scan. Each answers with a status and a detail; the rout
 from __future__ import annotations
 
 import logging
+import re
 
 from pydantic import ValidationError
 
@@ -13,6 +14,9 @@ from gateway.web.models import AnswerResult
 from zoning import Answers
 
 log = logging.getLogger(__name__)
+
+# What a questionnaire form is rendered with (the page makes a uuid4 hex) and a client may send.
+ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 async def answer_unassigned(pages: Pages, record_id: str, yes: bool) -> tuple[int, str]:
@@ -31,9 +35,13 @@ async def answer_unassigned(pages: Pages, record_id: str, yes: bool) -> tuple[in
     return 200, "confirmed: stored as your reading" if yes else "discarded: not your reading"
 
 
-async def store_answers(pages: Pages, answers: dict[str, str]) -> tuple[int, AnswerResult | str]:
-    """Judge and store the questionnaire's answers (empty answers dropped)."""
+async def store_answers(pages: Pages, answers: dict[str, str],
+                        answer_id: str | None = None) -> tuple[int, AnswerResult | str]:
+    """Judge and store the questionnaire's answers (empty answers dropped). With `answer_id`, the id the
+    form was rendered with, the same answers sent again are answered like the first time, stored once."""
     gw, now = pages.gw, pages.now
+    if answer_id is not None and not ANSWER_ID.fullmatch(answer_id):
+        return 400, "bad answers: id: 8 to 64 letters, digits, - or _"
     try:
         parsed = Answers(answered=now(), answers={q: a for q, a in answers.items() if a})
     except ValidationError as exc:
@@ -41,7 +49,7 @@ async def store_answers(pages: Pages, answers: dict[str, str]) -> tuple[int, Ans
     if not parsed.answers:
         return 400, "no question answered"
     try:
-        record_id, assessment = await gw.pipeline.on_answers(parsed)
+        record_id, assessment = await gw.pipeline.on_answers(parsed, answer_id)
     except OutboxUnavailable as exc:
         log.error("web: questionnaire answers could not be stored: %s", exc)
         return 503, "could not be stored just now; try again shortly"
