@@ -160,8 +160,6 @@ async def test_stored_weighings_from_the_repeated_hour_are_never_passed_off_as_c
     outbox.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the pipeline does not yet pass each device's previous record "
-                   "(CorrectedTime.local) to the clock as `previous=`: gateway/readings/pipeline.py, issue 18.7")
 async def test_stored_weighings_from_the_repeated_hour_keep_the_order_they_were_sent_in(tmp_path: Path) -> None:
     clock = Clock(datetime(2026, 10, 25, 8, 0, tzinfo=UTC))
     pipeline, outbox = scale_pipeline(tmp_path, clock)

@@ -30,7 +30,7 @@ from drivers import (
 )
 from gateway.listeners import Listeners
 from gateway.readings.answers import answers_to_wire
-from gateway.readings.clock import correct_live_time, correct_with_device_clock
+from gateway.readings.clock import LocalTime, clock_offset, correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
@@ -177,6 +177,8 @@ class Pipeline:
         self.shared_without_slot: dict[str, int] = {}
         # Gateway time minus device time, read from the device's clock at the start of its session.
         self.clock_offsets: dict[str, timedelta] = {}
+        # Per device, the local time of its last record: orders a stored record of October's repeated hour.
+        self.last_local: dict[str, LocalTime] = {}
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
@@ -342,10 +344,15 @@ class Pipeline:
     def _identify(self, provisioned: DeviceSection, measurement: Measurement, received: datetime) -> Reading:
         """An id, the patient, the device, and a time that is never later than the receive time."""
         offset = self.clock_offsets.get(provisioned.address)
+        previous = self.last_local.get(provisioned.address)
         if offset is None:
-            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)
+            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance,
+                                     previous=previous)
         else:
-            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance)
+            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance,
+                                             previous=previous)
+        if when.local is not None:
+            self.last_local[provisioned.address] = when.local
         return Reading(
             id=uuid7(),
             patient=self._patient,
@@ -486,7 +493,8 @@ class Pipeline:
         if now is None:  # the clock was never set: stored time stamps mean nothing, judge them live
             self.clock_offsets.pop(address, None)
             return
-        self.clock_offsets[address] = received - now.replace(microsecond=0, tzinfo=self._zone).astimezone(UTC)
+        self.clock_offsets[address] = clock_offset(now.replace(microsecond=0), received, self._zone)
+        self.last_local.pop(address, None)  # a new session: its records are ordered among themselves
 
     async def _put(self, item: _Pending) -> PutResult:
         remember = (item.past.kind.value, item.past.effective.timestamp(), item.past.model_dump_json().encode())
