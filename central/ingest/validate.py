@@ -56,6 +56,9 @@ def _short(exc: ValidationError) -> str:
 
 
 def decide(topic: str, payload: bytes, registry: dict[str, RegisteredGateway]) -> Decision:
+    """What one upstream message is (readings, a status, an event) for its registered gateway, or why it
+    is `Refused`: a topic naming another tenant, an unknown gateway, another patient, an oversized or
+    invalid payload. Pure."""
     try:
         tenant, gateway_id, what = parse_up_topic(topic)
     except ValueError as exc:

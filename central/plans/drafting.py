@@ -47,6 +47,8 @@ def parse_override(rule: str, value: str, order: str) -> Override:
 
 def draft(*, tenant: str, gateway: str, patient: str, version: int, profile: str, overrides: Sequence[Override],
           enrolled: date, issued: datetime, valid_days: int, language: Language) -> PlanDocument:
+    """A plan document for one patient on one gateway from a shipped profile and overrides, checked as
+    the box will check it (an override of a rule the profile lacks fails here); CentralError if not."""
     base = shipped_profile(profile)
     try:
         document = PlanDocument(
@@ -62,6 +64,8 @@ def draft(*, tenant: str, gateway: str, patient: str, version: int, profile: str
 
 
 def effective(document: PlanDocument) -> Plan:
+    """The plan the box would judge by with this document: the shipped profile with its overrides and
+    advice. CentralError when the profile here differs from the one the document names."""
     base = shipped_profile(document.profile)
     if base.content_hash() != document.profile_hash:
         raise CentralError(f"the plan names {document.profile} with other rules than the profile shipped here")
@@ -73,6 +77,7 @@ def effective(document: PlanDocument) -> Plan:
 
 
 def unsigned(document: PlanDocument) -> Envelope:
+    """The document in an envelope with no signature yet (what `plan sign` adds to)."""
     return Envelope(payload=document.model_dump(mode="json"))
 
 

@@ -37,6 +37,14 @@ _HEALTH_INTERVAL_S = 5.0
 
 
 class Gateway:
+    """One gateway process wired together: key, sealed outbox, plan keeper, pipeline, uplink, pages and
+    device source (`run()` supervises them until cancelled).
+
+    Construction opens the outbox and reads the kept plan and history (it may raise `GatewayError`, one
+    line for the technician); `run()` restarts a failed device source with the one backoff and reports
+    READY / WATCHDOG / STATUS to systemd.
+    """
+
     def __init__(self, settings: Settings, source: DeviceSource, *, notifier: Notifier | None = None) -> None:
         g = settings.gateway
         self.settings = settings

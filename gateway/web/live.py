@@ -33,6 +33,10 @@ class DeviceLast:
 
 @dataclass
 class LiveState:
+    """What the pages show live: the latest reading of each kind and each device's last one, with a
+    version that grows on every change (long-polling waits on it). Built by `following(pipeline)`.
+    """
+
     latest: dict[str, Latest] = field(default_factory=dict)
     devices: dict[str, DeviceLast] = field(default_factory=dict)
     version: int = 0

@@ -47,6 +47,11 @@ class SourcePort(Protocol):
 
 
 class GatewayPort(Protocol):
+    """What the pages read of the gateway: its settings, the pipeline (latest readings, plan, history),
+    the device source's declared abilities, the broker connection and the service facts. Never its
+    SQLite files or keys.
+    """
+
     settings: Settings
     pipeline: Pipeline
     last_ack_at: datetime | None
