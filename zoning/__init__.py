@@ -11,12 +11,15 @@ What it offers (other packages import these names from `zoning`, never from its 
 - history and schedule: `PastReading`, `LOOKBACK`, `AT_LEAST`, `local_date`, `next_due`, `overdue`,
   `days_overdue`;
 - advice texts: `AdviceBook`, `AdviceText`, `EMERGENCY`, `Language`;
-- questionnaires: `Answers`, `QUESTIONS`; baseline proposals: `propose_baseline`, `BASELINE_DAYS`.
+- questionnaires: `Answers`, `QUESTIONS`; baseline proposals: `propose_baseline`, `BASELINE_DAYS`;
+- the safety envelope no plan can cross: `ENVELOPE` (red beyond it, whatever the plan says), `PLAUSIBLE`
+  and `PLAUSIBLE_CHANGE` (where a limit can lie in its unit).
 """
 
 from zoning.advice import EMERGENCY, AdviceBook, AdviceText, Language
 from zoning.baseline import BASELINE_DAYS, propose_baseline
 from zoning.engine import assess_answers, assess_reading, remembered
+from zoning.envelope import ENVELOPE, PLAUSIBLE, PLAUSIBLE_CHANGE
 from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
 from zoning.models import (
     SEVERITY,
@@ -39,7 +42,10 @@ __all__ = [
     "BASELINE_DAYS",
     "CONTROL_ADVICE",
     "EMERGENCY",
+    "ENVELOPE",
     "LOOKBACK",
+    "PLAUSIBLE",
+    "PLAUSIBLE_CHANGE",
     "QUESTIONS",
     "SEVERITY",
     "AdviceBook",

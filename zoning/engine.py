@@ -1,7 +1,8 @@
 """One reading (or one day's questionnaire) + history + plan -> Assessment. Pure: time is passed in.
 
 Order of judgement (docs/zoning.md):
-1. every threshold, trend and consecutive rule of the plan; the worst zone that fires wins;
+1. every threshold, trend and consecutive rule of the plan; the worst zone that fires wins; beyond the
+   safety envelope (`zoning.envelope`) the reading is red whatever the plan says;
 2. a kind the plan has no rule for is `unassessed`, and so is a reading no rule could judge (a trend
    rule with no earlier reading within its look-back); so is a reading the device flagged as unreliable
    that would otherwise be green (no data is never green);
@@ -22,6 +23,7 @@ from drivers.measurement import Measurement, MeasurementKind
 from zoning import rules
 from zoning.advice import EMERGENCY, REFERENCE
 from zoning.control import control_asked_for, control_reasons, unreliable
+from zoning.envelope import envelope_fired
 from zoning.history import PastReading
 from zoning.models import SEVERITY, Assessment, FiredRule, Profile, Zone
 from zoning.plan import CONTROL_ADVICE, Plan
@@ -92,7 +94,14 @@ def assess_reading(
         *trend.fired,
         *rules.consecutive(profile, m.kind, values, effective, history),
     ]
-    judged = _judged(profile, m.kind, values, trend.judged)
+    notes = list(trend.notes)
+    beyond, beyond_notes = envelope_fired(m.kind, values, effective, history, tz)
+    if beyond and _worst(fired) != Zone.RED:
+        # Beyond the safety envelope a reading is red whatever the plan says, even a kind it does not judge;
+        # named only where it changes the zone (a valid plan's own red covers the envelope).
+        fired += beyond
+        notes += [n for n in beyond_notes if n not in notes]
+    judged = _judged(profile, m.kind, values, trend.judged) or bool(beyond)
     unjudged = m.kind in profile.kinds and not judged and not unreliable(m)
     zone = _worst(fired) if judged else Zone.UNASSESSED
     if zone == Zone.GREEN and unreliable(m):
@@ -111,7 +120,7 @@ def assess_reading(
         control=control,
         repeat_of=repeated.id if repeated else None,
         unjudged=unjudged,
-        notes=tuple(trend.notes),
+        notes=tuple(notes),
     )
 
 
