@@ -23,8 +23,8 @@ from zoning import ENVELOPE, AdviceBook, Profile
 # ships it: `load_profile` refuses a profile file that does not match.
 PINNED: dict[str, str] = {
     "standard-blood-pressure": "sha256:d909c71d0bcd7cf329211dbfd7e8cbcce85764be28a0cdb26e0e5371496df891",
-    "standard-copd": "sha256:115e1b7d26e50c4931c865cb0d45a3a5029b73eaac23e8e7215d8f11ebce2df8",
-    "standard-copd-scale2": "sha256:0f30632e5bfe501c853fde19dbc9c6d2a55a7d1da033a89fead7fa242e38a3e4",
+    "standard-copd": "sha256:0d6281d724f77347a0e807c9e9b218d44538855f017c9cfe4f4b208e4fac1358",
+    "standard-copd-scale2": "sha256:a7fd51049339909c6e974aa8d3ba927873faf6933399bda980f8ce52f480ca02",
     "standard-heart-failure": "sha256:11ba7d3d026de186b093cf49e6bad3834c28b84d6b65328690f27fa0fe6afb78",
 }
 
