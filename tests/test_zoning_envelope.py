@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from central.cli import main
+from central.plans import AuditEntry, SqliteAuditLog, unsigned
 from drivers.blood_pressure import decode_blood_pressure
 from drivers.measurement import MeasurementKind as K
 from gateway.plans import (
@@ -264,3 +265,21 @@ def test_a_plan_whose_kinds_no_paired_device_measures_is_a_fault() -> None:
     scheduled = plan("standard-copd").model_copy(update={"measured": (K.SPO2, K.BODY_TEMPERATURE)})
     [fault] = unmeasured_faults(scheduled, [K.SPO2])
     assert "schedules body_temperature" in fault
+
+
+def test_the_plan_correcting_one_published_before_the_envelope_can_be_drafted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan in force that crosses today's envelope must not block the diff of the plan that corrects it."""
+    audit = SqliteAuditLog(tmp_path / "audit.sqlite3")
+    published = document(3, spo2_red=80)  # built unchecked, as an earlier release published it
+    envelope = unsigned(published)
+    audit.record(AuditEntry(NOW.isoformat(), published.tenant, published.gateway, published.patient, 3, envelope.hash,
+                            "gp", "rn", "", envelope.to_json().decode()))
+    audit.close()
+    code = main(["plan", "draft", "--tenant", published.tenant, "--gateway", published.gateway, "--patient",
+                 published.patient, "--version", "4", "--profile", "standard-copd", "--enrolled", "2026-01-01",
+                 "--audit", str(tmp_path / "audit.sqlite3"), "--out", str(tmp_path / "plan.json"),
+                 "--set", "spo2.red=85", ORDER])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "SpO2 red at or below 85 % instead of 80 %, GP order 2026-11-02" in out
