@@ -196,6 +196,9 @@ REFUSED = [
     ("standard-heart-failure", "bp.diastolic.yellow.low", "8", r"8 is outside .* mmHg for diastolic \(kPa\?"),
     ("standard-copd", "temp.yellow.high", "100.4", r"100.4 is outside .* for temperature \(°F\?"),
     ("standard-heart-failure", "weight.gain.red", "4.4", r"a change of 4.4 is outside .* kg for weight \(pounds\?"),
+    ("standard-copd-scale2", "spo2.persistent", "83",
+     r"spo2.persistent \(<= 83 % 3 times in a row\) is beyond the safety envelope"),
+    ("standard-copd", "spo2.fall", "30", r"a change of 30 is outside the plausible range 1 to 15 points"),
 ]
 
 

@@ -112,11 +112,15 @@ def _beyond(a: Decimal, b: Decimal, way: Direction) -> bool:
 
 
 def _say(rule: ThresholdRule | ConsecutiveRule | TrendRule) -> str:
-    unit = PLAUSIBLE.get(rule.component, (0, 0, "", ""))[2]
+    """A rule as a refusal names it: `spo2.red (<= 80 %)`, `weight.gain.red (rise > 4.4 kg in 3 days)`."""
+    unit = PLAUSIBLE[rule.component][2] if rule.component in PLAUSIBLE else ""
     if isinstance(rule, TrendRule):
-        return f"{rule.id} ({rule.change} {rule.op} {rule.amount.normalize():f} {unit} in {rule.days} days)".replace(
-            "  ", " ")
-    return f"{rule.id} ({rule.op} {rule.limit.normalize():f} {unit})".replace(" )", ")")
+        words = [rule.change, rule.op, f"{rule.amount.normalize():f}", unit, f"in {rule.days} days"]
+    else:
+        words = [rule.op, f"{rule.limit.normalize():f}", unit]
+        if isinstance(rule, ConsecutiveRule):
+            words.append(f"{rule.count} times in a row")
+    return f"{rule.id} ({' '.join(w for w in words if w)})"
 
 
 def plausible(rule: ThresholdRule | TrendRule | ConsecutiveRule, value: Decimal) -> str | None:
