@@ -33,6 +33,7 @@ def answers_to_wire(record_id: UUID, patient: str, answers: Answers, assessment:
             profile=assessment.profile,
             profile_version=assessment.profile_version,
             next_due=assessment.next_due,
+            notes=list(assessment.notes),  # a partly answered form: what it was judged on
         ),
         received=received,
     )

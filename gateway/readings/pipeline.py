@@ -39,6 +39,7 @@ from protocol import EventKind
 from zoning import (
     AT_LEAST,
     LOOKBACK,
+    QUESTIONNAIRE,
     Answers,
     Assessment,
     PastReading,
@@ -47,6 +48,7 @@ from zoning import (
     assess_reading,
     local_date,
     remembered,
+    remembered_answers,
 )
 
 log = logging.getLogger(__name__)
@@ -221,7 +223,8 @@ class Pipeline:
 
     def _latest_days(self) -> list[PastReading]:
         recent: list[PastReading] = []
-        for kind in MeasurementKind:
+        # The questionnaire too: a red form changes the schedule like a reading, also after a restart.
+        for kind in (*MeasurementKind, QUESTIONNAIRE):
             latest = self._outbox.latest_effective(kind.value)
             if latest is None:
                 continue
@@ -470,7 +473,10 @@ class Pipeline:
         assessment = assess_answers(answers, history=self.history, plan=self.plan, tz=self._zone)
         record_id = uuid7()
         wire = answers_to_wire(record_id, self._patient, answers, assessment, self._now())
-        put = await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode(), key)
+        past = remembered_answers(str(record_id), answers, assessment)
+        remember = (QUESTIONNAIRE.value, past.effective.timestamp(), past.model_dump_json().encode())
+        put = await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode(), key,
+                                      remember)
         if key is not None:
             self._questionnaires[key] = (put.id, assessment)
             while len(self._questionnaires) > ANSWERS_REMEMBERED:
@@ -479,7 +485,9 @@ class Pipeline:
             self.counts["questionnaires_resent"] += 1
             return put.id, assessment
         self.counts["questionnaires"] += 1
-        log.info("stored questionnaire %s (%s)", record_id, assessment.zone)
+        self._remember_recent(past)
+        # No zone or value at INFO: the journal on the card is read without any key (issue 19.10).
+        log.info("stored questionnaire %s", record_id)
         self.questionnaires.notify(str(record_id), answers, assessment)
         return str(record_id), assessment
 
@@ -522,7 +530,8 @@ class Pipeline:
         self.counts["stored"] += 1
         self._remember_recent(item.past)
         await self._prune()
-        log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
+        # No zone or value at INFO: the journal on the card is read without any key (issue 19.10).
+        log.info("stored reading %s (%s)", item.reading.id, item.reading.measurement.kind)
         self._urgent(item.reading)
         # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
         # the others, the uplink among them, from hearing of it.

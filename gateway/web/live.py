@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from gateway.readings import Pipeline, Reading
-from zoning import CONTROL_ADVICE, EMERGENCY, Answers, Assessment, Zone
+from zoning import CONTROL_ADVICE, EMERGENCY, QUESTIONNAIRE, Answers, Assessment, Zone
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class LiveState:
         """Starts from the kept history, then follows the pipeline."""
         state = cls()
         for past in sorted(pipeline.history, key=lambda p: p.effective):
-            keys = [f"{past.kind}.{past.zone}"]
+            # A questionnaire's advice is the plan's symptom advice for its zone (as when it was answered).
+            keys = [f"symptoms.{past.zone}" if past.kind == QUESTIONNAIRE else f"{past.kind}.{past.zone}"]
             if past.control:
                 keys.append(CONTROL_ADVICE)
             if past.zone == Zone.RED:
