@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
 CUFF = "AA:BB:CC:00:00:01"
+OXIMETER = "AA:BB:CC:00:00:02"
 TAKEN = datetime(2026, 11, 20, 8, 30, tzinfo=OSLO)
 
 
@@ -33,8 +35,9 @@ def cuff_value(systolic: int, diastolic: int, pulse: int) -> bytes:
 def pipeline_on(folder: Path) -> tuple[Pipeline, SealedOutbox]:
     outbox = SealedOutbox(folder / "outbox.sqlite3", load_or_create_key(folder / "outbox.key"))
     device = DeviceSection(address=CUFF, kind=MeasurementKind.BLOOD_PRESSURE, serial="CUFF1")
+    oximeter = DeviceSection(address=OXIMETER, kind=MeasurementKind.SPO2, serial="OXI1")
     plan = standard_plan(load_profile("standard-copd"), load_advice(), date(2026, 11, 1))
-    return Pipeline(patient="p-test", devices={CUFF: device}, plan=plan, outbox=outbox, zone=OSLO,
+    return Pipeline(patient="p-test", devices={CUFF: device, OXIMETER: oximeter}, plan=plan, outbox=outbox, zone=OSLO,
                     clock_tolerance=timedelta(minutes=5),
                     now=lambda: TAKEN.astimezone(UTC) + timedelta(seconds=20)), outbox
 
@@ -104,3 +107,57 @@ def test_a_red_and_a_green_reading_have_records_of_the_same_size(tmp_path: Path)
     assert len({n for (n,) in db.execute("SELECT length(kept) FROM history")}) == 1
     db.close()
     store.close()
+
+
+def spo2_value(spo2: int, pulse: int, minutes: int) -> bytes:
+    """PLX Spot-check Measurement: SpO2 and pulse, with a time stamp `minutes` after TAKEN."""
+    return (bytes([0b0000_0001]) + sfloat(spo2) + sfloat(pulse)
+            + date_time((TAKEN + timedelta(minutes=minutes)).replace(tzinfo=None)))
+
+
+async def test_neither_the_zone_nor_the_kind_shows_in_a_sealed_records_size(tmp_path: Path) -> None:
+    """Issue 19.10: with real readings (advice keys, fired rules) a red record was 1564 bytes, a yellow
+    1308, a green 1052: the size told the zone without any key. Compressed, then one bucket each."""
+    pipeline, outbox = pipeline_on(tmp_path)
+    oximeter = OXIMETER
+    zones = []
+    for address, characteristic, value in (
+            (CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff_value(124, 78, 70)),   # green
+            (CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff_value(232, 124, 135)),  # red, every rule fired
+            (oximeter, uuids.PLX_SPOT_CHECK, spo2_value(97, 70, 1)),            # green, another kind
+            (oximeter, uuids.PLX_SPOT_CHECK, spo2_value(82, 128, 2))):          # red, another kind
+        reading = await take(pipeline, address, characteristic, value)
+        assert reading is not None
+    for entry in outbox.pending(0, 10):
+        zones.append(json.loads(entry.payload)["assessment"]["zone"])
+    assert {"green", "red"} <= set(zones)
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    sizes = {n for (n,) in db.execute("SELECT length(sealed) FROM outbox")}
+    db.close()
+    outbox.close()
+    assert len(sizes) == 1, sizes
+
+
+async def test_neither_the_zone_nor_the_kind_shows_in_a_batchs_size_on_the_wire(tmp_path: Path) -> None:
+    """Issue 19.10: the MQTT message size told the zone as the record size did. A batch is padded with
+    JSON whitespace to a size set by how many readings it carries; the central still reads it."""
+    from gateway.uplink.uplink import pad_batch
+    from protocol import ReadingBatch
+
+    pipeline, outbox = pipeline_on(tmp_path)
+    for address, characteristic, value in (
+            (CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff_value(124, 78, 70)),
+            (CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff_value(232, 124, 135)),
+            (OXIMETER, uuids.PLX_SPOT_CHECK, spo2_value(82, 128, 2))):
+        assert await take(pipeline, address, characteristic, value) is not None
+    entries = outbox.pending(0, 10)
+    outbox.close()
+    header = (b'{"v":1,"gateway":"gw-1","batch":"0190f2a4-1b2c-7d3e-8f40-5a6b7c8d9e0f",'
+              b'"sent":"2026-11-20T08:31:00+00:00"')
+    sizes = set()
+    for entry in entries:
+        payload = pad_batch(header + b',"readings":[' + entry.payload + b"]}", 1)
+        sizes.add(len(payload))
+        assert len(ReadingBatch.model_validate_json(payload).readings) == 1
+    assert len({len(e.payload) for e in entries}) == 3  # unpadded, the three differ
+    assert len(sizes) == 1, sizes

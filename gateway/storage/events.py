@@ -7,7 +7,7 @@ import time
 from gateway.storage.connection import Connection
 from gateway.storage.keyring import Keyring
 from gateway.storage.quarantine import Quarantine
-from gateway.storage.sealing import event_aad
+from gateway.storage.sealing import RECORD_BUCKET, event_aad
 from gateway.storage.waiting import WaitingRecords
 
 
@@ -24,7 +24,7 @@ class Events(WaitingRecords):
     def put(self, event_id: str, payload: bytes) -> None:
         """Seal and commit one event; storing the same event id again changes nothing.
         Raises OutboxUnavailable."""
-        key_version, sealed = self._keyring.seal(payload, lambda v: event_aad(event_id, v))
+        key_version, sealed = self._keyring.seal(payload, lambda v: event_aad(event_id, v), RECORD_BUCKET)
         with self._conn.guard("store an event"), self._conn.transaction():
             self._conn.db.execute(
                 "INSERT OR IGNORE INTO events (id, key_version, sealed, created) VALUES (?, ?, ?, ?)",

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.storage.connection import Connection, StoreError
 from gateway.storage.sealing import (
+    PAD_TO,
     dedup_tag,
     kind_tag,
     seal,
@@ -117,11 +118,11 @@ class Keyring:
                 del self._keys[version]
         return retired
 
-    def seal(self, plaintext: bytes, aad: Callable[[int], bytes]) -> tuple[int, bytes]:
+    def seal(self, plaintext: bytes, aad: Callable[[int], bytes], bucket: int = PAD_TO) -> tuple[int, bytes]:
         """(key version, sealed value) under the newest data key; `aad` makes the associated data for
-        that key version."""
+        that key version; `bucket` is what the packed plaintext is padded to (sealing.py)."""
         version = max(self._keys)
-        return version, seal(self._keys[version], plaintext, aad(version))
+        return version, seal(self._keys[version], plaintext, aad(version), bucket)
 
     def unseal(self, key_version: int, sealed: bytes, aad: bytes) -> bytes:
         """The plaintext of a stored value; InvalidTag when it is not authentic or its key is gone."""

@@ -36,7 +36,7 @@ from gateway.storage.migrate import migrate
 from gateway.storage.quarantine import Quarantine
 from gateway.storage.readings import Readings
 from gateway.storage.schema import SCHEMA, SCHEMA_VERSION
-from gateway.storage.sealing import outbox_aad
+from gateway.storage.sealing import RECORD_BUCKET, outbox_aad
 from gateway.storage.unassigned import Unassigned
 
 __all__ = ["PutResult", "Remember", "SealedOutbox", "StoreError", "Usage"]
@@ -150,7 +150,7 @@ class SealedOutbox:
             return self._put(record_id, payload, dedup, Remember(*remember) if remember is not None else None)
 
     def _put(self, record_id: str, payload: bytes, dedup: bytes | str | None, remember: Remember | None) -> PutResult:
-        key_version, sealed = self._keyring.seal(payload, lambda v: outbox_aad(record_id, v))
+        key_version, sealed = self._keyring.seal(payload, lambda v: outbox_aad(record_id, v), RECORD_BUCKET)
         now = time.time()
         kind = self._keyring.kind_tag(remember.kind if remember is not None else NO_KIND)
         tag = None if dedup is None else self._keyring.dedup_tag(dedup)

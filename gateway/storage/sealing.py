@@ -1,7 +1,10 @@
 """The outbox file's sealing format, in one place: associated data, padding, sealing, key wrapping, keyed tags.
 
 Every sealed value in the file is `nonce (12 bytes) || AES-256-GCM ciphertext and tag`. A record's
-plaintext is padded to a multiple of `PAD_TO` bytes before it is sealed; its associated data names
+plaintext is compressed (when that makes it shorter; marked by a first byte JSON never starts with) and
+padded to a multiple of its bucket before it is sealed: `RECORD_BUCKET` for readings and events, so
+every usual one is exactly one bucket long whatever its zone or kind (issue 19.10: a red was 1564
+bytes, a yellow 1308, a green 1052), `PAD_TO` for the rest; its associated data names
 what it is (table, format version, id, key version and, for history, its clear columns), so a sealed
 value cannot be moved to another row or replayed under another id. Data keys and the tag key are
 stored wrapped by the key-encryption key (KEK) the same way, without padding.
@@ -16,12 +19,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import zlib
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
 PAD_TO = 256
+# Readings and events: compressed, the JSON of any usual one fits one bucket (the largest measured, a red
+# blood pressure with every rule and advice key, compresses to about 600 bytes).
+RECORD_BUCKET = 1024
+_COMPRESSED = b"\x01"  # a plaintext's first byte when it is zlib-compressed; JSON never starts with it
 TAG_KEY_AAD = b"dho-outbox/v2|tag-key"
 
 
@@ -72,11 +80,23 @@ def history_v1_aad(record_id: str, key_version: int) -> bytes:
 
 # Padding.
 
-def pad(plaintext: bytes) -> bytes:
-    """To the next multiple of PAD_TO (ISO/IEC 7816-4: 0x80, then zeros): a ciphertext's length must not
+def pad(plaintext: bytes, bucket: int = PAD_TO) -> bytes:
+    """To the next multiple of `bucket` (ISO/IEC 7816-4: 0x80, then zeros): a ciphertext's length must not
     tell a red reading from a green one (the zone and advice keys change the JSON's length)."""
     padded = plaintext + b"\x80"
-    return padded + b"\x00" * (-len(padded) % PAD_TO)
+    return padded + b"\x00" * (-len(padded) % bucket)
+
+
+def pack(plaintext: bytes, bucket: int = PAD_TO) -> bytes:
+    """Compressed (when shorter) and padded to `bucket`: what `seal` encrypts."""
+    compressed = _COMPRESSED + zlib.compress(plaintext, 9)
+    return pad(compressed if len(compressed) < len(plaintext) else plaintext, bucket)
+
+
+def unpack(packed: bytes) -> bytes:
+    """The plaintext `pack` was given (a value padded without compression, as written before, too)."""
+    body = unpad(packed)
+    return zlib.decompress(body[1:]) if body[:1] == _COMPRESSED else body
 
 
 def unpad(padded: bytes) -> bytes:
@@ -98,16 +118,20 @@ def _decrypt(key: AESGCM, blob: bytes, aad: bytes) -> bytes:
     return key.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
 
 
-def seal(key: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
-    """A record as stored: `plaintext` padded, then sealed under the data key with this associated data."""
-    return _encrypt(key, pad(plaintext), aad)
+def seal(key: AESGCM, plaintext: bytes, aad: bytes, bucket: int = PAD_TO) -> bytes:
+    """A record as stored: `plaintext` packed (compressed, padded to `bucket`), then sealed under the data
+    key with this associated data."""
+    return _encrypt(key, pack(plaintext, bucket), aad)
 
 
 def unseal(key: AESGCM, blob: bytes, aad: bytes) -> bytes:
     """The plaintext of a value made by `seal`. Raises InvalidTag when it is not authentic under this key
     and associated data (altered, another row's, another key's) or not padded; ValueError when it is
     too short to hold a nonce."""
-    return unpad(_decrypt(key, blob, aad))
+    try:
+        return unpack(_decrypt(key, blob, aad))
+    except zlib.error:
+        raise InvalidTag from None  # authentic but not packed by this code: treat as not readable
 
 
 def unseal_v1(key: AESGCM, blob: bytes, aad: bytes) -> bytes:

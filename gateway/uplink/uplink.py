@@ -64,6 +64,23 @@ _OUTBOX_RETRY_S = 5.0
 _EVENTS_KEPT = 200  # events not yet committed to the outbox (it failing: a full disk) wait in memory
 
 
+# What one reading may take in a batch on the wire: a batch is padded (with JSON whitespace, which every
+# parser skips) to this much per reading, so its size tells how many readings it carries, never their
+# zones or kinds (issue 19.10: the MQTT message size gave the zone away as the record size did). The
+# largest usual reading, a red blood pressure with its rules and advice keys, is about 1.6 KB.
+WIRE_BYTES_PER_READING = 2048
+_WIRE_HEADER_BYTES = 256
+
+
+def pad_batch(payload: bytes, readings: int) -> bytes:
+    """`payload` followed by spaces up to the bucket for this many readings (or the next whole reading's
+    worth when an unusually long one spills over)."""
+    bucket = _WIRE_HEADER_BYTES + readings * WIRE_BYTES_PER_READING
+    if len(payload) > bucket:  # whole readings' worth more, so the size still says little
+        bucket += -(-(len(payload) - bucket) // WIRE_BYTES_PER_READING) * WIRE_BYTES_PER_READING
+    return payload + b" " * (bucket - len(payload))
+
+
 class Uplink:
     """At-least-once delivery of outbox entries, with a window of batches in flight.
 
@@ -323,5 +340,6 @@ class Uplink:
         )
         # Entries are already wire JSON: splice them in rather than parse and re-serialise.
         payload = header[:-1].encode() + b',"readings":[' + b",".join(e.payload for e in entries) + b"]}"
+        payload = pad_batch(payload, len(entries))
         self._inflight[batch_id] = ({e.id for e in entries}, time.monotonic())
         await publish(client, self._topics.readings, payload)
