@@ -18,6 +18,7 @@ RUNS = [
     ("bench/plans.py", "--runs", "5"),
     ("bench/web.py", "--readings", "3", "--settle", "1"),
     ("bench/outbox_history.py", "--readings", "200", "--settle", "0.5"),
+    ("bench/memory.py", "--readings", "200", "--idle", "1", "--settle", "0.5"),
 ]
 
 
