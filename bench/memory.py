@@ -4,8 +4,8 @@
     .venv/bin/python bench/memory.py [--readings 1000000] [--idle 20] [--source bluez]
 
 Starts a Mosquitto on a free loopback port, then the real `dho-gateway run` (insecure_dev against that
-broker, the pages on, the shipped device source: "bluez", which on a machine without BlueZ waits for it
-quietly, i.e. an idle box) twice: on an empty outbox and on one holding N stored readings (filled as
+broker, the pages on, an idle device source: no device in range, as between two measurements) twice: on
+an empty outbox and on one holding N stored readings (filled as
 bench/outbox_history.py does: each reading both waiting for the central service and kept as history, the
 worst case). For each, once the pages answer and the uplink has connected, the patient's page and its
 API are fetched once, the process is left alone for `--settle` seconds, then measured:
@@ -18,6 +18,12 @@ The baseline is `python -c "import gateway"` followed by a sleep, measured the s
 the memory figures are given as ratios against it, the wake-ups as what `run` adds to it (the baseline's
 are about 0/s, a ratio to nothing says nothing). Goals: RSS <= 60 MiB with the pages at 0 and at N
 readings, <= 3 wake-ups/s idle.
+
+The idle source is found as every source is, through the `dho_gateway.device_sources` entry point: this
+script writes a one-file distribution declaring it ("bench-idle") and puts it on the measured processes'
+PYTHONPATH (the baseline's too). `--source bluez` measures the production BLE source instead (bleak and
+D-Bus loaded; on a machine without BlueZ it waits for it quietly, retrying at most every 300 s);
+`--source simulated-home` the demo's cuff (a reading a second: not idle).
 
 `--data DIR` keeps the filled outbox in DIR (reused when it holds the same number of readings: a 1M fill
 takes minutes). `--env NAME=VALUE` (repeatable) sets the environment of the measured processes.
@@ -198,6 +204,31 @@ def run_import(args: argparse.Namespace, env: dict[str, str]) -> Figures:
         process.wait(10)
 
 
+IDLE_SOURCE = '''"""bench/memory.py's idle device source: no device in range, nothing to deliver."""
+
+import asyncio
+
+
+class IdleSource:
+    def __init__(self, **_options):
+        pass
+
+    async def run(self, sink):
+        await asyncio.Event().wait()
+'''
+
+
+def idle_source_path(work: Path) -> Path:
+    """A folder holding a tiny distribution whose entry point offers the idle source as "bench-idle"."""
+    folder = work / "idle-source"
+    info = folder / "bench_idle_source-0.dist-info"
+    info.mkdir(parents=True)
+    (folder / "bench_idle_source.py").write_text(IDLE_SOURCE)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-idle-source\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[dho_gateway.device_sources]\nbench-idle = bench_idle_source:IdleSource\n")
+    return folder
+
+
 def filled(cache: Path, readings: int) -> Path:
     """A data directory holding `readings` stored readings: reused from `cache` when it was filled
     with the same number, otherwise filled now."""
@@ -222,7 +253,8 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=1_000_000, help="readings stored for the second run")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds over which wake-ups are counted")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after the page load before measuring")
-    parser.add_argument("--source", default="bluez", help="device_source (default: the shipped bluez)")
+    parser.add_argument("--source", default="bench-idle",
+                        help="device_source (default: an idle one; bluez: the production BLE source)")
     parser.add_argument("--data", type=Path, help="keep the filled outbox here, and reuse it")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment of the measured processes (e.g. MALLOC_ARENA_MAX=2)")
@@ -231,6 +263,7 @@ def main() -> None:
     env.update(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         work = Path(tmp)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(idle_source_path(work)), env.get("PYTHONPATH")]))
         empty = work / "empty"
         empty.mkdir(mode=0o700)
         SealedOutbox(empty / "outbox.sqlite3", load_or_create_key(empty / "outbox.key")).close()
