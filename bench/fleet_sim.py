@@ -1,7 +1,7 @@
 """A fleet of simulated gateways in one process, each running the gateway's real uplink
 (`gateway.uplink.Uplink`: batches, window, ack timeout, re-sends, status with Last Will) and wire models
-against a real broker. Only the sealed SQLite outbox is replaced by one in memory: the fleet measures
-the central side, not 2,000 SD cards.
+against a real broker. Only the sealed SQLite outbox is replaced by gateway.storage.MemoryOutbox: the
+fleet measures the central side, not 2,000 SD cards.
 
 Used by bench/fleet.py (the 2,000-gateway run) and by the CI-sized fleet and fault tests.
 """
@@ -13,49 +13,14 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from gateway.storage import OutboxEntry
+from gateway.storage import MemoryOutbox
 from gateway.uplink import Uplink
 from protocol import BrokerSettings, Topics, WireAssessment, WireDevice, WireQuantity, WireReading
-
-
-class MemoryOutbox:
-    """gateway.storage.Outbox in memory: entries in commit order until acknowledged."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, OutboxEntry] = {}
-        self._events: dict[str, OutboxEntry] = {}
-        self._seq = 0
-
-    def put(self, reading_id: str, payload: bytes) -> None:
-        self._seq += 1
-        self._entries[reading_id] = OutboxEntry(self._seq, reading_id, payload)
-
-    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        found: list[OutboxEntry] = []
-        for entry in list(self._entries.values()):
-            if entry.seq > after_seq:
-                found.append(entry)
-                if len(found) == limit:
-                    break
-        return found
-
-    def put_event(self, event_id: str, payload: bytes) -> None:
-        self._seq += 1
-        self._events.setdefault(event_id, OutboxEntry(self._seq, event_id, payload))
-
-    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        return [e for e in self._events.values() if e.seq > after_seq][:limit]
-
-    def acknowledge(self, ids: Collection[str]) -> list[str]:
-        return [i for i in ids if self._entries.pop(i, None) is not None or self._events.pop(i, None) is not None]
-
-    def depth(self) -> int:
-        return len(self._entries)
 
 
 def wire_reading(patient: str, device: str, at: datetime, rng: random.Random) -> WireReading:

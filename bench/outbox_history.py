@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.measurement import MeasurementKind
 from gateway.storage import SealedOutbox, load_or_create_key
-from gateway.storage.outbox import history_aad, outbox_aad
+from gateway.storage.sealing import history_aad, outbox_aad
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["blood_pressure", "spo2", "body_weight", "body_temperature", "glucose"]
@@ -59,9 +59,9 @@ def fill(folder: Path, count: int) -> None:
             record_id, kind = uuid7_at(ms, i), KINDS[i % len(KINDS)]
             seq = uuid.UUID(record_id).int >> 64
             effective = ms / 1000 - 30
-            version, sealed = store._seal(WIRE % record_id.encode(), lambda v, r=record_id: outbox_aad(r, v))
+            version, sealed = store._keyring.seal(WIRE % record_id.encode(), lambda v, r=record_id: outbox_aad(r, v))
             when = datetime.fromtimestamp(effective, UTC).isoformat().encode()
-            hv, kept = store._seal(PAST % (record_id.encode(), kind.encode(), when),
+            hv, kept = store._keyring.seal(PAST % (record_id.encode(), kind.encode(), when),
                                    lambda v, r=record_id, k=tags[kind], e=effective, s=seq: history_aad(r, k, e, s, v))
             outbox_rows.append((seq, record_id, version, sealed, ms / 1000))
             history_rows.append((tags[kind], effective, seq, record_id, None, hv, kept))

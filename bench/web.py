@@ -37,7 +37,7 @@ from playwright.sync_api import sync_playwright
 
 from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
 from gateway.demo import free_port
-from gateway.service import Gateway
+from gateway.service import BaseDeviceSource, Gateway
 from gateway.settings import build_settings
 from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
 
@@ -46,7 +46,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 GOAL_S = 0.5
 
 
-class FedSource:
+class FedSource(BaseDeviceSource):
     """A device source the benchmark feeds: one simulated cuff, values when asked."""
 
     def __init__(self) -> None:

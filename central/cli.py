@@ -15,6 +15,7 @@ from central.fhir import commands as fhir_commands
 from central.ingest import commands as ingest_commands
 from central.plans import commands as plans_commands
 from central.store import commands as store_commands
+from central.worklist import commands as worklist_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,11 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dho-central",
         description="The central follow-up service: ingest workers (MQTT 5 consumer group), the database "
         "(SQLite or PostgreSQL), the gateway registry, FHIR R4 output, the clinicians' signed plans, "
-        "the gateway certificate authority.",
+        "the gateway certificate authority, the nurses' worklist.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for room in (ingest_commands, store_commands, fhir_commands, plans_commands, ca_commands):
+    for room in (ingest_commands, store_commands, fhir_commands, plans_commands, ca_commands, worklist_commands):
         room.add_commands(subparsers)
     return parser
 

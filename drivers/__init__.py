@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from drivers import uuids
-from drivers.backoff import Backoff
 from drivers.decoders import DECODERS, decode
 from drivers.delivery import Deliver, Delivery
 from drivers.device_info import decode_current_time
@@ -28,7 +27,6 @@ __all__ = [
     "COMPONENTS",
     "DECODERS",
     "STANDARD",
-    "Backoff",
     "DecodeError",
     "Deliver",
     "Delivery",

@@ -44,6 +44,11 @@ def _worse(candidate: _Value, kept: _Value | None) -> _Value:
 
 
 class ContinuousSelection:
+    """Chooses the one value of a continuous oximeter's stream to deliver, by the rules above.
+
+    Feed it every notification (`offer`), then ask once for the `choice`.
+    """
+
     def __init__(self) -> None:
         self._settled: _Value | None = None  # the last value with no flag of doubt
         self._doubted: _Value | None = None  # the worst doubted value that counts (see the module text)
@@ -51,6 +56,7 @@ class ContinuousSelection:
         self._undecodable: tuple[str, bytes] | None = None
 
     def offer(self, characteristic: str, data: bytes) -> None:
+        """Take one notification of the stream (a PLX continuous value); an undecodable one only as a last resort."""
         try:
             m = decode_continuous(data)
         except DecodeError:

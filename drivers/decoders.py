@@ -26,6 +26,11 @@ DECODERS: dict[str, Decoder] = {
 
 
 def decode(characteristic: str, data: bytes) -> Measurement:
+    """The measurement in `data`, by the decoder of `characteristic` (a UUID, any case).
+
+    Raises `DecodeError` (one line naming the field) for bytes that are not a measurement, and for a
+    characteristic no decoder knows.
+    """
     decoder = DECODERS.get(characteristic.lower())
     if decoder is None:
         raise DecodeError(f"no decoder for characteristic {characteristic}")

@@ -1,5 +1,7 @@
-"""Device Information strings, Battery Level (0x2A19), Current Time (0x2A2B) and Blood Pressure Feature
-(0x2A49): what a session reads about a device, and the time it writes to it."""
+"""Device Information strings, Battery Level (0x2A19), Current Time (0x2A2B) and Blood Pressure Feature (0x2A49).
+
+What a session reads about a device, and the time it writes to it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from drivers.measurement import DecodeError
 
 
 def decode_battery(data: bytes) -> int:
+    """Battery Level (0x2A19) in percent, 0-100; `DecodeError` for anything above 100 or cut off."""
     level = Fields(data, "battery level").uint(1, "level")
     if level > 100:
         raise DecodeError(f"battery level {level} % is not a percentage")
@@ -42,8 +45,11 @@ def decode_current_time(data: bytes) -> datetime | None:
 
 
 def encode_current_time(when: datetime, *, manual: bool = True) -> bytes:
-    """The 10 bytes to write to a device's clock: day of week 1 = Monday ... 7 = Sunday (not 0 = Sunday,
-    a known bug in other gateways); adjust reason b0 = manual update."""
+    """The 10 bytes of a Current Time (0x2A2B) value to write to a device's clock.
+
+    Day of week 1 = Monday ... 7 = Sunday (not 0 = Sunday, a known bug in other gateways); adjust reason
+    b0 = manual update. ValueError for a year a GATT Date Time cannot hold (1582-9999).
+    """
     if not 1582 <= when.year <= 9999:
         raise ValueError(f"year {when.year} is outside what a GATT Date Time can hold")
     return (when.year.to_bytes(2, "little")
@@ -53,6 +59,8 @@ def encode_current_time(when: datetime, *, manual: bool = True) -> bytes:
 
 @dataclass(frozen=True)
 class BloodPressureFeatures:
+    """What a cuff says it can report (Blood Pressure Feature, 0x2A49), one flag per feature bit."""
+
     body_movement: bool
     cuff_fit: bool
     irregular_pulse: bool
@@ -62,5 +70,6 @@ class BloodPressureFeatures:
 
 
 def decode_blood_pressure_feature(data: bytes) -> BloodPressureFeatures:
+    """The feature bits 0-5 of Blood Pressure Feature (0x2A49); `DecodeError` if cut off."""
     bits = Fields(data, "blood pressure feature").uint(2, "features")
     return BloodPressureFeatures(*(bool(bits & (1 << i)) for i in range(6)))

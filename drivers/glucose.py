@@ -48,6 +48,12 @@ class GlucoseRecord:
 
 
 def decode_glucose(data: bytes) -> GlucoseRecord:
+    """A Glucose Measurement (0x2A18) with its sequence number; the concentration in mmol/L.
+
+    A meter's HI / LO is kept as the flag `ABOVE_MEASURING_RANGE` / `BELOW_MEASURING_RANGE`, with the
+    value absent. Raises `DecodeError` for a control-solution test, a sensor fault that makes the value
+    unusable, or a record without a concentration. The device time is None when the meter's clock is not set.
+    """
     what = "glucose measurement"
     f = Fields(data, what)
     flags = f.uint(1, "flags")
@@ -93,6 +99,7 @@ def decode_glucose(data: bytes) -> GlucoseRecord:
 
 
 def decode_glucose_measurement(data: bytes) -> Measurement:
+    """The measurement of a Glucose Measurement (0x2A18), without its sequence number (see `decode_glucose`)."""
     return decode_glucose(data).measurement
 
 
@@ -101,11 +108,14 @@ MEALS = {1: "before meal", 2: "after meal", 3: "fasting", 4: "casual", 5: "bedti
 
 @dataclass(frozen=True)
 class GlucoseContext:
+    """The meal context of a glucose record (0x2A34): its sequence number and the meal, if the patient gave one."""
+
     sequence: int
     meal: str | None
 
 
 def decode_context(data: bytes) -> GlucoseContext:
+    """A Glucose Measurement Context (0x2A34): the meal kept, the rest skipped; `DecodeError` if cut off."""
     f = Fields(data, "glucose measurement context")
     flags = f.uint(1, "flags")
     sequence = f.uint(2, "sequence number")

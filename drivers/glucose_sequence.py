@@ -1,8 +1,10 @@
-"""Which of a glucose meter's records the gateway already has. A meter numbers its records and keeps
-them (the patient's logbook), so each session asks only for those after the last one stored
-("report records >= n", RACP 01 03 01 n). The count advances only over records the gateway has
-committed — a record held in memory or refused stops it there, so the next session asks for that
-record again instead of skipping it for good."""
+"""Which of a glucose meter's records the gateway already has.
+
+A meter numbers its records and keeps them (the patient's logbook), so each session asks only for those after
+the last one stored ("report records >= n", RACP 01 03 01 n). The count advances only over records the gateway
+has committed — a record held in memory or refused stops it there, so the next session asks for that record
+again instead of skipping it for good.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ _SEQUENCE_MASK = 0xFFFF
 
 
 def sequence_of(data: bytes) -> int | None:
-    """A record's sequence number; read from its place even when the rest does not decode, so a
-    control-solution test or a meter fault does not make us ask for it forever."""
+    """A record's sequence number.
+
+    Read from its place even when the rest does not decode, so a control-solution test or a meter fault does
+    not make us ask for it forever.
+    """
     try:
         return decode_glucose(data).sequence
     except DecodeError:
@@ -24,6 +29,8 @@ def sequence_of(data: bytes) -> int | None:
 
 
 class SequenceTracker:
+    """The highest sequence number up to which every record of a meter is stored (`last`), over one session."""
+
     def __init__(self, last: int | None = None) -> None:
         self.last = last  # the highest sequence number up to which every record is stored
         self._stopped = False  # a record in this session was not stored: nothing after it counts
@@ -36,6 +43,7 @@ class SequenceTracker:
         return bytes([0x01, 0x03, 0x01]) + ((self.last + 1) & _SEQUENCE_MASK).to_bytes(2, "little")
 
     def delivered(self, data: bytes, outcome: Delivery) -> None:
+        """Record what became of one record: `last` advances over stored records until the first one that is not."""
         if not outcome.device_may_forget:
             self._stopped = True
         if self._stopped:

@@ -31,6 +31,10 @@ def _signed(raw: int, bits: int) -> int:
 
 
 def sfloat(data: bytes, offset: int = 0) -> Decimal:
+    """The IEEE-11073 16-bit SFLOAT at `offset`, exactly (12-bit mantissa, 4-bit base-10 exponent).
+
+    Raises `SpecialValue` for NaN, NRes, +/-INFINITY and the reserved value, `DecodeError` when cut off.
+    """
     if len(data) < offset + 2:
         raise DecodeError(f"SFLOAT at byte {offset} is cut off: {len(data)} bytes in all")
     raw = int.from_bytes(data[offset : offset + 2], "little")
@@ -40,6 +44,10 @@ def sfloat(data: bytes, offset: int = 0) -> Decimal:
 
 
 def float32(data: bytes, offset: int = 0) -> Decimal:
+    """The IEEE-11073 32-bit FLOAT at `offset`, exactly (24-bit mantissa, 8-bit base-10 exponent).
+
+    Raises `SpecialValue` for NaN, NRes, +/-INFINITY and the reserved value, `DecodeError` when cut off.
+    """
     if len(data) < offset + 4:
         raise DecodeError(f"FLOAT at byte {offset} is cut off: {len(data)} bytes in all")
     raw = int.from_bytes(data[offset : offset + 4], "little")

@@ -1,5 +1,7 @@
-"""Every device the gateway knows how to talk to: the standard one per measurement kind, and the
-named variants and vendor quirks a device's provisioning entry may ask for (`profile = "..."`).
+"""Every device the gateway knows how to talk to.
+
+The standard one per measurement kind, and the named variants and vendor quirks a device's provisioning entry
+may ask for (`profile = "..."`).
 
 The registry imports the vendor files; the vendor files import only `drivers.quirks`: no circle.
 """

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class MeasurementKind(StrEnum):
+    """What was measured; each kind has a fixed set of components (`COMPONENTS`), each in one canonical UCUM unit."""
+
     BLOOD_PRESSURE = "blood_pressure"
     SPO2 = "spo2"
     BODY_WEIGHT = "body_weight"
@@ -42,6 +44,8 @@ class DeviceFlag(StrEnum):
 
 
 class Quantity(BaseModel):
+    """One value with its UCUM unit, as an exact Decimal at the device's resolution."""
+
     model_config = ConfigDict(frozen=True)
 
     # Decimal keeps the device's resolution (120 vs 120.0), which FHIR wants preserved.

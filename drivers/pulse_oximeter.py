@@ -60,9 +60,12 @@ def _status(value: int, reject: dict[int, str], flags: dict[int, DeviceFlag], wh
 
 
 def _spo2_pr(f: Fields, what: str, which: str) -> tuple[dict[str, Quantity], dict[str, str]]:
-    """SpO2 and pulse rate. Without a saturation there is no reading; a pulse the device could not compute
-    (NaN and the other special values) is marked absent and the saturation kept, as blood pressure does
-    with the mean: an SpO2 of 84 % must reach the nurse whatever the pulse field holds."""
+    """SpO2 and pulse rate.
+
+    Without a saturation there is no reading; a pulse the device could not compute (NaN and the other special
+    values) is marked absent and the saturation kept, as blood pressure does with the mean: an SpO2 of 84 %
+    must reach the nurse whatever the pulse field holds.
+    """
     try:
         spo2 = f.sfloat(f"SpO2 ({which})")
     except SpecialValue as exc:
@@ -95,6 +98,12 @@ def _tail(f: Fields, flags: int, bits: tuple[int, int, int], what: str) -> tuple
 
 
 def decode_spot_check(data: bytes) -> Measurement:
+    """A PLX Spot-check Measurement (0x2A5E): SpO2 in %, pulse in /min, perfusion index, device flags.
+
+    A pulse the device could not compute is absent, the SpO2 kept; the time stamp is dropped (and
+    `DEVICE_CLOCK_NOT_SET` flagged) when the device says its clock was never set. `DecodeError` when
+    there is no SpO2.
+    """
     what = "PLX spot-check"
     f = Fields(data, what)
     flags = f.uint(1, "flags")
@@ -128,6 +137,8 @@ def decode_continuous(data: bytes) -> Measurement:
 
 @dataclass(frozen=True)
 class PlxFeatures:
+    """What a pulse oximeter says it supports (PLX Features, 0x2A60), one flag per supported-features bit."""
+
     measurement_status: bool
     device_sensor_status: bool
     spot_check_storage: bool  # stored spot-checks can be fetched through the RACP
@@ -141,6 +152,7 @@ class PlxFeatures:
 
 
 def decode_features(data: bytes) -> PlxFeatures:
+    """PLX Features (0x2A60), skipping the optional status-support fields; `DecodeError` if cut off."""
     f = Fields(data, "PLX features")
     bits = f.uint(2, "supported features")
     ms = f.uint(2, "measurement status support") if bits & 0x01 else 0

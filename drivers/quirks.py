@@ -1,5 +1,7 @@
-"""How to talk to a kind of device (its quirks): which characteristic carries measurements, how its
-clock is set, whether stored records are fetched through the Record Access Control Point.
+"""How to talk to a kind of device (its quirks).
+
+Which characteristic carries measurements, how its clock is set, whether stored records are fetched through
+the Record Access Control Point.
 
 Not to be confused with zoning profiles (thresholds, `zoning/profiles/`): these say how a device
 talks, never how a value is judged. Vendor quirks live in `drivers/vendors/`, one small file per
@@ -15,6 +17,12 @@ from drivers import uuids
 
 @dataclass(frozen=True)
 class DeviceQuirks:
+    """How to talk to one kind of device.
+
+    Its service and measurement characteristic, how its clock is set, whether stored records come through the
+    RACP, and the evidence for each quirk.
+    """
+
     name: str
     service: str
     measurement: str

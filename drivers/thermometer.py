@@ -1,5 +1,7 @@
-"""Health Thermometer: Temperature Measurement (0x2A1C; Intermediate Temperature 0x2A1E has the same
-layout). The temperature is an IEEE-11073 FLOAT; Fahrenheit becomes Celsius here."""
+"""Health Thermometer: Temperature Measurement (0x2A1C; Intermediate Temperature 0x2A1E has the same layout).
+
+The temperature is an IEEE-11073 FLOAT; Fahrenheit becomes Celsius here.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ TEMPERATURE_TYPES = {1: "armpit", 2: "body", 3: "ear", 4: "finger", 5: "gastro-i
 
 
 def decode_temperature(data: bytes) -> Measurement:
+    """A Temperature Measurement in Cel (Fahrenheit converted, to 0.01).
+
+    `DecodeError` for a special value or any value outside -100..300 degrees, or a reserved temperature type.
+    """
     what = "temperature measurement"
     f = Fields(data, what)
     flags = f.uint(1, "flags")

@@ -49,6 +49,8 @@ class SessionError(RuntimeError):
 
 @dataclass
 class SessionReport:
+    """What one session did: values delivered (and how many not stored), what it read of the device, problems."""
+
     address: str
     delivered: int = 0
     battery: int | None = None
@@ -65,10 +67,12 @@ class SessionReport:
 
 async def connect(device: BLEDevice, quirks: DeviceQuirks, *, timeout_s: float, attempts: int = 2,
                   **client_options: Any) -> BleakClient:
-    """Connect the way Home Assistant does on BlueZ (bleak-retry-connector): close a connection BlueZ
-    still holds from before (a gateway restart), retry BlueZ's transient errors (out of connection
-    slots, operation in progress, a stale services cache) with the back-off each one needs.
-    `client_options` go to bleak's client (e.g. `backend=` and its arguments for the simulator)."""
+    """Connect the way Home Assistant does on BlueZ (bleak-retry-connector).
+
+    Close a connection BlueZ still holds from before (a gateway restart), retry BlueZ's transient errors (out
+    of connection slots, operation in progress, a stale services cache) with the back-off each one needs.
+    `client_options` go to bleak's client (e.g. `backend=` and its arguments for the simulator).
+    """
     try:
         await close_stale_connections(device)
         return await establish_connection(
@@ -84,6 +88,13 @@ def _find(client: BleakClient, uuid: str) -> BleakGATTCharacteristic | None:
 
 
 class Session:
+    """One connection to one device: reads its facts, writes its clock, hands every value to `deliver`.
+
+    Stored records are fetched through the RACP where the device has one and deleted on the device only
+    once every one of them is stored. `clock` is the gateway's time to write; `idle_s` and
+    `racp_timeout_s` are in seconds.
+    """
+
     def __init__(self, client: BleakClient, quirks: DeviceQuirks, deliver: Deliver, *,
                  clock: Callable[[], datetime], idle_s: float = 5.0, racp_timeout_s: float = 30.0,
                  last_sequence: int | None = None) -> None:
@@ -145,6 +156,11 @@ class Session:
         return outcome
 
     async def run(self) -> SessionReport:
+        """Run the session until the device disconnects or stays quiet, and return its report.
+
+        Raises `SessionError` when the device lacks the measurement characteristic of its quirks; bleak's
+        errors pass through.
+        """
         if _find(self.client, self.quirks.measurement) is None:
             raise SessionError(f"{self.client.address} has no {self.quirks.measurement[4:8]} characteristic: "
                                f"is it the device provisioned as {self.quirks.name}?")
@@ -160,8 +176,10 @@ class Session:
         return self.report
 
     async def _take_until_quiet(self) -> None:
-        """Deliver what the device sends until it disconnects or stays quiet for `idle_s`; a continuous
-        oximeter's stream gives one reading (continuous_oximetry.py)."""
+        """Deliver what the device sends until it disconnects or stays quiet for `idle_s`.
+
+        A continuous oximeter's stream gives one reading (continuous_oximetry.py).
+        """
         selection = ContinuousSelection() if self.quirks.continuous else None
         while self.client.is_connected or not self._values.empty():
             try:
@@ -196,9 +214,11 @@ class Session:
         return delivered
 
     async def _racp_answer(self, op: int) -> bytes | None:
-        """The device's answer to request `op`, if one comes within a poll interval. Only the wait on the
-        queue is timed: a timeout must never cancel a reading on its way into the outbox (a cancelled
-        commit would be stored without the pipeline knowing)."""
+        """The device's answer to request `op`, if one comes within a poll interval.
+
+        Only the wait on the queue is timed: a timeout must never cancel a reading on its way into the outbox
+        (a cancelled commit would be stored without the pipeline knowing).
+        """
         try:
             async with asyncio.timeout(_POLL_S):
                 answer = await self._racp.get()
@@ -234,8 +254,10 @@ class Session:
         return (await self._racp_exchange(request))[3]
 
     async def _nothing_new_since(self, fetched: int) -> bool:
-        """RACP "delete all" deletes every record on the device, also one measured after the report: ask
-        how many it holds first. A device that cannot count keeps the old behaviour (deleting)."""
+        """RACP "delete all" deletes every record on the device, also one measured after the report.
+
+        Ask how many it holds first. A device that cannot count keeps the old behaviour (deleting).
+        """
         answer = await self._racp_exchange(RACP_COUNT_ALL)
         if answer[0] != _RACP_COUNT:
             return True
@@ -268,6 +290,11 @@ class Session:
 
 
 async def run_session(client: BleakClient, quirks: DeviceQuirks, deliver: Deliver, **kwargs: Any) -> SessionReport:
+    """Run a `Session` on a connected client and disconnect it afterwards, whatever happened.
+
+    Raises `SessionError` naming the device and how many values were delivered before (a BleakError
+    becomes one); what was delivered stays delivered.
+    """
     session = Session(client, quirks, deliver, **kwargs)
     try:
         return await session.run()

@@ -1,5 +1,7 @@
-"""Weight Scale Service: Weight Measurement (0x2A9D) and Weight Scale Feature (0x2A9E), and the weight
-that advertising scales (Xiaomi Mi scales) carry in service data (device-protocols.md §3.3, §4.5).
+"""Weight Scale Service.
+
+Weight Measurement (0x2A9D) and Weight Scale Feature (0x2A9E), and the weight that advertising scales (Xiaomi
+Mi scales) carry in service data (device-protocols.md §3.3, §4.5).
 
 Resolution rule: the Weight field is always 0.005 kg (or 0.01 lb) per step, as the specification
 says and openScale and A&D decode it; the scale's declared resolution (feature bits 3-6) only rounds
@@ -31,6 +33,8 @@ WEIGHT_RESOLUTION: dict[int, tuple[Decimal, Decimal]] = {
 
 @dataclass(frozen=True)
 class WeightScaleFeatures:
+    """What a scale says it supports (Weight Scale Feature, 0x2A9E); its weight resolution in kg if it says one."""
+
     time_stamp: bool
     multiple_users: bool
     bmi: bool
@@ -38,6 +42,7 @@ class WeightScaleFeatures:
 
 
 def decode_feature(data: bytes) -> WeightScaleFeatures:
+    """Weight Scale Feature (0x2A9E); `DecodeError` if cut off."""
     bits = Fields(data, "weight scale feature").uint(4, "features")
     resolution = WEIGHT_RESOLUTION.get((bits >> 3) & 0x0F)
     return WeightScaleFeatures(time_stamp=bool(bits & 0x01), multiple_users=bool(bits & 0x02), bmi=bool(bits & 0x04),
@@ -50,6 +55,11 @@ def _kg(raw: int, imperial: bool) -> Decimal:
 
 
 def decode_weight(data: bytes, resolution_kg: Decimal | None = None) -> Measurement:
+    """A Weight Measurement (0x2A9D): weight in kg (pounds converted exactly), BMI and height if sent, the user id.
+
+    `resolution_kg` (from the scale's features) rounds the weight to the precision the scale has.
+    Raises `DecodeError` for an unsuccessful measurement, 0 kg, or bytes that are cut off.
+    """
     what = "weight measurement"
     f = Fields(data, what)
     flags = f.uint(1, "flags")
@@ -93,9 +103,12 @@ def _advert_time(data: bytes, at: int) -> datetime | None:
 
 
 def decode_mi_scale_advert(service_uuid: str, data: bytes) -> Measurement | None:
-    """Weight from a Mi scale's service data; None while the weight is not yet stable or has been
-    removed (the scale advertises every intermediate value). The same weighing is advertised many
-    times with the same bytes: the embedded time stamp lets the pipeline keep it once."""
+    """Weight from a Mi scale's service data.
+
+    None while the weight is not yet stable or has been removed (the scale advertises every intermediate
+    value). The same weighing is advertised many times with the same bytes: the embedded time stamp lets the
+    pipeline keep it once.
+    """
     if service_uuid == MI_SCALE_SERVICE_DATA:
         if len(data) < 10:
             raise DecodeError(f"Mi scale service data needs 10 bytes, got {len(data)}")

@@ -130,6 +130,11 @@ class WebSection(_Section):
     technician_password_hash: str | None = Field(
         default=None, description="scrypt hash of the technician password: python -m gateway.web.password"
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names the pages answer to besides IP addresses, localhost and this box's own name "
+        "(and NAME.local); any other Host header is refused (DNS rebinding)",
+    )
 
     @model_validator(mode="after")
     def _safe_by_default(self) -> WebSection:

@@ -7,10 +7,11 @@ It delivers GATT values through the same call a real BLE source uses:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import cycle, islice
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
@@ -38,6 +39,12 @@ class SimulatedDevice:
 
 
 class SimulatedHome:
+    """A device source (the gateway's `DeviceSource` interface, implemented here in full: the simulators
+    do not import the gateway). It lists the devices it simulates and reports nothing else."""
+
+    reports_devices = False
+    scans_on_request = False
+
     def __init__(
         self,
         *,
@@ -63,6 +70,21 @@ class SimulatedHome:
     @property
     def devices(self) -> list[SimulatedDevice]:
         return [SimulatedDevice(self.monitor.address, "blood_pressure", self.monitor.model, self.monitor.serial)]
+
+    def device_status(self) -> list[Any]:
+        """Not supported (`reports_devices` is false): the gateway tells what the readings tell."""
+        return []
+
+    async def scan(self) -> None:
+        """Not supported: the simulated devices measure on their own schedule."""
+
+    def unprovisioned_heard(self) -> Mapping[str, int]:
+        """Nothing: the simulated home has only its own devices."""
+        return {}
+
+    def listed_devices(self) -> list[tuple[str, str]]:
+        """The devices it simulates, as (address, what)."""
+        return [(d.address, f"simulated {d.kind} {d.model}") for d in self.devices]
 
     def _device_clock(self) -> datetime:
         """The cuff's time stamp for its next measurement (1 s resolution, as 0x2A35 sends it).

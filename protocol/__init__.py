@@ -12,13 +12,14 @@ these names from `protocol`, never from its modules.
   `check_two_people`, `describe`, `encode_key`, `decode_key`;
 - reaching the broker (MQTT 5 over mutual TLS): `BrokerSettings`, `make_client`, `publish`, `subscribe`,
   `bounded`, `OPERATION_TIMEOUT_S`;
-- waiting before trying again: `Backoff`, `backoff_delay` (the one backoff of both deployables;
+- waiting before trying again: `Backoff` (the one backoff of both deployables;
   docs/decisions/0006-protocol-room.md says why it lives here).
 """
 
-from protocol.backoff import Backoff, backoff_delay
+from protocol.backoff import Backoff
 from protocol.mqtt import OPERATION_TIMEOUT_S, BrokerSettings, bounded, make_client, publish, subscribe
 from protocol.signed import (
+    MAX_VERSION,
     ConfigMessage,
     Envelope,
     Role,
@@ -29,7 +30,9 @@ from protocol.signed import (
     decode_key,
     describe,
     encode_key,
+    holder_identity,
     open_trust_store,
+    same_person,
     signers,
     validate,
 )
@@ -55,6 +58,7 @@ from protocol.wire import (
 )
 
 __all__ = [
+    "MAX_VERSION",
     "OPERATION_TIMEOUT_S",
     "PREFIX",
     "PROTOCOL_VERSION",
@@ -83,16 +87,17 @@ __all__ = [
     "WireProposedBound",
     "WireQuantity",
     "WireReading",
-    "backoff_delay",
     "bounded",
     "check_two_people",
     "decode_key",
     "describe",
     "encode_key",
+    "holder_identity",
     "make_client",
     "open_trust_store",
     "parse_up_topic",
     "publish",
+    "same_person",
     "signers",
     "subscribe",
     "validate",

@@ -1,5 +1,8 @@
-"""How to reach the broker: one settings model, one client factory and bounded publish/subscribe, shared by
-the gateway's uplink and the central side (the transport half of the wire contract: MQTT 5 over mutual TLS)."""
+"""How to reach the broker.
+
+One settings model, one client factory and bounded publish/subscribe, shared by the gateway's uplink and the
+central side (the transport half of the wire contract: MQTT 5 over mutual TLS).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,12 @@ log = logging.getLogger(__name__)
 
 
 class BrokerSettings(BaseModel):
+    """Where the broker is and how to reach it: MQTT 5 (or 3.1.1) over mutual TLS by default.
+
+    Without `insecure_dev`, `ca_file`, `cert_file` and `key_file` are all required (a pydantic
+    ValidationError otherwise). `keepalive_s` is in seconds.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
@@ -45,8 +54,11 @@ class BrokerSettings(BaseModel):
         return self
 
     def tls_context(self) -> ssl.SSLContext | None:
-        """The client's TLS context. A file that is missing or does not load raises OSError naming the key
-        and the file (`mqtt.cert_file /etc/…/gateway.pem: no such file`)."""
+        """The client's TLS context.
+
+        A file that is missing or does not load raises OSError naming the key and the file (`mqtt.cert_file
+        /etc/…/gateway.pem: no such file`).
+        """
         if self.insecure_dev:
             return None
         assert self.ca_file and self.cert_file and self.key_file  # checked by the validator
@@ -73,6 +85,8 @@ MISC_INTERVAL_MAX_S = 5.0
 
 
 class _Client(aiomqtt.Client):
+    """aiomqtt's client, its keep-alive housekeeping every `misc_interval_s` seconds instead of every second."""
+
     misc_interval_s = 1.0
 
     async def _misc_loop(self) -> None:  # aiomqtt's own, with the interval above instead of 1 s
@@ -87,6 +101,13 @@ def make_client(
     will: aiomqtt.Will | None = None,
     max_inflight: int | None = None,
 ) -> aiomqtt.Client:
+    """An unconnected aiomqtt client for `settings`, with `identifier` as its MQTT client id.
+
+    TCP_NODELAY is set on its socket as soon as it opens, and it has no operation timeout of its
+    own: bound each operation with `bounded` (or use `publish`, `subscribe`). Its keep-alive
+    housekeeping runs every quarter keep-alive, at most every `MISC_INTERVAL_MAX_S`. Raises OSError when a
+    TLS file is missing or does not load (`BrokerSettings.tls_context`).
+    """
     client = _Client(
         settings.host,
         settings.port,
@@ -137,6 +158,7 @@ OPERATION_TIMEOUT_S = 10.0
 
 @contextlib.asynccontextmanager
 async def bounded(what: str) -> AsyncIterator[None]:
+    """Bound one MQTT operation by `OPERATION_TIMEOUT_S` seconds; past it, `aiomqtt.MqttError` naming `what`."""
     try:
         async with asyncio.timeout(OPERATION_TIMEOUT_S):
             yield
@@ -151,5 +173,6 @@ async def publish(client: aiomqtt.Client, topic: str, payload: str | bytes, *, r
 
 
 async def subscribe(client: aiomqtt.Client, topic: str) -> None:
+    """Subscribe at QoS 1 and wait for the SUBACK, bounded by `OPERATION_TIMEOUT_S` (`aiomqtt.MqttError`)."""
     async with bounded("subscribe"):
         await client.subscribe(topic, qos=1)

@@ -1,9 +1,9 @@
-"""Signed documents: RFC 8785 canonical JSON, Ed25519 signatures with key id and role, the tenant trust store.
+r"""Signed documents: RFC 8785 canonical JSON, Ed25519 signatures with key id and role, the tenant trust store.
 
 Shared by the gateway (which verifies) and the central plan tool (which signs and verifies), so both
 sides run the same code. What is signed (docs/plans.md, docs/decisions/0004-plan-signing.md):
 
-    b"dho-signed/v1\\n" + role + b"\\n" + key id + b"\\n" + RFC 8785 canonical JSON of the payload
+    b"dho-signed/v1\n" + role + b"\n" + key id + b"\n" + RFC 8785 canonical JSON of the payload
 
 Role and key id are inside the signed bytes, so a signature made "as verifier" cannot be relabelled as
 a prescriber's, nor attributed to another key id. Untrusted bytes are bounded before anything else looks
@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -23,10 +24,13 @@ from typing import Any, Literal, TypeVar
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_DOCUMENT_BYTES = 256 * 1024  # a typical signed plan is ~3 KB (bench/plans.py); a trust store a few KB
 MAX_DEPTH = 16  # a plan nests 5 levels deep; anything much deeper is not one
+# Versions of plans and trust stores: far below 2^53 (JSON numbers above it lose digits in other languages,
+# and a plan at 2^53 - 1 would leave no newer version to sign) and far above any real count.
+MAX_VERSION = 2**31 - 1
 _DOMAIN = b"dho-signed/v1\n"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -109,10 +113,12 @@ def _b64(text: str) -> bytes:
 
 
 def encode_key(key: Ed25519PublicKey) -> str:
+    """The raw 32 bytes of an Ed25519 public key, base64: how a trust store writes it."""
     return base64.b64encode(key.public_bytes_raw()).decode()
 
 
 def decode_key(text: str) -> Ed25519PublicKey:
+    """The Ed25519 public key `encode_key` wrote; `SignedError` for anything but 32 bytes of canonical base64."""
     try:
         return Ed25519PublicKey.from_public_bytes(_b64(text))
     except (binascii.Error, ValueError):
@@ -124,6 +130,8 @@ class _Strict(BaseModel):
 
 
 class Signature(_Strict):
+    """One signature of an envelope: the signer's key id and role (both inside the signed bytes), and the signature."""
+
     key: str = Field(pattern=_ID, description="key id in the trust store")
     role: Role = Field(description="what the signer signs as; inside the signed bytes")
     sig: str = Field(min_length=86, max_length=88, description="Ed25519 signature, base64 (64 bytes)")
@@ -138,6 +146,7 @@ class Envelope(_Strict):
 
     @classmethod
     def parse(cls, raw: bytes) -> Envelope:
+        """An envelope from untrusted bytes (bounded by `parse_json`); `SignedError` says what is wrong."""
         return validate(cls, parse_json(raw), "not a signed envelope")
 
     @property
@@ -151,10 +160,12 @@ class Envelope(_Strict):
         return self.model_copy(update={"signatures": (*self.signatures, Signature(key=key_id, role=role, sig=sig))})
 
     def to_json(self) -> bytes:
+        """The envelope as RFC 8785 canonical JSON bytes (what is sent and kept)."""
         return canonical(self.model_dump(mode="json"))
 
 
 def check_signature(envelope: Envelope, signature: Signature, key: Ed25519PublicKey) -> None:
+    """Verify one signature over the envelope's payload with `key`; `SignedError` when it does not match."""
     try:
         key.verify(_b64(signature.sig), _signing_input(signature.role, signature.key, envelope.payload))
     except (binascii.Error, InvalidSignature):
@@ -180,6 +191,7 @@ def validate(model: type[_M], value: Any, what: str) -> _M:
 
 
 def describe(exc: ValidationError) -> str:
+    """The first problem of a pydantic ValidationError in one line (`where: what`), with a count of the others."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
@@ -188,6 +200,11 @@ def describe(exc: ValidationError) -> str:
 
 
 class TrustedKey(_Strict):
+    """A signing key of the tenant's trust store: its holder (a person), role and validity period.
+
+    `not_before` and `not_after` are aware datetimes; a key is usable in `[not_before, not_after)`.
+    """
+
     id: str = Field(pattern=_ID)
     role: SignerRole
     holder: str = Field(min_length=1, max_length=200, description="the person, e.g. 'Dr. Kari Hansen, GP'")
@@ -204,12 +221,14 @@ class TrustedKey(_Strict):
 
 
 class TrustStore(_Strict):
-    """The tenant's signing keys, signed by the tenant's offline root key. A newer version replaces an
-    older one: a key left out of it is revoked."""
+    """The tenant's signing keys, signed by the tenant's offline root key.
+
+    A newer version replaces an older one: a key left out of it is revoked.
+    """
 
     kind: Literal["dho-trust-store"] = "dho-trust-store"
     tenant: str = Field(pattern=_ID)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     issued: AwareDatetime
     keys: tuple[TrustedKey, ...] = Field(min_length=1, max_length=200)
 
@@ -219,9 +238,18 @@ class TrustStore(_Strict):
         keys = [k.public_key for k in self.keys]
         if len(set(ids)) != len(ids) or len(set(keys)) != len(keys):
             raise ValueError("every key id and every public key may appear only once")
+        roles: dict[str, set[str]] = {}
+        for k in self.keys:
+            roles.setdefault(holder_identity(k.holder), set()).add(k.role)
+        for k in self.keys:
+            if {"prescriber", "verifier"} <= roles[holder_identity(k.holder)]:
+                # One person with both roles could order and check their own plan: the two-person rule undone.
+                raise ValueError(f"{k.holder.strip()!r} holds both a prescriber and a verifier key: one person, "
+                                 "one role")
         return self
 
     def key(self, key_id: str) -> TrustedKey | None:
+        """The key with this id, or None (unknown, or revoked by being left out of this version)."""
         return next((k for k in self.keys if k.id == key_id), None)
 
 
@@ -250,9 +278,26 @@ def _usable_key(store: TrustStore, signature: Signature, now: datetime) -> Trust
     return key
 
 
+def same_person(a: str, b: str) -> bool:
+    """Whether two holder names name the same person, case, Unicode forms, spacing and punctuation aside.
+
+    "Kari  Hansen " and "kari hansen." are one person (a trailing space made two, issue 19.10).
+    """
+    return holder_identity(a) == holder_identity(b)
+
+
+def holder_identity(holder: str) -> str:
+    """The normalised form two holder names are compared by (NFKC, case-folded, letters and digits only)."""
+    folded = unicodedata.normalize("NFKC", holder).casefold()
+    return " ".join("".join(c if c.isalnum() else " " for c in folded).split())
+
+
 def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tuple[TrustedKey, TrustedKey]:
-    """The two-person rule: exactly two valid signatures by two distinct trusted keys of two different
-    people, one prescriber and one verifier, neither expired. Returns (prescriber, verifier)."""
+    """The two-person rule.
+
+    Exactly two valid signatures by two distinct trusted keys of two different people, one prescriber and one
+    verifier, neither expired. Returns (prescriber, verifier).
+    """
     sigs = envelope.signatures
     if len(sigs) < 2:
         raise SignedError(f"{len(sigs)} signature(s): a plan needs a prescriber's and a verifier's")
@@ -264,7 +309,7 @@ def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tu
     if first.role == second.role:
         raise SignedError(f"both signatures are by a {first.role}: one prescriber and one verifier must sign")
     keys = [_usable_key(store, s, now) for s in sigs]
-    if keys[0].holder == keys[1].holder:
+    if same_person(keys[0].holder, keys[1].holder):
         raise SignedError(f"both keys belong to {keys[0].holder}: two different people must sign")
     for signature, key in zip(sigs, keys, strict=True):
         check_signature(envelope, signature, decode_key(key.public_key))
@@ -273,16 +318,27 @@ def check_two_people(envelope: Envelope, store: TrustStore, now: datetime) -> tu
 
 
 def signers(keys: Iterable[TrustedKey]) -> str:
+    """The signers' holders, roles and key ids in one line, for logs and the plan tool."""
     return ", ".join(f"{k.holder} ({k.role}, key {k.id})" for k in keys)
 
 
 class ConfigMessage(_Strict):
-    """The `down/config` payload: a signed plan, a newer trust store, or both (a trust store first, so a
-    plan signed with a newly added key can travel with the store that trusts it)."""
+    """The `down/config` payload.
 
-    v: Literal[1] = 1
+    A signed plan, a newer trust store, or both (a trust store first, so a plan signed with a newly added key
+    can travel with the store that trusts it).
+    """
+
+    v: Literal[1] = Field(default=1, description="the config message format; JSON true is not 1")
     plan: Envelope | None = None
     trust_store: Envelope | None = None
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):  # True == 1 in Python: a Literal[1] alone lets it through
+            raise ValueError("must be the number 1")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> ConfigMessage:
@@ -292,4 +348,5 @@ class ConfigMessage(_Strict):
 
     @classmethod
     def parse(cls, raw: bytes) -> ConfigMessage:
+        """A config message from untrusted bytes (bounded by `parse_json`); `SignedError` says what is wrong."""
         return validate(cls, parse_json(raw), "not a config message")

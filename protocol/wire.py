@@ -63,8 +63,11 @@ class _Wire(BaseModel):
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
-        """Parse with every non-integer number as an exact Decimal (pydantic's own JSON parser goes
-        through a binary float: 83.800 would come back as 83.8, long values rounded)."""
+        """Parse with every non-integer number as an exact Decimal.
+
+        Pydantic's own JSON parser goes through a binary float: 83.800 would come back as 83.8, and long
+        values rounded.
+        """
         try:
             data = json.loads(json_data, parse_float=Decimal)
         except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -74,12 +77,16 @@ class _Wire(BaseModel):
 
 
 class WireQuantity(_Wire):
+    """One measured value: an exact decimal in the kind's one UCUM unit."""
+
     value: WireDecimal = Field(description="exact decimal with the device's resolution (128, 83.800, 36.95): "
                                "read it as a decimal, not a binary float")
     unit: str = Field(description="UCUM unit: %, /min, mm[Hg], kg, Cel, mmol/L")
 
 
 class WireDevice(_Wire):
+    """The device a reading came from, as the gateway knows it; `battery` in percent."""
+
     id: str = Field(description="stable device identity (serial or provisioned address)")
     model: str | None = None
     serial: str | None = None
@@ -88,6 +95,8 @@ class WireDevice(_Wire):
 
 
 class WireFiredRule(_Wire):
+    """A rule that fired: `value` of `component` `op` `limit` put the reading in `zone`."""
+
     rule: str
     component: str
     value: WireDecimal
@@ -97,6 +106,8 @@ class WireFiredRule(_Wire):
 
 
 class WireAssessment(_Wire):
+    """How the gateway judged a reading: the zone, the rules that fired, the advice shown, the plan in force."""
+
     zone: WireZone
     rules: list[WireFiredRule] = Field(description="every rule that fired, with the value that fired it")
     advice: list[str] = Field(description="self-care advice keys shown to the patient")
@@ -118,6 +129,12 @@ class WireAssessment(_Wire):
 
 
 class WireReading(_Wire):
+    """One reading as the gateway stored it: identity, values, times, device and its assessment.
+
+    `id` is the same on every re-send, so the central service stores it once. Times are UTC;
+    `device_time` is the device's own clock as sent and `clock_correction_s` what was added to it.
+    """
+
     id: UUID = Field(description="UUIDv7, stable across re-sends and re-fetches from the device")
     patient: str = Field(description="pseudonymous patient id from provisioning, never a national id")
     type: Literal["spo2", "blood_pressure", "body_weight", "body_temperature", "glucose", "questionnaire"]
@@ -143,6 +160,8 @@ class WireReading(_Wire):
 
 
 class ReadingBatch(_Wire):
+    """Readings published together on `up/readings`; `batch` names the message, not the readings."""
+
     v: Literal[1] = PROTOCOL_VERSION
     gateway: str
     batch: UUID
@@ -151,11 +170,15 @@ class ReadingBatch(_Wire):
 
 
 class Ack(_Wire):
+    """The central service's answer on `down/ack`: these ids are durably stored, the gateway may delete them."""
+
     v: Literal[1] = PROTOCOL_VERSION
     ids: list[UUID] = Field(description="readings and events the central service has durably stored")
 
 
 class DeviceStatus(_Wire):
+    """One provisioned device in a gateway's status: battery in percent, when last heard, whether to pair again."""
+
     id: str = Field(description="serial number, or the provisioned address")
     kind: str
     battery: int | None = Field(default=None, ge=0, le=100, description="percent, as last read")
@@ -164,6 +187,12 @@ class DeviceStatus(_Wire):
 
 
 class Status(_Wire):
+    """The gateway's health, retained on `up/status`: outbox, faults, devices, the plan in force.
+
+    The same model is its MQTT Last Will (`state` offline, `last_will` true), which the broker
+    publishes when the connection is lost.
+    """
+
     v: Literal[1] = PROTOCOL_VERSION
     gateway: str
     state: Literal["online", "offline"]
@@ -220,6 +249,8 @@ class Event(_Wire):
 
 
 class WireProposedBound(_Wire):
+    """One proposed threshold of a baseline: `op` `limit` puts a reading in `zone`, next to the standard's."""
+
     zone: WireZone
     op: Literal["<=", ">="]
     limit: WireDecimal
@@ -228,6 +259,8 @@ class WireProposedBound(_Wire):
 
 
 class WireBaselineComponent(_Wire):
+    """The baseline of one component over the period: median, quartiles and the bounds proposed from them."""
+
     type: str = Field(description="measurement type, as in a Reading")
     component: str
     days: int = Field(description="days with a usable reading in the period")
@@ -239,8 +272,11 @@ class WireBaselineComponent(_Wire):
 
 
 class BaselineProposal(_Wire):
-    """The 14-day baseline the box computed: a proposal for the clinician to turn into an order, never
-    applied by the box itself (docs/zoning.md, "Baseline proposal")."""
+    """The 14-day baseline the box computed.
+
+    A proposal for the clinician to turn into an order, never applied by the box itself (docs/zoning.md,
+    "Baseline proposal").
+    """
 
     v: Literal[1] = PROTOCOL_VERSION
     gateway: str

@@ -208,3 +208,84 @@ def test_renewal_only_when_due_keeps_the_key_and_never_renews_a_revoked_gateway(
 def test_a_second_ca_in_the_same_folder_is_refused(tmp_path: Path, tenant_ca: TenantCA) -> None:
     result = central("ca", "--dir", str(tenant_ca.folder), "init", "--tenant", "oslo-kommune")
     assert result.returncode == 2 and "already holds a CA" in result.stderr
+
+
+@pytest.fixture
+def world_readable_folder() -> Iterator[Path]:
+    """A folder outside pytest's 0700 tmp tree, as /etc/mosquitto is: the broker's own user must reach it."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="dho-broker-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def start_broker(conf: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`mosquitto -c conf`, as the init system starts it (as root: it drops to user mosquitto)."""
+    from tests.conftest import mosquitto_binary
+
+    with log.open("wb") as out:
+        return subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+
+
+async def test_the_broker_runs_on_the_files_ca_broker_writes_as_its_own_user(
+        world_readable_folder: Path) -> None:
+    """Issue 19.5: the CA, the broker's certificate and its configuration, used exactly as written: Mosquitto
+    started by root reads them as user mosquitto (the CA folder was 0700 before: Permission denied)."""
+    import os
+    import pwd
+
+    from tests.conftest import free_port
+
+    if os.geteuid() != 0:
+        pytest.skip("the broker drops to its own user only when started as root (CI runs as root)")
+    pwd.getpwnam("mosquitto")  # Debian's mosquitto package creates it; a KeyError here is a broken install
+    base = world_readable_folder
+    assert central("ca", "--dir", str(base / "ca"), "init", "--tenant", "oslo-kommune").returncode == 0
+    assert central("ca", "--dir", str(base / "ca"), "register", "gw-1").returncode == 0
+    port = free_port()
+    made = central("ca", "--dir", str(base / "ca"), "broker", "--host", "localhost", "--ip", "127.0.0.1",
+                   "--out", str(base / "broker"), "--port", str(port))
+    assert made.returncode == 0, made.stderr
+    assert f"--broker-ca {base / 'ca' / 'ca.pem'}" in made.stdout
+    ca = TenantCA(base / "ca")
+    (base / "broker" / "acl").write_text("user gw-1\ntopic write dho/v1/oslo-kommune/gw-1/up/#\n")
+    conf = (base / "broker" / "mosquitto.conf").read_text()
+    assert f"cafile {ca.cert_file}" in conf and f"crlfile {ca.crl_file}" in conf
+    log = base / "mosquitto.log"
+    broker = start_broker(base / "broker" / "mosquitto.conf", log)
+    try:
+        cert, key = enrol(base, ca, "gw-1")
+        for path in (cert, key, base / "gw-1.csr"):
+            path.chmod(0o600)
+        settings = BrokerSettings(host="127.0.0.1", port=port, ca_file=ca.cert_file, cert_file=cert, key_file=key)
+        deadline = time.monotonic() + 10
+        while not await connects(settings, "gw-1"):
+            assert broker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.2)
+        (base / "other").mkdir()
+        other = ThrowawayCA(base / "other")  # a certificate from any other CA is refused
+        foreign_cert, foreign_key = other.issue("gw-1")
+        foreign = settings.model_copy(update={"cert_file": foreign_cert, "key_file": foreign_key})
+        assert "unknown ca" in await asyncio.to_thread(tls_refusal, foreign)
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
+
+
+def test_a_gateway_certificate_can_never_pass_for_the_broker(tenant_ca: TenantCA, tmp_path: Path) -> None:
+    """The broker's certificate says serverAuth and names its host; a gateway's says clientAuth and names no
+    host, so a stolen kit cannot pose as the broker to other kits of the tenant."""
+    cert_file, _ = enrol(tmp_path, tenant_ca, "gw-1")
+    gateway_cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    server, _ = tenant_ca.issue_broker(["mqtt.oslo.kommune.no"], ["127.0.0.1"])
+    usage = x509.ExtendedKeyUsage
+    assert list(server.extensions.get_extension_for_class(usage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(gateway_cert.extensions.get_extension_for_class(usage).value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    with pytest.raises(x509.ExtensionNotFound):
+        gateway_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    with pytest.raises(CAError, match="not an IP address"):
+        tenant_ca.issue_broker([], ["mqtt.oslo.kommune.no"])

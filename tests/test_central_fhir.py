@@ -19,7 +19,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from central.fhir import device_resource, gateway_resource, observations
 from central.fhir.api import create_app
-from central.ingest.worker import Incoming, plan
+from central.ingest.worker import Incoming, changes_and_acks
 from central.store import Database, RegisteredGateway
 from protocol import Topics
 from tests.central_support import batch, reading
@@ -112,7 +112,7 @@ def filled(database_url: str) -> Database:
         Incoming(Topics("t1", "gw-2").readings, batch("gw-2", [reading("glucose", patient="p-2", at=day,
                                                                        device="GL-SERIAL-7")]), 2, 1),
     ]
-    changes, _ = plan(messages, registry)
+    changes, _ = changes_and_acks(messages, registry, now=day + timedelta(days=3))
     database.commit(changes)
     return database
 

@@ -220,12 +220,12 @@ async def test_what_arrives_while_every_worker_is_down_waits_in_the_persistent_s
 
 
 def test_events_are_acked_with_their_id() -> None:
-    from central.ingest.worker import Incoming, plan
+    from central.ingest.worker import Incoming, changes_and_acks
     from central.store import RegisteredGateway
 
     event = Event(gateway="gw-1", id=uuid.uuid4(), kind="storage_fault", at=datetime.now(UTC))
-    changes, acks = plan([Incoming(Topics("t1", "gw-1").events, event.model_dump_json().encode(), 1, 1)],
-                         {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
+    changes, acks = changes_and_acks([Incoming(Topics("t1", "gw-1").events, event.model_dump_json().encode(), 1, 1)],
+                                     {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")}, now=datetime.now(UTC))
     assert [e.id for e in changes.events] == [str(event.id)]
     assert acks == [(Topics("t1", "gw-1").ack, Ack(ids=[event.id]))]
     assert json.loads(changes.events[0].detail) == {}
@@ -234,7 +234,7 @@ def test_events_are_acked_with_their_id() -> None:
 def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> None:
     """The patient's answers from the page reach the central service (a worker that could not map them to
     FHIR crashed before, taking the consumer group's progress with it)."""
-    from central.ingest.worker import Incoming, plan
+    from central.ingest.worker import Incoming, changes_and_acks
     from central.store import RegisteredGateway
     from gateway.readings import answers_to_wire, uuid7
     from zoning import Answers, Assessment, Zone
@@ -245,8 +245,8 @@ def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> N
                                                              rules_hash="sha256:" + "0" * 64),
                            datetime.now(UTC))
     sent = batch("gw-1", [wire])
-    changes, acks = plan([Incoming(Topics("t1", "gw-1").readings, sent, 1, 1)],
-                         {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
+    changes, acks = changes_and_acks([Incoming(Topics("t1", "gw-1").readings, sent, 1, 1)],
+                                     {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")}, now=datetime.now(UTC))
     assert [(r.type, r.zone, r.observations) for r in changes.readings] == [("questionnaire", "yellow", ())]
     assert changes.rejections == []
     assert acks == [(Topics("t1", "gw-1").ack, Ack(ids=[wire.id]))]
@@ -255,15 +255,37 @@ def test_a_questionnaire_is_stored_and_acked_without_a_device_observation() -> N
 def test_the_registry_learns_how_long_the_oldest_reading_has_waited() -> None:
     from datetime import timedelta
 
-    from central.ingest.worker import Incoming, plan
+    from central.ingest.worker import Incoming, changes_and_acks
     from central.store import RegisteredGateway
 
     at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     status = Status(gateway="gw-1", state="online", version="t", outbox_depth=4, outbox_oldest_s=5400.0, at=at)
-    changes, _ = plan([Incoming(Topics("t1", "gw-1").status, status.model_dump_json().encode(), 1, 1)],
-                      {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")})
+    changes, _ = changes_and_acks([Incoming(Topics("t1", "gw-1").status, status.model_dump_json().encode(), 1, 1)],
+                                  {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")}, now=at + timedelta(seconds=1))
     (state,) = changes.states
     assert (state.outbox_depth, state.outbox_oldest_at) == (4, at - timedelta(minutes=90))
+
+
+def test_a_batch_is_judged_at_the_time_it_is_given_and_refusals_are_returned_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """changes_and_acks() is pure: it reads no clock (the worker passes the time it received the batch)
+    and logs nothing (a refusal is one of the changes; the worker reports it)."""
+    from central.ingest.worker import Incoming, changes_and_acks
+    from central.store import RegisteredGateway
+
+    received = datetime(2020, 2, 29, 12, 0, tzinfo=UTC)  # not today: only a clock passed in gives this
+    undated = Status(gateway="gw-1", state="online", version="t", outbox_depth=0)
+    messages = [Incoming(Topics("t1", "gw-1").status, undated.model_dump_json().encode(), 1, 1),
+                Incoming(Topics("t1", "gw-9").status, undated.model_dump_json().encode(), 2, 1)]
+    registry = {"gw-1": RegisteredGateway("gw-1", "t1", "p-1")}
+    with caplog.at_level(logging.DEBUG):
+        changes, _ = changes_and_acks(messages, registry, now=received)
+        again, _ = changes_and_acks(messages, registry, now=received)
+    assert changes == again
+    assert changes.seen == {"gw-1": received} and [s.at for s in changes.states] == [received]
+    assert [r.topic for r in changes.rejections] == [Topics("t1", "gw-9").status]
+    assert caplog.records == []
 
 
 async def test_a_broker_gone_while_acking_is_a_reconnect_not_the_end_of_the_worker(tmp_path: Path) -> None:

@@ -6,23 +6,41 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
+from gateway.kit.check import check_plan
 from gateway.settings import load_settings
+from protocol import Envelope, TrustedKey, TrustStore, encode_key
 from tests.kit_support import Office, gateway
+from tests.support import ROOT
+
+ROOT_KEY = Ed25519PrivateKey.generate()  # the tenant's root, as `dho-central plan keygen --role root` makes it
+
+
+def tenant_trust_store(tenant: str = "oslo-kommune", root: Ed25519PrivateKey = ROOT_KEY) -> bytes:
+    """A trust store as `dho-central plan trust-store` writes it: one prescriber key, signed by the root."""
+    now = datetime.now(UTC)
+    key = TrustedKey(id="gp-hansen", role="prescriber", holder="Dr. Kari Hansen, GP",
+                     public_key=encode_key(Ed25519PrivateKey.generate().public_key()),
+                     not_before=now - timedelta(days=1), not_after=now + timedelta(days=365))
+    store = TrustStore(tenant=tenant, version=1, issued=now - timedelta(days=1), keys=(key,))
+    return Envelope(payload=store.model_dump(mode="json")).signed_by(root, "root-2026", "root").to_json()
 
 
 def provision_args(tmp_path: Path, office: Office, *extra: str) -> list[str]:
     trust = tmp_path / "trust.json"
-    trust.write_text('{"v": 1}')
+    trust.write_bytes(tenant_trust_store())
     return ["kit", "provision", "--config", str(tmp_path / "etc" / "gateway.toml"), "--gateway-id", "gw-0042",
             "--tenant", "oslo-kommune", "--broker", "mqtt.example.no:8883", "--broker-ca", str(office.server.ca_file),
-            "--trust-store", str(trust), "--profile", "standard-copd", "--data-dir", str(tmp_path / "var"),
-            "--key-source", "file", *extra]
+            "--trust-store", str(trust), "--root-key", encode_key(ROOT_KEY.public_key()),
+            "--profile", "standard-copd", "--data-dir", str(tmp_path / "var"), "--key-source", "file", *extra]
 
 
 def test_provision_writes_a_configuration_the_gateway_accepts_with_its_keys(tmp_path: Path, office: Office) -> None:
@@ -36,7 +54,7 @@ def test_provision_writes_a_configuration_the_gateway_accepts_with_its_keys(tmp_
     assert (settings.mqtt.host, settings.mqtt.port) == ("mqtt.example.no", 8883)
     assert settings.zoning.profile == "standard-copd" and settings.zoning.enrolled is not None
     assert settings.plans.trust_store == tmp_path / "etc" / "trust-store.json"
-    assert (tmp_path / "etc" / "trust-store.json").read_text() == '{"v": 1}'
+    assert (tmp_path / "etc" / "trust-store.json").read_bytes() == tenant_trust_store_file(tmp_path)
     assert (tmp_path / "etc" / "ca.pem").read_bytes() == office.server.ca_file.read_bytes()
     for secret in (tmp_path / "etc" / "gateway.key", g.key_path):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
@@ -122,3 +140,102 @@ def test_provision_makes_the_kek_as_an_encrypted_systemd_credential(tmp_path: Pa
     store.unlink()
     gone, _ = check_kek(settings)
     assert not gone.ok and gone.detail == f"no systemd credential {store}"
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"not a certificate at all\n", "is not a PEM certificate"),
+    (None, "holds a certificate that is not a CA's"),  # the broker's own server certificate, given by mistake
+])
+def test_a_broker_ca_that_is_not_a_ca_certificate_is_refused_before_anything_is_written(
+        tmp_path: Path, office: Office, content: bytes | None, said: str) -> None:
+    wrong = tmp_path / "wrong.pem"
+    if content is None:
+        server_cert, _ = office.server.issue("mqtt.example.no", server=True)
+        content = server_cert.read_bytes()
+    wrong.write_bytes(content)
+    args = provision_args(tmp_path, office)
+    args[args.index("--broker-ca") + 1] = str(wrong)
+    result = gateway(*args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"{wrong}: the broker CA file" in result.stderr and said in result.stderr
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "var").exists()
+
+
+def tenant_trust_store_file(tmp_path: Path) -> bytes:
+    return (tmp_path / "trust.json").read_bytes()
+
+
+@pytest.mark.parametrize(("drop", "store", "said"), [
+    ("--root-key", None, "--trust-store needs --root-key"),
+    (None, "another root", "is not signed by this tenant's root key"),
+    (None, "another tenant", "is for tenant bergen-kommune, not oslo-kommune"),
+])
+def test_a_trust_store_the_gateway_could_not_check_is_refused_at_provisioning(
+        tmp_path: Path, office: Office, drop: str | None, store: str | None, said: str) -> None:
+    """Issue 19.2: the documented example (--trust-store without --root-key) made a kit that could not start."""
+    args = provision_args(tmp_path, office)
+    if drop is not None:
+        del args[args.index(drop):args.index(drop) + 2]
+    if store == "another root":
+        (tmp_path / "trust.json").write_bytes(tenant_trust_store(root=Ed25519PrivateKey.generate()))
+    elif store == "another tenant":
+        (tmp_path / "trust.json").write_bytes(tenant_trust_store("bergen-kommune"))
+    result = gateway(*args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert said in result.stderr and "nothing changed" in result.stderr
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "var").exists()
+
+
+def test_kit_check_and_status_say_when_the_service_would_refuse_the_trust_store(
+        tmp_path: Path, office: Office) -> None:
+    assert gateway(*provision_args(tmp_path, office)).returncode == 0
+    config = tmp_path / "etc" / "gateway.toml"
+    assert check_plan(load_settings(config)).ok
+    text = config.read_text()
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("root_key")) + "\n")
+    found = check_plan(load_settings(config))
+    assert not found.ok and "plans.root_key is not" in found.detail and "will not start" in found.detail
+    (tmp_path / "var" / "outbox.key").write_bytes(bytes(32))  # as after a first run, so status reads the outbox
+    status = gateway("status", "--config", str(config))
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "FAULT: plans.trust_store is set but plans.root_key is not" in status.stdout
+
+
+def provision_by_hand(args: list[str], typed: str) -> subprocess.CompletedProcess[str]:
+    """`dho-gateway kit provision …` with `typed` at its prompts; its own session, so no terminal is there
+    and getpass reads the typing from standard input, as when a technician pipes it in."""
+    return subprocess.run([sys.executable, "-m", "gateway.service.cli", *args], input=typed, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, start_new_session=True)
+
+
+def test_provision_sets_the_technician_password_from_a_prompt(tmp_path: Path, office: Office) -> None:
+    from gateway.web import verify_password
+
+    done = provision_by_hand(provision_args(tmp_path, office, "--technician-password"),
+                             "lang-og-hemmelig\nlang-og-hemmelig\n")
+    assert done.returncode == 0, done.stderr
+    settings = load_settings(tmp_path / "etc" / "gateway.toml")
+    stored = settings.web.technician_password_hash
+    assert stored is not None and verify_password("lang-og-hemmelig", stored)
+    assert "lang-og-hemmelig" not in (tmp_path / "etc" / "gateway.toml").read_text()
+
+
+@pytest.mark.parametrize(("typed", "said"), [
+    ("", "no technician password given at the prompt"),  # Ctrl-D at once
+    ("lang-og-hemmelig\nanother-one-typed\n", "did not match"),
+    ("short\n", "at least 10 characters"),
+])
+def test_a_refused_password_prompt_is_one_line_and_writes_nothing(
+        tmp_path: Path, office: Office, typed: str, said: str) -> None:
+    done = provision_by_hand(provision_args(tmp_path, office, "--technician-password"), typed)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("dho-gateway: error: ") == 1 and done.stderr.endswith("nothing changed\n")
+    assert said in done.stderr and "nothing changed" in done.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+def test_provisioning_where_it_cannot_write_is_one_line(tmp_path: Path, office: Office) -> None:
+    (tmp_path / "etc").write_text("a file where the configuration folder should be")
+    result = gateway(*provision_args(tmp_path, office))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(tmp_path / "etc") in result.stderr and "run the command again" in result.stderr

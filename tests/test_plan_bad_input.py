@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Callable
@@ -18,9 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.plans import PlanKeeper, PlanRejected, load_advice, load_profile, verify_config
-from gateway.settings import PlansSection
+from gateway.plans.keeper import JUNK_INTERVAL_S, OncePerInterval
+from gateway.settings import ConfigError, PlansSection
 from gateway.storage import SealedOutbox
-from tests.plan_support import BINDING, NOW, Signer, Tenant, document, message, signed
+from protocol import Envelope
+from tests.plan_support import BINDING, NOW, TENANT, Signer, Tenant, document, message, signed
 from zoning import standard_plan
 
 ADVICE = load_advice()
@@ -142,6 +145,16 @@ BAD: dict[str, tuple[Callable[[Tenant], bytes], str]] = {
                                  t.gp, t.nurse)),
         "emergency' text naming 113"),
     "neither a plan nor a trust store": (lambda t: b'{"v": 1}', "carries neither a plan nor a trust store"),
+    # Issue 19.10: JSON `true` counted as 1, and a plan at 2^53 - 1 left no newer version to sign.
+    "a format version of true": (
+        lambda t: message(signed(document(2), t.gp, t.nurse)).replace(b'{"v":1,', b'{"v":true,', 1),
+        "v: must be the number 1"),
+    "a plan version of true": (
+        lambda t: message(signed(dict(document(2).model_dump(mode="json"), version=True), t.gp, t.nurse)),
+        "plan: version: Input should be a valid integer"),
+    "a plan version at 2^53 - 1": (lambda t: message(signed(dict(document(2).model_dump(mode="json"),
+                                                                 version=2**53 - 1), t.gp, t.nurse)),
+                                   "plan: version: Input should be less than or equal to 2147483647"),
     "an implausible limit (a typo)": (lambda t: message(signed(_with_limit(document(2), "880"), t.gp, t.nurse)),
                                       "override of spo2.red: 880 is outside the plausible range 50 to 100 for spo2"),
     "a limit that is not a number": (lambda t: message(signed(_with_limit(document(2), "NaN"), t.gp, t.nurse)),
@@ -227,16 +240,51 @@ def test_reasons_never_name_the_patient(tenant: Tenant) -> None:
     assert "p-secret1" not in caught.value.reason and "p-7f3a9c" not in caught.value.reason
 
 
-async def test_two_keys_of_one_person_are_not_two_people(tmp_path: Path, tenant: Tenant) -> None:
+def unchecked_store(tenant: Tenant, version: int, keys: list[Signer]) -> Envelope:
+    """A root-signed trust store built without the model's checks: what a broken or hostile tool could send."""
+    payload = {"kind": "dho-trust-store", "tenant": TENANT, "version": version,
+               "issued": (NOW - timedelta(days=1)).isoformat(), "keys": [k.trusted().model_dump(mode="json")
+                                                                         for k in keys]}
+    return Envelope(payload=payload).signed_by(tenant.root, "root-2026", "root")
+
+
+@pytest.mark.parametrize("holder", ["Dr. Kari Hansen, GP", "Dr. Kari Hansen, GP ", "dr. kari  hansen, gp."])
+def test_one_person_cannot_hold_both_roles_whatever_the_spelling(tmp_path: Path, tenant: Tenant, holder: str) -> None:
+    """Issue 19.10: a trailing space made a second person. A trust store naming one person (case, spacing and
+    punctuation aside) as both prescriber and verifier is refused outright: such a person could order and
+    check their own plan. The box refuses to start on it; a newer one sent down is refused too."""
     box = Box(tmp_path, tenant)
-    twin = Signer("gp-hansen-verify", "verifier", tenant.gp.holder)
-    (tmp_path / "trust.json").write_bytes(tenant.trust_store(1, [tenant.gp, twin]).to_json())
-    keeper = box.start()
-    await keeper.receive(message(signed(document(1), tenant.gp, twin)))
-    assert box.events[-1][0] == "plan_rejected"
-    assert "both keys belong to Dr. Kari Hansen, GP" in str(box.events[-1][1]["reason"])
-    assert keeper.plan.plan_hash is None  # still the standard profile
+    twin = Signer("gp-hansen-verify", "verifier", holder)
+    with pytest.raises(ValueError, match="holds both a prescriber and a verifier key"):
+        tenant.trust_store(1, [tenant.gp, twin])  # the plan tool cannot even make one
+    (tmp_path / "trust.json").write_bytes(unchecked_store(tenant, 1, [tenant.gp, twin]).to_json())
+    with pytest.raises(ConfigError, match="holds both a prescriber and a verifier key: one person, one role"):
+        box.start()
     box.outbox.close()
+
+
+async def test_a_newer_trust_store_giving_one_person_both_roles_is_refused(box: Box) -> None:
+    twin = Signer("gp-hansen-verify", "verifier", " DR. KARI HANSEN, GP")
+    await box.keeper.receive(message(None, unchecked_store(box.tenant, 2, [box.tenant.gp, twin])))
+    assert [kind for kind, _ in box.events] == ["plan_rejected"]
+    assert "holds both a prescriber and a verifier key" in str(box.events[0][1]["reason"])
+
+
+async def test_a_flood_of_junk_on_down_config_is_said_once_per_interval_with_a_count(
+        box: Box, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 19.10: each junk message logged a warning and made a durable event."""
+    clock = [0.0]
+    box.keeper._junk_said = OncePerInterval(JUNK_INTERVAL_S, clock=lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="gateway.plans.keeper"):
+        for i in range(50):
+            await box.keeper.receive(f"junk {i}".encode())
+    assert len(box.events) == 1 and box.events[0][1]["junk_count"] == 1
+    assert len([r for r in caplog.records if "not config messages" in r.getMessage()]) == 1
+    clock[0] += JUNK_INTERVAL_S
+    await box.keeper.receive(b"junk again")
+    assert len(box.events) == 2 and box.events[1][1]["junk_count"] == 50  # the 49 held back, and this one
+    await box.keeper.receive(message(signed(document(2), box.tenant.gp)))  # a real plan, refused: said at once
+    assert len(box.events) == 3 and "1 signature(s)" in str(box.events[2][1]["reason"])
 
 
 def test_the_message_bytes_are_what_the_central_tool_writes(tenant: Tenant) -> None:

@@ -22,7 +22,7 @@ import pytest
 from central.cli import main as dho_central
 from central.embedded import EmbeddedCentral
 from drivers.uuids import BLOOD_PRESSURE_MEASUREMENT
-from gateway.service import Gateway
+from gateway.service import BaseDeviceSource, Gateway
 from gateway.settings import build_settings
 from hardware_sims.blood_pressure import BloodPressureMonitor, CuffResult
 from protocol import BrokerSettings, Envelope
@@ -33,7 +33,7 @@ TENANT, GATEWAY, PATIENT = "test-kommune", "gw-test-1", "p-test"
 GattSink = Any
 
 
-class Cuff:
+class Cuff(BaseDeviceSource):
     """A device source that measures when the test says so."""
 
     def __init__(self) -> None:

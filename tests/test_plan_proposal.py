@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,7 @@ import aiomqtt
 from central.cli import main as dho_central
 from drivers.measurement import MeasurementKind as K
 from gateway.plans import ProposalWatch, load_advice, load_profile
-from gateway.storage import OutboxEntry
+from gateway.storage import MemoryOutbox
 from gateway.uplink import Uplink
 from protocol import BaselineProposal, BrokerSettings, Topics
 from tests.conftest import Mosquitto
@@ -54,23 +53,6 @@ def test_the_proposal_is_sent_once_the_fourteen_days_are_over_and_again_only_whe
         "standard-copd-scale2", PLAN.rules_hash, None)
 
 
-class EmptyOutbox:
-    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        return []
-
-    def acknowledge(self, ids: Collection[str]) -> list[str]:
-        return []
-
-    def put_event(self, event_id: str, payload: bytes) -> None:
-        return None
-
-    def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        return []
-
-    def depth(self) -> int:
-        return 0
-
-
 async def first_message(port: int, topic: str) -> dict[str, Any]:
     async with aiomqtt.Client("127.0.0.1", port, identifier="clinician") as client:
         await client.subscribe(topic, qos=1)
@@ -83,7 +65,7 @@ async def first_message(port: int, topic: str) -> dict[str, Any]:
 
 async def test_the_proposal_is_retained_on_the_broker_for_the_clinician(mosquitto: Mosquitto) -> None:
     topics = Topics("demo-kommune", "gw-0001")
-    uplink = Uplink(EmptyOutbox(), BrokerSettings(port=mosquitto.port, insecure_dev=True), topics, version="t")
+    uplink = Uplink(MemoryOutbox(), BrokerSettings(port=mosquitto.port, insecure_dev=True), topics, version="t")
     watch = ProposalWatch(uplink.publish_proposal, gateway="gw-0001", patient="p-7f3a9c", tz=OSLO,
                           now=lambda: datetime(2026, 11, 14, 12, tzinfo=UTC))
     assert watch.check(days([90, 91, 89, 90, 90, 92, 90, 89, 90, 91, 90, 90, 89, 90]), PLAN)
@@ -122,7 +104,7 @@ async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed
     also right after a restart."""
     from uuid import uuid4
 
-    from gateway.service import Gateway
+    from gateway.service import Gateway, IdleDeviceSource
     from gateway.settings import build_settings
 
     today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -137,11 +119,7 @@ async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed
             "devices": [{"address": "AA:BB:CC:00:00:02", "kind": "spo2"}],
         })
 
-    class Idle:
-        async def run(self, sink: object) -> None:
-            return None
-
-    gateway = Gateway(settings(), Idle())
+    gateway = Gateway(settings(), IdleDeviceSource())
     for i in range(14):
         past = PastReading(id=str(uuid4()), kind=K.SPO2, values={"spo2": Decimal(90 + i % 2), "pulse": Decimal(72)},
                            effective=first + timedelta(days=i), zone=Zone.GREEN)
@@ -149,7 +127,7 @@ async def test_a_running_gateway_proposes_from_the_fourteen_days_it_keeps_sealed
                                 (K.SPO2.value, past.effective.timestamp(), past.model_dump_json().encode()))
     gateway.outbox.close()
 
-    gateway = Gateway(settings(), Idle())  # a restart: in memory only the latest day
+    gateway = Gateway(settings(), IdleDeviceSource())  # a restart: in memory only the latest day
     assert len(gateway.pipeline.history) == 1
     sent: list[bytes] = []
     gateway.proposals._send = sent.append

@@ -11,16 +11,11 @@ from pathlib import Path
 import aiomqtt
 
 from drivers.measurement import MeasurementKind as K
-from gateway.service import Gateway
+from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import build_settings
 from protocol import BrokerSettings, Event, Topics, make_client
 from tests.conftest import Mosquitto
 from zoning import PastReading, Zone
-
-
-class IdleSource:
-    async def run(self, sink: object) -> None:
-        return None
 
 
 async def test_no_oximeter_reading_for_39_days_is_overdue_despite_a_daily_thermometer(
@@ -32,7 +27,7 @@ async def test_no_oximeter_reading_for_39_days_is_overdue_despite_a_daily_thermo
         "zoning": {"profile": "standard-copd", "enrolled": date(2026, 1, 5)},
         "devices": [{"address": "F0:5E:1A:00:00:02", "kind": "spo2"},
                     {"address": "F0:5E:1A:00:00:03", "kind": "body_temperature"}],
-    }), IdleSource())
+    }), IdleDeviceSource())
     gateway.health_interval_s = 0.1
     now = datetime.now(UTC)
     gateway.pipeline.history = [

@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 
 from drivers import uuids
-from gateway.service import Gateway
+from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import ConfigError, load_settings
 from hardware_sims import encoding
 from tests.support import ROOT, cli, config_for
 
 EXAMPLE = ROOT / "config" / "gateway.example.toml"
 SCALE = "F0:5E:1A:00:00:31"
-
-
-class IdleSource:
-    async def run(self, sink: object) -> None:
-        return None
 
 
 def weighing(kg: str, stamp: datetime) -> bytes:
@@ -41,7 +36,7 @@ def kit_config(tmp_path: Path, patient: str) -> Path:
 async def test_a_kit_given_to_a_new_patient_without_a_wipe_refuses_to_start_and_starts_empty_after_one(
     tmp_path: Path,
 ) -> None:
-    first = Gateway(load_settings(kit_config(tmp_path, "p-first")), IdleSource())
+    first = Gateway(load_settings(kit_config(tmp_path, "p-first")), IdleDeviceSource())
     for day in range(1, 8):
         value = weighing("60.0", datetime(2026, 11, day, 7))
         await first.pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, value)
@@ -51,13 +46,13 @@ async def test_a_kit_given_to_a_new_patient_without_a_wipe_refuses_to_start_and_
     # The kit goes to the next patient; the technician changes the pseudonym but forgets the wipe.
     config = kit_config(tmp_path, "p-second")
     with pytest.raises(ConfigError) as refused:
-        Gateway(load_settings(config), IdleSource())
+        Gateway(load_settings(config), IdleDeviceSource())
     message = str(refused.value)
     assert "another patient" in message and "dho-gateway wipe" in message
     assert "p-first" not in message and "p-second" not in message  # no pseudonyms in logs
     wiped = cli("wipe", "--config", str(config), "--yes")
     assert wiped.returncode == 0, wiped.stderr
-    second = Gateway(load_settings(config), IdleSource())
+    second = Gateway(load_settings(config), IdleDeviceSource())
     assert second.pipeline.history == []
     # The new patient's first weighing is not judged against 60 kg of someone else.
     reading = await second.pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT,
@@ -69,10 +64,10 @@ async def test_a_kit_given_to_a_new_patient_without_a_wipe_refuses_to_start_and_
 
 async def test_the_same_patient_starts_again_with_its_history(tmp_path: Path) -> None:
     config = kit_config(tmp_path, "p-same")
-    first = Gateway(load_settings(config), IdleSource())
+    first = Gateway(load_settings(config), IdleDeviceSource())
     await first.pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("60.0", datetime(2026, 11, 1, 7)))
     first.outbox.close()
-    again = Gateway(load_settings(config), IdleSource())
+    again = Gateway(load_settings(config), IdleDeviceSource())
     assert len(again.pipeline.history) == 1
     again.outbox.close()
 

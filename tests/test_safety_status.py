@@ -16,7 +16,7 @@ from pathlib import Path
 import aiomqtt
 
 from drivers import uuids
-from gateway.service import Gateway
+from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import build_settings
 from hardware_sims import encoding
 from protocol import BrokerSettings, Status, Topics, make_client
@@ -25,11 +25,6 @@ from tests.support import ROOT, config_for
 
 CUFF = "F0:5E:1A:00:00:01"
 SCALE = "F0:5E:1A:00:00:31"
-
-
-class IdleSource:
-    async def run(self, sink: object) -> None:
-        return None
 
 
 def weighing(kg: str, user: int | None) -> bytes:
@@ -58,7 +53,7 @@ async def test_rejected_and_unassigned_counts_and_a_shared_scale_without_a_slot_
         "gateway": {"id": "gw-status", "tenant": "t", "patient": "p-status", "data_dir": str(tmp_path / "gw")},
         "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "insecure_dev": True},
         "devices": [{"address": CUFF, "kind": "blood_pressure"}, {"address": SCALE, "kind": "body_weight"}],
-    }), IdleSource())
+    }), IdleDeviceSource())
     sink = gateway.pipeline.on_gatt_value
     await sink(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, b"\x00\x01")  # truncated: rejected
     # A household scale that tells users apart, provisioned as if it had one user: the spouse's 64.5 kg
@@ -80,7 +75,7 @@ async def test_a_clean_stop_says_offline_with_the_time(tmp_path: Path, mosquitto
     gateway = Gateway(build_settings({
         "gateway": {"id": "gw-stop", "tenant": "t", "patient": "p-stop", "data_dir": str(tmp_path / "gw")},
         "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "insecure_dev": True},
-    }), IdleSource())
+    }), IdleDeviceSource())
     task = asyncio.create_task(gateway.run())
     async with asyncio.timeout(10):
         await gateway.uplink.connected.wait()

@@ -15,7 +15,7 @@ from drivers.device_info import encode_current_time
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline
-from gateway.service import Gateway
+from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import DeviceSection, build_settings
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims import encoding
@@ -67,20 +67,13 @@ async def test_a_clock_reset_keeps_the_history_and_the_schedule(tmp_path: Path) 
     outbox.close()
 
 
-class IdleSource:
-    """A device source the test feeds by calling the pipeline itself."""
-
-    async def run(self, sink: object) -> None:
-        return None
-
-
 def gateway_with_scale(tmp_path: Path) -> Gateway:
     return Gateway(build_settings({
         "gateway": {"id": "gw-time", "tenant": "t", "patient": "p-time", "data_dir": str(tmp_path / "gw")},
         "mqtt": {"host": "127.0.0.1", "port": 1, "insecure_dev": True},
         "zoning": {"profile": "standard-heart-failure"},
         "devices": [{"address": SCALE, "kind": "body_weight", "serial": "SCALE-1"}],
-    }), IdleSource())
+    }), IdleDeviceSource())
 
 
 async def test_an_undatable_reading_is_an_event_for_the_nurse_once_per_device_and_day(

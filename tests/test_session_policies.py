@@ -1,6 +1,7 @@
 """The pure decisions behind a BLE session, with bytes alone: which value of a continuous oximeter's
-stream becomes the reading, which glucose records are asked for, when a device may forget a value,
-and the backoff. The sessions that use them are tested end to end in test_ble_sessions.py."""
+stream becomes the reading, which glucose records are asked for, when a device may forget a value. The
+sessions that use them are tested end to end in test_ble_sessions.py; the pauses between a device's
+retries are protocol.Backoff's (test_backoff.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from drivers import Backoff, Delivery, MeasurementKind, uuids
+from drivers import Delivery, MeasurementKind, uuids
 from drivers.continuous_oximetry import ContinuousSelection
 from drivers.glucose_sequence import SequenceTracker
 from gateway.plans import load_advice, load_profile
@@ -97,12 +98,6 @@ def test_a_glucose_record_that_does_not_decode_is_not_asked_for_again() -> None:
 
 def test_only_a_value_the_gateway_did_not_store_must_stay_on_the_device() -> None:
     assert [d.device_may_forget for d in Delivery] == [True, True, False]
-
-
-def test_backoff_doubles_to_its_ceiling_with_jitter() -> None:
-    backoff = Backoff(5.0, 600.0)
-    assert [backoff.nominal(n) for n in (0, 1, 2, 3, 8, 100)] == [0.0, 5.0, 10.0, 20.0, 600.0, 600.0]
-    assert all(5.0 <= backoff.pause(3) <= 20.0 for _ in range(200))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 
 from drivers import Deliver, uuids
-from gateway.service import Gateway
+from gateway.service import BaseDeviceSource, Gateway
 from gateway.settings import build_settings
 from protocol import BrokerSettings, Event, Topics, make_client
 from tests.conftest import Mosquitto
@@ -22,7 +22,7 @@ METER = "F0:5E:1A:00:00:06"
 HI = bytes.fromhex("0E 0900 EA070B18081E05 4DC1 11 2000")
 
 
-class OneMeter:
+class OneMeter(BaseDeviceSource):
     """A device source that hands over one value, as the BLE source would after a session."""
 
     def __init__(self) -> None:

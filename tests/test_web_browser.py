@@ -5,6 +5,7 @@ Screenshots for the README are taken here, into docs/screenshots/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -185,23 +186,29 @@ def test_the_technician_page_refuses_without_login_then_shows_the_low_battery_fa
     page.reload()
     expect(page.locator("body")).not_to_contain_text("battery")
 
-    page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".error")).to_contain_text("wrong password")
+    # Bokmål first, like the patient's page (issue 19.8), the login too.
+    page.get_by_label("Passord").fill("not the password")
+    page.get_by_role("button", name="Logg inn").click()
+    expect(page.locator(".error")).to_contain_text("feil passord")
 
-    page.get_by_label("Password").fill(TECHNICIAN_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Passord").fill(TECHNICIAN_PASSWORD)
+    page.get_by_role("button", name="Logg inn").click()
+    expect(page.locator("h1")).to_have_text("Gatewayens tjenesteside")
     expect(page.locator(".faults")).to_contain_text("SIMSCALE0001 (body_weight) battery 15 %: replace the batteries")
     expect(page.locator("table")).to_contain_text("SIM-SCALE-1")
-    expect(page.locator("body")).to_contain_text("connected")
+    expect(page.locator("table")).to_contain_text("Batteri")
+    expect(page.locator("body")).to_contain_text("tilkoblet")
+    expect(page.locator("body")).to_contain_text("Tider i Europe/Oslo.")
     page.set_viewport_size(TABLET)
     shot(page, "service-nb")
     assert serious_violations(page) == []
     page.get_by_role("button", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Gateway service")
     shot(page, "service-en")
     page.get_by_role("button", name="Start a pairing scan").click()
     expect(page.locator("#nearby")).to_contain_text("scan requested")
+    assert re.search(r"scan requested \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T", page.locator("#nearby").inner_text())
 
 
 def test_green_yellow_red_in_both_languages(home: Home, page: Page) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -48,7 +49,8 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
 
 def client_for(gw: Gateway, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> TestClient:
     app = create_app(gw, LiveState.following(gw.pipeline), guard=LoginGuard(free_failures=3))
-    return TestClient(SecurityHeaders(BodyLimit(app)), client=client, follow_redirects=False)
+    return TestClient(SecurityHeaders(BodyLimit(app)), client=client, follow_redirects=False,
+                      base_url="http://127.0.0.1:8080")
 
 
 def csrf_of(html: str) -> str:
@@ -99,14 +101,14 @@ async def test_forged_posts_without_the_csrf_token_are_refused_and_change_nothin
 def test_wrong_passwords_are_rate_limited_even_for_the_right_one_then(gateway: Gateway) -> None:
     client = client_for(gateway)
     login = client.get("/service")
-    assert login.status_code == 401 and "Password" in login.text
+    assert login.status_code == 401 and 'name="password"' in login.text
     token = csrf_of(login.text)
     assert client.get("/api/service").status_code == 401
     for _ in range(3):
         r = client.post("/service/login", data={"password": "guess", "csrf": token})
-        assert r.status_code == 401 and "wrong password" in r.text
+        assert r.status_code == 401 and "feil passord" in r.text
     r = client.post("/service/login", data={"password": PASSWORD, "csrf": token})
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and "Too many wrong passwords" in r.text
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and "For mange feil passord" in r.text
     assert client.get("/api/service").status_code == 401
 
 
@@ -173,7 +175,7 @@ def test_from_the_home_network_every_page_needs_the_login(tmp_path: Path) -> Non
     try:
         stranger = client_for(gw, client=("192.168.1.23", 40000))
         r = stranger.get("/")
-        assert r.status_code == 401 and "Password" in r.text and "Blodtrykk" not in r.text
+        assert r.status_code == 401 and 'name="password"' in r.text and "Blodtrykk" not in r.text
         assert stranger.get("/api/patient").status_code == 401
         assert stranger.get("/live").status_code == 401
         token = csrf_of(stranger.get("/service").text)
@@ -252,3 +254,60 @@ async def test_the_pages_keep_no_access_log(gateway: Gateway, caplog: pytest.Log
         await task
     server_side = [r.getMessage() for r in caplog.records if r.name.startswith(("uvicorn", "gateway"))]
     assert server_side and not [m for m in [*server_side, *seen] if "/api/patient" in m]  # httpx logs its own side
+
+
+async def test_concurrent_wrong_passwords_cannot_slip_past_the_limit(gateway: Gateway) -> None:
+    """Issue 19.10: the limit was checked before the slow hash and counted after it, so 60 guesses sent at
+    once were all hashed and none refused. An attempt now counts from the moment it is let in."""
+    app = create_app(gateway, LiveState.following(gateway.pipeline), guard=LoginGuard(free_failures=3))
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))  # from the home network
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
+        token = csrf_of((await client.get("/service")).text)
+        answers = await asyncio.gather(*(client.post("/service/login", data={"password": f"guess {i}",
+                                                                              "csrf": token}) for i in range(20)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes.count(401) <= 3 and codes.count(429) >= 17, codes
+
+
+def test_the_network_cannot_lock_the_technician_out_of_the_box_itself(gateway: Gateway) -> None:
+    """A guesser on the LAN locks the network's logins, never the box's own (its screen, an SSH tunnel)."""
+    app = SecurityHeaders(BodyLimit(create_app(gateway, LiveState.following(gateway.pipeline),
+                                               guard=LoginGuard(free_failures=3))))
+    network, on_the_box = (TestClient(app, client=(address, 50000), follow_redirects=False,
+                                      base_url="http://127.0.0.1:8080") for address in ("192.0.2.7", "127.0.0.1"))
+    token = csrf_of(network.get("/service").text)
+    for _ in range(3):
+        network.post("/service/login", data={"password": "guess", "csrf": token})
+    assert network.post("/service/login", data={"password": PASSWORD, "csrf": token}).status_code == 429
+    token = csrf_of(on_the_box.get("/service").text)
+    assert on_the_box.post("/service/login", data={"password": PASSWORD, "csrf": token}).status_code == 303
+    assert on_the_box.get("/api/service").status_code == 200
+
+
+def test_requests_without_a_cookie_cannot_push_the_technicians_session_out(gateway: Gateway) -> None:
+    """Issue 19.10: 1,100 cookie-less requests used to evict the technician's session (one pool of 500)."""
+    app = SecurityHeaders(BodyLimit(create_app(gateway, LiveState.following(gateway.pipeline))))
+    technician, flood = (TestClient(app, client=("127.0.0.1", 50000), follow_redirects=False,
+                                    base_url="http://127.0.0.1:8080") for _ in range(2))
+    token = csrf_of(technician.get("/service").text)
+    assert technician.post("/service/login", data={"password": PASSWORD, "csrf": token}).status_code == 303
+    for _ in range(1_100):
+        flood.cookies.clear()
+        assert flood.get("/").status_code == 200  # each one a new visitor's session
+    assert technician.get("/api/service").status_code == 200
+
+
+@pytest.mark.parametrize(("host", "answered"), [
+    ("evil.example", False), ("evil.example:8080", False), ("127.0.0.1.nip.io", False),
+    ("127.0.0.1:8080", True), ("localhost:8080", True), ("[::1]:8080", True), ("192.0.2.20:8080", True),
+    ("gateway-0042.kommune.no", True),  # [web] allowed_hosts
+])
+def test_the_pages_answer_only_to_the_boxs_own_names(gateway: Gateway, host: str, answered: bool) -> None:
+    """DNS rebinding (issue 19.10): `Host: evil.example` on /api/patient returned values and zones."""
+    gateway.settings.web.allowed_hosts = ["gateway-0042.kommune.no"]
+    client = client_for(gateway)
+    r = client.get("/api/patient", headers={"Host": host})
+    if answered:
+        assert r.status_code == 200
+    else:
+        assert r.status_code == 421 and "zone" not in r.text and "unknown host name" in r.text

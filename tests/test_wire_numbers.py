@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from central.ingest.worker import Incoming, plan
+from central.ingest.worker import Incoming, changes_and_acks
 from central.store import Database
 from protocol import Ack, ReadingBatch, WireAssessment, WireDevice, WireFiredRule, WireQuantity, WireReading
 
@@ -84,7 +84,7 @@ def test_the_central_service_stores_and_returns_the_exact_digits(tmp_path: Path)
         batch = ReadingBatch(gateway="gw-1", batch=uuid.uuid4(), sent=NOW,
                              readings=[reading({"weight": ("83.800", "kg"), "systolic": ("128", "mm[Hg]")})])
         incoming = Incoming("dho/v1/t-1/gw-1/up/readings", batch.model_dump_json().encode(), mid=1, qos=1)
-        changes, _acks = plan([incoming], database.registered(["gw-1"]))
+        changes, _acks = changes_and_acks([incoming], database.registered(["gw-1"]), now=NOW)
         database.commit(changes)
         (body,) = database.reading_bodies()
         got = WireReading.model_validate_json(body)

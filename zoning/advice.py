@@ -19,6 +19,8 @@ REFERENCE = "reference"
 
 
 class AdviceText(BaseModel):
+    """One advice text in both languages the patient may read: Norwegian (`nb`) and English (`en`); neither blank."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     nb: str
@@ -32,6 +34,8 @@ class AdviceText(BaseModel):
 
 
 class AdviceBook(BaseModel):
+    """The self-care advice texts by key. Validation refuses a book whose `emergency` text does not name 113."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     texts: dict[str, AdviceText]
@@ -44,6 +48,7 @@ class AdviceBook(BaseModel):
         return self
 
     def text(self, key: str, language: Language = "nb") -> str:
+        """The text for `key` in `language`; KeyError when the book has no such key."""
         entry = self.texts.get(key)
         if entry is None:
             raise KeyError(f"no advice text for {key!r}")

@@ -32,6 +32,8 @@ MIN_DAYS = 10
 
 @dataclass(frozen=True)
 class Method:
+    """How one component's baseline bounds are derived: offsets from the median on its dangerous side, and why."""
+
     kind: MeasurementKind
     component: str
     direction: Literal["low", "high"]  # which side of the median is dangerous
@@ -51,6 +53,8 @@ METHODS: tuple[Method, ...] = (
 
 
 class ProposedBound(BaseModel):
+    """One proposed bound: `op limit` puts a reading in `zone`; `clamped` when the standard red bound capped it."""
+
     model_config = ConfigDict(frozen=True)
 
     kind: MeasurementKind
@@ -63,6 +67,8 @@ class ProposedBound(BaseModel):
 
 
 class ComponentBaseline(BaseModel):
+    """One component's baseline over the period: days and readings used, median, quartiles, proposed bounds."""
+
     model_config = ConfigDict(frozen=True)
 
     kind: MeasurementKind
@@ -76,6 +82,8 @@ class ComponentBaseline(BaseModel):
 
 
 class BaselineProposal(BaseModel):
+    """The baseline for the clinician to review: `period` (local dates, inclusive), each component, what lacked data."""
+
     model_config = ConfigDict(frozen=True)
 
     period: tuple[date, date]
@@ -113,6 +121,12 @@ def _bounds(m: Method, centre: Decimal, profile: Profile) -> tuple[ProposedBound
 
 
 def propose_baseline(history: Sequence[PastReading], profile: Profile, today: date, tz: ZoneInfo) -> BaselineProposal:
+    """The baseline of the `BASELINE_DAYS` local days ending `today`, from the readings in `history`.
+
+    A component with readings on fewer than `MIN_DAYS` days is listed in `insufficient` instead;
+    unassessed readings are not used. Proposed bounds are never more permissive than the standard red
+    bound of `profile`. Pure: the box never applies it (a clinician turns it into a signed plan).
+    """
     first = today - timedelta(days=BASELINE_DAYS - 1)
     found, insufficient = [], []
     for m in METHODS:

@@ -52,6 +52,12 @@ REPEAT_WINDOW = timedelta(minutes=60)
 
 
 def control_reasons(m: Measurement, effective: datetime, history: Sequence[PastReading]) -> tuple[str, ...]:
+    """Why a repeat (control) measurement should be asked for; empty when none.
+
+    One reason per finding: a flag the device set as unreliable, a value outside what is physiologically
+    plausible, a jump against the 7-day median of the patient's own readings, or a diastolic not below
+    the systolic.
+    """
     reasons: list[str] = [f"device: {flag.value}" for flag in sorted(m.flags & UNRELIABLE)]
     for component, quantity in m.components.items():
         bounds = PLAUSIBLE.get((m.kind, component))
@@ -72,12 +78,16 @@ def control_reasons(m: Measurement, effective: datetime, history: Sequence[PastR
 
 
 def unreliable(m: Measurement) -> bool:
+    """Whether the device flagged the measurement as unreliable (movement, a cuff too loose ...): it is never green."""
     return bool(m.flags & UNRELIABLE)
 
 
 def control_asked_for(kind: MeasurementKind, effective: datetime, history: Sequence[PastReading]) -> PastReading | None:
-    """The reading this one repeats: the latest earlier reading of the kind, if it asked for a control
-    and is recent enough. Only the first reading after it counts as the repeat."""
+    """The reading this one repeats.
+
+    The latest earlier reading of the kind, if it asked for a control and is recent enough. Only the first
+    reading after it counts as the repeat.
+    """
     earlier = sorted((r for r in history if r.kind == kind and r.effective <= effective), key=lambda r: r.effective)
     if earlier and earlier[-1].control and effective - earlier[-1].effective <= REPEAT_WINDOW:
         return earlier[-1]

@@ -34,10 +34,12 @@ def _worst(fired: Sequence[FiredRule]) -> Zone:
 
 
 def _judged(profile: Profile, kind: MeasurementKind, values: dict[str, Decimal], trend_judged: bool) -> bool:
-    """Whether any rule of the plan could judge this reading: a threshold or run rule on a component it
-    carries, or a trend rule that had an earlier reading to compare with. If none could, it is unassessed
-    (the first weighing of a heart-failure patient, whose only rule is the weight trend): no data is
-    never green."""
+    """Whether any rule of the plan could judge this reading.
+
+    A threshold or run rule on a component it carries, or a trend rule that had an earlier reading to compare
+    with. If none could, it is unassessed (the first weighing of a heart-failure patient, whose only rule is
+    the weight trend): no data is never green.
+    """
     if trend_judged:
         return True
     return any(r.kind == kind and r.component in values for r in (*profile.rules, *profile.consecutive))
@@ -57,8 +59,11 @@ def _advice(first: str, plan: Plan, fired: Sequence[FiredRule], zone: Zone, cont
 
 
 def _first_advice(kind: str, zone: Zone, unjudged: bool, plan: Plan) -> str:
-    """The zone's advice; for a reading unjudged only for want of an earlier one, that it is the reference
-    the next is compared with (when the plan's advice has that text; a plan's own advice may not)."""
+    """The zone's advice.
+
+    For a reading unjudged only for want of an earlier one, that it is the reference the next is compared with
+    (when the plan's advice has that text; a plan's own advice may not).
+    """
     if unjudged and REFERENCE in plan.advice.texts:
         return REFERENCE
     return f"{kind}.{zone}"
@@ -73,6 +78,12 @@ def _judged_by(plan: Plan) -> dict[str, Any]:
 def assess_reading(
     m: Measurement, *, reading_id: str, effective: datetime, history: Sequence[PastReading], plan: Plan, tz: ZoneInfo,
 ) -> Assessment:
+    """Judge one measurement against the plan: its zone, the rules that fired, the advice, the next due date.
+
+    `effective` is the corrected measurement time; `history` the patient's earlier readings (at least
+    the `LOOKBACK` and `AT_LEAST` of its kind); local days are counted in `tz`. A reading no rule could
+    judge, or a green the device flagged as unreliable, is `Zone.UNASSESSED`, never green. Pure.
+    """
     profile = plan.rules
     values = {name: q.value for name, q in m.components.items()}
     trend = rules.trends(profile, m.kind, values, effective, history, tz)
@@ -105,6 +116,7 @@ def assess_reading(
 
 
 def assess_answers(answers: Answers, *, history: Sequence[PastReading], plan: Plan, tz: ZoneInfo) -> Assessment:
+    """Judge a questionnaire's answers by the plan's symptom rules; unassessed when the plan has none. Pure."""
     fired = rules.symptoms(plan.rules, answers)
     zone = _worst(fired) if plan.rules.symptoms else Zone.UNASSESSED
     return Assessment(

@@ -21,6 +21,8 @@ AT_LEAST = 14
 
 
 class PastReading(BaseModel):
+    """What zoning keeps of an earlier reading: kind, values, corrected time, zone; nothing about the patient."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
@@ -35,15 +37,18 @@ class PastReading(BaseModel):
 
 
 def local_date(when: datetime, tz: ZoneInfo) -> date:
+    """The calendar date of `when` in the patient's time zone `tz` (how rule windows count days)."""
     return when.astimezone(tz).date()
 
 
 def usable(
     history: Sequence[PastReading], kind: MeasurementKind, component: str, before: datetime
 ) -> list[PastReading]:
-    """Readings of `kind` carrying `component` up to `before`, oldest first. Unassessed ones (device-flagged
-    as unreliable, or of a kind the plan does not judge) are no data: they never serve as a reference; a
-    reading that was unassessed only for want of an earlier one does."""
+    """Readings of `kind` carrying `component` up to `before`, oldest first.
+
+    Unassessed ones (device-flagged as unreliable, or of a kind the plan does not judge) are no data: they
+    never serve as a reference; a reading that was unassessed only for want of an earlier one does.
+    """
     return sorted(
         (r for r in history
          if r.kind == kind and component in r.values and r.effective <= before

@@ -17,6 +17,8 @@ from zoning.resolution import band_step, in_band
 
 
 class Zone(StrEnum):
+    """The traffic light a reading gets; `UNASSESSED` when nothing could be judged, never shown as green."""
+
     GREEN = "green"
     YELLOW = "yellow"
     RED = "red"
@@ -32,6 +34,7 @@ Comparison = Literal["<", "<=", ">", ">="]
 
 
 def compare(value: Decimal, op: Comparison, limit: Decimal) -> bool:
+    """Whether `value op limit` holds, exactly (Decimals, no resolution applied: see `band_step` for that)."""
     match op:
         case "<":
             return value < limit
@@ -71,13 +74,17 @@ class ThresholdRule(_ComponentRule):
     limit: Decimal
 
     def fires(self, value: Decimal) -> bool:
+        """Whether `value` is in this rule's band, compared at the component's resolution."""
         # At the band's resolution: a value between two whole-number bands counts in the alert band.
         return in_band(value, self.op, self.limit, band_step(self.kind, self.component, self.limit))
 
 
 class TrendRule(_ComponentRule):
-    """A change within a window of local calendar days: a rise against the lowest reading of the window
-    (body weight up more than 2 kg in 3 days), or a fall against the highest."""
+    """A change within a window of local calendar days.
+
+    A rise against the lowest reading of the window (body weight up more than 2 kg in 3 days), or a fall
+    against the highest.
+    """
 
     change: Literal["rise", "fall"]
     op: Literal[">", ">="]
@@ -95,6 +102,7 @@ class TrendRule(_ComponentRule):
         return self
 
     def fires(self, change: Decimal) -> bool:
+        """Whether `change` (a rise or a fall, positive) reaches the rule's `amount`, at the component's resolution."""
         return in_band(change, self.op, self.amount, band_step(self.kind, self.component, self.amount))
 
 
@@ -106,6 +114,7 @@ class ConsecutiveRule(_ComponentRule):
     count: int = Field(ge=2, le=14)
 
     def fires(self, value: Decimal) -> bool:
+        """Whether one value of the run is in this rule's band, at the component's resolution."""
         return in_band(value, self.op, self.limit, band_step(self.kind, self.component, self.limit))
 
 
@@ -151,6 +160,7 @@ class Profile(BaseModel):
         return self
 
     def advice_for(self, rule_id: str) -> str | None:
+        """The extra advice key of the rule with this id, or None (no such rule, or no extra advice)."""
         for rule in (*self.rules, *self.trends, *self.consecutive, *self.symptoms):
             if rule.id == rule_id:
                 return rule.advice
@@ -158,11 +168,15 @@ class Profile(BaseModel):
 
     @property
     def kinds(self) -> frozenset[MeasurementKind]:
+        """The measurement kinds some rule of the profile judges (questionnaires left out)."""
         return frozenset(r.kind for r in (*self.rules, *self.trends, *self.consecutive))
 
     def content_hash(self) -> str:
-        """`sha256:<hex>` of the rules in RFC 8785 canonical JSON (decimals as strings): any change to a
-        bound, a zone, a source text or the id/version changes it; TOML comments and layout do not."""
+        """`sha256:<hex>` of the rules in RFC 8785 canonical JSON (decimals as strings).
+
+        Any change to a bound, a zone, a source text or the id/version changes it; TOML comments and layout do
+        not.
+        """
         return "sha256:" + hashlib.sha256(rfc8785.dumps(self.model_dump(mode="json"))).hexdigest()
 
 
@@ -180,6 +194,12 @@ class FiredRule(BaseModel):
 
 
 class Assessment(BaseModel):
+    """The judgement of one reading: zone, the rules that fired, the advice to show, and what judged it.
+
+    It names the rules in force (`rules_hash`, the plan's version and hash) so a nurse can tell later
+    which rules a reading was judged by.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     zone: Zone

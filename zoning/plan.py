@@ -92,6 +92,12 @@ def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
 
 
 class Plan(BaseModel):
+    """The patient's plan the engine judges by: a standard profile, the clinician's overrides, advice, schedule.
+
+    `plan_hash` names the signed plan it came from (None on a standard profile); the effective rules
+    (the profile with the overrides applied) are computed once, at validation.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
@@ -155,8 +161,10 @@ _HASH = r"^sha256:[0-9a-f]{64}$"
 
 
 class PlanSchedule(BaseModel):
-    """When the measurement schedule starts: daily for the first 14 days from `enrolled`, then weekly,
-    daily again while not green (docs/zoning.md)."""
+    """When the measurement schedule starts.
+
+    Daily for the first 14 days from `enrolled`, then weekly, daily again while not green (docs/zoning.md).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -172,11 +180,14 @@ class PlanDocument(BaseModel):
     tenant: str = Field(pattern=_ID)
     gateway: str = Field(pattern=_ID, description="the one gateway this plan is for")
     patient: str = Field(pattern=_ID, description="patient pseudonym; never a national id")
-    version: int = Field(ge=1, description="grows with every new plan for this patient; never reused")
+    # Strict: JSON `true` or `"3"` is not a version. Bounded far below 2^53 (a plan at 2^53 - 1 left no newer
+    # version to sign, issue 19.10); the same bound as protocol's MAX_VERSION (zoning may not import it).
+    version: int = Field(ge=1, le=2**31 - 1, strict=True,
+                         description="grows with every new plan for this patient; never reused")
     issued: AwareDatetime
     expires: AwareDatetime
     profile: str = Field(pattern=_ID, description="the shipped standard profile the plan starts from")
-    profile_version: int = Field(ge=1)
+    profile_version: int = Field(ge=1, le=2**31 - 1, strict=True)
     profile_hash: str = Field(pattern=_HASH, description="content hash of that profile, as the drafter saw it")
     overrides: tuple[Override, ...] = Field(default=(), max_length=64)
     schedule: PlanSchedule
@@ -192,8 +203,11 @@ class PlanDocument(BaseModel):
 
 
 def plan_from_document(document: PlanDocument, profile: Profile, templates: AdviceBook, plan_hash: str) -> Plan:
-    """The plan the engine judges by. ValueError when the document does not fit the profile it names
-    (another version or content, a rule it does not have, advice missing or without the 113 notice)."""
+    """The plan the engine judges by.
+
+    ValueError when the document does not fit the profile it names (another version or content, a rule it does
+    not have, advice missing or without the 113 notice).
+    """
     if (profile.id, profile.version) != (document.profile, document.profile_version):
         raise ValueError(f"plan is drafted on {document.profile} v{document.profile_version} but this gateway "
                          f"has {profile.id} v{profile.version}")

@@ -40,8 +40,11 @@ _EXACT = Decimal("0.001")  # a component without a clinical band resolution: com
 
 @lru_cache(maxsize=1024)  # a handful of rules, judged on every reading
 def band_step(kind: MeasurementKind, component: str, limit: Decimal) -> Decimal:
-    """The component's band step, or the limit's own finer step when a doctor wrote a finer limit
-    (35.05 °C is compared at 0.01 °C, not as if it said 35.0)."""
+    """The step a value of the component is compared at against `limit`.
+
+    The component's band step, or the limit's own finer step when a doctor wrote a finer limit (35.05 °C is
+    compared at 0.01 °C, not as if it said 35.0).
+    """
     step = BAND_STEP.get((kind, component), _EXACT)
     if limit % step == 0:
         return step

@@ -25,6 +25,7 @@ def _fired(rule: ThresholdRule | TrendRule | ConsecutiveRule, value: Decimal, li
 
 
 def thresholds(profile: Profile, kind: str, values: dict[str, Decimal]) -> list[FiredRule]:
+    """The threshold rules of `kind` that fire on `values`, in the profile's order."""
     return [
         _fired(rule, values[rule.component], rule.limit)
         for rule in profile.rules
@@ -33,6 +34,8 @@ def thresholds(profile: Profile, kind: str, values: dict[str, Decimal]) -> list[
 
 
 class Trends(NamedTuple):
+    """What the trend rules found for one reading: the rules that fired, notes for the nurse, whether any judged."""
+
     fired: list[FiredRule]
     notes: list[str]  # what the nurse should know about how (or whether) a trend was judged
     judged: bool  # at least one trend rule had something to compare with
@@ -42,6 +45,11 @@ def trends(
     profile: Profile, kind: str, values: dict[str, Decimal], effective: datetime,
     history: Sequence[PastReading], tz: ZoneInfo,
 ) -> Trends:
+    """The trend rules of `kind` judged against the patient's readings in each rule's window of local days.
+
+    With nothing in the window (missed days) the last reading within `look_back_days` is the
+    reference, and a note says so; with nothing there either, the rule cannot judge (a note too).
+    """
     fired, notes, judged = [], [], False
     for rule in profile.trends:
         if rule.kind != kind or rule.component not in values:
@@ -78,6 +86,7 @@ def trends(
 def consecutive(
     profile: Profile, kind: str, values: dict[str, Decimal], effective: datetime, history: Sequence[PastReading],
 ) -> list[FiredRule]:
+    """The run rules of `kind` that fire: this value and the `count - 1` usable readings before it all in the band."""
     fired = []
     for rule in profile.consecutive:
         if rule.kind != kind or rule.component not in values:
@@ -90,6 +99,7 @@ def consecutive(
 
 
 def symptoms(profile: Profile, answers: Answers) -> list[FiredRule]:
+    """The symptom rules that fire on the questionnaire's answers (at least `at_least` of their conditions)."""
     fired = []
     for rule in profile.symptoms:
         met = _conditions_met(rule, answers)

@@ -1,6 +1,8 @@
-"""The measurement schedule (service-model.md): daily for the first 14 days after enrolment, weekly
-afterwards, and daily again while the latest zone is yellow or red, until green. Due dates are kept per
-measurement kind the plan schedules. Pure: dates in."""
+"""The measurement schedule (service-model.md).
+
+Daily for the first 14 days after enrolment, weekly afterwards, and daily again while the latest zone is
+yellow or red, until green. Due dates are kept per measurement kind the plan schedules. Pure: dates in.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ DAY = timedelta(days=1)
 
 
 class Due(BaseModel):
+    """When the next measurement is due (a local date), at which cadence, and why."""
+
     model_config = ConfigDict(frozen=True)
 
     on: date
@@ -29,8 +33,10 @@ class Due(BaseModel):
 
 
 def latest_zone(history: Sequence[PastReading], tz: ZoneInfo) -> tuple[date, Zone] | None:
-    """The worst zone of the most recent measurement day: a green cuff reading taken after a red
-    oximeter reading that same morning does not make the day green."""
+    """The worst zone of the most recent measurement day.
+
+    A green cuff reading taken after a red oximeter reading that same morning does not make the day green.
+    """
     if not history:
         return None
     last_day = max(local_date(r.effective, tz) for r in history)
@@ -39,11 +45,14 @@ def latest_zone(history: Sequence[PastReading], tz: ZoneInfo) -> tuple[date, Zon
 
 
 def next_due(enrolled: date, history: Sequence[PastReading], tz: ZoneInfo, kind: MeasurementKind | None = None) -> Due:
-    """When the next measurement is due: of `kind` when given (each kind the patient measures has its
-    own date, so a daily thermometer cannot hide a month without the oximeter), else of any kind.
+    """When the next measurement is due.
+
+    Of `kind` when given (each kind the patient measures has its own date, so a daily thermometer cannot hide
+    a month without the oximeter), else of any kind.
 
     The cadence is the patient's: daily in the start-up period and while the latest measurement day
-    (any kind) is not green, weekly otherwise."""
+    (any kind) is not green, weekly otherwise.
+    """
     latest = latest_zone(history, tz)
     own = [r for r in history if kind is None or r.kind == kind]
     last_day = max((local_date(r.effective, tz) for r in own), default=None)
@@ -63,6 +72,8 @@ def next_due(enrolled: date, history: Sequence[PastReading], tz: ZoneInfo, kind:
 
 
 class Overdue(NamedTuple):
+    """A kind whose measurement is past due: when it was due, and by how many days."""
+
     kind: MeasurementKind
     due: Due
     days: int

@@ -13,6 +13,7 @@ the new one, never half a registry.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import re
@@ -51,7 +52,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
@@ -98,7 +99,10 @@ class TenantCA:
         ca = cls(folder)
         if ca.key_file.exists() or ca.cert_file.exists():
             raise CAError(f"{folder} already holds a CA: a second one would orphan every certificate it issued")
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Searchable but not listable by others: the broker (user mosquitto) opens ca.pem and crl.pem in
+        # place by name; ca.key and gateways.json are 0600.
+        folder.chmod(0o711)
         key = ec.generate_private_key(ec.SECP384R1())
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, tenant),
                           x509.NameAttribute(NameOID.COMMON_NAME, f"dho {tenant} gateway CA")])
@@ -114,9 +118,9 @@ class TenantCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA384())
         )
-        _write_atomically(ca.key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        write_atomically(ca.key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                          serialization.NoEncryption()), 0o600)
-        _write_atomically(ca.cert_file, _pem(cert))
+        write_atomically(ca.cert_file, _pem(cert))
         ca._save({"tenant": tenant, "gateways": [], "issued": []})
         ca.write_crl()
         return ca
@@ -137,7 +141,7 @@ class TenantCA:
         return data
 
     def _save(self, data: dict[str, object]) -> None:
-        _write_atomically(self.registry_file, (json.dumps(data, indent=2) + "\n").encode())
+        write_atomically(self.registry_file, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
 
     @property
     def tenant(self) -> str:
@@ -217,6 +221,43 @@ class TenantCA:
         self._save_issued([*self.issued(), Issued(cert.serial_number, gateway, not_after.isoformat())])
         return cert
 
+    def issue_broker(self, names: list[str], addresses: list[str], *,
+                     days: int = CERT_DAYS) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """The broker's TLS server certificate and a new key: the host names and IP addresses gateways dial
+        (subjectAltName; gateways check it), extended key usage serverAuth only, so it can never serve as a
+        gateway's client certificate, and no gateway certificate (clientAuth, no subjectAltName) can serve
+        as the broker's."""
+        if not names and not addresses:
+            raise CAError("give the broker's host name (--host) or IP address (--ip) that gateways connect to")
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+        for address in addresses:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(address)))
+            except ValueError:
+                raise CAError(f"--ip {address!r}: not an IP address") from None
+        key, ca_cert = self._load()
+        server_key = ec.generate_private_key(ec.SECP384R1())
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.tenant),
+                                     x509.NameAttribute(NameOID.COMMON_NAME, (names or addresses)[0])]))
+            .issuer_name(ca_cert.subject).public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA384())
+        )
+        return cert, server_key
+
     def current(self, gateway: str) -> Issued | None:
         """The gateway's newest certificate that is not revoked."""
         live = [i for i in self.issued() if i.gateway == gateway and i.revoked_at is None]
@@ -282,5 +323,5 @@ class TenantCA:
                     x509.RevokedCertificateBuilder().serial_number(record.serial)
                     .revocation_date(dt.datetime.fromisoformat(record.revoked_at)).build())
         crl = builder.sign(key, hashes.SHA384())
-        _write_atomically(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
+        write_atomically(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
         return self.crl_file

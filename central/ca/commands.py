@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from central.ca.authority import CA_DAYS, CERT_DAYS, CRL_DAYS, RENEW_WITHIN_DAYS, CAError, TenantCA
+from central.ca.broker import BROKER_USER, write_broker_files
 
 
 def _write_cert(path: Path, pem: bytes) -> None:
@@ -20,8 +21,21 @@ def _write_cert(path: Path, pem: bytes) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     ca = TenantCA.create(args.dir, args.tenant, days=args.days)
-    print(f"CA for tenant {args.tenant} in {args.dir}: give the broker cafile {ca.cert_file} and "
-          f"crlfile {ca.crl_file}; keep {ca.key_file} offline-safe")
+    print(f"CA for tenant {args.tenant} in {args.dir}; keep {ca.key_file} offline-safe. Next: the broker's "
+          f"certificate and configuration (dho-central ca --dir {args.dir} broker --host NAME --out DIR)")
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    ca = TenantCA(args.dir)
+    done = write_broker_files(ca, args.out, names=args.host, addresses=args.ip, port=args.port, days=args.days)
+    print(f"{done.cert}: the broker's certificate for {', '.join([*args.host, *args.ip])}, valid until "
+          f"{done.not_after}; key {done.key}")
+    if not done.key_owner_set:
+        print(f"{done.key}: make it readable by the broker's user: chown {BROKER_USER} {done.key} (as root)")
+    print(f"{done.conf}: the Mosquitto configuration; copy or link it to /etc/mosquitto/conf.d/ and restart "
+          f"mosquitto. Write the ACL with `dho-central gateways acl --db URL > {done.acl}` after registering "
+          f"gateways. Give each kit --broker-ca {ca.cert_file}")
     return 0
 
 
@@ -102,6 +116,17 @@ def add_commands(subparsers: Any) -> None:
     init.add_argument("--tenant", required=True)
     init.add_argument("--days", type=int, default=CA_DAYS, help=f"CA validity (default {CA_DAYS})")
     init.set_defaults(run=_init)
+
+    broker = commands.add_parser("broker", help="the broker's server certificate and Mosquitto configuration")
+    broker.add_argument("--host", action="append", default=[], metavar="NAME",
+                        help="a host name the gateways connect to (repeat)")
+    broker.add_argument("--ip", action="append", default=[], metavar="ADDRESS",
+                        help="an IP address the gateways connect to (repeat)")
+    broker.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="where server.pem, server.key, acl and mosquitto.conf go (e.g. /etc/mosquitto/dho)")
+    broker.add_argument("--port", type=int, default=8883)
+    broker.add_argument("--days", type=int, default=CERT_DAYS, help=f"validity (default {CERT_DAYS})")
+    broker.set_defaults(run=_broker)
 
     register = commands.add_parser("register", help="expect these gateway ids (only they get certificates)")
     register.add_argument("gateway", nargs="+")

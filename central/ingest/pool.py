@@ -13,7 +13,12 @@ import signal
 import sys
 import time
 
+from protocol import Backoff
+
 log = logging.getLogger(__name__)
+
+_RAN_A_WHILE_S = 30.0  # a worker that exits after running this long starts again after the first pause
+_RESTART_MAX_S = 30.0
 
 
 async def supervise(worker_argv: list[list[str]], *, restart_after_s: float = 1.0) -> None:
@@ -26,7 +31,11 @@ async def supervise(worker_argv: list[list[str]], *, restart_after_s: float = 1.
     processes: dict[int, asyncio.subprocess.Process] = {}
 
     async def keep(index: int, argv: list[str]) -> None:
-        pause = restart_after_s
+        # Exact pauses (no jitter), as ever: `restart_after_s` after a process that ran a while, doubling up
+        # to 30 s for each exit in a row that came sooner. A quick exit is counted on top of the start
+        # (or of the last long run), so the first one already waits twice `restart_after_s`.
+        backoff = Backoff(restart_after_s, _RESTART_MAX_S, jitter=False)
+        quick_exits = 0
         while not stopping.is_set():
             started = time.monotonic()
             process = await asyncio.create_subprocess_exec(sys.executable, "-m", "central.cli", *argv)
@@ -35,7 +44,8 @@ async def supervise(worker_argv: list[list[str]], *, restart_after_s: float = 1.
             code = await process.wait()
             if stopping.is_set():
                 return
-            pause = restart_after_s if time.monotonic() - started > 30 else min(pause * 2, 30.0)
+            quick_exits = 0 if time.monotonic() - started > _RAN_A_WHILE_S else quick_exits + 1
+            pause = backoff.delay(quick_exits + 1)
             log.error("worker %d (pid %d) exited with %s; starting it again in %.0f s", index, process.pid, code, pause)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):

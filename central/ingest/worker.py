@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -41,14 +40,17 @@ from central.store import (
     NewReading,
     NewRejection,
     RegisteredGateway,
+    transient,
 )
-from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, BrokerSettings, Topics, publish, subscribe
+from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, Backoff, BrokerSettings, Topics, publish, subscribe
 
 log = logging.getLogger(__name__)
 
 UPSTREAM = ("readings", "status", "events")
 _REGISTRY_TTL_S = 30.0
 _UNKNOWN_TTL_S = 2.0
+_RECONNECT_FIRST_S, _RECONNECT_MAX_S = 0.2, 2.0  # jittered: N workers must not reconnect in lockstep
+_COMMIT_RETRY_FIRST_S, _COMMIT_RETRY_MAX_S = 0.2, 5.0  # exact pauses, as they have always been
 
 
 def subscriptions(group: str | None) -> list[str]:
@@ -91,15 +93,19 @@ class Incoming:
     qos: int
 
 
-def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tuple[Changes, list[tuple[str, Ack]]]:
-    """What to write for a batch of messages, and the acks to send once it is committed. Pure."""
+def changes_and_acks(
+    messages: list[Incoming], registry: dict[str, RegisteredGateway], *, now: datetime
+) -> tuple[Changes, list[tuple[str, Ack]]]:
+    """What to write for a batch of messages received at `now`, and the acks to send once it is committed.
+
+    Pure: no clock (a gateway is marked seen, and a status without a time is dated, at `now`), no I/O,
+    no logging; a message refused is one of `Changes.rejections`, which the caller reports.
+    """
     changes = Changes()
     acks: dict[str, list[Any]] = {}
-    now = datetime.now(UTC)
     for message in messages:
         decision = decide(message.topic, message.payload, registry)
         if isinstance(decision, Refused):
-            log.warning("refused a message on %s: %s (not acked)", message.topic, decision.reason)
             changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload)))
             continue
         gateway = decision.gateway
@@ -113,7 +119,6 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
                 # A reading this worker cannot map (say, a type from a newer gateway): the batch is refused and
                 # stays on the gateway; the group goes on with the other messages.
                 reason = f"cannot map a reading to FHIR ({type(exc).__name__}: {exc})"
-                log.warning("refused a message on %s: %s (not acked)", message.topic, reason)
                 changes.rejections.append(NewRejection(message.topic, reason, len(message.payload)))
                 continue
             for reading, found in mapped:
@@ -155,6 +160,9 @@ def plan(messages: list[Incoming], registry: dict[str, RegisteredGateway]) -> tu
 
 
 class IngestWorker:
+    """One member of the consumer group: takes batches from the broker, commits them to `database` in one
+    transaction each, then acks (module docstring). `run()` serves for ever; `counts` says what it did."""
+
     def __init__(
         self,
         broker: BrokerSettings,
@@ -209,7 +217,11 @@ class IngestWorker:
 
     async def run(self) -> None:
         """Serve for ever, reconnecting with jittered exponential backoff."""
-        backoff = 0.2
+        # Capped low: Mosquitto 2.0 does not restore shared subscriptions from its persistence file, so
+        # until the workers are back after a broker restart, what gateways publish has no subscriber
+        # (they send it again after their ack timeout). A few workers retrying every 2 s are no load on
+        # a broker.
+        backoff = Backoff(_RECONNECT_FIRST_S, _RECONNECT_MAX_S)
         while True:
             try:
                 client = self._client()
@@ -217,7 +229,7 @@ class IngestWorker:
                     await client.__aenter__()
                 try:
                     log.info("worker %s connected to %s:%d", self._identifier, self._broker.host, self._broker.port)
-                    backoff = 0.2
+                    backoff.reset()
                     await self._session(client)
                 finally:
                     self.ready.clear()
@@ -227,12 +239,7 @@ class IngestWorker:
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 log.warning("worker %s: broker %s:%d: %s", self._identifier, self._broker.host, self._broker.port,
                             exc or type(exc).__name__)
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            # Capped low: Mosquitto 2.0 does not restore shared subscriptions from its persistence file,
-            # so until the workers are back after a broker restart, what gateways publish has no
-            # subscriber (they send it again after their ack timeout). A few workers retrying every
-            # 2 s are no load on a broker.
-            backoff = min(backoff * 2, 2.0)
+            await backoff.wait()
 
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic in subscriptions(self._group):
@@ -252,7 +259,10 @@ class IngestWorker:
             for m in batch
         ]
         registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
-        changes, acks = plan(incoming, registry)
+        received = datetime.now(UTC)
+        changes, acks = changes_and_acks(incoming, registry, now=received)
+        for refused in changes.rejections:
+            log.warning("refused a message on %s: %s (not acked)", refused.topic, refused.reason)
         try:
             await self._commit(changes)
         except sa.exc.DBAPIError as exc:
@@ -262,7 +272,7 @@ class IngestWorker:
                         self._identifier, len(incoming), str(exc.orig or exc).splitlines()[0])
             acks = []
             for m in incoming:
-                single, single_acks = plan([m], registry)
+                single, single_acks = changes_and_acks([m], registry, now=received)  # refusals logged above
                 try:
                     await self._commit(single)
                 except sa.exc.DBAPIError as refused:
@@ -286,32 +296,25 @@ class IngestWorker:
                 client._client.ack(m.mid, m.qos)
 
     async def _commit(self, changes: Changes) -> None:
-        """Commit, retrying while the database is away (a restart): nothing is acked before it succeeds."""
+        """Commit, retrying while the failure is transient (`central.store.transient`: the database away or
+        restarting, busy, out of resources, a transaction rolled back for a conflict): nothing is acked before
+        it succeeds. Any other failure is raised: a refusal of what this batch holds."""
         if changes.empty():
             return
-        delay = 0.2
+        backoff = Backoff(_COMMIT_RETRY_FIRST_S, _COMMIT_RETRY_MAX_S, jitter=False)
         while True:
             try:
                 done = await asyncio.to_thread(self._database.commit, changes)
                 break
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-                if not _is_unavailable(exc):
+            except sa.exc.DBAPIError as exc:
+                why = transient(exc)
+                if why is None:
                     raise
-                log.error("worker %s: database unavailable (%s); retrying in %.1f s, nothing acked meanwhile",
-                          self._identifier, str(exc.orig or exc).splitlines()[0], delay)
+                delay = backoff.next_delay()
+                log.error("worker %s: database %s (%s); retrying in %.1f s, nothing acked meanwhile",
+                          self._identifier, why, str(exc.orig or exc).splitlines()[0], delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         self.counts["stored"] += done.new_readings
         self.counts["duplicates"] += done.duplicate_readings
         self.counts["events"] += done.new_events
 
-
-def _is_unavailable(exc: sa.exc.DBAPIError) -> bool:
-    """A connection lost or refused, a server restarting, SQLite busy: worth waiting for."""
-    if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
-        return True
-    text = str(exc.orig or exc).lower()
-    return any(word in text for word in (
-        "connect", "connection", "terminat", "shutting down", "starting up", "recovery", "locked", "busy",
-        "server closed", "no such host", "timeout",
-    ))

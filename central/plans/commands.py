@@ -278,12 +278,25 @@ def _broker(value: str) -> tuple[str, int]:
 
 
 def add_commands(subparsers: Subparsers) -> None:
+    """Add `dho-central plan` and its steps (STEP: keygen, trust-store, draft, diff, sign, verify, publish,
+    publish-trust-store, proposal, audit) to the command line's subparsers."""
     plan = subparsers.add_parser("plan", help="draft, sign, verify and publish patients' plans",
                                  description="A patient's thresholds: drafted from a standard profile and the "
                                  "doctor's order, signed by the prescriber and a second person (verifier), "
                                  "published to the patient's gateway. README: the clinician's steps.")
     commands = plan.add_subparsers(dest="plan_command", required=True, metavar="STEP")
+    _add_keygen(commands)
+    _add_trust_store(commands)
+    _add_draft(commands)
+    _add_diff(commands)
+    _add_sign(commands)
+    _add_verify_and_publish(commands)
+    _add_publish_trust_store(commands)
+    _add_proposal(commands)
+    _add_audit(commands)
 
+
+def _add_keygen(commands: Subparsers) -> None:
     p = commands.add_parser("keygen", help="make a key pair for a prescriber, a verifier or the tenant root")
     p.add_argument("--id", required=True, help="key id, e.g. gp-hansen-2026")
     p.add_argument("--role", required=True, choices=["prescriber", "verifier", "root"])
@@ -292,6 +305,8 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("."), metavar="DIR")
     p.set_defaults(run=_keygen)
 
+
+def _add_trust_store(commands: Subparsers) -> None:
     p = commands.add_parser("trust-store", help="list the signing keys and sign the list with the root key",
                             description="A newer version replaces the old one on every gateway: a key left out "
                             "is revoked (docs/plans.md).")
@@ -304,6 +319,8 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
     p.set_defaults(run=_trust_store_create)
 
+
+def _add_draft(commands: Subparsers) -> None:
     p = commands.add_parser("draft", help="a new plan from a standard profile plus the doctor's overrides")
     p.add_argument("--tenant", required=True)
     p.add_argument("--gateway", required=True)
@@ -320,12 +337,16 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
     p.set_defaults(run=_draft)
 
+
+def _add_diff(commands: Subparsers) -> None:
     p = commands.add_parser("diff", help="what the plan changes, in plain language, for the second person")
     p.add_argument("plan", type=Path)
     p.add_argument("--against", type=Path, help="the plan in force (default: the last published, from --audit)")
     p.add_argument("--audit", type=Path)
     p.set_defaults(run=_diff)
 
+
+def _add_sign(commands: Subparsers) -> None:
     p = commands.add_parser("sign", help="sign a plan as prescriber or verifier")
     p.add_argument("plan", type=Path)
     p.add_argument("--key", type=Path, required=True, metavar="ID.key")
@@ -334,6 +355,8 @@ def add_commands(subparsers: Subparsers) -> None:
     p.add_argument("--audit", type=Path, help="audit trail: show the changes against the plan published last")
     p.set_defaults(run=_sign)
 
+
+def _add_verify_and_publish(commands: Subparsers) -> None:
     for name, handler, text in (("verify", _verify, "check both signatures against the trust store"),
                                 ("publish", _publish, "verify, send to the gateway (retained), record in the audit")):
         p = commands.add_parser(name, help=text)
@@ -346,6 +369,8 @@ def add_commands(subparsers: Subparsers) -> None:
             p.add_argument("--with-trust-store", action="store_true",
                            help="send the trust store along (a new version revokes the keys it leaves out)")
 
+
+def _add_publish_trust_store(commands: Subparsers) -> None:
     p = commands.add_parser("publish-trust-store", help="send a new trust store version to gateways now",
                             description="Revocation without waiting for a new plan: each gateway's retained "
                             "message gets the new trust store and the plan published to it last.")
@@ -355,6 +380,8 @@ def add_commands(subparsers: Subparsers) -> None:
     _broker_arguments(p)
     p.set_defaults(run=_publish_trust_store)
 
+
+def _add_proposal(commands: Subparsers) -> None:
     p = commands.add_parser("proposal", help="the gateway's 14-day baseline proposal, as the start of an order",
                             description="Reads the proposal the gateway keeps retained on up/proposal and prints "
                             "it with the `draft --set` each proposed bound would take. Never applied by itself.")
@@ -364,6 +391,8 @@ def add_commands(subparsers: Subparsers) -> None:
     _broker_arguments(p, audit=False)
     p.set_defaults(run=_proposal)
 
+
+def _add_audit(commands: Subparsers) -> None:
     p = commands.add_parser("audit", help="every published plan with who ordered and who verified it")
     p.add_argument("--audit", type=Path, required=True)
     p.add_argument("--gateway")

@@ -1,8 +1,13 @@
 """The central database: SQLite (embedded default) or PostgreSQL (production), one code path
-(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry."""
+(SQLAlchemy Core), numbered migrations, idempotent inserts, the gateway registry, the alerts made in
+the ingest transaction (`AlertCause`, `raise_alerts`), and which of its failures are worth waiting for
+(`transient`). `schema` holds the tables: the worklist room reads and writes its own (alerts, users,
+audit) through it, in the one database and migrator."""
 
 from __future__ import annotations
 
+from central.store import schema
+from central.store.alerts import AlertCause, raise_alerts
 from central.store.database import (
     Changes,
     Committed,
@@ -20,9 +25,11 @@ from central.store.database import (
     utc,
 )
 from central.store.migrations import LATEST as SCHEMA_VERSION
+from central.store.transient import Transient, transient
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AlertCause",
     "Changes",
     "Committed",
     "Database",
@@ -34,7 +41,11 @@ __all__ = [
     "NewReading",
     "NewRejection",
     "RegisteredGateway",
+    "Transient",
     "database_url",
+    "raise_alerts",
     "redact",
+    "schema",
+    "transient",
     "utc",
 ]

@@ -21,13 +21,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from central.errors import CentralError
 from central.store import schema
+from central.store.alerts import AlertCause, event_causes, raise_alerts, reading_causes, status_causes
 from central.store.migrations import migrate
+from protocol import parse_up_topic
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RegisteredGateway:
+    """A provisioned gateway as the registry knows it: its id, tenant and patient pseudonym."""
+
     id: str
     tenant: str
     patient: str
@@ -35,6 +39,8 @@ class RegisteredGateway:
 
 @dataclass(frozen=True)
 class NewObservation:
+    """A FHIR Observation made from a reading at ingest, with the PHD IG's deduplication identifier."""
+
     id: str
     identifier: str
     code: str
@@ -44,12 +50,16 @@ class NewObservation:
 
 @dataclass(frozen=True)
 class NewDevice:
+    """A FHIR Device (a measuring device or the gateway) to store or update."""
+
     id: str
     resource: str  # FHIR JSON
 
 
 @dataclass(frozen=True)
 class NewReading:
+    """A reading to store: its wire JSON as received, its zone, and the Observations made from it."""
+
     id: str
     tenant: str
     gateway: str
@@ -63,6 +73,8 @@ class NewReading:
 
 @dataclass(frozen=True)
 class NewEvent:
+    """A gateway's event to store (kind, when, detail as JSON); never patient data."""
+
     id: str
     tenant: str
     gateway: str
@@ -89,6 +101,8 @@ class GatewayState:
 
 @dataclass(frozen=True)
 class NewRejection:
+    """A refused message: its topic, why, and its size; never its payload."""
+
     topic: str
     reason: str
     size: int
@@ -112,14 +126,19 @@ class Changes:
 
 @dataclass(frozen=True)
 class Committed:
+    """What one `Database.commit` stored that was not there before (readings sent again are duplicates)."""
+
     new_readings: int
     duplicate_readings: int
     new_observations: int
     new_events: int
+    new_alerts: int = 0
 
 
 @dataclass(frozen=True)
 class GatewayRecord:
+    """A registry row: the gateway's tenant and patient, and the latest state it reported."""
+
     id: str
     tenant: str
     patient: str
@@ -153,10 +172,15 @@ def database_url(text: str) -> str:
 
 
 def redact(url: str) -> str:
+    """The database URL with its password replaced by `***`, for messages and logs."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 class Database:
+    """The central database over SQLite or PostgreSQL, migrated to the latest schema when opened.
+
+    Raises CentralError in one line when the URL is neither, or the database cannot be reached."""
+
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.url = database_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
@@ -179,6 +203,10 @@ class Database:
     def _insert(self, table: sa.Table) -> Any:
         # The one place the dialects differ: both spell ON CONFLICT, through their own insert().
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def insert(self, table: sa.Table) -> Any:
+        """This database's INSERT for `table`, with `on_conflict_do_nothing` / `on_conflict_do_update`."""
+        return self._insert(table)
 
     # -- registry ---------------------------------------------------------------------------------
 
@@ -226,113 +254,94 @@ class Database:
     # -- ingest -------------------------------------------------------------------------------------
 
     def commit(self, changes: Changes) -> Committed:
-        """Write one batch in one transaction; returns what was new."""
+        """Write one batch in one transaction, with the alerts it raises; returns what was new."""
         now = datetime.now(UTC)
-        new_readings = new_observations = new_events = 0
         with self.engine.begin() as conn:
-            if changes.readings:
-                # Plain executemany with ON CONFLICT DO NOTHING, counted by rowcount: no RETURNING, so
-                # psycopg sends one short prepared statement in a pipeline instead of parsing a
-                # multi-row VALUES string per batch (measured: half the commit time).
-                r = schema.readings
-                rows = [
-                    {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "patient": x.patient, "type": x.type,
-                     "effective": x.effective, "zone": x.zone, "body": x.body, "stored_at": now}
-                    for x in changes.readings
-                ]
-                conn.execute(self._insert(r).on_conflict_do_nothing(), rows)
-                # What this transaction inserted carries its `stored_at`; what was there before does not.
-                ids = [x.id for x in changes.readings]
-                fresh = set(conn.execute(
-                    sa.select(r.c.id).where(r.c.id.in_(ids), r.c.stored_at == now)
-                ).scalars())
-                new_readings = len(fresh)
-                obs = [
-                    {"id": o.id, "identifier": o.identifier, "reading_id": x.id, "tenant": x.tenant,
-                     "patient": x.patient, "code": o.code, "effective": o.effective, "resource": o.resource}
-                    for x in changes.readings for o in x.observations
-                ]
-                if obs:
-                    # No conflict target: a clash on the id (a reading sent again) or on the deduplication
-                    # identifier (the same measurement under another reading id) is skipped.
-                    conn.execute(self._insert(schema.observations).on_conflict_do_nothing(), obs)
-                    # A fresh reading's Observation is new unless the same measurement was stored before
-                    # (its deduplication identifier clashed); Observation ids derive from reading ids.
-                    o = schema.observations.c
-                    candidates = [row["id"] for row in obs if row["reading_id"] in fresh]
-                    new_observations = int(conn.execute(
-                        sa.select(sa.func.count()).where(o.id.in_(candidates))
-                    ).scalar_one()) if candidates else 0
-            if changes.devices:
-                d = schema.devices
-                ins = self._insert(d)
-                # One statement for all of them; a device whose resource did not change is not rewritten.
-                conn.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=[d.c.id],
-                        set_={"resource": ins.excluded.resource, "updated_at": ins.excluded.updated_at},
-                        where=d.c.resource != ins.excluded.resource,
-                    ),
-                    [{"id": x.id, "tenant": tenant, "resource": x.resource, "updated_at": now}
-                     for (tenant, _), x in sorted(changes.devices.items())],
-                )
-            if changes.events:
-                e = schema.events
-                rows = [
-                    {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "kind": x.kind, "at": x.at,
-                     "detail": x.detail, "stored_at": now}
-                    for x in changes.events
-                ]
-                conn.execute(self._insert(e).on_conflict_do_nothing(), rows)
-                new_events = int(conn.execute(
-                    sa.select(sa.func.count()).where(e.c.id.in_([x.id for x in changes.events]), e.c.stored_at == now)
-                ).scalar_one())
-            g = schema.gateways.c
-            p = sa.bindparam
-            # A status older than the one kept (two workers, out of order) does not overwrite it.
-            newer = sa.and_(g.id == p("b_id"), sa.or_(g.status_at.is_(None), g.status_at <= p("b_at")))
-            offline = [{"b_id": x.gateway, "b_at": x.at} for x in changes.states if x.state == "offline"]
-            if offline:
-                conn.execute(sa.update(schema.gateways).where(newer).values(state="offline", status_at=p("b_at")),
-                             offline)
-            online = [
-                {"b_id": x.gateway, "b_at": x.at, "b_version": x.software_version, "b_depth": x.outbox_depth,
-                 "b_used": x.outbox_used_percent, "b_quarantined": x.quarantined, "b_oldest": x.outbox_oldest_at,
-                 "b_faults": json.dumps(list(x.faults)), "b_devices": x.devices}
-                for x in changes.states if x.state != "offline"
-            ]
-            if online:
-                conn.execute(
-                    sa.update(schema.gateways).where(newer).values(
-                        state="online", status_at=p("b_at"), software_version=p("b_version"),
-                        outbox_depth=p("b_depth"), outbox_used_percent=p("b_used"), quarantined=p("b_quarantined"),
-                        outbox_oldest_at=p("b_oldest"),
-                        faults=p("b_faults"), devices=p("b_devices"),
-                    ),
-                    online,
-                )
-            if changes.seen:
-                conn.execute(
-                    sa.update(schema.gateways)
-                    .where(g.id == p("b_id"), sa.or_(g.last_seen.is_(None), g.last_seen < p("b_seen")))
-                    .values(last_seen=p("b_seen")),
-                    [{"b_id": k, "b_seen": v} for k, v in sorted(changes.seen.items())],
-                )
-            if changes.plans:
-                conn.execute(
-                    sa.update(schema.gateways)
-                    .where(g.id == p("b_id"), sa.or_(g.plan.is_(None), g.plan != p("b_plan"),
-                                                     g.plan_version != p("b_version")))
-                    .values(plan=p("b_plan"), plan_version=p("b_version")),
-                    [{"b_id": k, "b_plan": v[0], "b_version": v[1]} for k, v in sorted(changes.plans.items())],
-                )
+            fresh, new_observations = self._store_readings(conn, changes.readings, now)
+            self._store_devices(conn, changes.devices, now)
+            fresh_events = self._store_events(conn, changes.events, now)
+            _store_states(conn, changes.states)
+            _store_seen_and_plans(conn, changes.seen, changes.plans)
             if changes.rejections:
                 conn.execute(
                     sa.insert(schema.rejections),
                     [{"topic": x.topic[:300], "reason": x.reason[:500], "size": x.size, "at": now}
                      for x in changes.rejections],
                 )
-        return Committed(new_readings, len(changes.readings) - new_readings, new_observations, new_events)
+            causes = reading_causes(x for x in changes.readings if x.id in fresh)
+            causes += _refusal_causes(conn, changes.rejections, now)
+            causes += _kit_causes(conn, [x for x in changes.events if x.id in fresh_events], changes.states)
+            new_alerts = raise_alerts(conn, self._insert, causes, now)
+        new_readings = len(fresh)
+        return Committed(new_readings, len(changes.readings) - new_readings, new_observations, len(fresh_events),
+                         new_alerts)
+
+    def _store_readings(self, conn: sa.Connection, readings: list[NewReading], now: datetime) -> tuple[set[str], int]:
+        """Insert readings and their Observations; returns (ids new in this transaction, new Observations)."""
+        if not readings:
+            return set(), 0
+        # Plain executemany with ON CONFLICT DO NOTHING, counted by rowcount: no RETURNING, so
+        # psycopg sends one short prepared statement in a pipeline instead of parsing a
+        # multi-row VALUES string per batch (measured: half the commit time).
+        r = schema.readings
+        rows = [
+            {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "patient": x.patient, "type": x.type,
+             "effective": x.effective, "zone": x.zone, "body": x.body, "stored_at": now}
+            for x in readings
+        ]
+        conn.execute(self._insert(r).on_conflict_do_nothing(), rows)
+        # What this transaction inserted carries its `stored_at`; what was there before does not.
+        ids = [x.id for x in readings]
+        fresh = set(conn.execute(sa.select(r.c.id).where(r.c.id.in_(ids), r.c.stored_at == now)).scalars())
+        obs = [
+            {"id": o.id, "identifier": o.identifier, "reading_id": x.id, "tenant": x.tenant,
+             "patient": x.patient, "code": o.code, "effective": o.effective, "resource": o.resource}
+            for x in readings for o in x.observations
+        ]
+        if not obs:
+            return fresh, 0
+        # No conflict target: a clash on the id (a reading sent again) or on the deduplication
+        # identifier (the same measurement under another reading id) is skipped.
+        conn.execute(self._insert(schema.observations).on_conflict_do_nothing(), obs)
+        # A fresh reading's Observation is new unless the same measurement was stored before
+        # (its deduplication identifier clashed); Observation ids derive from reading ids.
+        o = schema.observations.c
+        candidates = [row["id"] for row in obs if row["reading_id"] in fresh]
+        new_observations = int(conn.execute(
+            sa.select(sa.func.count()).where(o.id.in_(candidates))
+        ).scalar_one()) if candidates else 0
+        return fresh, new_observations
+
+    def _store_devices(self, conn: sa.Connection, devices: dict[tuple[str, str], NewDevice], now: datetime) -> None:
+        if not devices:
+            return
+        d = schema.devices
+        ins = self._insert(d)
+        # One statement for all of them; a device whose resource did not change is not rewritten.
+        conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=[d.c.id],
+                set_={"resource": ins.excluded.resource, "updated_at": ins.excluded.updated_at},
+                where=d.c.resource != ins.excluded.resource,
+            ),
+            [{"id": x.id, "tenant": tenant, "resource": x.resource, "updated_at": now}
+             for (tenant, _), x in sorted(devices.items())],
+        )
+
+    def _store_events(self, conn: sa.Connection, events: list[NewEvent], now: datetime) -> set[str]:
+        """Insert events; returns the ids new in this transaction."""
+        if not events:
+            return set()
+        e = schema.events
+        rows = [
+            {"id": x.id, "tenant": x.tenant, "gateway": x.gateway, "kind": x.kind, "at": x.at,
+             "detail": x.detail, "stored_at": now}
+            for x in events
+        ]
+        conn.execute(self._insert(e).on_conflict_do_nothing(), rows)
+        return set(conn.execute(
+            sa.select(e.c.id).where(e.c.id.in_([x.id for x in events]), e.c.stored_at == now)
+        ).scalars())
 
     # -- reading back -------------------------------------------------------------------------------
 
@@ -426,6 +435,91 @@ class Database:
             query = query.where(d.tenant == tenant)
         with self.engine.connect() as conn:
             yield from conn.execute(query).scalars().all()
+
+
+def _store_states(conn: sa.Connection, states: list[GatewayState]) -> None:
+    g = schema.gateways.c
+    p = sa.bindparam
+    # A status older than the one kept (two workers, out of order) does not overwrite it.
+    newer = sa.and_(g.id == p("b_id"), sa.or_(g.status_at.is_(None), g.status_at <= p("b_at")))
+    offline = [{"b_id": x.gateway, "b_at": x.at} for x in states if x.state == "offline"]
+    if offline:
+        conn.execute(sa.update(schema.gateways).where(newer).values(state="offline", status_at=p("b_at")), offline)
+    online = [
+        {"b_id": x.gateway, "b_at": x.at, "b_version": x.software_version, "b_depth": x.outbox_depth,
+         "b_used": x.outbox_used_percent, "b_quarantined": x.quarantined, "b_oldest": x.outbox_oldest_at,
+         "b_faults": json.dumps(list(x.faults)), "b_devices": x.devices}
+        for x in states if x.state != "offline"
+    ]
+    if online:
+        conn.execute(
+            sa.update(schema.gateways).where(newer).values(
+                state="online", status_at=p("b_at"), software_version=p("b_version"),
+                outbox_depth=p("b_depth"), outbox_used_percent=p("b_used"), quarantined=p("b_quarantined"),
+                outbox_oldest_at=p("b_oldest"),
+                faults=p("b_faults"), devices=p("b_devices"),
+            ),
+            online,
+        )
+
+
+def _store_seen_and_plans(conn: sa.Connection, seen: dict[str, datetime], plans: dict[str, tuple[str, int]]) -> None:
+    g = schema.gateways.c
+    p = sa.bindparam
+    if seen:
+        conn.execute(
+            sa.update(schema.gateways)
+            .where(g.id == p("b_id"), sa.or_(g.last_seen.is_(None), g.last_seen < p("b_seen")))
+            .values(last_seen=p("b_seen")),
+            [{"b_id": k, "b_seen": v} for k, v in sorted(seen.items())],
+        )
+    if plans:
+        conn.execute(
+            sa.update(schema.gateways)
+            .where(g.id == p("b_id"), sa.or_(g.plan.is_(None), g.plan != p("b_plan"),
+                                             g.plan_version != p("b_version")))
+            .values(plan=p("b_plan"), plan_version=p("b_version")),
+            [{"b_id": k, "b_plan": v[0], "b_version": v[1]} for k, v in sorted(plans.items())],
+        )
+
+
+def _kit_causes(conn: sa.Connection, events: list[NewEvent], states: list[GatewayState]) -> list[AlertCause]:
+    """Alerts from new events and from status reports, for the registered kits they come from."""
+    ids = sorted({x.gateway for x in events} | {x.gateway for x in states if x.state != "offline"})
+    if not ids:
+        return []
+    g = schema.gateways.c
+    known = {row.id: (row.tenant, row.patient)
+             for row in conn.execute(sa.select(g.id, g.tenant, g.patient).where(g.id.in_(ids)))}
+    patients = {k: v[1] for k, v in known.items()}
+    return event_causes(events, patients) + status_causes(states, known)
+
+
+def _refusal_causes(conn: sa.Connection, rejections: list[NewRejection], now: datetime) -> list[AlertCause]:
+    """A refused message on a kit's topic is an alert for the coordinator (an unknown or moved kit, a reading
+    for a patient the registry does not know): its readings wait on the kit, never dropped."""
+    claimed: dict[tuple[str, str], str] = {}
+    for x in rejections:
+        try:
+            tenant, gateway, _ = parse_up_topic(x.topic)
+        except ValueError:
+            continue  # no tenant to tell: the rejection row is all there is
+        claimed[(tenant, gateway)] = x.reason
+    if not claimed:
+        return []
+    g = schema.gateways.c
+    known = {row.id: row for row in conn.execute(
+        sa.select(g.id, g.tenant, g.patient).where(g.id.in_(sorted({k[1] for k in claimed})))
+    )}
+    causes = []
+    for (tenant, gateway), reason in sorted(claimed.items()):
+        row = known.get(gateway)
+        # A registered kit's alert goes to its own tenant (even when it spoke on another tenant's topic);
+        # an unknown kit's to the tenant its topic names, the only one there is.
+        owner, patient = (row.tenant, row.patient) if row is not None else (tenant, "")
+        causes.append(AlertCause(tenant=owner, patient=patient, gateway=gateway, kind="refused",
+                                 subject="kit", severity="info", at=now, detail=reason))
+    return causes
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

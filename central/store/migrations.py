@@ -20,14 +20,19 @@ Step = Callable[[sa.Connection], None]
 
 
 def _baseline(conn: sa.Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_version]
-    schema.metadata.create_all(conn, tables=tables)
+    schema.metadata.create_all(conn, tables=list(schema.BASELINE))
+
+
+def _worklist(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=list(schema.WORKLIST))
 
 
 STEPS: list[tuple[int, str, Step]] = [
     (1, "registry, readings, observations, devices, events, rejections", _baseline),
+    (2, "worklist: alerts, their readings, events and notes; users; audit trail", _worklist),
 ]
 LATEST = STEPS[-1][0]
+"""The schema version this dho-central writes (`SCHEMA_VERSION` of `central.store`)."""
 
 
 def _lock(conn: sa.Connection) -> None:

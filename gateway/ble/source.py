@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +26,11 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
-from drivers import Backoff, Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
+from drivers import Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
 from gateway.errors import GatewayError
 from gateway.settings import DeviceSection
-from protocol import DeviceStatus
+from protocol import Backoff, DeviceStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ class BleBackends:
 
 
 class BleDeviceSource:
+    """The production device source (gateway.service's `DeviceSource` interface): it reports its devices,
+    counts the unprovisioned addresses it hears, and scans all the time (no scan on request)."""
+
+    reports_devices = True
+    scans_on_request = False
+
     def __init__(self, devices: list[DeviceSection], *, backends: BleBackends | None = None,
                  timezone: str = "Europe/Oslo", connect_timeout_s: float = 20.0, idle_s: float = 5.0,
                  retry_base_s: float = 5.0, retry_max_s: float = 600.0, racp_timeout_s: float = 30.0,
@@ -152,14 +158,14 @@ class BleDeviceSource:
                 # The gateway could not commit them (outbox unavailable): the device keeps them. Come back
                 # for them after growing pauses, not at every advertisement.
                 state.failures += 1
-                state.not_before = time.monotonic() + self.retry.pause(state.failures)
+                state.not_before = time.monotonic() + self.retry.delay(state.failures)
             else:
                 state.failures = 0
         except (SessionError, TimeoutError) as exc:
             if self.bonds.failed(address, str(exc)):
                 await self._forget_bond(address)
             state.failures += 1
-            pause = self.retry.pause(state.failures)
+            pause = self.retry.delay(state.failures)
             state.not_before = time.monotonic() + pause
             log.warning("device %s: %s; next try in %.0f s at the earliest", address, exc, pause)
         except Exception:
@@ -176,6 +182,17 @@ class BleDeviceSource:
                          needs_pairing=address in self.bonds.needs_pairing)
             for address, state in self.devices.items()
         ]
+
+    async def scan(self) -> None:
+        """Not supported: the source scans all the time and starts a session when a device advertises."""
+
+    def unprovisioned_heard(self) -> Mapping[str, int]:
+        """Addresses heard advertising that are not provisioned, and how often (ignored otherwise)."""
+        return self.unprovisioned
+
+    def listed_devices(self) -> list[tuple[str, str]]:
+        """None: a radio names only what it hears (`unprovisioned_heard`, `device_status`)."""
+        return []
 
     async def _forget_bond(self, address: str) -> None:
         log.warning("device %s: authentication failed with its old bond; bond removed: put the device in "

@@ -17,6 +17,7 @@ class DemoError(GatewayError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that was free a moment ago (the OS's choice); another process may take it."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

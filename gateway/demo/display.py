@@ -24,6 +24,7 @@ def describe_values(m: Measurement) -> str:
 
 
 def reading_line(m: Measurement, assessment: Assessment) -> str:
+    """One fixed-width line: the kind, the values with their units and flags, and the zone in capitals."""
     flags = f" [{', '.join(sorted(f.value.replace('_', ' ') for f in m.flags))}]" if m.flags else ""
     return f"{m.kind.value.replace('_', ' '):<15} {describe_values(m) + flags:<48} {assessment.zone.upper():<6}"
 

@@ -61,6 +61,10 @@ class Simulation(Protocol):
 
 
 def load_simulation() -> Simulation:
+    """The bumble simulation, found by entry point (the gateway never imports `hardware_sims`).
+
+    Raises `ConfigError` when the `sim` extra is not installed or cannot load.
+    """
     found = entry_points(group="dho_gateway.simulation", name="bumble")
     if not found:
         raise ConfigError("simulate: the simulators are not installed: pip install 'dho-gateway[sim]'")
@@ -89,6 +93,12 @@ class ScenarioResult:
 async def run_scenario(scenario: SimScenario, simulation: Simulation, data_dir: Path, *,
                        language: Language = "en", out: Callable[[str], None] = print,
                        timeout_s: float = 30.0) -> ScenarioResult:
+    """Play `scenario` on simulated devices through the real BLE source, pipeline and sealed outbox in `data_dir`.
+
+    Each reading is written to `out` with its zone and advice as the pipeline takes it. Returns what was
+    shown, and a mismatch for each reading whose zone is not the one the scenario expects, or for the
+    readings that did not arrive within `timeout_s` seconds. Mismatches are returned, not raised.
+    """
     await simulation.play(scenario)
     provisioned = [DeviceSection(address=d.address, kind=MeasurementKind(d.kind), serial=d.serial)
                    for d in simulation.devices.values()]

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.ble import BleBackends
 from gateway.kit.radio import DeviceFacts, read_device_facts, scan
-from gateway.plans import load_profile
+from gateway.plans import check_provisioned_trust, load_profile
 from gateway.settings import ConfigError, Settings
 from gateway.storage import KeyFileError, SealedOutbox, SystemdCredential, key_source_for
 from protocol import make_client
@@ -173,11 +173,12 @@ def check_plan(settings: Settings) -> Check:
         profile = load_profile(settings.zoning.profile)
     except (ConfigError, OSError, ValueError) as exc:
         return Check("plan", False, str(exc))
-    trust = getattr(settings, "plans", None)
-    store = getattr(trust, "trust_store", None)
-    if store is not None and not Path(store).exists():
-        return Check("plan", False, f"trust store {store} is missing: signed plans could not be verified")
-    return Check("plan", True, f"profile {profile.id}" + (f", trust store {store}" if store else ""))
+    try:  # what `run` refuses to start on (a trust store without its root key, a foreign or altered store)
+        store = check_provisioned_trust(settings.plans, settings.gateway.tenant)
+    except ConfigError as exc:
+        return Check("plan", False, f"{exc}: the service will not start")
+    return Check("plan", True, f"profile {profile.id}" + (
+        f", trust store v{store.version} ({settings.plans.trust_store})" if store else ""))
 
 
 def check_web(settings: Settings, timeout_s: float = 5.0) -> Check | None:

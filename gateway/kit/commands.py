@@ -29,6 +29,7 @@ def _assignment(value: str) -> tuple[str, int]:
 
 
 def add_commands(subparsers: Any) -> None:
+    """Add `kit` and its steps (provision, install-cert, pair, check, reissue) to the command line's sub-parsers."""
     kit = subparsers.add_parser(
         "kit", help="a kit's life: provision, pair, check, reissue (docs/kit.md)",
         description="Prepare a kit for a patient, check it before hand-over, and make a returned kit ready for "
@@ -53,6 +54,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--with-key", default="auto", choices=["auto", "host", "tpm2", "host+tpm2"],
                    help="what encrypts the credential (systemd-creds --with-key)")
     p.add_argument("--force", action="store_true", help="provision an already provisioned kit again")
+    p.add_argument("--technician-password", action="store_true",
+                   help="ask for the technician page's password (twice, not echoed) and write its hash")
 
     c = commands.add_parser("install-cert", help="install the client certificate the tenant's CA signed")
     c.add_argument("--config", type=Path, required=True)
@@ -86,12 +89,17 @@ def add_commands(subparsers: Any) -> None:
 def _provision(args: argparse.Namespace) -> int:
     from gateway.kit.provision import Provisioning, provision
 
+    password_hash = None
+    if args.technician_password:  # asked before anything is written: a refused password changes nothing
+        from gateway.web import ask_new_password, hash_password
+
+        password_hash = hash_password(ask_new_password())
     done = provision(Provisioning(
         config=args.config, gateway_id=args.gateway_id, tenant=args.tenant, broker_host=args.broker[0],
         broker_port=args.broker[1], broker_ca=args.broker_ca, profile=args.profile, patient=args.patient,
         trust_store=args.trust_store, root_key=args.root_key, data_dir=args.data_dir, key_source=args.key_source,
         credential_store=args.credential_store, credential_key=args.with_key, language=args.language,
-        force=args.force))
+        force=args.force, technician_password_hash=password_hash))
     for what in done.created:
         print(f"made {what}")
     if done.backup:
@@ -157,6 +165,10 @@ def _reissue(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the `kit` step named in `args`; returns the exit code.
+
+    A number that does not parse, or a malformed file, is raised as `ConfigError` (one line).
+    """
     handlers = {"provision": _provision, "install-cert": _install_cert, "pair": _pair, "check": _check,
                 "reissue": _reissue}
     try:

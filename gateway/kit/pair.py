@@ -94,10 +94,41 @@ def refusals(chosen: list[str], nearby: Mapping[str, Nearby], min_rssi: int) -> 
 async def pair_devices(config: Path, request: PairRequest, *, backends: BleBackends | None = None,
                        platform: Platform | None = None, ask: Ask | None = None,
                        out: Callable[[str], None] = print) -> list[Paired]:
+    """Scan, pair the chosen health devices and add them to the configuration file `config`.
+
+    Raises `PairError` (one line for the technician) when a chosen device is refused or pairing fails;
+    then the configuration is unchanged and no bond made here is left behind. Devices this kit already
+    has are kept as they are. Returns the devices added, in the order chosen.
+    """
     settings = load_settings(config)
     data = config_file.read(config)
-    tz = settings.gateway.timezone
     known = {d.address for d in settings.devices}
+    nearby, chosen = await _scan_and_choose(known, request, backends, ask, out)
+    passkeys = _passkeys(chosen, nearby, request, ask)
+    if platform is not None:
+        try:
+            await platform({**{d.address: d.passkey for d in settings.devices}, **passkeys})
+        except Exception as exc:  # the pairing agent could not be registered with BlueZ
+            raise PairError(f"cannot register the pairing agent with BlueZ: {exc}; nothing paired") from None
+    paired: list[Paired] = []
+    try:
+        for address in chosen:
+            await _pair_one(nearby[address], passkeys[address], request, paired, backends=backends, ask=ask,
+                            tz=settings.gateway.timezone, out=out)
+    except BaseException:
+        for p in paired:  # nothing half-done: no bond stays with a device that was not added
+            await forget_bond(p.nearby.address, backends)
+        raise
+    _add_to_config(config, data, paired, out)
+    return paired
+
+
+async def _scan_and_choose(known: set[str], request: PairRequest, backends: BleBackends | None, ask: Ask | None,
+                           out: Callable[[str], None]) -> tuple[dict[str, Nearby], list[str]]:
+    """Scan, show the health devices heard, and return them by address with the new ones chosen.
+
+    Raises `PairError` when the scan fails or a chosen device is refused (`refusals`).
+    """
     try:
         found = await scan(backends, request.scan_s)
     except Exception as exc:  # no adapter, BlueZ not running, no system bus: one line, nothing changed
@@ -105,7 +136,7 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
     for line in health_table(found):
         out(line)
     nearby = {n.address: n for n in found}
-    chosen = []
+    chosen: list[str] = []
     for address in _choose(found, request, ask):
         if address in known:
             out(f"{address}: already paired with this kit; kept as it is")
@@ -114,7 +145,12 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
     problems = refusals(chosen, nearby, request.min_rssi)
     if problems:
         raise PairError("; ".join(problems) + "; nothing paired")
+    return nearby, chosen
 
+
+def _passkeys(chosen: list[str], nearby: Mapping[str, Nearby], request: PairRequest,
+              ask: Ask | None) -> dict[str, int | None]:
+    """The passkey of each chosen device: given on the command line, typed when asked, or None (none shown)."""
     passkeys: dict[str, int | None] = {}
     for address in chosen:
         n = nearby[address]
@@ -123,47 +159,52 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
             typed = ask(f"passkey for {address} ({n.name}), Enter if it shows none: ").strip()
             key = int(typed) if typed.isdigit() else None
         passkeys[address] = key
-    if platform is not None:
-        try:
-            await platform({**{d.address: d.passkey for d in settings.devices}, **passkeys})
-        except Exception as exc:  # the pairing agent could not be registered with BlueZ
-            raise PairError(f"cannot register the pairing agent with BlueZ: {exc}; nothing paired") from None
+    return passkeys
 
-    paired: list[Paired] = []
+
+async def _pair_one(n: Nearby, passkey: int | None, request: PairRequest, paired: list[Paired], *,
+                    backends: BleBackends | None, ask: Ask | None, tz: str, out: Callable[[str], None]) -> None:
+    """Connect (and pair, with a passkey), read the device's facts and append it to `paired`.
+
+    It is appended before connecting, so that its bond is forgotten too if anything fails. Raises
+    `PairError` when pairing fails, its serial is not on the packing list, or a shared scale's slot is
+    not known. A device that only advertises its values is appended without connecting.
+    """
+    address = n.address
+    assert n.kind is not None
+    if n.advertised_only:
+        paired.append(Paired(n, None, None, None))
+        return
+    out(f"{address}: connecting{' and pairing' if passkey is not None else ''} ...")
+    paired.append(Paired(n, None, None, passkey))  # its bond goes too if anything fails
     try:
-        for address in chosen:
-            n = nearby[address]
-            assert n.kind is not None
-            facts = None
-            if not n.advertised_only:
-                out(f"{address}: connecting{' and pairing' if passkeys[address] is not None else ''} ...")
-                paired.append(Paired(n, None, None, passkeys[address]))  # its bond goes too if anything fails
-                try:
-                    facts = await read_device_facts(address, n.kind, n.profile, backends, tz, set_clock=True,
-                                                    pair=passkeys[address] is not None)
-                except (BleakError, TimeoutError, OSError) as exc:
-                    hint = " (the wrong passkey?)" if passkeys[address] is not None else ""
-                    raise PairError(f"{address}: pairing failed{hint}: {exc}; nothing paired") from None
-                paired[-1].facts = facts
-                if request.serials and facts.serial not in request.serials:
-                    raise PairError(f"{address} has serial {facts.serial!r}, not one of this kit's "
-                                    f"({', '.join(sorted(request.serials))}): a neighbour's? refused")
-            else:
-                paired.append(Paired(n, None, None, None))
-            if facts is not None and facts.multiple_users:
-                user = request.users.get(address)
-                if user is None and ask is not None:
-                    typed = ask(f"{address} is a shared scale: which user slot is the patient's? ").strip()
-                    user = int(typed) if typed.isdigit() else None
-                if user is None:
-                    raise PairError(f"{address} is a shared scale: say which user slot is the patient's "
-                                    f"(--user {address}=N); refused")
-                paired[-1].user = user
-    except BaseException:
-        for p in paired:  # nothing half-done: no bond stays with a device that was not added
-            await forget_bond(p.nearby.address, backends)
-        raise
+        facts = await read_device_facts(address, n.kind, n.profile, backends, tz, set_clock=True,
+                                        pair=passkey is not None)
+    except (BleakError, TimeoutError, OSError) as exc:
+        hint = " (the wrong passkey?)" if passkey is not None else ""
+        raise PairError(f"{address}: pairing failed{hint}: {exc}; nothing paired") from None
+    paired[-1].facts = facts
+    if request.serials and facts.serial not in request.serials:
+        raise PairError(f"{address} has serial {facts.serial!r}, not one of this kit's "
+                        f"({', '.join(sorted(request.serials))}): a neighbour's? refused")
+    if facts.multiple_users:
+        paired[-1].user = _user_slot(address, request, ask)
 
+
+def _user_slot(address: str, request: PairRequest, ask: Ask | None) -> int:
+    """The patient's user slot on a shared scale: given (`--user`) or typed; `PairError` when neither."""
+    user = request.users.get(address)
+    if user is None and ask is not None:
+        typed = ask(f"{address} is a shared scale: which user slot is the patient's? ").strip()
+        user = int(typed) if typed.isdigit() else None
+    if user is None:
+        raise PairError(f"{address} is a shared scale: say which user slot is the patient's "
+                        f"(--user {address}=N); refused")
+    return user
+
+
+def _add_to_config(config: Path, data: dict[str, Any], paired: list[Paired], out: Callable[[str], None]) -> None:
+    """Append the paired devices to the configuration `data`, say what each is, and write `config` (if any)."""
     devices = list(data.get("devices", []))
     for p in paired:
         entry: dict[str, Any] = {"address": p.nearby.address, "kind": p.nearby.kind}
@@ -180,4 +221,3 @@ async def pair_devices(config: Path, request: PairRequest, *, backends: BleBacke
     data["devices"] = devices
     if paired:
         config_file.write(config, data)
-    return paired

@@ -21,9 +21,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
 
 from gateway.kit import config_file
-from gateway.settings import ConfigError, Settings, load_settings
+from gateway.plans import check_provisioned_trust
+from gateway.settings import ConfigError, PlansSection, Settings, load_settings
 from gateway.storage import KeyFileError, load_or_create_key
 
 KeySourceName = Literal["file", "systemd-credential"]
@@ -53,6 +55,7 @@ class Provisioning:
     timezone: str = "Europe/Oslo"
     language: str = "nb"
     force: bool = False
+    technician_password_hash: str | None = None  # scrypt, from `--technician-password`; None keeps what is there
 
 
 @dataclass
@@ -133,6 +136,44 @@ def _copy_in(source: Path, target: Path, what: str) -> None:
         target.write_bytes(data)
 
 
+def _check_ca_certificates(path: Path, what: str) -> None:
+    """The file must hold PEM CA certificates (a broker CA that is a key, a CSR or junk would only fail at the
+    first TLS handshake, after the kit has left the office)."""
+    try:
+        found = x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        raise ProvisionError(f"{path}: the {what} cannot be read: {exc.strerror}") from None
+    except ValueError:
+        raise ProvisionError(f"{path}: the {what} is not a PEM certificate; nothing changed") from None
+    for cert in found:
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise ProvisionError(f"{path}: the {what} holds a certificate that is not a CA's "
+                                 f"({cert.subject.rfc4514_string()}); give the CA that signed the broker's "
+                                 "certificate; nothing changed")
+
+
+def _check_trust(p: Provisioning) -> None:
+    """A trust store is checked against the root key as `run` will check it: a kit that cannot start must
+    not leave the office (issue 19.2: `--trust-store` without `--root-key` made exactly that)."""
+    if p.trust_store is None:
+        return
+    if p.root_key is None:
+        raise ProvisionError("--trust-store needs --root-key, the tenant's root public key that signed it "
+                             "(`dho-central plan keygen` printed it): without it the gateway cannot check the "
+                             "store and will not start; nothing changed")
+    try:
+        plans = PlansSection(trust_store=p.trust_store, root_key=p.root_key)
+        check_provisioned_trust(plans, p.tenant)
+    except ValidationError:
+        raise ProvisionError("--root-key: not an Ed25519 public key (32 bytes, base64); nothing changed") from None
+    except ConfigError as exc:
+        raise ProvisionError(f"{str(exc).removeprefix('plans.trust_store: ')}; nothing changed") from None
+
+
 def _existing(config: Path) -> Settings | None:
     return load_settings(config) if config.exists() else None
 
@@ -149,6 +190,8 @@ def provision(p: Provisioning) -> Provisioned:
         raise ProvisionError(
             f"{p.config}: the kit holds patient {earlier.gateway.patient}'s outbox; a new patient only through "
             "`dho-gateway kit reissue` (it wipes first); nothing changed")
+    _check_ca_certificates(p.broker_ca, "broker CA file")
+    _check_trust(p)
     paths = identity_paths(p.config)
     p.config.parent.mkdir(parents=True, exist_ok=True)
     created: list[str] = []
@@ -184,6 +227,8 @@ def provision(p: Provisioning) -> Provisioned:
         if p.root_key is not None:
             plans["root_key"] = p.root_key
         data["plans"] = plans
+    if p.technician_password_hash is not None:
+        data["web"] = {**data.get("web", {}), "technician_password_hash": p.technician_password_hash}
     data.setdefault("devices", [])
     backup = config_file.write(p.config, data)
     return Provisioned(p.config, patient, paths["csr"], paths["key"], backup, created)

@@ -30,7 +30,7 @@ from gateway.kit import config_file
 from gateway.kit.provision import create_kek, new_pseudonym
 from gateway.kit.radio import forget_bond
 from gateway.settings import ConfigError, load_settings
-from gateway.storage import crypto_erase, key_source_for, overwrite_and_remove
+from gateway.storage import LOCK_NAME, crypto_erase, data_dir_lock, key_source_for, overwrite_and_remove
 
 STEPS = ("wipe", "bonds", "identity", "kek")
 
@@ -93,6 +93,8 @@ def _wipe(config: Path) -> list[Path]:
     if g.data_dir.exists():
         # Whatever else the gateway kept for this patient (plans, queues, logs of its own): overwritten, removed.
         for path in sorted(g.data_dir.rglob("*"), reverse=True):
+            if path == g.data_dir / LOCK_NAME:
+                continue  # held by this reissue; it holds a process id, nothing of the patient's
             if path.is_file() or path.is_symlink():
                 overwrite_and_remove(path) if path.is_file() else path.unlink()
                 destroyed.append(path)
@@ -134,47 +136,49 @@ def _begin(config: Path, patient: str | None, running: Callable[[], bool]) -> Jo
 async def reissue(config: Path, *, patient: str | None = None, backends: BleBackends | None = None,
                   with_key: str = "auto", unpair: Callable[[str, BleBackends | None], Awaitable[None]] = forget_bond,
                   running: Callable[[], bool] = service_running, out: Callable[[str], None] = print) -> Reissued:
-    path = journal_path(config)
-    journal = Journal.load(path)
-    resumed = journal is not None
-    if journal is None:
-        journal = _begin(config, patient, running)
-    else:
-        out(f"resuming the reissue begun {journal.started} (done: {', '.join(journal.done) or 'nothing'})")
-    destroyed: list[Path] = []
-    removed: list[str] = []
-    for step in STEPS:
-        if step in journal.done:
-            continue
-        if step == "wipe":
-            destroyed = _wipe(config)
-            out(f"wipe: {len(destroyed)} file(s) destroyed; no key able to open the old readings remains")
-        elif step == "bonds":
-            for address in journal.old_devices:
-                await unpair(address, backends)
-                removed.append(address)
-            data = config_file.read(config)
-            data["devices"] = []
-            config_file.write(config, data)
-            for backup in config.parent.glob(config.name + ".bak-*"):
-                overwrite_and_remove(backup)
-            out(f"bonds: removed for {len(removed)} device(s); pair the devices again for the new patient")
-        elif step == "identity":
-            data = config_file.read(config)
-            data["gateway"] = {**data["gateway"], "patient": journal.new_patient}
-            data["zoning"] = {**data.get("zoning", {}), "enrolled": date.today()}
-            config_file.write(config, data)
-            for backup in config.parent.glob(config.name + ".bak-*"):
-                overwrite_and_remove(backup)
-            out(f"identity: new patient pseudonym {journal.new_patient}")
-        elif step == "kek":
-            g = load_settings(config).gateway
-            if not g.outbox_path.exists():
-                # A KEK left from an interrupted run of this step is fine to replace: nothing is sealed with it.
-                key_source_for(g).destroy()
-            create_kek(g.key_source, g.key_path, g.key_credential, g.key_credential_store, with_key)
-            out("KEK: a new outbox key")
-        journal.done.append(step)
-        journal.save()
-    path.unlink()
-    return Reissued(journal.old_patient, journal.new_patient, resumed, destroyed, removed)
+    # The running gateway holds the data directory; a reissue beside it would delete files it keeps writing.
+    with data_dir_lock(load_settings(config).gateway.data_dir, "a reissue"):
+        path = journal_path(config)
+        journal = Journal.load(path)
+        resumed = journal is not None
+        if journal is None:
+            journal = _begin(config, patient, running)
+        else:
+            out(f"resuming the reissue begun {journal.started} (done: {', '.join(journal.done) or 'nothing'})")
+        destroyed: list[Path] = []
+        removed: list[str] = []
+        for step in STEPS:
+            if step in journal.done:
+                continue
+            if step == "wipe":
+                destroyed = _wipe(config)
+                out(f"wipe: {len(destroyed)} file(s) destroyed; no key able to open the old readings remains")
+            elif step == "bonds":
+                for address in journal.old_devices:
+                    await unpair(address, backends)
+                    removed.append(address)
+                data = config_file.read(config)
+                data["devices"] = []
+                config_file.write(config, data)
+                for backup in config.parent.glob(config.name + ".bak-*"):
+                    overwrite_and_remove(backup)
+                out(f"bonds: removed for {len(removed)} device(s); pair the devices again for the new patient")
+            elif step == "identity":
+                data = config_file.read(config)
+                data["gateway"] = {**data["gateway"], "patient": journal.new_patient}
+                data["zoning"] = {**data.get("zoning", {}), "enrolled": date.today()}
+                config_file.write(config, data)
+                for backup in config.parent.glob(config.name + ".bak-*"):
+                    overwrite_and_remove(backup)
+                out(f"identity: new patient pseudonym {journal.new_patient}")
+            elif step == "kek":
+                g = load_settings(config).gateway
+                if not g.outbox_path.exists():
+                    # A KEK left from an interrupted run of this step is fine to replace: nothing is sealed with it.
+                    key_source_for(g).destroy()
+                create_kek(g.key_source, g.key_path, g.key_credential, g.key_credential_store, with_key)
+                out("KEK: a new outbox key")
+            journal.done.append(step)
+            journal.save()
+        path.unlink()
+        return Reissued(journal.old_patient, journal.new_patient, resumed, destroyed, removed)

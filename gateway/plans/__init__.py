@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from gateway.plans.keeper import PLAN_DOCUMENT, TRUST_STORE_DOCUMENT, PlanKeeper
+from gateway.plans.keeper import PLAN_DOCUMENT, TRUST_STORE_DOCUMENT, PlanKeeper, check_provisioned_trust
 from gateway.plans.proposal import ProposalWatch, baseline_document
 from gateway.plans.standard import PINNED, load_advice, load_profile, read_shipped_profile, shipped_profiles
 from gateway.plans.verify import Accepted, Binding, InForce, PlanRejected, check_plan, verify_config
@@ -20,6 +20,7 @@ __all__ = [
     "ProposalWatch",
     "baseline_document",
     "check_plan",
+    "check_provisioned_trust",
     "load_advice",
     "load_profile",
     "read_shipped_profile",

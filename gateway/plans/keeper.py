@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,9 +30,30 @@ from zoning import AdviceBook, Plan, PlanDocument, Profile, plan_from_document
 
 log = logging.getLogger(__name__)
 
+# The names under which the sealed outbox keeps the plan in force and the trust store (keep_document).
 PLAN_DOCUMENT = "plan"
 TRUST_STORE_DOCUMENT = "trust-store"
 _REJECTIONS_REMEMBERED = 64
+JUNK_INTERVAL_S = 300.0
+
+
+class OncePerInterval:
+    """Counts occurrences; `seen()` returns how many to report when one is due (the first at once, then at
+    most one report per `interval_s`, carrying the ones counted since), else None."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s, self._clock = interval_s, clock
+        self._said_at: float | None = None
+        self._counted = 0
+
+    def seen(self) -> int | None:
+        """One more occurrence; the count to report now, or None while the interval runs."""
+        self._counted += 1
+        now = self._clock()
+        if self._said_at is not None and now - self._said_at < self.interval_s:
+            return None
+        self._said_at, count, self._counted = now, self._counted, 0
+        return count
 
 EventSink = Callable[[EventKind, dict[str, str | int | float] | None], None]
 PlanListener = Callable[[Plan], None]
@@ -62,6 +84,16 @@ def _provisioned_trust_store(path: Path, root: Ed25519PublicKey | None, tenant: 
     return store
 
 
+def check_provisioned_trust(plans: PlansSection, tenant: str) -> TrustStore | None:
+    """The provisioned trust store (`[plans] trust_store`), checked exactly as `run` checks it at start:
+    readable, signed by `[plans] root_key`, for this tenant. None when none is configured. Raises
+    ConfigError with the line `run` would stop on, so `kit provision`, `kit check` and `status` say it
+    before the kit leaves the office."""
+    if plans.trust_store is None:
+        return None
+    return _provisioned_trust_store(plans.trust_store, root_key(plans), tenant)
+
+
 def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument]:
     """A kept plan rebuilt from its own record: the envelope and the profile it was judged on, so a
     package update that changes a standard profile does not change the plan in force."""
@@ -73,6 +105,14 @@ def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument
 
 
 class PlanKeeper:
+    """The plan and trust store in force: loaded from the sealed outbox, replaced by a verified down/config.
+
+    Starts with the plan kept in `outbox` or, if none, `standard`. Raises `ConfigError` at construction
+    when the kept plan cannot be used or is for another patient or gateway than `binding`. After that,
+    `receive` never raises: each refusal is a `plan_rejected` event (`events`), each applied plan goes
+    to every one of `listeners`.
+    """
+
     def __init__(
         self,
         *,
@@ -91,6 +131,7 @@ class PlanKeeper:
         self.events: EventSink = lambda _kind, _detail: None
         self.listeners: list[PlanListener] = []
         self._rejected: deque[str] = deque(maxlen=_REJECTIONS_REMEMBERED)
+        self._junk_said = OncePerInterval(JUNK_INTERVAL_S)
         self.trust_store = self._load_trust_store(plans)
         self.plan = standard
         self.document: PlanDocument | None = None
@@ -147,7 +188,10 @@ class PlanKeeper:
             )
             await asyncio.to_thread(self._keep, accepted)
         except PlanRejected as exc:
-            self._reject(seen, exc.reason, exc.version)
+            if exc.junk:
+                self._junk(seen, exc.reason)
+            else:
+                self._reject(seen, exc.reason, exc.version)
             return
         except OutboxUnavailable as exc:
             self._reject(seen, f"the plan could not be stored, so it is not applied: {exc}", None)
@@ -185,6 +229,19 @@ class PlanKeeper:
         log.warning("plan v%d applied (%s), signed by %s", plan.version, plan.plan_hash, signers(signed))
         self.events("plan_applied", {"version": plan.version, "hash": plan.plan_hash, "rules_hash": plan.rules_hash,
                                      "prescriber_key": signed[0].id, "verifier_key": signed[1].id})
+
+    def _junk(self, seen: str, reason: str) -> None:
+        """Bytes on down/config that are no config message at all: a flood of them must not become a flood
+        of log lines and durable events (issue 19.10). Said once per interval, with how many came."""
+        self._rejected.append(seen)
+        count = self._junk_said.seen()
+        if count is None:
+            return
+        log.warning("down/config: %d message(s) that are not config messages (the last: %s); ignored",
+                    count, reason)
+        in_force = f"plan v{self.plan.version}" if self.plan.plan_hash else f"standard profile {self.plan.id}"
+        self.events("plan_rejected", {"reason": f"not a config message: {reason}", "in_force": in_force,
+                                      "junk_count": count})
 
     def _reject(self, seen: str, reason: str, version: int | None) -> None:
         self._rejected.append(seen)

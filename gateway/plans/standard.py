@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from gateway.settings import ConfigError, describe_validation_error
 from zoning import AdviceBook, Profile
 
+# The content hash (sha256 of the canonical rules) of every shipped profile, by name, as this release
+# ships it: `load_profile` refuses a profile file that does not match.
 PINNED: dict[str, str] = {
     "standard-blood-pressure": "sha256:d909c71d0bcd7cf329211dbfd7e8cbcce85764be28a0cdb26e0e5371496df891",
     "standard-copd": "sha256:115e1b7d26e50c4931c865cb0d45a3a5029b73eaac23e8e7215d8f11ebce2df8",
@@ -28,6 +30,7 @@ PINNED: dict[str, str] = {
 
 
 def shipped_profiles() -> list[str]:
+    """The names of the profiles shipped in zoning/profiles, sorted."""
     folder = resources.files("zoning") / "profiles"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 

@@ -33,10 +33,17 @@ ISSUED_AHEAD = timedelta(days=1)
 
 
 class PlanRejected(Exception):
-    def __init__(self, reason: str, version: int | None = None) -> None:
+    """A down/config message refused: `reason` is one line for logs and events (no pseudonyms in it).
+
+    `version` is the refused plan's version when it got that far. Deliberately not a `GatewayError`:
+    it never leaves the plan keeper, which turns it into a `plan_rejected` event.
+    """
+
+    def __init__(self, reason: str, version: int | None = None, *, junk: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.version = version
+        self.junk = junk  # not a config message at all (not JSON, not the format): said once per interval
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class Binding:
 
 @dataclass(frozen=True)
 class InForce:
+    """What is in force on the box, which a new message must not go back from: trust store, plan version, hash."""
+
     trust_store: TrustStore | None
     plan_version: int | None
     plan_hash: str | None
@@ -57,6 +66,8 @@ class InForce:
 
 @dataclass(frozen=True)
 class Accepted:
+    """A down/config message that passed every check: what to keep (sealed) first and apply after."""
+
     trust_store: TrustStore | None  # a newer trust store to keep and use, or None
     trust_store_envelope: Envelope | None
     plan: Plan | None  # a new plan to keep and apply, or None (only a trust store, or the plan in force again)
@@ -92,6 +103,13 @@ def _newer_trust_store(envelope: Envelope, root: Ed25519PublicKey | None, bindin
 def check_plan(envelope: Envelope, *, store: TrustStore, binding: Binding, in_force_version: int | None,
                now: datetime, templates: AdviceBook, profiles: ProfileSource) -> tuple[Plan, PlanDocument,
                                                                                         tuple[TrustedKey, TrustedKey]]:
+    """Check a signed plan against the trust store and this box; return the plan, its document and signers.
+
+    Two different people of `store` signed it (prescriber, verifier), it names this box's tenant,
+    gateway and patient (`binding`), has not expired at `now`, is not issued more than a day ahead,
+    is newer than `in_force_version`, and names a profile `profiles` knows. Raises `PlanRejected`
+    (with the version once known) on the first check that fails.
+    """
     try:
         signers = check_two_people(envelope, store, now)
         document = validate(PlanDocument, envelope.payload, "plan")
@@ -129,15 +147,18 @@ def verify_config(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None
     """Everything a down/config message must pass before anything in it is kept or applied. Raises
     PlanRejected and nothing else for any input."""
     try:
-        return _verify(raw, binding=binding, root=root, in_force=in_force, now=now, templates=templates,
+        message = ConfigMessage.parse(raw)
+    except SignedError as exc:
+        raise PlanRejected(str(exc), junk=True) from None
+    try:
+        return _verify(message, binding=binding, root=root, in_force=in_force, now=now, templates=templates,
                        profiles=profiles)
     except SignedError as exc:  # e.g. a number JSON allows but the canonical form cannot carry
         raise PlanRejected(str(exc)) from None
 
 
-def _verify(raw: bytes, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
+def _verify(message: ConfigMessage, *, binding: Binding, root: Ed25519PublicKey | None, in_force: InForce,
             now: datetime, templates: AdviceBook, profiles: ProfileSource) -> Accepted:
-    message = ConfigMessage.parse(raw)
     new_store = None
     if message.trust_store is not None:
         new_store = _newer_trust_store(message.trust_store, root, binding, in_force.trust_store)

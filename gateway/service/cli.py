@@ -16,9 +16,10 @@ from pathlib import Path
 from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
-from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox
+from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox, data_dir_lock
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _broker(value: str) -> tuple[str, int]:
@@ -163,7 +164,8 @@ def _run(settings: Settings) -> int:
             await gateway.run()
 
     try:
-        asyncio.run(serve())
+        with data_dir_lock(settings.gateway.data_dir, "starting another `run`"):
+            asyncio.run(serve())
     except BaseExceptionGroup as group:
         # A storage or key problem found while running (a damaged outbox): the same one line as at start-up.
         found: BaseException | None = group.subgroup(GatewayError)
@@ -203,8 +205,9 @@ def _status(settings: Settings, as_json: bool) -> int:
     finally:
         outbox.close()
     if as_json:
+        info["faults"] = _start_up_faults(settings)
         print(json.dumps(info, indent=2))
-        return 0
+        return 1 if info["faults"] else 0
     print(f"gateway {info['gateway']} (tenant {info['tenant']}), version {__version__}")
     oldest = info["oldest_unacknowledged_s"]
     print(f"outbox: {info['outbox_depth']} reading(s) waiting for the central service"
@@ -215,7 +218,22 @@ def _status(settings: Settings, as_json: bool) -> int:
                                            else " (no signed plan yet)"))
     for d in settings.devices:
         print(f"device: {d.address} {d.kind.value} {d.model or ''}".rstrip())
-    return 0
+    faults = _start_up_faults(settings)
+    for fault in faults:
+        print(f"FAULT: {fault}")
+    return 1 if faults else 0
+
+
+def _start_up_faults(settings: Settings) -> list[str]:
+    """What would stop `run` at start that `status` can see without starting it (issue 19.2: a kit whose
+    trust store cannot be checked passed `status` with exit 0 and never started)."""
+    from gateway.plans import check_provisioned_trust
+
+    try:
+        check_provisioned_trust(settings.plans, settings.gateway.tenant)
+    except ConfigError as exc:
+        return [f"{exc}: the service will not start"]
+    return []
 
 
 def _salvage(settings: Settings) -> int:
@@ -225,7 +243,8 @@ def _salvage(settings: Settings) -> int:
     if not g.outbox_path.exists():
         raise KeyFileError(f"no outbox at {g.outbox_path}: nothing to salvage")
     try:
-        done = salvage(g.outbox_path, key_source_for(g).load(create=False))
+        with data_dir_lock(g.data_dir, "a salvage"):
+            done = salvage(g.outbox_path, key_source_for(g).load(create=False))
     except OSError as exc:
         raise KeyFileError(f"cannot salvage {g.outbox_path}: {exc}; nothing was moved") from None
     print(f"salvaged {done.readings} reading(s) waiting for the central service, {done.events} event(s) and "
@@ -251,7 +270,9 @@ def _wipe(settings: Settings, really: bool) -> int:
         print(f"would destroy the data keys in {g.outbox_path}, the {kek.describe()}, and the outbox files "
               "(with -wal, -shm); run again with --yes")
         return 0
-    for path in crypto_erase(g.outbox_path, kek):
+    with data_dir_lock(g.data_dir, "a wipe"):
+        destroyed = crypto_erase(g.outbox_path, kek)
+    for path in destroyed:
         print(f"destroyed {path}")
     print("wiped: no key able to open this kit's readings remains")
     return 0
@@ -327,9 +348,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GatewayError, OutboxUnavailable) as exc:
         print(f"dho-gateway: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # A folder the command cannot write or read (provisioning into /etc without root, a read-only card):
+        # one line naming the path, never a traceback (-v shows it). Every step is safe to run again.
+        if args.verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dho-gateway: error: {where}{exc.strerror or exc}; fix that and run the command again", file=sys.stderr)
+        return EXIT_USAGE
+    except EOFError:
+        print("dho-gateway: error: no answer at the prompt (end of input); nothing more was changed", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("dho-gateway: stopped", file=sys.stderr)
-        return 0
+        # The service and the demo stop this way on purpose; a kit step or a wipe was broken off.
+        return 0 if args.command in ("run", "demo") else EXIT_INTERRUPTED
     return EXIT_USAGE
 
 

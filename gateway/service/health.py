@@ -13,10 +13,13 @@ from protocol import DeviceStatus, EventKind
 
 LOW_BATTERY_PERCENT = 20
 
+# The detail of an event as it goes on the wire (protocol `Event.detail`).
 EventDetail = dict[str, str | int | float]
 
 
 class StorageFacts(NamedTuple):
+    """What the outbox measured at one check: how full (%), how many waiting and since when (s), faults."""
+
     used_percent: int
     waiting: int
     oldest_waiting_s: float | None
@@ -35,6 +38,8 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class StorageWatch:
+    """Turns storage facts into status faults and, once per change, events; `alert_percent` is "near full"."""
+
     alert_percent: int
     _near: bool = field(default=False, init=False)
     _faulty: bool = field(default=False, init=False)

@@ -187,7 +187,7 @@ class Gateway:
         except OutboxUnavailable as exc:  # the status still goes out, saying what is wrong
             return StatusFacts([str(exc)])
         devices: list[DeviceStatus] = []
-        status_of = getattr(self.source, "device_status", None)  # sources with real devices report them
+        status_of = self.source.device_status if self.source.reports_devices else None  # real devices do
         if callable(status_of):
             devices = status_of()
         else:  # the provisioned devices, as far as the readings tell

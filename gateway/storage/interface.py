@@ -11,12 +11,18 @@ class OutboxUnavailable(RuntimeError):
 
 
 class OutboxEntry(NamedTuple):
+    """One waiting record as the uplink sends it: its seq (the cursor `pending` continues after), its id
+    (what the central service acknowledges) and its payload, unsealed."""
+
     seq: int
     id: str
     payload: bytes  # one WireReading (or, from `pending_events`, one Event) as JSON, already unsealed
 
 
 class Outbox(Protocol):
+    """What the uplink needs of a durable outbox: readings and events wait, in order, until the central
+    service acknowledges their id. `SealedOutbox` provides it on disk, `MemoryOutbox` in memory."""
+
     def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
         """Unacknowledged entries with seq > after_seq, oldest first (measurement order per device)."""
         ...
@@ -33,6 +39,8 @@ class Outbox(Protocol):
         """Unacknowledged events with seq > after_seq, oldest first."""
         ...
 
-    def depth(self) -> int: ...
+    def depth(self) -> int:
+        """Readings waiting for the central service's ack (events are not counted)."""
+        ...
 
     # Every method may raise OutboxUnavailable.

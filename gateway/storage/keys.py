@@ -26,11 +26,15 @@ class KeyFileError(GatewayError):
 
 
 class KeySource(Protocol):
+    """Where the outbox's key-encryption key (KEK) lives: a 0600 file or an encrypted systemd credential."""
+
     def describe(self) -> str:
         """Where the key lives, for messages (never the key itself)."""
         ...
 
-    def present(self) -> bool: ...
+    def present(self) -> bool:
+        """Whether the key is where it should be (nothing is created)."""
+        ...
 
     def load(self, *, create: bool) -> bytes:
         """The 32-byte KEK; KeyFileError when it cannot be had. `create`: a first run may make one."""
@@ -62,15 +66,21 @@ def overwrite_and_remove(path: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class KeyFile:
+    """The KEK in a 0600 file, created on first run (development, kits without systemd)."""
+
     path: Path
 
     def describe(self) -> str:
+        """The key file's path, for messages."""
         return f"key file {self.path}"
 
     def present(self) -> bool:
+        """Whether the key file exists."""
         return self.path.exists()
 
     def load(self, *, create: bool) -> bytes:
+        """The key; with `create`, a missing file is made. KeyFileError when it is missing (and not
+        `create`), readable by others, or not 32 bytes."""
         if not create and not self.path.exists():
             raise KeyFileError(
                 f"key file {self.path} is missing: restore it (a new key could not read the readings already "
@@ -79,6 +89,7 @@ class KeyFile:
         return load_or_create_key(self.path)
 
     def destroy(self) -> list[Path]:
+        """Overwrite and remove the key file; returns it (or nothing if it was gone)."""
         return overwrite_and_remove(self.path)
 
 
@@ -95,16 +106,21 @@ class SystemdCredential:
 
     @classmethod
     def from_environment(cls, name: str, store: Path) -> SystemdCredential:
+        """The credential `name` in the directory systemd names in $CREDENTIALS_DIRECTORY (none if unset)."""
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         return cls(name, store, Path(directory) if directory else None)
 
     def describe(self) -> str:
+        """The credential's name and encrypted file, for messages."""
         return f"systemd credential {self.name!r} (from {self.store})"
 
     def present(self) -> bool:
+        """Whether systemd has decrypted the credential for this service."""
         return self.directory is not None and (self.directory / self.name).exists()
 
     def load(self, *, create: bool) -> bytes:
+        """The decrypted key; KeyFileError (saying what to check) when systemd did not provide it or it
+        is not 32 bytes. `create` is ignored: provisioning makes the credential."""
         # Never created here: provisioning makes the credential with systemd-creds (see the unit file).
         if self.directory is None:
             raise KeyFileError(
@@ -120,17 +136,21 @@ class SystemdCredential:
         return _check_length(path.read_bytes(), f"systemd credential {self.name!r}")
 
     def destroy(self) -> list[Path]:
+        """Overwrite and remove the encrypted credential file; returns it."""
         # The decrypted copy lives in a per-service ramfs that systemd removes; the card holds `store`.
         return overwrite_and_remove(self.store)
 
 
 def key_source_for(g: GatewaySection) -> KeySource:
+    """The key source the configuration names: the systemd credential or the key file."""
     if g.key_source == "systemd-credential":
         return SystemdCredential.from_environment(g.key_credential, g.key_credential_store)
     return KeyFile(g.key_path)
 
 
 def load_or_create_key(path: Path) -> bytes:
+    """The 32-byte key in `path`, made (0600, fsynced) if the file is missing. KeyFileError when the file
+    is readable by others or does not hold 32 bytes."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_bytes(KEY_BYTES)

@@ -19,129 +19,31 @@ health check read counters and index ends, never the whole file (issue 10.5).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
-import logging
-import os
 import sqlite3
-import threading
 import time
-import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from gateway.errors import GatewayError
-from gateway.storage.interface import OutboxEntry, OutboxUnavailable
+from gateway.storage.connection import Connection, StoreError, Usage, damaged, make_private, private_file
+from gateway.storage.documents import Documents
+from gateway.storage.events import Events
+from gateway.storage.history import NO_KIND, History
+from gateway.storage.interface import OutboxEntry
+from gateway.storage.keyring import Keyring
 from gateway.storage.migrate import migrate
+from gateway.storage.quarantine import Quarantine, QuarantineListener
+from gateway.storage.readings import Readings
+from gateway.storage.schema import SCHEMA, SCHEMA_VERSION
+from gateway.storage.sealing import outbox_aad
+from gateway.storage.unassigned import Unassigned
 
-log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
--- Data keys, each wrapped (AES-256-GCM) by the key-encryption key from the provisioned secret.
-CREATE TABLE IF NOT EXISTS data_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created REAL NOT NULL);
--- The key of the keyed tags below, wrapped by the KEK, deleted by the wipe with the data keys.
-CREATE TABLE IF NOT EXISTS tag_key (one INTEGER PRIMARY KEY CHECK (one = 1), wrapped BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    -- The first 64 bits of the UUIDv7 id (its millisecond and counter): ids and sequence numbers grow
-    -- together, an ack finds its row by primary key, and no index on `id` is written per reading.
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    created REAL NOT NULL
-);
--- The rare id whose sequence number could not be its own (not a UUIDv7, or the clock went back).
-CREATE TABLE IF NOT EXISTS renumbered (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
--- What zoning needs of earlier readings (sealed values, time, zone), kept after the ack for 90 days
--- from when it was STORED (seq), never from the time a reading claims. Clustered by (kind tag, time):
--- a kind's window is one range, and a new reading is appended at the end of its kind's range.
-CREATE TABLE IF NOT EXISTS history (
-    kind INTEGER NOT NULL,  -- keyed tag of the measurement kind
-    effective REAL NOT NULL,
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    dedup INTEGER,  -- keyed tag of (device, characteristic, bytes): the same measurement fetched again
-    key_version INTEGER,
-    kept BLOB,  -- NULL for an entry that only remembers a dedup tag
-    PRIMARY KEY (kind, effective, seq)
-) WITHOUT ROWID;
--- Events for up/events, sealed and acknowledged by id like readings (rare: an index is affordable).
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    created REAL NOT NULL
-);
--- Signed documents the box has accepted (the plan in force, the trust store), newest version wins.
-CREATE TABLE IF NOT EXISTS documents (
-    kind TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    kept REAL NOT NULL,
-    PRIMARY KEY (kind, version)
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-);
--- A shared scale's weighing whose user the scale could not tell: sealed until the patient answers
--- "was this you?" (yes: it becomes a reading, no: it is deleted).
-CREATE TABLE IF NOT EXISTS unassigned (
-    id TEXT PRIMARY KEY,
-    key_version INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    created REAL NOT NULL
-);
-"""
-
-_NO_KIND = ""  # the kind tag of an entry that only remembers a dedup tag
-
-_Table = Literal["outbox", "events"]
-_PENDING: dict[_Table, str] = {
-    "outbox": "SELECT seq, id, key_version, sealed FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-    "events": "SELECT seq, id, key_version, sealed FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-}
-_QUARANTINE: dict[_Table, str] = {
-    "outbox": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
-    "events": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM events WHERE seq = ?",
-}
-_DROP: dict[_Table, str] = {
-    "outbox": "DELETE FROM outbox WHERE seq = ?",
-    "events": "DELETE FROM events WHERE seq = ?",
-}
-
-
-class StoreError(GatewayError):
-    """The outbox cannot be opened as it is; the message says what to do. Nothing was deleted."""
-
-
-class Usage(NamedTuple):
-    used_bytes: int
-    limit_bytes: int
-
-    @property
-    def percent(self) -> int:
-        return min(100, self.used_bytes * 100 // self.limit_bytes)
-
-
-QuarantineListener = Callable[[int, str], None]
+__all__ = ["PutResult", "QuarantineListener", "Remember", "SealedOutbox", "StoreError", "Usage"]
 
 
 class PutResult(NamedTuple):
+    """What `put` did: stored the reading under `id` (new), or found the same measurement stored before."""
+
     id: str
     new: bool  # False: the same physical measurement was stored before under `id`
 
@@ -154,287 +56,88 @@ class Remember(NamedTuple):
     entry: bytes
 
 
-def outbox_aad(record_id: str, key_version: int) -> bytes:
-    return f"dho-outbox/v2|{record_id}|{key_version}".encode()
-
-
-def event_aad(event_id: str, key_version: int) -> bytes:
-    return f"dho-event/v1|{event_id}|{key_version}".encode()
-
-
-def history_aad(record_id: str, kind: int, effective: float, seq: int, key_version: int) -> bytes:
-    # The clear columns are bound too: an entry cannot be moved to another kind's or time's window.
-    return f"dho-history/v2|{record_id}|{kind}|{effective!r}|{seq}|{key_version}".encode()
-
-
-def document_aad(kind: str, version: int, key_version: int) -> bytes:
-    return f"dho-document/v1|{kind}|{version}|{key_version}".encode()
-
-
-def unassigned_aad(record_id: str, key_version: int) -> bytes:
-    return f"dho-unassigned/v1|{record_id}|{key_version}".encode()
-
-
-def key_aad(version: int) -> bytes:
-    return f"dho-outbox/v1|data-key|{version}".encode()
-
-
-TAG_KEY_AAD = b"dho-outbox/v2|tag-key"
-
-
-def keyed_tag(key: bytes, label: bytes) -> int:
-    """HMAC-SHA256 under the tag key, 64 bits (a signed SQLite integer): findable, not invertible."""
-    return int.from_bytes(hmac.new(key, label, hashlib.sha256).digest()[:8], "big", signed=True)
-
-
-def wrap(kek: AESGCM, secret: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(12)
-    return nonce + kek.encrypt(nonce, secret, aad)
-
-
-def unwrap(kek: AESGCM, blob: bytes, aad: bytes) -> bytes:
-    return kek.decrypt(blob[:12], blob[12:], aad)
-
-
-PAD_TO = 256
-
-
-def pad(plaintext: bytes) -> bytes:
-    """To the next multiple of PAD_TO (ISO/IEC 7816-4: 0x80, then zeros): a ciphertext's length must not
-    tell a red reading from a green one (the zone and advice keys change the JSON's length)."""
-    padded = plaintext + b"\x80"
-    return padded + b"\x00" * (-len(padded) % PAD_TO)
-
-
-def unpad(padded: bytes) -> bytes:
-    end = padded.rstrip(b"\x00")
-    if not end.endswith(b"\x80"):
-        raise InvalidTag  # authentic but not padded by this code: treat as not readable
-    return end[:-1]
-
-
-def seq_of(record_id: str) -> int | None:
-    """The sequence number a UUIDv7 id carries: 48-bit millisecond, version, 12-bit counter."""
-    try:
-        parsed = uuid.UUID(record_id)
-    except ValueError:
-        return None
-    return parsed.int >> 64 if parsed.version == 7 else None
-
-
-def stored_at(seq: int) -> float:
-    """When a record was stored (gateway clock), from its sequence number."""
-    return (seq >> 16) / 1000.0
-
-
-def damaged(path: Path, exc: BaseException) -> str:
-    return (f"outbox {path} is damaged ({exc}); nothing was deleted: stop the gateway and run "
-            "`dho-gateway outbox salvage --config PATH` to copy every readable record into a new outbox")
-
-
-def make_private(folder: Path) -> None:
-    """The data directory and everything SQLite will put in it: owner-only, whatever the umask."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if folder.stat().st_mode & 0o077:
-        folder.chmod(0o700)
-
-
-def _private_file(path: Path) -> None:
-    # SQLite gives -wal and -shm the mode of the database file: a 0600 database keeps them 0600 too.
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if p.exists() and p.stat().st_mode & 0o077:
-            p.chmod(0o600)
-
-
 class SealedOutbox:
-    """`max_bytes` bounds the file: past it, `put` raises OutboxUnavailable exactly as on a full disk
-    (nothing stored is touched, acknowledged records still leave and free room)."""
+    """The outbox file behind one object: readings and events waiting for the central service's ack
+    (the uplink's `Outbox`), history for zoning, accepted documents, weighings waiting for an answer,
+    and the keys that seal them. Each table's code lives in its own module; this class opens the file,
+    wires them to one connection, and runs what spans tables (a reading and its history entry in one
+    transaction; an acknowledgement of readings and events).
+
+    `max_bytes` bounds the file: past it, `put` raises OutboxUnavailable exactly as on a full disk
+    (nothing stored is touched, acknowledged records still leave and free room). Opening raises
+    StoreError (nothing deleted) when the file cannot be used as it is."""
 
     def __init__(self, path: Path, kek: bytes, *, max_bytes: int | None = None) -> None:
         self.path = path
-        # Called (from whichever thread read the record) with its seq and the reason.
-        self.on_quarantine: QuarantineListener | None = None
-        self._kek = AESGCM(kek)
-        self._keys: dict[int, AESGCM] = {}
-        self._lock = threading.Lock()
-        self._tags: dict[str, int] = {}
         try:
             make_private(path.parent)
-            _private_file(path)
+            private_file(path)
         except OSError as exc:
             raise StoreError(f"outbox {path} cannot be created: {exc.strerror or exc}") from None
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            # Without a limit the WAL file keeps its high-water size for ever on a small SD card.
-            self._db.execute("PRAGMA journal_size_limit=4194304")
-            self._db.execute("PRAGMA secure_delete=ON")  # deleted key material is overwritten in the file
-            migrate(self._db, kek, SCHEMA_VERSION, _SCHEMA)
+            self._conn = Connection(path)
+            migrate(self._conn.db, kek, SCHEMA_VERSION, SCHEMA)
             if max_bytes is not None:
-                (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
-                # SQLite never lowers the limit below the file's present size, so a smaller bound on an
-                # existing outbox takes effect as acknowledged records free pages.
-                self._db.execute(f"PRAGMA max_page_count = {max(1, max_bytes // int(page_size))}")
-            self._load_keys()
-            self._quarantined = int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
-            (high,) = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
-            self._high = int(high or 0)
+                self._conn.bound(max_bytes)
+            self._keyring = Keyring(self._conn, kek)
+            self._keyring.load()
+            self._quarantine = Quarantine(self._conn)
+            self._readings = Readings(self._conn, self._keyring, self._quarantine)
         except sqlite3.OperationalError as exc:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(damaged(path, exc)) from exc
-        _private_file(path)
+        self._db = self._conn.db  # tests and benches reach the file through it
+        self._events = Events(self._conn, self._keyring, self._quarantine)
+        self._history = History(self._conn, self._keyring)
+        self._documents = Documents(self._conn, self._keyring)
+        self._unassigned = Unassigned(self._conn, self._keyring)
+        private_file(path)
         # The depth is counted once, then kept by put/acknowledge: the 5 s health check reads a counter.
-        # Counting reads every page of the table (seconds at a million readings), so it runs beside
-        # start-up on its own connection, in a snapshot taken now; what changes meanwhile is added to it.
-        self._depth = 0
-        self._depth_lock = threading.Lock()
-        self._counted = threading.Event()
-        self._count_error: BaseException | None = None
-        try:
-            counter = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            counter.execute("BEGIN")
-            counter.execute("SELECT 1 FROM outbox LIMIT 1").fetchall()  # the snapshot starts here
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(damaged(path, exc)) from exc
-        threading.Thread(target=self._count, args=(counter,), name="outbox-count", daemon=True).start()
+        self._readings.start_count()
 
-    def _count_change(self, change: int) -> None:
-        with self._depth_lock:
-            self._depth += change
+    @property
+    def on_quarantine(self) -> QuarantineListener | None:
+        """Called (from whichever thread read the record) with its seq and the reason."""
+        return self._quarantine.listener
 
-    def _count(self, counter: sqlite3.Connection) -> None:
-        try:
-            (n,) = counter.execute("SELECT count(*) FROM outbox").fetchone()
-            self._count_change(int(n))
-        except sqlite3.DatabaseError as exc:
-            self._count_error = exc
-        finally:
-            counter.close()
-            self._counted.set()
+    @on_quarantine.setter
+    def on_quarantine(self, listener: QuarantineListener | None) -> None:
+        self._quarantine.listener = listener
 
-    def _load_keys(self) -> None:
-        rows = self._db.execute("SELECT version, wrapped FROM data_keys").fetchall()
-        for version, wrapped in rows:
-            try:
-                blob = bytes(wrapped)
-                self._keys[int(version)] = AESGCM(self._kek.decrypt(blob[:12], blob[12:], key_aad(int(version))))
-            except InvalidTag:
-                raise StoreError(
-                    f"the key file does not match outbox {self.path}: its readings were sealed under another "
-                    "key. Restore the right key file; nothing was deleted."
-                ) from None
-        if not self._keys:
-            self.rotate()
-        row = self._db.execute("SELECT wrapped FROM tag_key").fetchone()
-        if row is None:
-            self.adopt_tag_key(os.urandom(32))
-        else:
-            blob = bytes(row[0])
-            try:
-                self._tag_key = self._kek.decrypt(blob[:12], blob[12:], TAG_KEY_AAD)
-            except InvalidTag:
-                raise StoreError(f"the tag key in outbox {self.path} does not open with this key file; "
-                                 "nothing was deleted") from None
+    # Keys.
 
     def adopt_tag_key(self, tag_key: bytes) -> None:
         """Use this tag key (a new outbox, or one salvaged from a damaged file keeps its tags)."""
-        nonce = os.urandom(12)
-        wrapped = nonce + self._kek.encrypt(nonce, tag_key, TAG_KEY_AAD)
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO tag_key VALUES (1, ?)", (wrapped,))
-            self._tag_key = tag_key
-            self._tags.clear()
+        self._keyring.adopt_tag_key(tag_key)
 
     @property
     def tag_key(self) -> bytes:
-        return self._tag_key
+        """The tag key in clear (salvage carries it to the new file)."""
+        return self._keyring.tag_key
 
     def kind_tag(self, kind: str) -> int:
-        tag = self._tags.get(kind)
-        if tag is None:
-            tag = self._tags[kind] = keyed_tag(self._tag_key, b"kind|" + kind.encode())
-        return tag
+        """The keyed tag of a measurement kind."""
+        return self._keyring.kind_tag(kind)
 
     def dedup_tag(self, material: bytes | str) -> int:
-        return keyed_tag(self._tag_key, b"dedup|" + (material.encode() if isinstance(material, str) else material))
-
-    @contextmanager
-    def _guard(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise OutboxUnavailable(f"outbox {self.path} cannot {doing}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            # A damaged page: the gateway keeps running (readings wait in memory), the fault says what to do.
-            raise OutboxUnavailable(damaged(self.path, exc)) from exc
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                if self._db.in_transaction:  # not when the body chose to roll back
-                    self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
-                    self._db.execute("ROLLBACK")
-                raise
+        """The keyed tag of what identifies one physical measurement."""
+        return self._keyring.dedup_tag(material)
 
     @property
     def key_version(self) -> int:
-        return max(self._keys)
+        """The version of the data key new records are sealed under."""
+        return self._keyring.version
 
     def rotate(self) -> int:
         """Start a new data key; returns its version. Older records stay readable with their own key."""
-        data_key = AESGCM.generate_key(bit_length=256)
-        with self._lock:
-            version = max(self._keys, default=0) + 1
-            nonce = os.urandom(12)
-            wrapped = nonce + self._kek.encrypt(nonce, data_key, key_aad(version))
-            self._db.execute("INSERT INTO data_keys VALUES (?, ?, ?)", (version, wrapped, time.time()))
-            self._keys[version] = AESGCM(data_key)
-        return version
+        return self._keyring.rotate()
 
     def retire_unused_keys(self) -> list[int]:
         """Forget data keys (other than the current one) that no stored or quarantined record needs."""
-        with self._lock:
-            current = max(self._keys)
-            in_use = {int(v) for (v,) in self._db.execute(
-                "SELECT key_version FROM outbox UNION SELECT key_version FROM quarantine "
-                "UNION SELECT key_version FROM events UNION SELECT key_version FROM documents "
-                "UNION SELECT key_version FROM unassigned "
-                "UNION SELECT key_version FROM history WHERE key_version IS NOT NULL")}
-            retired = [v for v in self._keys if v != current and v not in in_use]
-            for version in retired:
-                self._db.execute("DELETE FROM data_keys WHERE version = ?", (version,))
-                del self._keys[version]
-        return retired
+        return self._keyring.retire_unused()
 
-    def _seal(self, plaintext: bytes, aad: Callable[[int], bytes]) -> tuple[int, bytes]:
-        version = max(self._keys)
-        nonce = os.urandom(12)
-        return version, nonce + self._keys[version].encrypt(nonce, pad(plaintext), aad(version))
-
-    def _unseal(self, key_version: int, sealed: bytes, aad: bytes) -> bytes:
-        key = self._keys.get(key_version)
-        if key is None:
-            raise InvalidTag  # a record whose key was retired or never existed cannot be authentic
-        return unpad(key.decrypt(sealed[:12], sealed[12:], aad))
-
-    def _next_seq(self, record_id: str) -> tuple[int, bool]:
-        """(seq, renumbered). Never at or below one handed out before by this process (the sync loop's
-        cursor sends "everything after N"); a restart starts its cursor at 0."""
-        own = seq_of(record_id)
-        if own is not None and own > self._high:
-            return own, False
-        return self._high + 1, True
+    # Readings.
 
     def put(
         self, record_id: str, payload: bytes, dedup: bytes | str | None = None,
@@ -445,93 +148,57 @@ class SealedOutbox:
         With `remember` (kind, effective time, bytes), its history entry is committed in the same transaction.
 
         Raises OutboxUnavailable when the disk is full or failing; the reading was not stored."""
-        with self._guard("store a reading"):
+        with self._conn.guard("store a reading"):
             return self._put(record_id, payload, dedup, Remember(*remember) if remember is not None else None)
 
     def _put(self, record_id: str, payload: bytes, dedup: bytes | str | None, remember: Remember | None) -> PutResult:
-        key_version, sealed = self._seal(payload, lambda v: outbox_aad(record_id, v))
+        key_version, sealed = self._keyring.seal(payload, lambda v: outbox_aad(record_id, v))
         now = time.time()
-        kind = self.kind_tag(remember.kind if remember is not None else _NO_KIND)
-        tag = None if dedup is None else self.dedup_tag(dedup)
-        with self._transaction():
+        kind = self._keyring.kind_tag(remember.kind if remember is not None else NO_KIND)
+        tag = None if dedup is None else self._keyring.dedup_tag(dedup)
+        with self._conn.transaction():
             if tag is not None:
-                row = self._db.execute("SELECT id FROM history WHERE kind = ? AND dedup = ?", (kind, tag)).fetchone()
-                if row is not None:
-                    self._db.execute("ROLLBACK")
-                    return PutResult(str(row[0]), new=False)
-            seq, renumbered = self._next_seq(record_id)
-            if renumbered:
-                self._db.execute("INSERT INTO renumbered VALUES (?, ?)", (record_id, seq))
-            self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (seq, record_id, key_version, sealed, now))
+                first = self._history.seen(kind, tag)
+                if first is not None:
+                    self._conn.db.execute("ROLLBACK")
+                    return PutResult(first, new=False)
+            seq, renumbered = self._readings.next_seq(record_id)
+            self._readings.insert(seq, record_id, renumbered, key_version, sealed, now)
             if remember is not None:
-                effective = float(remember.effective)
-                hv, kept = self._seal(remember.entry, lambda v: history_aad(record_id, kind, effective, seq, v))
-                self._db.execute("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (kind, effective, seq, record_id, tag, hv, kept))
+                self._history.add(kind, float(remember.effective), seq, record_id, tag, remember.entry)
             elif tag is not None:
-                self._db.execute("INSERT INTO history VALUES (?, 0.0, ?, ?, ?, NULL, NULL)",
-                                 (kind, seq, record_id, tag))
-        self._high = seq
-        self._count_change(+1)
+                self._history.add_dedup(kind, seq, record_id, tag)
+        self._readings.stored(seq)
         return PutResult(record_id, new=True)
 
-    def restore_history(self, entries: Iterable[tuple[int, str, int, float, int | None, bytes | None]]) -> None:
-        """Salvage: history entries (seq, id, kind tag, effective, dedup tag, plaintext or None) as they were."""
-        with self._guard("restore its history"), self._transaction():
-            for seq, record_id, kind, effective, tag, entry in entries:
-                if entry is None:
-                    self._db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                                     (kind, effective, seq, record_id, tag))
-                    continue
-                hv, kept = self._seal(entry, functools.partial(history_aad, record_id, kind, effective, seq))
-                self._db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (kind, effective, seq, record_id, tag, hv, kept))
+    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        """Unacknowledged readings with seq > after_seq, oldest first; one that fails authentication
+        goes to quarantine and is left out."""
+        return self._readings.pending(after_seq, limit)
+
+    def depth(self) -> int:
+        """Readings waiting for the central service's ack (a counter: no scan; blocks only until the
+        count made at start-up is done)."""
+        return self._readings.depth()
+
+    def oldest_pending_age_s(self, now: float | None = None) -> float | None:
+        """Seconds since the oldest waiting reading was stored; None when none waits."""
+        return self._readings.oldest_pending_age_s(now)
+
+    # Events.
 
     def put_event(self, event_id: str, payload: bytes) -> None:
         """Seal and commit one event (up/events); it leaves when the central service acks its id.
         Storing the same event id again changes nothing."""
-        key_version, sealed = self._seal(payload, lambda v: event_aad(event_id, v))
-        with self._guard("store an event"), self._transaction():
-            self._db.execute("INSERT OR IGNORE INTO events (id, key_version, sealed, created) VALUES (?, ?, ?, ?)",
-                             (event_id, key_version, sealed, time.time()))
-
-    def pending(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        with self._guard("be read"):
-            return self._pending("outbox", outbox_aad, after_seq, limit)
+        self._events.put(event_id, payload)
 
     def pending_events(self, after_seq: int, limit: int) -> list[OutboxEntry]:
         """Unacknowledged events with seq > after_seq, oldest first."""
-        with self._guard("be read"):
-            return self._pending("events", event_aad, after_seq, limit)
-
-    def _pending(
-        self, table: _Table, aad: Callable[[str, int], bytes], after_seq: int, limit: int
-    ) -> list[OutboxEntry]:
-        with self._lock:
-            rows = self._db.execute(_PENDING[table], (after_seq, limit)).fetchall()
-        entries = []
-        for seq, record_id, key_version, sealed in rows:
-            try:
-                plain = self._unseal(key_version, bytes(sealed), aad(record_id, key_version))
-                entries.append(OutboxEntry(seq, record_id, plain))
-            except InvalidTag:
-                self._quarantine(table, seq, "authentication failed: the stored record was altered or corrupted")
-        return entries
-
-    def _quarantine(self, table: _Table, seq: int, reason: str) -> None:
-        log.error("outbox record #%d quarantined: %s", seq, reason)
-        with self._transaction():
-            self._db.execute(_QUARANTINE[table], (reason, time.time(), seq))
-            self._db.execute(_DROP[table], (seq,))
-        if table == "outbox":
-            self._count_change(-1)
-        self._quarantined += 1
-        if self.on_quarantine is not None:
-            self.on_quarantine(seq, reason)
+        return self._events.pending(after_seq, limit)
 
     def acknowledge(self, ids: Collection[str]) -> list[str]:
         """Delete these readings or events for good; returns the ids that were still there."""
-        with self._guard("delete acknowledged readings"):
+        with self._conn.guard("delete acknowledged readings"):
             return self._acknowledge(ids)
 
     def _acknowledge(self, ids: Collection[str]) -> list[str]:
@@ -539,154 +206,84 @@ class SealedOutbox:
             return []
         removed: list[str] = []
         readings = 0
-        with self._transaction():
+        with self._conn.transaction():
             for record_id in ids:
-                seq = seq_of(record_id)
-                row = None if seq is None else self._db.execute(
-                    "DELETE FROM outbox WHERE seq = ? AND id = ? RETURNING id", (seq, record_id)).fetchone()
-                if row is None:
-                    moved = self._db.execute(
-                        "DELETE FROM renumbered WHERE id = ? RETURNING seq", (record_id,)).fetchone()
-                    if moved is not None:
-                        row = self._db.execute("DELETE FROM outbox WHERE seq = ? AND id = ? RETURNING id",
-                                               (moved[0], record_id)).fetchone()
-                if row is not None:
+                found = self._readings.remove(record_id)
+                if found is not None:
                     readings += 1
                 else:
-                    row = self._db.execute("DELETE FROM events WHERE id = ? RETURNING id", (record_id,)).fetchone()
-                if row is not None:
-                    removed.append(str(row[0]))
-        self._count_change(-readings)
+                    found = self._events.remove(record_id)
+                if found is not None:
+                    removed.append(found)
+        self._readings.count_change(-readings)
         return removed
 
-    def depth(self) -> int:
-        """Readings waiting for the central service's ack (a counter: no scan; blocks only until the
-        count made at start-up is done)."""
-        self._counted.wait()
-        if isinstance(self._count_error, sqlite3.OperationalError):
-            raise OutboxUnavailable(f"outbox {self.path} cannot be counted: {self._count_error}")
-        if self._count_error is not None:
-            raise StoreError(damaged(self.path, self._count_error))
-        return int(self._depth)
+    # History.
 
-    def oldest_pending_age_s(self, now: float | None = None) -> float | None:
-        with self._guard("be read"), self._lock:
-            row = self._db.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
-        return None if row is None else (now or time.time()) - float(row[0])
+    def restore_history(self, entries: Iterable[tuple[int, str, int, float, int | None, bytes | None]]) -> None:
+        """Salvage: history entries (seq, id, kind tag, effective, dedup tag, plaintext or None) as they were."""
+        self._history.restore(entries)
 
     def recall(self, kind: str, *, since: float, until: float, at_least: int = 0, limit: int = 5000) -> list[bytes]:
         """History entries of `kind` with an effective time in [since, until], and at least the latest
         `at_least` up to `until` whatever their age; oldest first, never more than `limit` (the latest).
         One that fails authentication is left out and logged: a trend then misses one point, nothing else."""
-        tag = self.kind_tag(kind)
-        entries: list[bytes] = []
-        with self._guard("read its history"), self._lock:
-            rows = self._db.execute(
-                "SELECT effective, seq, id, key_version, kept FROM history WHERE kind = ? AND effective <= ? "
-                "AND kept IS NOT NULL ORDER BY effective DESC", (tag, until))
-            for effective, seq, record_id, key_version, kept in rows:
-                if (effective < since and len(entries) >= at_least) or len(entries) >= limit:
-                    break
-                try:
-                    entries.append(self._unseal(int(key_version), bytes(kept), history_aad(
-                        str(record_id), tag, float(effective), int(seq), int(key_version))))
-                except InvalidTag:
-                    log.error("history entry %s failed authentication and is left out", record_id)
-            rows.close()
-        entries.reverse()
-        return entries
+        return self._history.recall(kind, since=since, until=until, at_least=at_least, limit=limit)
 
     def latest_effective(self, kind: str) -> float | None:
         """The effective time of the latest kept reading of `kind` (the end of its index range)."""
-        with self._guard("read its history"), self._lock:
-            # Entries without `kept` (dedup only) never carry a real kind's tag: the index end is the answer.
-            row = self._db.execute("SELECT effective FROM history WHERE kind = ? ORDER BY effective DESC LIMIT 1",
-                                   (self.kind_tag(kind),)).fetchone()
-        return None if row is None else float(row[0])
+        return self._history.latest_effective(kind)
 
     def first_history_time(self, kinds: Iterable[str]) -> float | None:
         """When the earliest kept reading of these kinds was taken (one index lookup per kind)."""
-        firsts = []
-        with self._guard("read its history"), self._lock:
-            for kind in kinds:
-                row = self._db.execute("SELECT effective FROM history WHERE kind = ? ORDER BY effective LIMIT 1",
-                                       (self.kind_tag(kind),)).fetchone()
-                if row is not None:
-                    firsts.append(float(row[0]))
-        return min(firsts, default=None)
+        return self._history.first_time(kinds)
 
     def forget_stored_before(self, cutoff: float) -> int:
         """Drop history STORED before `cutoff` (gateway clock; zoning looks back 90 days at most). The
         time a reading claims plays no part: a record dated 2052 cannot make the real history "old"."""
-        with self._guard("prune its history"), self._lock:
-            return self._db.execute("DELETE FROM history WHERE seq < ?", (int(cutoff * 1000) << 16,)).rowcount
+        return self._history.forget_stored_before(cutoff)
+
+    # Documents.
 
     def keep_document(self, kind: str, version: int, body: bytes) -> None:
         """Seal and commit a signed document the gateway accepted (a plan, a trust store) before it is
         used, so a restart comes back with it. Raises OutboxUnavailable when it cannot be written."""
-        with self._guard(f"keep the {kind}"), self._lock:
-            key_version, sealed = self._seal(body, lambda v: document_aad(kind, version, v))
-            self._db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
-                             (kind, version, key_version, sealed, time.time()))
+        self._documents.keep(kind, version, body)
 
     def latest_document(self, kind: str) -> tuple[int, bytes] | None:
         """The newest authentic document of this kind (version, body); one that fails authentication is
         logged and passed over, so an older accepted one is used rather than none."""
-        with self._guard(f"read the {kind}"), self._lock:
-            rows = self._db.execute(
-                "SELECT version, key_version, sealed FROM documents WHERE kind = ? ORDER BY version DESC", (kind,)
-            ).fetchall()
-        for version, key_version, sealed in rows:
-            try:
-                return int(version), self._unseal(int(key_version), bytes(sealed),
-                                                  document_aad(kind, int(version), int(key_version)))
-            except InvalidTag:
-                log.error("stored %s version %d failed authentication and is passed over", kind, version)
-        return None
+        return self._documents.latest(kind)
+
+    # Weighings waiting for the patient's answer.
 
     def park(self, record_id: str, payload: bytes, keep: int) -> bool:
         """Seal a weighing that waits for the patient's answer; False if `record_id` waits already.
         At most `keep` wait: the oldest beyond that is deleted (it was never the patient's reading yet).
 
         Raises OutboxUnavailable when the disk is full or failing."""
-        with self._guard("keep a weighing to confirm"), self._transaction():
-            key_version, sealed = self._seal(payload, lambda v: unassigned_aad(record_id, v))
-            added = self._db.execute("INSERT OR IGNORE INTO unassigned VALUES (?, ?, ?, ?)",
-                                     (record_id, key_version, sealed, time.time())).rowcount == 1
-            self._db.execute("DELETE FROM unassigned WHERE id NOT IN "
-                             "(SELECT id FROM unassigned ORDER BY created DESC, rowid DESC LIMIT ?)", (keep,))
-        return bool(added)
+        return self._unassigned.park(record_id, payload, keep)
 
     def parked(self) -> list[tuple[str, bytes]]:
         """The weighings waiting for the patient's answer, oldest first. One that fails authentication
         is left out and logged: it is never shown or confirmed."""
-        with self._guard("read the weighings to confirm"), self._lock:
-            rows = self._db.execute("SELECT id, key_version, sealed FROM unassigned ORDER BY created, rowid").fetchall()
-        out = []
-        for record_id, key_version, sealed in rows:
-            try:
-                out.append((str(record_id), self._unseal(int(key_version), bytes(sealed),
-                                                         unassigned_aad(str(record_id), int(key_version)))))
-            except InvalidTag:
-                log.error("unassigned weighing %s failed authentication and is left out", record_id)
-        return out
+        return self._unassigned.parked()
 
     def unpark(self, record_id: str) -> bool:
         """Delete a waiting weighing (answered); False if it was not waiting."""
-        with self._guard("record the answer"), self._lock:
-            return bool(self._db.execute("DELETE FROM unassigned WHERE id = ?", (record_id,)).rowcount == 1)
+        return self._unassigned.unpark(record_id)
+
+    # The file.
 
     def usage(self) -> Usage:
-        with self._guard("be measured"), self._lock:
-            (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
-            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
-            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
-            (limit,) = self._db.execute("PRAGMA max_page_count").fetchone()
-        return Usage((int(pages) - int(free)) * int(page_size), int(limit) * int(page_size))
+        """Bytes in use and the bound of the file."""
+        with self._conn.guard("be measured"):
+            return self._conn.usage()
 
     def quarantined(self) -> int:
-        return int(self._quarantined)
+        """Records quarantined in this file."""
+        return self._quarantine.count()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close the file; the object is unusable after."""
+        self._conn.close()

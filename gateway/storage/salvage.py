@@ -24,16 +24,15 @@ from typing import NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.storage.outbox import (
-    TAG_KEY_AAD,
-    SealedOutbox,
+from gateway.storage.outbox import SealedOutbox
+from gateway.storage.schema import seq_of
+from gateway.storage.sealing import (
     event_aad,
     history_aad,
-    key_aad,
     outbox_aad,
-    seq_of,
-    unpad,
-    unwrap,
+    unseal,
+    unwrap_data_key,
+    unwrap_tag_key,
 )
 
 Value = int | float | str | bytes | None
@@ -42,6 +41,8 @@ _TABLE_LEAF, _INDEX_LEAF, _INDEX_INTERIOR = 0x0D, 0x0A, 0x02
 
 
 class Salvaged(NamedTuple):
+    """What salvage copied into the new outbox, and where the damaged files were moved."""
+
     readings: int
     events: int
     history: int
@@ -145,67 +146,99 @@ def _rows(path: Path) -> list[tuple[int | None, list[Value]]]:
 def salvage(path: Path, kek: bytes) -> Salvaged:
     """Read every authentic record of the outbox at `path`, move the damaged files aside, and write
     a new outbox at `path` holding them. Raises OSError (nothing moved) if the file cannot be read."""
-    wrapper = AESGCM(kek)
     rows = _rows(path)
+    found = _Found(*_keys(rows, AESGCM(kek)))
+    for rowid, values in rows:
+        if rowid is not None and len(values) == 5 and isinstance(values[1], str):
+            found.waiting(values)
+        elif rowid is None and len(values) == 7 and found.tag_key is not None:
+            found.history_entry(values)
+    moved_to = _move_aside(path)
+    _write(path, kek, found)
+    return Salvaged(len(found.readings), len(found.events), len(found.history), moved_to)
+
+
+def _keys(rows: list[tuple[int | None, list[Value]]], wrapper: AESGCM) -> tuple[dict[int, AESGCM], bytes | None]:
+    """The data keys (by version) and the tag key that the KEK opens among the rows."""
     keys: dict[int, AESGCM] = {}
     tag_key: bytes | None = None
     for rowid, values in rows:
         if rowid is not None and len(values) == 3 and isinstance(values[1], bytes):
             with contextlib.suppress(InvalidTag, ValueError):
-                keys[rowid] = AESGCM(unwrap(wrapper, values[1], key_aad(rowid)))
+                keys[rowid] = unwrap_data_key(wrapper, values[1], rowid)
         elif rowid == 1 and len(values) == 2 and isinstance(values[1], bytes):
             with contextlib.suppress(InvalidTag, ValueError):
-                tag_key = unwrap(wrapper, values[1], TAG_KEY_AAD)
+                tag_key = unwrap_tag_key(wrapper, values[1])
+    return keys, tag_key
 
-    def opened(key_version: Value, sealed: Value, aad: bytes) -> bytes | None:
-        key = keys.get(key_version) if isinstance(key_version, int) else None
+
+class _Found:
+    """The authentic records found so far; the first copy of a record wins (copies are equal: each
+    authenticates under the same id)."""
+
+    def __init__(self, keys: dict[int, AESGCM], tag_key: bytes | None) -> None:
+        self.keys = keys
+        self.tag_key = tag_key
+        self.readings: dict[str, bytes] = {}
+        self.events: dict[str, bytes] = {}
+        self.history: dict[tuple[int, str], tuple[int, float, int | None, bytes | None]] = {}
+
+    def opened(self, key_version: Value, sealed: Value, aad: bytes) -> bytes | None:
+        """The plaintext if `sealed` authenticates under its key and `aad`, else None."""
+        key = self.keys.get(key_version) if isinstance(key_version, int) else None
         if key is None or not isinstance(sealed, bytes):
             return None
         try:
-            return unpad(key.decrypt(sealed[:12], sealed[12:], aad))
+            return unseal(key, sealed, aad)
         except (InvalidTag, ValueError):
             return None
 
-    readings: dict[str, bytes] = {}
-    events: dict[str, bytes] = {}
-    history: dict[tuple[int, str], tuple[int, float, int | None, bytes | None]] = {}
-    for rowid, values in rows:
-        if rowid is not None and len(values) == 5 and isinstance(values[1], str):
-            record_id, key_version, sealed = values[1], values[2], values[3]
-            if isinstance(record_id, str) and isinstance(key_version, int):
-                if (plain := opened(key_version, sealed, outbox_aad(record_id, key_version))) is not None:
-                    readings.setdefault(record_id, plain)
-                elif (plain := opened(key_version, sealed, event_aad(record_id, key_version))) is not None:
-                    events.setdefault(record_id, plain)
-        elif rowid is None and len(values) == 7 and tag_key is not None:
-            kind, stored_effective, seq, history_id, dedup, key_version, kept = values
-            # SQLite writes a whole-number REAL as an integer in the record: read it back as a REAL.
-            if not (isinstance(kind, int) and isinstance(stored_effective, int | float) and isinstance(seq, int)
-                    and isinstance(history_id, str)):
-                continue
-            effective = float(stored_effective)
-            entry = None
-            if isinstance(key_version, int):
-                entry = opened(key_version, kept, history_aad(history_id, kind, effective, seq, key_version))
-                if entry is None:
-                    continue
-            history.setdefault((seq, history_id), (kind, effective, dedup if isinstance(dedup, int) else None, entry))
+    def waiting(self, values: list[Value]) -> None:
+        """A row shaped like one of `outbox` or `events` (seq, id, key version, sealed, created)."""
+        record_id, key_version, sealed = values[1], values[2], values[3]
+        if isinstance(record_id, str) and isinstance(key_version, int):
+            if (plain := self.opened(key_version, sealed, outbox_aad(record_id, key_version))) is not None:
+                self.readings.setdefault(record_id, plain)
+            elif (plain := self.opened(key_version, sealed, event_aad(record_id, key_version))) is not None:
+                self.events.setdefault(record_id, plain)
 
+    def history_entry(self, values: list[Value]) -> None:
+        """A row shaped like one of `history` (kind, effective, seq, id, dedup, key version, kept)."""
+        kind, stored_effective, seq, history_id, dedup, key_version, kept = values
+        # SQLite writes a whole-number REAL as an integer in the record: read it back as a REAL.
+        if not (isinstance(kind, int) and isinstance(stored_effective, int | float) and isinstance(seq, int)
+                and isinstance(history_id, str)):
+            return
+        effective = float(stored_effective)
+        entry = None
+        if isinstance(key_version, int):
+            entry = self.opened(key_version, kept, history_aad(history_id, kind, effective, seq, key_version))
+            if entry is None:
+                return
+        self.history.setdefault((seq, history_id), (kind, effective, dedup if isinstance(dedup, int) else None, entry))
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the damaged file and its -wal and -shm (never delete them); returns the new name."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     moved_to = path.with_name(f"{path.name}.damaged-{stamp}")
     for suffix in ("", "-wal", "-shm"):
         old = path.with_name(path.name + suffix)
         if old.exists():
             old.rename(moved_to.with_name(moved_to.name + suffix))
+    return moved_to
+
+
+def _write(path: Path, kek: bytes, found: _Found) -> None:
+    """A new outbox at `path` with what was found (the old tag key, so history keeps its tags)."""
     store = SealedOutbox(path, kek)
     try:
-        if tag_key is not None:
-            store.adopt_tag_key(tag_key)
-        for record_id in sorted(readings, key=lambda r: (seq_of(r) or 0, r)):
-            store.put(record_id, readings[record_id])
-        for event_id, payload in events.items():
+        if found.tag_key is not None:
+            store.adopt_tag_key(found.tag_key)
+        for record_id in sorted(found.readings, key=lambda r: (seq_of(r) or 0, r)):
+            store.put(record_id, found.readings[record_id])
+        for event_id, payload in found.events.items():
             store.put_event(event_id, payload)
-        store.restore_history([(seq, record_id, *rest) for (seq, record_id), rest in sorted(history.items())])
+        store.restore_history([(seq, record_id, *rest) for (seq, record_id), rest in sorted(found.history.items())])
     finally:
         store.close()
-    return Salvaged(len(readings), len(events), len(history), moved_to)

@@ -48,4 +48,5 @@ def remove_files(outbox: Path) -> list[Path]:
 
 
 def crypto_erase(outbox: Path, kek: KeySource) -> list[Path]:
+    """Kit wipe: destroy the keys (step 1), then remove the files (step 2); returns what was destroyed."""
     return [*destroy_keys(outbox, kek), *remove_files(outbox)]

@@ -13,6 +13,7 @@ from protocol import Backoff, BrokerSettings, bounded, make_client
 
 log = logging.getLogger(__name__)
 
+# One MQTT session on a connected client; it returns or raises when the connection ends.
 Session = Callable[[aiomqtt.Client], Awaitable[None]]
 
 

@@ -33,6 +33,8 @@ from protocol import (
 
 log = logging.getLogger(__name__)
 
+# Told the ids of the readings the central service acknowledged, once the outbox has removed them. An
+# exception it raises is logged, and delivery goes on.
 AckListener = Callable[[list[str]], None]
 # Raw bytes of a `down/config` message (untrusted); the gateway verifies them. Awaited in the receive
 # loop: it must not block (verification runs in a thread) and must not raise.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from gateway.web.app import create_app
 from gateway.web.live import LiveState
+from gateway.web.password import PasswordRefused, ask_new_password
 from gateway.web.ports import GatewayPort, ServiceFacts
 from gateway.web.security import hash_password, verify_password
 from gateway.web.server import PagesServer
@@ -14,7 +15,9 @@ __all__ = [
     "GatewayPort",
     "LiveState",
     "PagesServer",
+    "PasswordRefused",
     "ServiceFacts",
+    "ask_new_password",
     "create_app",
     "hash_password",
     "verify_password",

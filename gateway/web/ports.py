@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
@@ -22,14 +23,36 @@ class ServiceFacts(NamedTuple):
     devices: list[DeviceStatus]
 
 
+class SourcePort(Protocol):
+    """What the pages ask the device source: the part of gateway.service's `DeviceSource` interface they
+    use (declared here so that the pages need not import the room that wires the process)."""
+
+    @property
+    def scans_on_request(self) -> bool:
+        """Whether `scan()` does anything (else the source listens all the time)."""
+        ...
+
+    async def scan(self) -> None:
+        """Look for devices now."""
+        ...
+
+    def unprovisioned_heard(self) -> Mapping[str, int]:
+        """Addresses heard that are not provisioned, and how often."""
+        ...
+
+    def listed_devices(self) -> list[tuple[str, str]]:
+        """The devices the source itself names, as (address, what)."""
+        ...
+
+
 class GatewayPort(Protocol):
     settings: Settings
     pipeline: Pipeline
     last_ack_at: datetime | None
 
     @property
-    def source(self) -> object:
-        """The device source: the pages ask it only what it offers (device_status, nearby, scan)."""
+    def source(self) -> SourcePort:
+        """The device source: the pages ask it what its interface declares (nearby devices, a scan)."""
         ...
 
     @property

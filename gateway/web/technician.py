@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
-from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick
+from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick, ui
 from zoning import Language
 
 
@@ -63,21 +63,17 @@ class ServiceView(BaseModel):
 
 
 def nearby(gw: GatewayPort) -> tuple[list[NearbyView], str]:
-    """What the device source can say about devices nearby, and a note on where that comes from. A
-    source offering `nearby()` is asked; otherwise the addresses heard that are not provisioned."""
+    """What is known about devices nearby, and a note on where that comes from: the addresses heard that
+    are not provisioned (by the pipeline and the device source), then the devices the source itself lists
+    (a simulated home lists the devices it simulates)."""
     source = gw.source
-    offers = getattr(source, "nearby", None)
-    if callable(offers):
-        return [NearbyView(address=a, what=w) for a, w in offers()], "reported by the device source"
     heard: Counter[str] = Counter(gw.pipeline.unprovisioned)
-    counted = getattr(source, "unprovisioned", None)
-    if isinstance(counted, Counter):
-        heard.update(counted)
+    heard.update(source.unprovisioned_heard())
     found = [NearbyView(address=a, what=f"not provisioned, heard {n} time(s)") for a, n in heard.most_common(20)]
-    listed = getattr(source, "devices", None)
-    if isinstance(listed, list):  # a simulated home lists the devices it simulates
-        found += [NearbyView(address=d.address, what=f"simulated {d.kind} {d.model}") for d in listed]
-        return found, "the simulated device source reports these devices"
+    listed = source.listed_devices()
+    if listed:
+        found += [NearbyView(address=a, what=w) for a, w in listed]
+        return found, "the device source reports these devices"
     return found, "the device source listens all the time; these are the devices it heard that are not provisioned"
 
 
@@ -92,8 +88,8 @@ async def service_view(gw: GatewayPort, live: LiveState, scan: ScanState) -> Ser
         devices.append(DeviceView(
             address=d.address, kind=d.kind.value, model=d.model, serial=d.serial,
             last_seen=st.last_seen if st else None, battery=st.battery if st else None,
-            pairing="lost: put it in pairing mode" if st and st.needs_pairing else (
-                "ok" if st and st.last_seen else "not seen yet"),
+            pairing=PAIRING_LOST if st and st.needs_pairing else (
+                PAIRING_OK if st and st.last_seen else PAIRING_UNSEEN),
             clock_offset_s=None if offset is None else round(offset.total_seconds(), 1),
             last_reading=last.at if last else None, last_zone=last.zone.value if last else None))
     plan = gw.pipeline.plan
@@ -102,9 +98,14 @@ async def service_view(gw: GatewayPort, live: LiveState, scan: ScanState) -> Ser
         devices=devices, outbox_depth=facts.outbox_depth, oldest_unsent_s=facts.oldest_unsent_s,
         used_percent=facts.used_percent, quarantined=facts.quarantined, held_in_memory=facts.held,
         broker_connected=gw.broker_connected, last_ack=gw.last_ack_at, plan=plan.id, plan_version=plan.version,
-        plan_signers=list(getattr(plan, "signers", ()) or ()), enrolled=plan.enrolled.isoformat(),
+        plan_signers=[], enrolled=plan.enrolled.isoformat(),
         faults=facts.faults, nearby=found, nearby_note=scan.note or note,
         last_scan=scan.at, counts=dict(gw.pipeline.counts))
+
+
+# The API's words for a device's pairing (stable: clients read them), and the page's words for each.
+PAIRING_OK, PAIRING_LOST, PAIRING_UNSEEN = "ok", "lost: put it in pairing mode", "not seen yet"
+_PAIRING_TEXT = {PAIRING_OK: "pairing_ok", PAIRING_LOST: "pairing_lost", PAIRING_UNSEEN: "pairing_unseen"}
 
 
 def _ago(seconds: float | None) -> str:
@@ -114,7 +115,7 @@ def _ago(seconds: float | None) -> str:
 
 
 def _local(when: datetime | None, tz: ZoneInfo) -> str:
-    return "—" if when is None else f"{when.astimezone(tz):%Y-%m-%d %H:%M:%S}"
+    return "—" if when is None else f"{when.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"  # the zone said: CET or CEST
 
 
 def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[str, Any]:
@@ -126,6 +127,7 @@ def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[
             "d": d, "kind": pick(KIND_NAMES.get(d.kind, (d.kind, d.kind)), language),
             "last_seen": _local(d.last_seen, tz), "battery": "—" if d.battery is None else f"{d.battery} %",
             "low_battery": d.battery is not None and d.battery < 20,
+            "pairing": ui(_PAIRING_TEXT[d.pairing], language),
             "clock": "—" if d.clock_offset_s is None else f"{d.clock_offset_s:+.1f} s",
             "last_reading": _local(d.last_reading, tz),
             "last_zone": pick(ZONE_WORDS[d.last_zone], language) if d.last_zone else "—",
@@ -133,5 +135,6 @@ def service_view_text(v: ServiceView, language: Language, tz: ZoneInfo) -> dict[
         "oldest": _ago(v.oldest_unsent_s),
         "last_ack": _local(v.last_ack, tz),
         "last_scan": _local(v.last_scan, tz),
+        "zone": str(tz),
     }
 

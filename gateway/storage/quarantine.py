@@ -1,0 +1,51 @@
+"""Table `quarantine`: records that failed authentication, kept as they were (never silently dropped)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from gateway.storage.connection import Connection
+
+log = logging.getLogger("gateway.storage.outbox")  # the name operators' log filters know
+
+QuarantineListener = Callable[[int, str], None]
+Waiting = Literal["outbox", "events"]
+
+_MOVE: dict[Waiting, str] = {
+    "outbox": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
+    "events": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM events WHERE seq = ?",
+}
+_DROP: dict[Waiting, str] = {
+    "outbox": "DELETE FROM outbox WHERE seq = ?",
+    "events": "DELETE FROM events WHERE seq = ?",
+}
+
+
+class Quarantine:
+    """Moves a waiting record that failed authentication out of its table, counts them, and tells
+    `listener` (called from whichever thread read the record, with its seq and the reason)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.listener: QuarantineListener | None = None
+        self._count = int(conn.db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    def move(self, table: Waiting, seq: int, reason: str) -> None:
+        """Step 1: move record `seq` of `table` into quarantine, in one transaction."""
+        log.error("outbox record #%d quarantined: %s", seq, reason)
+        with self._conn.transaction():
+            self._conn.db.execute(_MOVE[table], (reason, time.time(), seq))
+            self._conn.db.execute(_DROP[table], (seq,))
+
+    def tell(self, seq: int, reason: str) -> None:
+        """Step 2, once the table that lost the record has counted it: count it here and tell the listener."""
+        self._count += 1
+        if self.listener is not None:
+            self.listener(seq, reason)
+
+    def count(self) -> int:
+        """Records quarantined in this file (counted at opening, then kept)."""
+        return int(self._count)
