@@ -20,11 +20,12 @@ the memory figures are given as ratios against it, the wake-ups as what `run` ad
 are about 0/s, a ratio to nothing says nothing). Goals: RSS <= 60 MiB with the pages at 0 and at N
 readings, <= 3 wake-ups/s idle.
 
-The idle source is found as every source is, through the `dho_gateway.device_sources` entry point: this
-script writes a one-file distribution declaring it ("bench-idle") and puts it on the measured processes'
-PYTHONPATH (the baseline's too). `--source bluez` measures the production BLE source instead (bleak and
-D-Bus loaded; on a machine without BlueZ it waits for it quietly, retrying at most every 300 s);
-`--source simulated-home` the demo's cuff (a reading a second: not idle).
+The idle source (the gateway's `IdleDeviceSource`) is found as every source is, through the
+`dho_gateway.device_sources` entry point: this script writes a distribution that only declares it
+("bench-idle") and puts it on the measured processes' PYTHONPATH (the baseline's too). `--source bluez`
+measures the production BLE source instead (bleak and D-Bus loaded; on a machine without BlueZ it waits
+for it quietly, retrying at most every 300 s); `--source simulated-home` the demo's cuff (a reading a
+second: not idle).
 
 `--data DIR` keeps the filled outbox in DIR (reused when it holds the same number of readings: a 1M fill
 takes minutes). `--env NAME=VALUE` (repeatable) sets the environment of the measured processes.
@@ -212,28 +213,15 @@ def run_import(args: argparse.Namespace, env: dict[str, str]) -> Figures:
         process.wait(10)
 
 
-IDLE_SOURCE = '''"""bench/memory.py's idle device source: no device in range, nothing to deliver."""
-
-import asyncio
-
-
-class IdleSource:
-    def __init__(self, **_options):
-        pass
-
-    async def run(self, sink):
-        await asyncio.Event().wait()
-'''
-
-
 def idle_source_path(work: Path) -> Path:
-    """A folder holding a tiny distribution whose entry point offers the idle source as "bench-idle"."""
+    """A folder holding a tiny distribution whose entry point offers the gateway's own idle source
+    (`IdleDeviceSource`: delivers nothing until cancelled) as "bench-idle"."""
     folder = work / "idle-source"
     info = folder / "bench_idle_source-0.dist-info"
     info.mkdir(parents=True)
-    (folder / "bench_idle_source.py").write_text(IDLE_SOURCE)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-idle-source\nVersion: 0\n")
-    (info / "entry_points.txt").write_text("[dho_gateway.device_sources]\nbench-idle = bench_idle_source:IdleSource\n")
+    (info / "entry_points.txt").write_text(
+        "[dho_gateway.device_sources]\nbench-idle = gateway.service.device_sources:IdleDeviceSource\n")
     return folder
 
 
