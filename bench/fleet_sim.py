@@ -90,8 +90,9 @@ class Fleet:
             uplink = Uplink(
                 outbox, self.broker, Topics(f"{self.prefix}-t{i % self.tenants}", gateway_id), version="fleet-sim",
                 batch_size=self.batch_size, window=self.window, ack_timeout_s=self.ack_timeout_s,
-                status_interval_s=self.status_interval_s, on_ack=self._on_ack,
+                status_interval_s=self.status_interval_s,
             )
+            uplink.acks.subscribe(self._on_ack)
             self.gateways.append(SimulatedGateway(
                 gateway_id, f"{self.prefix}-t{i % self.tenants}", f"{self.prefix}-p{i:05d}",
                 f"F0:5E:{i >> 16 & 0xFF:02X}:{i >> 8 & 0xFF:02X}:{i & 0xFF:02X}:01", outbox, uplink,

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 # Run as a script, bench/ would come first on the path and bench/zoning.py would hide the zoning package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drivers import uuids
+from drivers import Delivery, uuids
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
 from gateway.readings import Pipeline, uuid7
@@ -82,7 +82,7 @@ def cuff_value(i: int, start: datetime) -> bytes:
 
 
 def pipeline_path(folder: Path, count: int) -> tuple[float, int]:
-    """(bytes written per reading, wire payload size) through Pipeline.on_gatt_value with a real outbox."""
+    """(bytes written per reading, wire payload size) through Pipeline.deliver with a real outbox."""
     outbox = SealedOutbox(folder / "pipeline.sqlite3", os.urandom(32))
     device = DeviceSection(address=CUFF, kind=MeasurementKind.BLOOD_PRESSURE, serial="SIMBPM0001")
     plan = standard_plan(load_profile("standard-blood-pressure"), load_advice(), date(2026, 1, 1))
@@ -92,7 +92,8 @@ def pipeline_path(folder: Path, count: int) -> tuple[float, int]:
 
     async def feed(first: int, n: int) -> None:
         for i in range(first, first + n):
-            assert await pipeline.on_gatt_value(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff_value(i, start))
+            delivered = await pipeline.deliver(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff_value(i, start))
+            assert delivered is Delivery.STORED, delivered
 
     warm = max(20, count // 5)
     asyncio.run(feed(0, warm))  # past the first pages of each b-tree

@@ -79,7 +79,7 @@ def latency(readings: int) -> tuple[list[float], list[float]]:
     async def run_gateway(tmp: Path) -> None:
         source = FedSource()
         gateway = Gateway(build_settings(settings(tmp, web=True, port=0)), source)
-        gateway.pipeline.add_listener(lambda _r, _a: stored.append(time.time()))
+        gateway.pipeline.readings.subscribe(lambda _r, _a: stored.append(time.time()))
         state.update(loop=asyncio.get_running_loop(), source=source, gateway=gateway, task=asyncio.current_task())
         task = asyncio.get_running_loop().create_task(gateway.run())
         state["gateway_task"] = task

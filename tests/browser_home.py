@@ -99,7 +99,7 @@ class Home:
                                                                          {"radio": self.radio}),
                                  idle_s=1.0, retry_base_s=0.05, retry_max_s=0.5)
         self.gateway = Gateway(settings, source)
-        self.gateway.pipeline.plan = copd_and_heart_failure_plan()
+        self.gateway.pipeline.use_plan(copd_and_heart_failure_plan())
         central = self.central
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(central.run())

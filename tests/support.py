@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from gateway.readings import Pipeline, Reading
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -24,3 +26,15 @@ def config_for(data_dir: Path, port: int) -> Path:
     path = data_dir / "gateway.toml"
     path.write_text(text)
     return path
+
+
+async def take(pipeline: Pipeline, address: str, characteristic: str, data: bytes) -> Reading | None:
+    """Deliver one value as a device source does (`Pipeline.deliver`); the reading stored from it, if one
+    was: None for a duplicate, a value held for the disk, another user's weighing, or no reading at all."""
+    heard: list[Reading] = []
+    stop = pipeline.readings.subscribe(lambda reading, _assessment: heard.append(reading))
+    try:
+        await pipeline.deliver(address, characteristic, data)
+    finally:
+        stop()
+    return heard[-1] if heard else None

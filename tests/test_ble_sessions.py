@@ -79,7 +79,7 @@ async def home(tmp_path: Path, *devices: tuple[GattDevice, dict[str, Any]], radi
     source = BleDeviceSource(provisioned, backends=BleBackends(BumbleScanner, BumbleClient, {"radio": radio}),
                              **options)
     events: list[tuple[str, dict[str, Any]]] = []
-    pipeline.post_event = lambda kind, detail: events.append((kind, detail))
+    pipeline.events.subscribe(lambda kind, detail: events.append((kind, detail)))
     deliver = pipeline.deliver
     if card_s:  # a slow SD card: each value takes this long to reach the outbox
 
@@ -449,7 +449,7 @@ async def test_an_oximeter_keeps_its_red_reading_until_the_gateway_has_committed
     # After the restart, with room on the card: stored first, only then deleted on the device.
     deleted_when_stored: list[int] = []
     async with home(tmp_path, (oximeter, {}), radio=radio) as h:
-        h.pipeline.add_listener(lambda _r, _a: deleted_when_stored.append(oximeter.deleted))
+        h.pipeline.readings.subscribe(lambda _r, _a: deleted_when_stored.append(oximeter.deleted))
         await oximeter.advertise()  # switched on again
         await wait_until(lambda: oximeter.deleted == 1)
     (reading,) = [r for r in h.stored() if r.get("type") == "spo2"]

@@ -18,6 +18,7 @@ from hardware_sims.blood_pressure import CuffResult
 from hardware_sims.home import DEMO_SCENARIO, SimulatedHome
 from protocol import BrokerSettings
 from tests.conftest import Mosquitto
+from tests.support import take
 
 # Zones the standard profile gives DEMO_SCENARIO, worked out by hand from the profile's bounds.
 EXPECTED_ZONES = ["green", "green", "yellow", "yellow", "red", "green"]
@@ -110,8 +111,8 @@ async def test_values_from_a_neighbours_device_are_ignored(tmp_path: Path, mosqu
     ours = SimulatedHome(interval_s=0.005, count=2)
     gateway = gateway_for(tmp_path, mosquitto.port, ours)
     neighbour = SimulatedHome(interval_s=0.005, count=3, address="F0:5E:1A:00:00:99")
-    await neighbour.run(gateway.pipeline.on_gatt_value)
-    await ours.run(gateway.pipeline.on_gatt_value)
+    await neighbour.run(gateway.pipeline.deliver)
+    await ours.run(gateway.pipeline.deliver)
     assert gateway.outbox.depth() == 2
     assert gateway.pipeline.unprovisioned == Counter({"F0:5E:1A:00:00:99": 3})
     gateway.outbox.close()
@@ -120,10 +121,10 @@ async def test_values_from_a_neighbours_device_are_ignored(tmp_path: Path, mosqu
 async def test_the_same_measurement_fetched_again_keeps_one_identity(tmp_path: Path, mosquitto: Mosquitto) -> None:
     source = SimulatedHome(interval_s=0.005, count=3)
     gateway = gateway_for(tmp_path, mosquitto.port, source)
-    await source.run(gateway.pipeline.on_gatt_value)
+    await source.run(gateway.pipeline.deliver)
     # The cuff sends its whole memory again, as Omron and A&D cuffs do on every connection.
     for value in source.monitor.history:
-        await gateway.pipeline.on_gatt_value(source.monitor.address, "00002a35-0000-1000-8000-00805f9b34fb", value)
+        await take(gateway.pipeline, source.monitor.address, "00002a35-0000-1000-8000-00805f9b34fb", value)
     assert gateway.outbox.depth() == 3
     assert gateway.pipeline.counts["duplicate"] == 3
     gateway.outbox.close()
@@ -140,7 +141,7 @@ async def test_a_wrong_device_clock_is_marked_and_corrected_not_silently_redated
 
     async def keep(address: str, characteristic: str, data: bytes) -> None:
         nonlocal reading
-        reading = await gateway.pipeline.on_gatt_value(address, characteristic, data)
+        reading = await take(gateway.pipeline, address, characteristic, data)
 
     await source.run(keep)
     assert reading is not None
@@ -187,7 +188,7 @@ async def test_disk_full_holds_readings_in_memory_reports_it_and_recovers(
     source = SimulatedHome(interval_s=0.001, count=12, scenario=distinct_scenario(2))
     gateway = gateway_for(tmp_path, mosquitto.port, source, status_interval_s=0.1)
     gateway.pipeline._held_limit = 4
-    deliver = gateway.pipeline.on_gatt_value
+    deliver = gateway.pipeline.deliver
     values: list[tuple[str, str, bytes]] = []
 
     async def record(address: str, characteristic: str, data: bytes) -> None:
@@ -245,7 +246,7 @@ async def test_a_bit_flipped_on_the_card_quarantines_one_record_with_an_event_an
 
     await source.run(record)
     for value in values:
-        await gateway.pipeline.on_gatt_value(*value)
+        await gateway.pipeline.deliver(*value)
     victim = gateway.outbox._db.execute("SELECT seq, sealed FROM outbox ORDER BY seq LIMIT 1 OFFSET 2").fetchone()
     gateway.outbox.depth()  # the start-up count (a read snapshot on its own connection) is done: nothing
     gateway.outbox._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # else holds the WAL when it is truncated
@@ -308,7 +309,7 @@ async def test_an_overdue_measurement_becomes_an_event(tmp_path: Path, mosquitto
     gateway = gateway_for(tmp_path, mosquitto.port, SimulatedHome(count=0))
     gateway.health_interval_s = 0.1
     # Enrolled in January, stable (weekly schedule), last measured ten days ago: three days overdue.
-    gateway.pipeline.plan = gateway.pipeline.plan.model_copy(update={"enrolled": date(2026, 1, 5)})
+    gateway.pipeline.use_plan(gateway.pipeline.plan.model_copy(update={"enrolled": date(2026, 1, 5)}))
     last = datetime.now(UTC) - timedelta(days=10)
     gateway.pipeline.history = [PastReading(id="r1", kind=MeasurementKind.BLOOD_PRESSURE, values={},
                                             effective=last, zone=Zone.GREEN)]

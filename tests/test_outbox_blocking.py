@@ -22,6 +22,7 @@ from gateway.uplink import Uplink
 from hardware_sims.encoding import date_time
 from protocol import BrokerSettings, Topics
 from tests.conftest import Mosquitto
+from tests.support import take
 from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -55,7 +56,7 @@ async def test_storing_pruning_and_sending_never_block_the_event_loop(tmp_path: 
                          clock_tolerance=timedelta(minutes=5), now=lambda: clock[0]))
     uplink = Uplink(outbox, BrokerSettings(port=mosquitto.port, insecure_dev=True), Topics("t", "gw-block"),
                     version="test", ack_timeout_s=2)
-    pipeline.add_listener(lambda _r, _a: uplink.notify())
+    pipeline.readings.subscribe(lambda _r, _a: uplink.notify())
     central = store = await asyncio.to_thread(
         EmbeddedCentral, BrokerSettings(port=mosquitto.port, insecure_dev=True), tmp_path / "central.sqlite3")
     await asyncio.to_thread(central.provision, "gw-block", tenant="t", patient="p-test")
@@ -66,7 +67,7 @@ async def test_storing_pruning_and_sending_never_block_the_event_loop(tmp_path: 
         # An old weighing, then one 120 days later: stored, judged against history, history pruned.
         for kg, at in ((80, NOW - timedelta(days=120)), (81, NOW)):
             clock[0] = at + timedelta(seconds=10)
-            assert await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing(kg, at)) is not None
+            assert await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing(kg, at)) is not None
         uplink.post_event("storage_recovered", {})
         await wait_until(lambda: (store.count(), len(store.events()), outbox.depth()) == (2, 1, 0))
         u.cancel()

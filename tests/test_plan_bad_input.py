@@ -48,7 +48,7 @@ class Box:
         keeper = PlanKeeper(binding=BINDING, plans=plans, outbox=self.outbox, templates=ADVICE,
                             standard=standard_plan(load_profile("standard-copd"), ADVICE, date(2026, 1, 1)),
                             now=lambda: self.now)
-        keeper.events = lambda kind, detail: self.events.append((kind, dict(detail or {})))
+        keeper.events.subscribe(lambda kind, detail: self.events.append((kind, dict(detail))))
         return keeper
 
     def restarted(self) -> PlanKeeper:

@@ -13,7 +13,7 @@ from drivers import uuids
 from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import ConfigError, load_settings
 from hardware_sims import encoding
-from tests.support import ROOT, cli, config_for
+from tests.support import ROOT, cli, config_for, take
 
 EXAMPLE = ROOT / "config" / "gateway.example.toml"
 SCALE = "F0:5E:1A:00:00:31"
@@ -39,7 +39,7 @@ async def test_a_kit_given_to_a_new_patient_without_a_wipe_refuses_to_start_and_
     first = Gateway(load_settings(kit_config(tmp_path, "p-first")), IdleDeviceSource())
     for day in range(1, 8):
         value = weighing("60.0", datetime(2026, 11, day, 7))
-        await first.pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, value)
+        await take(first.pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, value)
     assert len(first.pipeline.history) == 7
     first.outbox.close()
 
@@ -55,7 +55,7 @@ async def test_a_kit_given_to_a_new_patient_without_a_wipe_refuses_to_start_and_
     second = Gateway(load_settings(config), IdleDeviceSource())
     assert second.pipeline.history == []
     # The new patient's first weighing is not judged against 60 kg of someone else.
-    reading = await second.pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT,
+    reading = await take(second.pipeline, SCALE, uuids.WEIGHT_MEASUREMENT,
                                                   weighing("75.0", datetime(2026, 11, 8, 7)))
     assert reading is not None and reading.patient == "p-second"
     assert second.outbox.depth() == 1
@@ -65,7 +65,7 @@ async def test_a_kit_given_to_a_new_patient_without_a_wipe_refuses_to_start_and_
 async def test_the_same_patient_starts_again_with_its_history(tmp_path: Path) -> None:
     config = kit_config(tmp_path, "p-same")
     first = Gateway(load_settings(config), IdleDeviceSource())
-    await first.pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("60.0", datetime(2026, 11, 1, 7)))
+    await take(first.pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing("60.0", datetime(2026, 11, 1, 7)))
     first.outbox.close()
     again = Gateway(load_settings(config), IdleDeviceSource())
     assert len(again.pipeline.history) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from gateway.settings import build_settings
 from hardware_sims import encoding
 from protocol import BrokerSettings, Status, Topics, make_client
 from tests.conftest import Mosquitto
-from tests.support import ROOT, config_for
+from tests.support import ROOT, config_for, take
 
 CUFF = "F0:5E:1A:00:00:01"
 SCALE = "F0:5E:1A:00:00:31"
@@ -54,7 +55,7 @@ async def test_rejected_and_unassigned_counts_and_a_shared_scale_without_a_slot_
         "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "insecure_dev": True},
         "devices": [{"address": CUFF, "kind": "blood_pressure"}, {"address": SCALE, "kind": "body_weight"}],
     }), IdleDeviceSource())
-    sink = gateway.pipeline.on_gatt_value
+    sink = functools.partial(take, gateway.pipeline)
     await sink(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, b"\x00\x01")  # truncated: rejected
     # A household scale that tells users apart, provisioned as if it had one user: the spouse's 64.5 kg
     # must not become the patient's weight.

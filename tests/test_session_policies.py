@@ -22,6 +22,7 @@ from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
 from gateway.storage import OutboxUnavailable, SealedOutbox, load_or_create_key
 from hardware_sims.gatt_devices import ContinuousOximeter
+from tests.support import take
 from zoning import standard_plan
 
 SETTLING, DOUBTFUL = {"settling": True}, {"low_perfusion": True}
@@ -141,10 +142,10 @@ async def test_the_pipeline_says_stored_only_after_the_commit(pipeline: Pipeline
 
 async def test_a_glucose_hi_without_a_number_is_stored_and_raises_the_urgent_event(pipeline: Pipeline) -> None:
     events: list[tuple[str, dict[str, str | int | float]]] = []
-    pipeline.post_event = lambda kind, detail: events.append((kind, detail))
+    pipeline.events.subscribe(lambda kind, detail: events.append((kind, detail)))
     # Concentration +INFINITY (FE 07) with sensor status b5 (HI): the meter could not put a number on it.
     hi = bytes.fromhex("0E 0900 EA070B18081E05 FE07 11 2000")
-    reading = await pipeline.on_gatt_value("F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi)
+    reading = await take(pipeline, "F0:5E:1A:00:00:06", uuids.GLUCOSE_MEASUREMENT, hi)
     assert reading is not None and reading.measurement.components == {}
     assert events == [("glucose_out_of_range", {"reading": str(reading.id), "range": "above"})]
     # The same record fetched again is a duplicate: no second event.

@@ -14,6 +14,7 @@ from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims.encoding import date_time
+from tests.support import take
 from zoning import PastReading, Zone, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -37,8 +38,8 @@ def pipeline_on(folder: Path, clock: list[datetime]) -> Pipeline:
 async def weigh(pipeline: Pipeline, clock: list[datetime], grams: int, when: datetime) -> Zone:
     clock[0] = when + timedelta(seconds=5)
     seen: list[Zone] = []
-    stop = pipeline.add_listener(lambda _r, a: seen.append(a.zone))
-    assert await pipeline.on_gatt_value(SCALE, uuids.WEIGHT_MEASUREMENT, weighing(grams, when)) is not None
+    stop = pipeline.readings.subscribe(lambda _r, a: seen.append(a.zone))
+    assert await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing(grams, when)) is not None
     stop()
     return seen[0]
 
@@ -54,6 +55,7 @@ async def test_start_up_reads_the_latest_day_and_a_trend_spans_a_restart(tmp_pat
     pipeline._outbox.close()
 
     pipeline = pipeline_on(tmp_path, clock)  # a restart
+    await pipeline.start()
     assert len(pipeline.history) == 4 and all(isinstance(p, PastReading) for p in pipeline.history)
     assert {p.effective.date() for p in pipeline.history} == {(START + timedelta(days=59)).date()}
     # Two days later, +2.5 kg: the 3-day rise is judged against the weighings stored before the restart.

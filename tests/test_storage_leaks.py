@@ -15,6 +15,7 @@ from gateway.readings import Pipeline, uuid7
 from gateway.settings import DeviceSection
 from gateway.storage import KeyFile, SealedOutbox, destroy_keys, load_or_create_key
 from hardware_sims.encoding import date_time, sfloat
+from tests.support import take
 from zoning import standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -52,7 +53,7 @@ async def test_no_unkeyed_digest_of_a_measurement_is_stored(tmp_path: Path) -> N
     # The attack of issue 10.1: hash every plausible cuff value and look for the digest in the file.
     pipeline, outbox = pipeline_on(tmp_path)
     value = cuff_value(171, 98, 77)
-    assert await pipeline.on_gatt_value(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, value) is not None
+    assert await take(pipeline, CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, value) is not None
     outbox.close()
     stored = every_stored_value(tmp_path / "outbox.sqlite3")
     for device_id in (CUFF, "CUFF1"):
@@ -65,11 +66,11 @@ async def test_no_unkeyed_digest_of_a_measurement_is_stored(tmp_path: Path) -> N
 async def test_the_same_measurement_is_still_recognised_after_a_restart(tmp_path: Path) -> None:
     pipeline, outbox = pipeline_on(tmp_path)
     value = cuff_value(171, 98, 77)
-    first = await pipeline.on_gatt_value(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, value)
+    first = await take(pipeline, CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, value)
     outbox.close()
     pipeline, outbox = pipeline_on(tmp_path)
     assert first is not None
-    assert await pipeline.on_gatt_value(CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, value) is None
+    assert await take(pipeline, CUFF, uuids.BLOOD_PRESSURE_MEASUREMENT, value) is None
     assert pipeline.counts["duplicate"] == 1 and outbox.depth() == 1
     outbox.close()
 

@@ -24,6 +24,7 @@ from gateway.web import LiveState, create_app, hash_password
 from gateway.web.middleware import BodyLimit, SecurityHeaders
 from gateway.web.security import LoginGuard
 from hardware_sims.home import SimulatedHome
+from tests.support import take
 from tests.test_web_unassigned import SCALE, weighing
 
 PASSWORD = "a long technician password"
@@ -65,7 +66,7 @@ def stored_count(gw: Gateway) -> int:
 
 async def park_one(gw: Gateway) -> str:
     now = datetime.now(ZoneInfo("Europe/Oslo")).replace(tzinfo=None, microsecond=0)
-    await gw.pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
+    await take(gw.pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
     return gw.pipeline.unassigned[0].id
 
 
@@ -311,3 +312,25 @@ def test_the_pages_answer_only_to_the_boxs_own_names(gateway: Gateway, host: str
         assert r.status_code == 200
     else:
         assert r.status_code == 421 and "zone" not in r.text and "unknown host name" in r.text
+
+
+def test_the_pairing_scan_button_scans_the_source_s_radio_and_the_page_lists_what_was_heard(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19.6: "Start a pairing scan" did nothing with the simulated home. It now runs the scan
+    `kit pair` runs, through the source's radio, and the page lists the health devices heard."""
+    from gateway.web import actions
+
+    monkeypatch.setattr(actions, "PAIRING_SCAN_S", 0.5, raising=False)
+    with client_for(gateway) as client:
+        token = csrf_of(client.get("/service").text)
+        assert client.post("/service/login", data={"password": PASSWORD, "csrf": token}).status_code == 303
+        page = client.get("/service")
+        r = client.post("/service/scan", data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 303 and r.headers["location"] == "/service#nearby"
+        page = client.get("/service")
+        assert "scan done: 2 health device(s) heard" in page.text
+        assert re.search(r"F0:5E:1A:00:00:01: blood_pressure SIM-BPM, -?\d+ dBm", page.text), page.text
+        assert re.search(r"F0:5E:1A:00:00:03: body_weight SIM-SCALE, -?\d+ dBm", page.text)
+        nearby = client.get("/api/service").json()["nearby"]
+        assert [n["address"] for n in nearby][:2] == ["F0:5E:1A:00:00:01", "F0:5E:1A:00:00:03"]

@@ -17,6 +17,7 @@ from gateway.settings import DeviceSection
 from gateway.storage import PutResult, SealedOutbox, load_or_create_key
 from hardware_sims.gatt_devices import PulseOximeter, SpotCheck
 from hardware_sims.radio import VirtualRadio
+from tests.support import take
 from zoning import Assessment, standard_plan
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -50,9 +51,9 @@ async def test_a_committed_reading_reaches_the_page_even_if_its_session_is_cance
     def page(_reading: Reading, assessment: Assessment) -> None:
         shown.append(assessment.zone.value)
 
-    pipeline.add_listener(page)
+    pipeline.readings.subscribe(page)
     value = oximeter.encode(SpotCheck(86, 90))  # stamped with the device's clock
-    session = asyncio.get_running_loop().create_task(pipeline.on_gatt_value(oximeter.address, PLX_SPOT_CHECK, value))
+    session = asyncio.get_running_loop().create_task(pipeline.deliver(oximeter.address, PLX_SPOT_CHECK, value))
     await asyncio.to_thread(outbox.committed.wait, 10)
     session.cancel()  # the link dropped while the outbox was committing
     outbox.release.set()
@@ -63,6 +64,6 @@ async def test_a_committed_reading_reaches_the_page_even_if_its_session_is_cance
     assert shown == ["red"] and pipeline.counts["stored"] == 1 and len(pipeline.history) == 1
     # The device sends it again (it was never told it was taken): one reading, not a second, still shown.
     outbox.release.set()
-    assert await pipeline.on_gatt_value(oximeter.address, PLX_SPOT_CHECK, value) is None
+    assert await take(pipeline, oximeter.address, PLX_SPOT_CHECK, value) is None
     assert pipeline.counts["duplicate"] == 1 and shown == ["red"]
     outbox.close()

@@ -19,6 +19,7 @@ from gateway.readings import Pipeline
 from gateway.settings import DeviceSection
 from gateway.storage import SealedOutbox, load_or_create_key
 from hardware_sims import encoding
+from tests.support import take
 from zoning import Answers, standard_plan
 
 SCALE = "F0:5E:1A:00:00:03"
@@ -48,9 +49,9 @@ def stored(outbox: SealedOutbox) -> list[dict[str, object]]:
 async def test_an_unassigned_weighing_survives_a_restart_sealed_and_goes_on_only_when_confirmed(tmp_path: Path) -> None:
     now = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
     pipeline, outbox = open_pipeline(tmp_path)
-    assert await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now)) is None
+    assert await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now)) is None
     # The scale sends its memory again: asked once, not twice.
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("82.4", None, now))
     assert len(pipeline.unassigned) == 1 and stored(outbox) == []
     outbox.close()
     raw = (tmp_path / "outbox.sqlite3").read_bytes()
@@ -59,6 +60,7 @@ async def test_an_unassigned_weighing_survives_a_restart_sealed_and_goes_on_only
         assert db.execute("SELECT count(*) FROM unassigned").fetchone() == (1,)
 
     pipeline, outbox = open_pipeline(tmp_path)  # a restart: the question is still there
+    await pipeline.start()
     [waiting] = pipeline.unassigned
     assert waiting.measurement.components["weight"].value == Decimal("82.4")
     reading = await pipeline.confirm_unassigned(waiting.id)
@@ -80,13 +82,13 @@ async def test_a_rejected_weighing_is_deleted_and_never_becomes_a_reading(tmp_pa
     now = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
     pipeline, outbox = open_pipeline(tmp_path)
     changes: list[int] = []
-    pipeline.unassigned_listeners.append(lambda: changes.append(1))
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("58.0", 2, now))  # another user's slot
+    pipeline.waiting_changed.subscribe(lambda: changes.append(1))
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("58.0", 2, now))  # another user's slot
     [waiting] = pipeline.unassigned
     await pipeline.reject_unassigned(waiting.id)
     assert pipeline.unassigned == [] and stored(outbox) == [] and pipeline.history == []
-    await pipeline.on_gatt_value(SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))  # sent again: not asked again
+    await take(pipeline, SCALE, WEIGHT_MEASUREMENT, weighing("61.2", None, now))  # sent again: not asked again
     assert pipeline.unassigned == []
     assert pipeline.counts["other_user"] == 1 and pipeline.counts["unassigned_rejected"] == 1
     assert len(changes) == 2
@@ -99,7 +101,7 @@ async def test_a_rejected_weighing_is_deleted_and_never_becomes_a_reading(tmp_pa
 async def test_questionnaire_answers_are_judged_stored_sealed_and_told_to_listeners(tmp_path: Path) -> None:
     pipeline, outbox = open_pipeline(tmp_path, "standard-copd")
     heard: list[str] = []
-    pipeline.answers_listeners.append(lambda record_id, _answers, assessment: heard.append(assessment.zone.value))
+    pipeline.questionnaires.subscribe(lambda record_id, _answers, assessment: heard.append(assessment.zone.value))
     answers = Answers(answered=datetime.now(UTC), answers={"breathlessness": "much_worse", "cough": "usual"})
     record_id, assessment = await pipeline.on_answers(answers)
     assert assessment.zone.value == "red" and heard == ["red"]

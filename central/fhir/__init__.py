@@ -11,6 +11,10 @@ from central.fhir.mapping import (
     gateway_device_id,
     gateway_resource,
     observations,
+    parse_resource,
+    patient_id,
+    patient_reference,
+    resource_json,
 )
 
 __all__ = [
@@ -21,4 +25,8 @@ __all__ = [
     "gateway_device_id",
     "gateway_resource",
     "observations",
+    "parse_resource",
+    "patient_id",
+    "patient_reference",
+    "resource_json",
 ]

@@ -20,6 +20,10 @@ DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 ZONE_SYSTEM = "urn:dho:fhir:zone"
 SERIAL_SYSTEM = "urn:dho:fhir:device-serial"
 GATEWAY_SYSTEM = "urn:dho:fhir:gateway"
+# HL7 v3 ObservationInterpretation (N, A, AA, L, H, LL, HH), beside the local zone code.
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+# How the effective time was obtained (the gateway's time provenance), a local code system.
+TIME_PROVENANCE_EXTENSION = "urn:dho:fhir:StructureDefinition:time-provenance"
 
 
 def patient_system(tenant: str) -> str:
@@ -50,8 +54,26 @@ SPO2 = Code(150456, "MDC_PULS_OXIM_SAT_O2", "2708-6", "Oxygen saturation in Arte
 PULSE_OXIMETER = Code(149530, "MDC_PULS_OXIM_PULS_RATE", "8867-4", "Heart rate")
 BODY_WEIGHT = Code(188736, "MDC_MASS_BODY_ACTUAL", "29463-7", "Body weight")
 BODY_TEMPERATURE = Code(150364, "MDC_TEMP_BODY", "8310-5", "Body temperature")
-# Not a vital sign: the IG does not require a LOINC code for glucose.
-GLUCOSE = Code(160184, "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD")
+# Not a vital sign (no vital-signs category), but a LOINC code lets a hospital system find it: the meters
+# report mmol/L from capillary whole blood, so 14743-9 "Glucose [Moles/volume] in Capillary blood by
+# Glucometer" (41653-7 is the mass/volume one).
+GLUCOSE = Code(160184, "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD", "14743-9",
+               "Glucose [Moles/volume] in Capillary blood by Glucometer")
+# The cuff's measurement status (IEEE 11073-10407 BITS, as the GATT Blood Pressure Measurement Status):
+# a PhdBitsEnumerationObservation whose components are the bits set, coded `8410608.<bit>` in the IG's
+# ASN1ToHL7 code system (shared/reference/device-protocols.md §5.1).
+BP_STATUS = Code(8410608, "MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS")
+ASN1_TO_HL7 = "http://hl7.org/fhir/uv/phd/CodeSystem/ASN1ToHL7"
+BP_STATUS_BITS = {
+    "body_movement": (0, "body-movement-detected"),
+    "cuff_too_loose": (1, "cuff-too-loose"),
+    "irregular_pulse": (2, "irregular-pulse-detected"),
+    "pulse_above_range": (3, "pulse-rate-exceeds-upper-limit"),
+    "pulse_below_range": (4, "pulse-rate-less-than-lower-limit"),
+    "improper_position": (5, "improper-measurement-position"),
+}
+# Every Observation.code this server produces (search by `code` translates LOINC through this list).
+OBSERVATION_CODES = (BP_PANEL, PULSE_CUFF, SPO2, PULSE_OXIMETER, BODY_WEIGHT, BODY_TEMPERATURE, GLUCOSE)
 
 # PhdDevice specialisations (Device.specialization.systemType) by reading type.
 SPECIALIZATION = {

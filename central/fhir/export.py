@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from central.fhir.mapping import parse_resource, resource_json
 from central.store import Database
 
 
@@ -15,7 +15,8 @@ def _write(path: Path, resources: Iterator[str]) -> int:
     n = 0
     with tmp.open("w", encoding="utf-8") as out:
         for text in resources:
-            out.write(json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False) + "\n")
+            # Parsed with Decimals and written back: one line, and the digits measured (83.800, not 83.8).
+            out.write(resource_json(parse_resource(text)) + "\n")
             n += 1
         out.flush()
         os.fsync(out.fileno())

@@ -27,7 +27,7 @@ from paho.mqtt import client as mqtt_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.fhir import device_resource, gateway_resource, observations
+from central.fhir import device_resource, gateway_resource, observations, resource_json
 from central.fhir.mapping import device_id, gateway_device_id
 from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of
 from central.store import (
@@ -127,18 +127,19 @@ def changes_and_acks(
                     type=reading.type, effective=reading.effective, zone=reading.assessment.zone,
                     body=reading.model_dump_json(),
                     observations=tuple(
-                        NewObservation(o.id, o.identifier, o.code, o.effective, json.dumps(o.resource))
+                        NewObservation(o.id, o.identifier, o.code, o.effective, resource_json(o.resource))
                         for o in found
                     ),
                 ))
                 if found:  # a measuring device (the questionnaire's "device" is the gateway's page)
-                    phd = device_id(reading.device)
+                    phd = device_id(reading.device, gateway.tenant)
                     if (gateway.tenant, phd) not in changes.devices:
                         changes.devices[(gateway.tenant, phd)] = NewDevice(
-                            phd, json.dumps(device_resource(reading.device, reading.type)))
+                            phd, json.dumps(device_resource(reading.device, reading.type, tenant=gateway.tenant)))
                 changes.plans[gateway.id] = (reading.assessment.profile, reading.assessment.profile_version)
-            phg = gateway_device_id(gateway.id)
-            changes.devices.setdefault((gateway.tenant, phg), NewDevice(phg, json.dumps(gateway_resource(gateway.id))))
+            phg = gateway_device_id(gateway.id, gateway.tenant)
+            changes.devices.setdefault((gateway.tenant, phg),
+                                       NewDevice(phg, json.dumps(gateway_resource(gateway.id, tenant=gateway.tenant))))
             acks.setdefault(topics.ack, []).extend(r.id for r in decision.batch.readings)
         elif isinstance(decision, StatusReport):
             s = decision.status

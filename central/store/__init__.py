@@ -24,6 +24,16 @@ from central.store.database import (
     redact,
     utc,
 )
+from central.store.fhir_queries import (
+    ObservationQuery,
+    StoredResource,
+    device_by_id,
+    export_devices,
+    export_observations,
+    observation_by_id,
+    patients_of_tenant,
+    search_observations,
+)
 from central.store.migrations import LATEST as SCHEMA_VERSION
 from central.store.transient import Transient, transient
 
@@ -40,12 +50,20 @@ __all__ = [
     "NewObservation",
     "NewReading",
     "NewRejection",
+    "ObservationQuery",
     "RegisteredGateway",
+    "StoredResource",
     "Transient",
     "database_url",
+    "device_by_id",
+    "export_devices",
+    "export_observations",
+    "observation_by_id",
+    "patients_of_tenant",
     "raise_alerts",
     "redact",
     "schema",
+    "search_observations",
     "transient",
     "utc",
 ]

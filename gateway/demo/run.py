@@ -154,8 +154,9 @@ async def run_demo(
                 ],
             }
         )
-        gateway = Gateway(settings, source, on_ack=screen.on_ack)
-        gateway.pipeline.add_listener(screen.on_reading)
+        gateway = Gateway(settings, source)
+        gateway.uplink.acks.subscribe(screen.on_ack)
+        gateway.pipeline.readings.subscribe(screen.on_reading)
         out(f"demo: data in {data_dir} (outbox sealed with AES-256-GCM); Ctrl-C stops")
         await _serve(central, gateway, screen.done, mqtt, out, worklist)
     return screen.result

@@ -120,7 +120,7 @@ async def run_scenario(scenario: SimScenario, simulation: Simulation, data_dir: 
         if len(result.outcomes) >= len(scenario.readings):
             all_in.set()
 
-    pipeline.add_listener(shown)
+    pipeline.readings.subscribe(shown)
     source = BleDeviceSource(provisioned, backends=BleBackends(
         simulation.scanner_backend, simulation.client_backend, simulation.backend_options), idle_s=0.5)
     task = asyncio.create_task(source.run(pipeline.deliver))

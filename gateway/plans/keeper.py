@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.listeners import Listeners
 from gateway.plans.standard import load_profile
 from gateway.plans.verify import Accepted, Binding, InForce, PlanRejected, verify_config
 from gateway.settings import ConfigError, PlansSection
@@ -55,8 +56,7 @@ class OncePerInterval:
         self._said_at, count, self._counted = now, self._counted, 0
         return count
 
-EventSink = Callable[[EventKind, dict[str, str | int | float] | None], None]
-PlanListener = Callable[[Plan], None]
+EventDetail = dict[str, str | int | float]
 
 
 def root_key(plans: PlansSection) -> Ed25519PublicKey | None:
@@ -128,8 +128,9 @@ class PlanKeeper:
         self._outbox = outbox
         self._templates = templates
         self._now = now
-        self.events: EventSink = lambda _kind, _detail: None
-        self.listeners: list[PlanListener] = []
+        # Who hears of what (each `subscribe(listener)` returns its unsubscribe; a failing listener is logged).
+        self.events: Listeners[[EventKind, EventDetail]] = Listeners("plan event")  # for the central service
+        self.applied: Listeners[[Plan]] = Listeners("plan applied")  # the new plan, once it is in force
         self._rejected: deque[str] = deque(maxlen=_REJECTIONS_REMEMBERED)
         self._junk_said = OncePerInterval(JUNK_INTERVAL_S)
         self.trust_store = self._load_trust_store(plans)
@@ -217,18 +218,18 @@ class PlanKeeper:
             old = self.trust_store.version if self.trust_store else None
             self.trust_store = accepted.trust_store
             log.warning("trust store v%d in force (was %s)", accepted.trust_store.version, old and f"v{old}")
-            self.events("trust_store_updated", {"version": accepted.trust_store.version,
-                                                "keys": len(accepted.trust_store.keys)})
+            self.events.notify("trust_store_updated", {"version": accepted.trust_store.version,
+                                                       "keys": len(accepted.trust_store.keys)})
         plan, signed = accepted.plan, accepted.signers
         if plan is None or signed is None:
             return
         self.plan, self.document = plan, accepted.document
-        for listener in self.listeners:
-            listener(plan)
+        self.applied.notify(plan)
         assert plan.plan_hash is not None
         log.warning("plan v%d applied (%s), signed by %s", plan.version, plan.plan_hash, signers(signed))
-        self.events("plan_applied", {"version": plan.version, "hash": plan.plan_hash, "rules_hash": plan.rules_hash,
-                                     "prescriber_key": signed[0].id, "verifier_key": signed[1].id})
+        self.events.notify("plan_applied", {"version": plan.version, "hash": plan.plan_hash,
+                                            "rules_hash": plan.rules_hash, "prescriber_key": signed[0].id,
+                                            "verifier_key": signed[1].id})
 
     def _junk(self, seen: str, reason: str) -> None:
         """Bytes on down/config that are no config message at all: a flood of them must not become a flood
@@ -240,8 +241,8 @@ class PlanKeeper:
         log.warning("down/config: %d message(s) that are not config messages (the last: %s); ignored",
                     count, reason)
         in_force = f"plan v{self.plan.version}" if self.plan.plan_hash else f"standard profile {self.plan.id}"
-        self.events("plan_rejected", {"reason": f"not a config message: {reason}", "in_force": in_force,
-                                      "junk_count": count})
+        self.events.notify("plan_rejected", {"reason": f"not a config message: {reason}", "in_force": in_force,
+                                             "junk_count": count})
 
     def _reject(self, seen: str, reason: str, version: int | None) -> None:
         self._rejected.append(seen)
@@ -250,5 +251,5 @@ class PlanKeeper:
         detail: dict[str, str | int | float] = {"reason": reason, "in_force": in_force}
         if version is not None:
             detail["version"] = version
-        self.events("plan_rejected", detail)
+        self.events.notify("plan_rejected", detail)
 

@@ -1,7 +1,7 @@
 """GATT value -> Measurement -> Reading -> Assessment -> sealed in the outbox -> listeners.
 
 A reading is "taken" when the outbox commit returns; listeners (the local page, the sync loop) hear
-of it only after that.
+of it only after that. The contract is `Pipeline`'s docstring.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -28,8 +28,9 @@ from drivers import (
     decode_current_time,
     uuids,
 )
+from gateway.listeners import Listeners
 from gateway.readings.answers import answers_to_wire
-from gateway.readings.clock import correct_live_time, correct_with_device_clock
+from gateway.readings.clock import LocalTime, clock_offset, correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
@@ -50,9 +51,7 @@ from zoning import (
 
 log = logging.getLogger(__name__)
 
-ReadingListener = Callable[[Reading, Assessment], None]
-Unsubscribe = Callable[[], None]
-EventSink = Callable[[EventKind, dict[str, str | int | float]], None]
+EventDetail = dict[str, str | int | float]
 
 # Device findings the nurse must hear of at once, as an event, not only when the reading is looked at.
 URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
@@ -64,6 +63,8 @@ URGENT_FLAGS: dict[DeviceFlag, tuple[EventKind, str]] = {
 # Zoning looks back this far (trends, control jumps, the schedule, the 14-day baseline).
 HISTORY_DAYS = 90
 UNASSIGNED_KEPT = 50
+# Questionnaires answered (this run) by the id their form was rendered with: a resend gets the same answer.
+ANSWERS_REMEMBERED = 64
 LATEST_DAY_KEPT = 200
 # A kind's window holds at most this many readings (the latest): beyond 30 a day for 33 days a trend
 # looks at the latest 1,000 only. Memory per reading stays bounded whatever is stored.
@@ -112,11 +113,40 @@ class Unassigned(NamedTuple):
                    datetime.fromisoformat(d["received"]))
 
 
-UnassignedListener = Callable[[], None]
-AnswersListener = Callable[[str, Answers, Assessment], None]
-
 
 class Pipeline:
+    """From a device's value to a stored, judged reading, for one patient. One entry point: `deliver`.
+
+    `deliver(address, characteristic, value)` (the `drivers.Deliver` every device source is given):
+
+    - **Whose**: only the provisioned devices' values are taken (a neighbour's are counted in
+      `unprovisioned`), only of the provisioned kind, and on a shared device only the patient's user
+      slot; a weighing whose user the scale cannot tell waits in `unassigned` for the patient's
+      answer (`confirm_unassigned` / `reject_unassigned`), never guessed.
+    - **Identity**: a new reading gets a UUIDv7; the same time-stamped measurement delivered again keeps
+      its first id (a keyed dedup tag in the outbox), is counted as a duplicate and told to no one again.
+    - **Time**: corrected by the device's clock offset read at the start of its session, or live, never
+      later than the receive time; a time the gateway cannot trust is marked in `time_source`.
+    - **Zoning**: judged by `zoning` against the kind's window read from the outbox, this day's readings
+      held in memory (`history`) and readings held for the disk, with the plan in force (`plan`,
+      changed only through `use_plan`).
+    - **Sealed before told**: the reading and its history entry are committed to the outbox in one
+      transaction; only then are `events` (urgent device flags: glucose HI/LO) and `readings` told and
+      `STORED` returned. A commit that has begun finishes and is told even if the caller is cancelled.
+      Listeners cannot fail the delivery (`gateway.listeners`).
+    - **Storage fault** (`OutboxUnavailable`: disk full or failing): the reading is held in memory, in
+      order, up to `held_limit` (beyond it refused and counted); `storage_fault` says why and `deliver`
+      returns `NOT_STORED`, so a device with a memory keeps the value. Held readings are told to no one
+      until `store_held` (`keep_storing_held`) commits them; later readings wait behind them.
+
+    The return value says whether the device may forget the value (`Delivery`). Questionnaires come in
+    through `on_answers`, with the same order: judged, sealed, then `questionnaires` told.
+
+    Constructing a pipeline reads nothing; `start()` (or the blocking `load()`) reads the latest day of
+    each kind and the waiting weighings, and `deliver` starts it if no one has. In memory it keeps of each
+    kind only its latest local day, at most LATEST_DAY_KEPT readings, exactly what start-up reads.
+    """
+
     def __init__(
         self,
         *,
@@ -131,21 +161,24 @@ class Pipeline:
     ) -> None:
         self._patient = patient
         self._devices = {address.upper(): device for address, device in devices.items()}
-        self.plan = plan
+        self._plan = plan
         self._outbox = outbox
         self._zone = zone
         self._tolerance = clock_tolerance
         self._now = now
-        self._listeners: list[ReadingListener] = []
-        self.post_event: EventSink | None = None  # the runtime connects the uplink's (durable) events
+        # Who hears of what (each `subscribe(listener)` returns its unsubscribe; a failing listener is logged).
+        self.readings: Listeners[[Reading, Assessment]] = Listeners("stored reading")  # once it is stored
+        self.questionnaires: Listeners[[str, Answers, Assessment]] = Listeners("stored questionnaire")
+        self.waiting_changed: Listeners[[]] = Listeners("unassigned weighings")  # asked, answered or dropped
+        self.events: Listeners[[EventKind, EventDetail]] = Listeners("urgent event")  # glucose HI/LO
         self.counts: Counter[str] = Counter()
         self.unprovisioned: Counter[str] = Counter()
-        self.unassigned_listeners: list[UnassignedListener] = []
-        self.answers_listeners: list[AnswersListener] = []
         # Devices that report user ids but were provisioned without the patient's slot -> the user id seen.
         self.shared_without_slot: dict[str, int] = {}
         # Gateway time minus device time, read from the device's clock at the start of its session.
         self.clock_offsets: dict[str, timedelta] = {}
+        # Per device, the local time of its last record: orders a stored record of October's repeated hour.
+        self.last_local: dict[str, LocalTime] = {}
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
@@ -153,15 +186,38 @@ class Pipeline:
         self._next_prune = 0.0  # monotonic time
         # The latest local day of each kind (what the schedule and the status need); a kind's longer
         # window is read from the outbox per reading, so memory and start-up do not grow with history.
-        self.history: list[PastReading] = self._latest_days()
+        # Read by `start` (or `load`), not here: constructing a pipeline touches no file.
+        self.history: list[PastReading] = []
         self._waiting: dict[str, Unassigned] = {}
+        self._loaded = False
+        self._loading = asyncio.Lock()
         # Weighings already answered (this run): a scale that sends its memory again is not asked twice.
         self._answered: set[tuple[str, str, bytes]] = set()
-        for record_id, payload in outbox.parked():
+        # Questionnaire form id and answers -> what its first post was answered (record id, assessment).
+        self._questionnaires: OrderedDict[str, tuple[str, Assessment]] = OrderedDict()
+
+    def load(self) -> None:
+        """Read what the pipeline keeps in memory from the outbox: the latest day of each kind and the
+        weighings waiting for the patient's answer. Blocking: call it before the event loop runs, or
+        `await start()`. Once only; later calls do nothing."""
+        if self._loaded:
+            return
+        self.history = self._latest_days()
+        for record_id, payload in self._outbox.parked():
             try:
                 self._waiting[record_id] = Unassigned.from_payload(record_id, payload)
             except (ValueError, KeyError, DecodeError) as exc:
                 log.error("an unassigned weighing kept in the outbox cannot be read and is left out: %s", exc)
+        self._loaded = True
+
+    async def start(self) -> None:
+        """`load`, off the event loop. `deliver` and the patient's answers call it if no one has;
+        raises OutboxUnavailable if the outbox cannot be read (nothing is taken then)."""
+        if self._loaded:
+            return
+        async with self._loading:
+            if not self._loaded:
+                await asyncio.to_thread(self.load)
 
     def _latest_days(self) -> list[PastReading]:
         recent: list[PastReading] = []
@@ -176,13 +232,18 @@ class Pipeline:
         return recent
 
     def _remember_recent(self, past: PastReading) -> None:
+        """Keep `history` as start-up reads it (`_latest_days`): of each kind only its latest local day,
+        and of that day at most LATEST_DAY_KEPT readings, the latest by time. Memory and the time to
+        judge a reading stay bounded however many readings one day brings."""
         same = [p for p in self.history if p.kind == past.kind]
         day = local_date(past.effective, self._zone)
-        latest = max((local_date(p.effective, self._zone) for p in same), default=None)
+        latest = local_date(max(p.effective for p in same), self._zone) if same else None
         if latest is None or day > latest:
             self.history = [p for p in self.history if p.kind != past.kind] + [past]
         elif day == latest:
             self.history.append(past)
+            if len(same) >= LATEST_DAY_KEPT:
+                self.history.remove(min((*same, past), key=lambda p: p.effective))
 
     def past(self, kind: MeasurementKind, effective: datetime) -> list[PastReading]:
         """What zoning reads of `kind` to judge a reading taken at `effective` (blocking: call off the loop)."""
@@ -190,15 +251,14 @@ class Pipeline:
             kind.value, since=(effective - LOOKBACK).timestamp(), until=effective.timestamp(), at_least=AT_LEAST,
             limit=WINDOW_KEPT)]
 
-    def add_listener(self, listener: ReadingListener) -> Unsubscribe:
-        """Hear of every reading once it is stored; call the returned function to stop hearing."""
-        self._listeners.append(listener)
+    @property
+    def plan(self) -> Plan:
+        """The plan in force: what the next reading and questionnaire are judged by."""
+        return self._plan
 
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+    def use_plan(self, plan: Plan) -> None:
+        """Judge from now on by `plan`; readings already stored keep the plan they named."""
+        self._plan = plan
 
     @property
     def unassigned(self) -> list[Unassigned]:
@@ -209,13 +269,10 @@ class Pipeline:
     def held(self) -> int:
         return len(self._held)
 
-    async def on_gatt_value(self, address: str, characteristic: str, data: bytes) -> Reading | None:
-        """A value from a device: the reading stored from it, if one was."""
-        return (await self._receive(address, characteristic, data))[0]
-
     async def deliver(self, address: str, characteristic: str, data: bytes) -> Delivery:
         """Entry point for device sources (`drivers.Deliver`): take the value and say whether the device
         may now forget it — only once it is committed to the outbox (docs/ble.md)."""
+        await self.start()
         return (await self._receive(address, characteristic, data))[1]
 
     async def _receive(self, address: str, characteristic: str, data: bytes) -> tuple[Reading | None, Delivery]:
@@ -287,10 +344,15 @@ class Pipeline:
     def _identify(self, provisioned: DeviceSection, measurement: Measurement, received: datetime) -> Reading:
         """An id, the patient, the device, and a time that is never later than the receive time."""
         offset = self.clock_offsets.get(provisioned.address)
+        previous = self.last_local.get(provisioned.address)
         if offset is None:
-            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)
+            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance,
+                                     previous=previous)
         else:
-            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance)
+            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance,
+                                             previous=previous)
+        if when.local is not None:
+            self.last_local[provisioned.address] = when.local
         return Reading(
             id=uuid7(),
             patient=self._patient,
@@ -354,11 +416,7 @@ class Pipeline:
         self.counts["unassigned"] += 1
         while len(self._waiting) > UNASSIGNED_KEPT:
             del self._waiting[next(iter(self._waiting))]
-        self._unassigned_changed()
-
-    def _unassigned_changed(self) -> None:
-        for listener in self.unassigned_listeners:
-            listener()
+        self.waiting_changed.notify()
 
     async def confirm_unassigned(self, record_id: str) -> Reading | None:
         """The patient said "yes, this was me": the weighing goes on as their reading, through the same
@@ -366,6 +424,7 @@ class Pipeline:
 
         Raises KeyError if no such weighing waits; OutboxUnavailable if it cannot be stored now (it then
         keeps waiting, so the patient can answer again)."""
+        await self.start()
         item = self._waiting[record_id]
         provisioned = self._devices.get(item.address.upper())
         if provisioned is None:  # the scale was de-provisioned since: it is not the patient's any more
@@ -379,32 +438,49 @@ class Pipeline:
         del self._waiting[record_id]
         self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_confirmed"] += 1
-        self._unassigned_changed()
+        self.waiting_changed.notify()
         return reading
 
     async def reject_unassigned(self, record_id: str) -> None:
         """The patient said "no, not me": deleted, never the patient's reading. Raises KeyError if no
         such weighing waits."""
+        await self.start()
         if record_id not in self._waiting:
             raise KeyError(record_id)
         await asyncio.to_thread(self._outbox.unpark, record_id)
         item = self._waiting.pop(record_id)
         self._answered.add((item.address, item.characteristic, item.data))
         self.counts["unassigned_rejected"] += 1
-        self._unassigned_changed()
+        self.waiting_changed.notify()
 
-    async def on_answers(self, answers: Answers) -> tuple[str, Assessment]:
+    async def on_answers(self, answers: Answers, answer_id: str | None = None) -> tuple[str, Assessment]:
         """The patient's questionnaire: judged by the plan in force, sealed in the outbox as a reading of
         its own type, then told to the listeners. Raises OutboxUnavailable if it was not stored (the page
-        says so and the patient can send it again)."""
+        says so and the patient can send it again).
+
+        `answer_id` is the id the form was rendered with: the same form posted again with the same answers
+        (a reload, a second tap, a retry after an error) is answered like the first post and stores nothing;
+        the outbox keeps a keyed tag of it, so a resend after a restart is not stored twice either. The
+        same form sent with other answers (back, changed, sent again) is new answers, stored."""
+        await self.start()
+        key = None if answer_id is None else f"questionnaire|{answer_id}|" + json.dumps(answers.answers, sort_keys=True)
+        if key is not None and key in self._questionnaires:
+            self.counts["questionnaires_resent"] += 1
+            return self._questionnaires[key]
         assessment = assess_answers(answers, history=self.history, plan=self.plan, tz=self._zone)
         record_id = uuid7()
         wire = answers_to_wire(record_id, self._patient, answers, assessment, self._now())
-        await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode())
+        put = await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode(), key)
+        if key is not None:
+            self._questionnaires[key] = (put.id, assessment)
+            while len(self._questionnaires) > ANSWERS_REMEMBERED:
+                self._questionnaires.popitem(last=False)
+        if not put.new:  # posted before this run: stored then, under its first id
+            self.counts["questionnaires_resent"] += 1
+            return put.id, assessment
         self.counts["questionnaires"] += 1
         log.info("stored questionnaire %s (%s)", record_id, assessment.zone)
-        for listener in self.answers_listeners:
-            listener(str(record_id), answers, assessment)
+        self.questionnaires.notify(str(record_id), answers, assessment)
         return str(record_id), assessment
 
     def _device_clock(self, address: str, characteristic: str, data: bytes, received: datetime) -> None:
@@ -417,7 +493,8 @@ class Pipeline:
         if now is None:  # the clock was never set: stored time stamps mean nothing, judge them live
             self.clock_offsets.pop(address, None)
             return
-        self.clock_offsets[address] = received - now.replace(microsecond=0, tzinfo=self._zone).astimezone(UTC)
+        self.clock_offsets[address] = clock_offset(now.replace(microsecond=0), received, self._zone)
+        self.last_local.pop(address, None)  # a new session: its records are ordered among themselves
 
     async def _put(self, item: _Pending) -> PutResult:
         remember = (item.past.kind.value, item.past.effective.timestamp(), item.past.model_dump_json().encode())
@@ -447,14 +524,9 @@ class Pipeline:
         await self._prune()
         log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
         self._urgent(item.reading)
-        for listener in list(self._listeners):
-            # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
-            # the others, the uplink among them, from hearing of it.
-            try:
-                listener(item.reading, item.assessment)
-            except Exception:
-                log.exception("listener %s failed on reading %s", getattr(listener, "__qualname__", listener),
-                              item.reading.id)
+        # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
+        # the others, the uplink among them, from hearing of it.
+        self.readings.notify(item.reading, item.assessment)
         return item.reading
 
     async def _prune(self) -> None:
@@ -475,8 +547,7 @@ class Pipeline:
         for flag in sorted(reading.measurement.flags & URGENT_FLAGS.keys()):
             kind, direction = URGENT_FLAGS[flag]
             log.warning("device %s: %s (reading %s): urgent event sent", reading.device.address, flag, reading.id)
-            if self.post_event is not None:
-                self.post_event(kind, {"reading": str(reading.id), "range": direction})
+            self.events.notify(kind, {"reading": str(reading.id), "range": direction})
 
     async def store_held(self) -> None:
         """Try to commit the readings held in memory, in order; stop at the first that still fails."""

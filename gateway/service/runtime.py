@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from drivers.measurement import MeasurementKind
 from gateway import __version__
 from gateway.errors import GatewayError
+from gateway.listeners import Unsubscribe
 from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_profile
 from gateway.readings import UNCERTAIN, Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
@@ -21,7 +22,7 @@ from gateway.service.notify import Health, Notifier, keep_watchdog, watchdog_int
 from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import Outbox, OutboxUnavailable, SealedOutbox, key_source_for
-from gateway.uplink import AckListener, StatusFacts, Uplink
+from gateway.uplink import StatusFacts, Uplink
 from protocol import Backoff, DeviceStatus, Topics
 from zoning import Assessment, PastReading, Plan, overdue, standard_plan
 
@@ -36,8 +37,7 @@ _HEALTH_INTERVAL_S = 5.0
 
 
 class Gateway:
-    def __init__(self, settings: Settings, source: DeviceSource, *, on_ack: AckListener | None = None,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(self, settings: Settings, source: DeviceSource, *, notifier: Notifier | None = None) -> None:
         g = settings.gateway
         self.settings = settings
         self.source = source
@@ -71,14 +71,11 @@ class Gateway:
             zone=ZoneInfo(g.timezone),
             clock_tolerance=timedelta(seconds=g.clock_tolerance_s),
         )
+        # The gateway is built before its loop runs (it opens the outbox above): the pipeline's latest day
+        # and waiting weighings are read here too, so the pages start from them.
+        self.pipeline.load()
         outbox: Outbox = self.outbox
         self.last_ack_at: datetime | None = None
-
-        def acked(ids: list[str]) -> None:
-            self.last_ack_at = datetime.now(UTC)
-            if on_ack is not None:
-                on_ack(ids)
-
         self.uplink = Uplink(
             outbox,
             settings.mqtt,
@@ -88,31 +85,44 @@ class Gateway:
             window=settings.sync.window,
             ack_timeout_s=settings.sync.ack_timeout_s,
             status_interval_s=settings.sync.status_interval_s,
-            on_ack=acked,
             facts=self._status_facts,
             on_config=self.plans.receive,
         )
-        self.pipeline.add_listener(lambda _reading, _assessment: self.uplink.notify())
-        self.pipeline.post_event = self.uplink.post_event  # urgent device findings (glucose HI/LO)
-        self.pipeline.answers_listeners.append(lambda *_: self.uplink.notify())
+        self.proposals = ProposalWatch(self.uplink.publish_proposal, gateway=g.id, patient=g.patient,
+                                       tz=ZoneInfo(g.timezone))
+        self._proposing: asyncio.Task[None] | None = None
+        self._time_reported: set[tuple[str, date]] = set()
+        # For sources that cannot report their devices (the simulated home): when each last gave a reading.
+        self._last_reading: dict[str, datetime] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, once `run` has it
+        self._unsubscribe = self._wire()
         self.web: PagesServer | None = None
         if settings.web.enabled:  # imported only then: a gateway without pages does not carry FastAPI
             from gateway.web import PagesServer
 
-            self.web = PagesServer(self)
+            self.web = PagesServer(self)  # the pages follow the pipeline themselves (LiveState.following)
 
-        self.plans.events = self.uplink.post_event
-        self.plans.listeners.append(self._plan_changed)
-        self.proposals = ProposalWatch(self.uplink.publish_proposal, gateway=g.id, patient=g.patient,
-                                       tz=ZoneInfo(g.timezone))
-        self._proposing: asyncio.Task[None] | None = None
-        self.pipeline.add_listener(self._propose)
+    def _wire(self) -> list[Unsubscribe]:
+        """Who hears of what inside the process: every subscription of the gateway's rooms to each other,
+        here and nowhere else. Each listener is guarded by the room that calls it (`Listeners.notify`)."""
+        pipeline, plans, uplink = self.pipeline, self.plans, self.uplink
+        return [
+            # A stored reading or questionnaire: the uplink drains it now, not at its next poll.
+            pipeline.readings.subscribe(lambda _reading, _assessment: uplink.notify()),
+            pipeline.questionnaires.subscribe(lambda _id, _answers, _assessment: uplink.notify()),
+            pipeline.readings.subscribe(self._propose),
+            pipeline.readings.subscribe(lambda reading, _assessment: self._report_uncertain_time(reading)),
+            pipeline.readings.subscribe(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received)),
+            # Urgent device findings (glucose HI/LO) and the plan keeper's news go up as (durable) events.
+            pipeline.events.subscribe(uplink.post_event),
+            plans.events.subscribe(uplink.post_event),
+            plans.applied.subscribe(self._plan_changed),
+            uplink.acks.subscribe(self._acked),
+            self.outbox.quarantines.subscribe(self._quarantined),
+        ]
 
-        self._time_reported: set[tuple[str, date]] = set()
-        self.pipeline.add_listener(lambda reading, _assessment: self._report_uncertain_time(reading))
-        # For sources that cannot report their devices (the simulated home): when each last gave a reading.
-        self._last_reading: dict[str, datetime] = {}
-        self.pipeline.add_listener(lambda r, _a: self._last_reading.__setitem__(r.device.address, r.received))
+    def _acked(self, _ids: list[str]) -> None:
+        self.last_ack_at = datetime.now(UTC)
 
     def _propose(self, _reading: Reading, _assessment: Assessment) -> None:
         # The pipeline keeps only the latest day in memory; the 14 days come from the sealed history, off
@@ -134,7 +144,7 @@ class Gateway:
 
     def _plan_changed(self, plan: Plan) -> None:
         # The next assessment is judged by the new plan; readings already stored keep the plan they named.
-        self.pipeline.plan = plan
+        self.pipeline.use_plan(plan)
         self.uplink.refresh_status()
 
     @property
@@ -250,7 +260,11 @@ class Gateway:
         # Counted beside start-up (seconds with a million readings waiting): logged when known.
         log.info("%d reading(s) waiting in the outbox", await asyncio.to_thread(self.outbox.depth))
 
-    def _quarantined(self, loop: asyncio.AbstractEventLoop, seq: int, reason: str) -> None:
+    def _quarantined(self, seq: int, reason: str) -> None:
+        """Told on whichever thread read the record: the event is posted on the loop's."""
+        loop = self._loop
+        if loop is None:  # not running yet: the outbox logged it, the status counts it
+            return
         detail: EventDetail = {"record": seq, "reason": reason}
         loop.call_soon_threadsafe(self.uplink.post_event, "outbox_record_quarantined", detail)
         loop.call_soon_threadsafe(self.uplink.refresh_status)
@@ -311,8 +325,7 @@ class Gateway:
             "gateway %s started: %d device(s) provisioned",
             self.settings.gateway.id, len(self.settings.devices),
         )
-        loop = asyncio.get_running_loop()
-        self.outbox.on_quarantine = lambda seq, reason: self._quarantined(loop, seq, reason)
+        self._loop = asyncio.get_running_loop()
         try:
             async with asyncio.TaskGroup() as tasks:
                 # The proposal from what is kept (the whole 14 days, read off the loop; not the latest day).

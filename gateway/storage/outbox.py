@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from gateway.listeners import Listeners
 from gateway.storage.connection import Connection, StoreError, Usage, damaged, make_private, private_file
 from gateway.storage.documents import Documents
 from gateway.storage.events import Events
@@ -32,13 +33,13 @@ from gateway.storage.history import NO_KIND, History
 from gateway.storage.interface import OutboxEntry
 from gateway.storage.keyring import Keyring
 from gateway.storage.migrate import migrate
-from gateway.storage.quarantine import Quarantine, QuarantineListener
+from gateway.storage.quarantine import Quarantine
 from gateway.storage.readings import Readings
 from gateway.storage.schema import SCHEMA, SCHEMA_VERSION
 from gateway.storage.sealing import outbox_aad
 from gateway.storage.unassigned import Unassigned
 
-__all__ = ["PutResult", "QuarantineListener", "Remember", "SealedOutbox", "StoreError", "Usage"]
+__all__ = ["PutResult", "Remember", "SealedOutbox", "StoreError", "Usage"]
 
 
 class PutResult(NamedTuple):
@@ -97,13 +98,10 @@ class SealedOutbox:
         self._readings.start_count()
 
     @property
-    def on_quarantine(self) -> QuarantineListener | None:
-        """Called (from whichever thread read the record) with its seq and the reason."""
-        return self._quarantine.listener
-
-    @on_quarantine.setter
-    def on_quarantine(self, listener: QuarantineListener | None) -> None:
-        self._quarantine.listener = listener
+    def quarantines(self) -> Listeners[[int, str]]:
+        """Told (on whichever thread read the record) each quarantined record's seq and the reason:
+        `outbox.quarantines.subscribe(listener)`."""
+        return self._quarantine.listeners
 
     # Keys.
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Literal
 
+from gateway.listeners import Listeners
 from gateway.storage.connection import Connection
 
 log = logging.getLogger("gateway.storage.outbox")  # the name operators' log filters know
 
-QuarantineListener = Callable[[int, str], None]
 Waiting = Literal["outbox", "events"]
 
 _MOVE: dict[Waiting, str] = {
@@ -26,11 +25,11 @@ _DROP: dict[Waiting, str] = {
 
 class Quarantine:
     """Moves a waiting record that failed authentication out of its table, counts them, and tells
-    `listener` (called from whichever thread read the record, with its seq and the reason)."""
+    its `listeners` (on whichever thread read the record, with its seq and the reason)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self.listener: QuarantineListener | None = None
+        self.listeners: Listeners[[int, str]] = Listeners("quarantined record")
         self._count = int(conn.db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
 
     def move(self, table: Waiting, seq: int, reason: str) -> None:
@@ -41,10 +40,9 @@ class Quarantine:
             self._conn.db.execute(_DROP[table], (seq,))
 
     def tell(self, seq: int, reason: str) -> None:
-        """Step 2, once the table that lost the record has counted it: count it here and tell the listener."""
+        """Step 2, once the table that lost the record has counted it: count it here and tell the listeners."""
         self._count += 1
-        if self.listener is not None:
-            self.listener(seq, reason)
+        self.listeners.notify(seq, reason)
 
     def count(self) -> int:
         """Records quarantined in this file (counted at opening, then kept)."""

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import aiomqtt
 from pydantic import ValidationError
 
+from gateway.listeners import Listeners
 from gateway.storage import Outbox, OutboxEntry, OutboxUnavailable
 from gateway.uplink.connection import stay_connected
 from protocol import (
@@ -81,7 +82,6 @@ class Uplink:
         window: int = 8,
         ack_timeout_s: float = 30.0,
         status_interval_s: float = 300.0,
-        on_ack: AckListener | None = None,
         facts: Callable[[], StatusFacts] = _no_facts,
         on_config: ConfigListener | None = None,
     ) -> None:
@@ -93,7 +93,8 @@ class Uplink:
         self._window = window
         self._ack_timeout_s = ack_timeout_s
         self._status_interval_s = status_interval_s
-        self._on_ack = on_ack
+        # Told the ids the central service acknowledged, once they are deleted from the outbox.
+        self.acks: Listeners[[list[str]]] = Listeners("ack")
         self._facts = facts
         self._on_config = on_config
         # The latest baseline proposal (retained on the broker), waiting to be published.
@@ -250,11 +251,8 @@ class Uplink:
                 remaining -= acked
                 if not remaining:
                     del self._inflight[batch_id]
-            if removed and self._on_ack:
-                try:  # whoever listens (a printer, a page) must not stop the acks from being heard
-                    self._on_ack(removed)
-                except Exception:
-                    log.exception("ack listener failed; delivery goes on")
+            if removed:  # whoever listens (a printer, a page) cannot stop the acks from being heard
+                self.acks.notify(removed)
             self._wake.set()
 
     def _expire(self) -> bool:

@@ -4,15 +4,21 @@ answers, start a pairing scan. Each answers with a status and a detail; the rout
 from __future__ import annotations
 
 import logging
+import re
 
 from pydantic import ValidationError
 
+from gateway.ble import backends_of, pairing_scan
 from gateway.storage import OutboxUnavailable
 from gateway.web.context import Pages
 from gateway.web.models import AnswerResult
 from zoning import Answers
 
 log = logging.getLogger(__name__)
+PAIRING_SCAN_S = 4.0  # a device in pairing mode advertises at least once a second
+
+# What a questionnaire form is rendered with (the page makes a uuid4 hex) and a client may send.
+ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 async def answer_unassigned(pages: Pages, record_id: str, yes: bool) -> tuple[int, str]:
@@ -31,9 +37,13 @@ async def answer_unassigned(pages: Pages, record_id: str, yes: bool) -> tuple[in
     return 200, "confirmed: stored as your reading" if yes else "discarded: not your reading"
 
 
-async def store_answers(pages: Pages, answers: dict[str, str]) -> tuple[int, AnswerResult | str]:
-    """Judge and store the questionnaire's answers (empty answers dropped)."""
+async def store_answers(pages: Pages, answers: dict[str, str],
+                        answer_id: str | None = None) -> tuple[int, AnswerResult | str]:
+    """Judge and store the questionnaire's answers (empty answers dropped). With `answer_id`, the id the
+    form was rendered with, the same answers sent again are answered like the first time, stored once."""
     gw, now = pages.gw, pages.now
+    if answer_id is not None and not ANSWER_ID.fullmatch(answer_id):
+        return 400, "bad answers: id: 8 to 64 letters, digits, - or _"
     try:
         parsed = Answers(answered=now(), answers={q: a for q, a in answers.items() if a})
     except ValidationError as exc:
@@ -41,7 +51,7 @@ async def store_answers(pages: Pages, answers: dict[str, str]) -> tuple[int, Ans
     if not parsed.answers:
         return 400, "no question answered"
     try:
-        record_id, assessment = await gw.pipeline.on_answers(parsed)
+        record_id, assessment = await gw.pipeline.on_answers(parsed, answer_id)
     except OutboxUnavailable as exc:
         log.error("web: questionnaire answers could not be stored: %s", exc)
         return 503, "could not be stored just now; try again shortly"
@@ -50,13 +60,27 @@ async def store_answers(pages: Pages, answers: dict[str, str]) -> tuple[int, Ans
 
 
 async def start_scan(pages: Pages) -> None:
-    """The technician's pairing scan, if the device source scans on request; the note says what it did."""
+    """The technician's pairing scan: the scan `kit pair` runs (gateway.ble.pairing_scan), through the radio
+    the device source gives (`pairing_radio`); what was heard is kept for the page, the note says what it did."""
     gw, scan_state, now = pages.gw, pages.scan_state, pages.now
     scan_state.at = now()
-    if gw.source.scans_on_request:
-        await gw.source.scan()
-        scan_state.note = "scan done: what the device source heard"
-    else:
-        scan_state.note = ("this device source scans all the time and pairs provisioned devices when they "
-                              "advertise; below is what it has heard")
     log.info("web: pairing scan requested by the technician")
+    source = gw.source
+    if not source.scans_on_request:
+        scan_state.heard, scan_state.note = [], "this device source has no radio to scan through"
+        return
+    try:
+        radio = await source.pairing_radio()
+        if radio is None:
+            raise RuntimeError("no radio")
+        heard = await pairing_scan(backends_of(radio), PAIRING_SCAN_S)
+    except Exception as exc:  # no adapter, BlueZ not running: said on the page, the gateway goes on
+        log.warning("web: the pairing scan failed: %s", exc)
+        scan_state.heard, scan_state.note = [], f"the scan failed: {exc or type(exc).__name__}: is Bluetooth on?"
+        return
+    health = [n for n in heard if n.kind is not None]
+    scan_state.heard = health
+    others = len(heard) - len(health)
+    scan_state.note = (f"scan done: {len(health)} health device(s) heard" +
+                       (f", and {others} other device(s) that cannot be paired" if others else "") +
+                       "; pair them with `dho-gateway kit pair`")

@@ -52,9 +52,9 @@ class LiveState:
             state.latest[past.kind.value] = Latest(
                 past.kind.value, past.zone, tuple((n, v, "") for n, v in past.values.items()), (), past.effective,
                 tuple(keys), ("",) if past.control else ())
-        pipeline.add_listener(state.on_reading)
-        pipeline.answers_listeners.append(state.on_answers)
-        pipeline.unassigned_listeners.append(state.touch)
+        pipeline.readings.subscribe(state.on_reading)
+        pipeline.questionnaires.subscribe(state.on_answers)
+        pipeline.waiting_changed.subscribe(state.touch)
         return state
 
     def on_reading(self, reading: Reading, assessment: Assessment) -> None:

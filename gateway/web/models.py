@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 class AnswersIn(BaseModel):
     answers: dict[str, str]
+    id: str | None = None  # the form's id (from the page): the same answers sent again are stored once
 
 
 class AnswerResult(BaseModel):

@@ -49,7 +49,7 @@ async def api_unassigned(pages: PagesDep, record_id: str, answer: Literal["confi
 async def api_questionnaire(pages: PagesDep, s: SessionDep, body: AnswersIn) -> Response:
     """The day's questionnaire answers (question -> answer, see zoning/questionnaire.py): judged by the
     plan in force, stored sealed and sent to the central service as a `questionnaire` reading."""
-    status, result = await store_answers(pages, body.answers)
+    status, result = await store_answers(pages, body.answers, body.id)
     if isinstance(result, str):
         return JSONResponse({"detail": result}, status_code=status)
     result = result.model_copy(update={"zone_word": pick(ZONE_WORDS[result.zone], s.language)})

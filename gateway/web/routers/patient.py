@@ -4,6 +4,7 @@ only after the technician's login (gateway/web/deps.py)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request, Response
@@ -22,7 +23,8 @@ router = APIRouter(include_in_schema=False)
 async def patient_page(request: Request, pages: PagesDep, s: SessionDep) -> Response:
     """The patient's page; "saved" once after the questionnaire was stored."""
     saved = request.cookies.get("dho_saved")
-    response = pages.render(request, "patient.html", view=pages.view_for(s), saved=saved)
+    response = pages.render(request, "patient.html", view=pages.view_for(s), saved=saved,
+                            answer_id=uuid.uuid4().hex)  # the questionnaire form's id: a resend is known
     if saved:
         response.delete_cookie("dho_saved", path="/")
     return response
@@ -49,7 +51,8 @@ async def unassigned_form(request: Request, pages: PagesDep, s: SessionDep,
 async def questionnaire_form(request: Request, pages: PagesDep, s: SessionDep) -> Response:
     """The form's questionnaire answers; back to the cards, which show the zone."""
     form = await request.form()
-    status, _result = await store_answers(pages, {q: str(form.get(q, "")) for q in QUESTIONS})
+    status, _result = await store_answers(pages, {q: str(form.get(q, "")) for q in QUESTIONS},
+                                          str(form.get("answer_id", "")) or None)
     if status == 400:
         return pages.render(request, "message.html", 400, message=ui("answers_missing", s.language))
     if status != 200:
