@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV := $(shell command -v uv 2>/dev/null)
 INSTALL := $(if $(UV),$(UV) pip install --python $(BIN)/python,$(BIN)/pip install --progress-bar off)
 
-.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb bench-history schemas mosquitto postgres chromium dbus clean
+.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb bench-history bench-memory schemas mosquitto postgres chromium dbus clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -108,6 +108,11 @@ bench-reliability: $(STAMP)
 bench-history: $(STAMP)  # start-up and RSS of `run` with 1M stored readings vs empty (about 5 minutes)
 	$(BIN)/python bench/outbox_history.py --readings 1000000
 
+# RSS and idle wake-ups of `run` with the pages, empty and with 1M stored readings, against `import gateway`
+# (the filled outbox is kept in .bench-memory/ and reused: filling 1M takes minutes)
+bench-memory: $(STAMP) mosquitto
+	$(BIN)/python bench/memory.py --readings 1000000 --data .bench-memory
+
 bench-tinydb: $(STAMP)
 	$(INSTALL) -q -e '.[bench]'
 	$(BIN)/python bench/tinydb_vs_sqlite.py
@@ -116,4 +121,4 @@ schemas: $(STAMP)
 	$(BIN)/dho-gateway schemas --out docs/schemas
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench-memory

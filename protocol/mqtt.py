@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiomqtt
+import paho.mqtt.client as paho_mqtt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,23 @@ class BrokerSettings(BaseModel):
         return context
 
 
+# How often paho's keep-alive housekeeping runs (send PINGREQ when due, notice a missing PINGRESP). aiomqtt
+# runs it every second, which on an idle gateway was one of its few wake-ups a second (issue 17.11); a
+# quarter of the keep-alive, at most 5 s, sends the ping at most that late: well inside the broker's
+# 1.5 x keep-alive.
+MISC_INTERVAL_MAX_S = 5.0
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, its keep-alive housekeeping every `misc_interval_s` seconds instead of every second."""
+
+    misc_interval_s = 1.0
+
+    async def _misc_loop(self) -> None:  # aiomqtt's own, with the interval above instead of 1 s
+        while self._client.loop_misc() == paho_mqtt.MQTT_ERR_SUCCESS:  # noqa: ASYNC110 (a timer, not a wait)
+            await asyncio.sleep(self.misc_interval_s)
+
+
 def make_client(
     settings: BrokerSettings,
     identifier: str,
@@ -86,10 +104,11 @@ def make_client(
     """An unconnected aiomqtt client for `settings`, with `identifier` as its MQTT client id.
 
     TCP_NODELAY is set on its socket as soon as it opens, and it has no operation timeout of its
-    own: bound each operation with `bounded` (or use `publish`, `subscribe`). Raises OSError when a
+    own: bound each operation with `bounded` (or use `publish`, `subscribe`). Its keep-alive
+    housekeeping runs every quarter keep-alive, at most every `MISC_INTERVAL_MAX_S`. Raises OSError when a
     TLS file is missing or does not load (`BrokerSettings.tls_context`).
     """
-    client = aiomqtt.Client(
+    client = _Client(
         settings.host,
         settings.port,
         identifier=identifier,
@@ -103,6 +122,7 @@ def make_client(
         max_inflight_messages=max_inflight,
         timeout=math.inf,  # see OPERATION_TIMEOUT_S
     )
+    client.misc_interval_s = min(MISC_INTERVAL_MAX_S, settings.keepalive_s / 4)
     _send_without_delay(client)
     return client
 

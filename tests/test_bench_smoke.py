@@ -18,6 +18,7 @@ RUNS = [
     ("bench/plans.py", "--runs", "5"),
     ("bench/web.py", "--readings", "3", "--settle", "1"),
     ("bench/outbox_history.py", "--readings", "200", "--settle", "0.5"),
+    ("bench/memory.py", "--readings", "200", "--idle", "1", "--settle", "0.5"),
     ("bench/pipeline_day.py", "--readings", "20", "--sample", "5", "--rounds", "1"),
     ("bench/fhir.py", "--readings", "60", "--patients", "3", "--clients", "2", "--seconds", "0.5"),
 ]

@@ -15,12 +15,14 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from drivers import Deliver
-from gateway.ble import PairingRadio
 from gateway.settings import ConfigError
 from protocol import DeviceStatus
+
+if TYPE_CHECKING:  # an annotation only: a gateway without BLE devices does not load bleak and D-Bus (5 MiB)
+    from gateway.ble import PairingRadio
 
 # What a source hands each value to; it answers whether a device may forget the value (drivers.Delivery).
 GattSink = Deliver

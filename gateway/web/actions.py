@@ -8,7 +8,6 @@ import re
 
 from pydantic import ValidationError
 
-from gateway.ble import backends_of, pairing_scan
 from gateway.storage import OutboxUnavailable
 from gateway.web.context import Pages
 from gateway.web.models import AnswerResult
@@ -73,6 +72,8 @@ async def start_scan(pages: Pages) -> None:
         radio = await source.pairing_radio()
         if radio is None:
             raise RuntimeError("no radio")
+        from gateway.ble import backends_of, pairing_scan  # on the button: pages without BLE devices do not load bleak
+
         heard = await pairing_scan(backends_of(radio), PAIRING_SCAN_S)
     except Exception as exc:  # no adapter, BlueZ not running: said on the page, the gateway goes on
         log.warning("web: the pairing scan failed: %s", exc)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from gateway.ble import PairingRadio
 from gateway.readings import Pipeline
 from gateway.settings import Settings
 from protocol import DeviceStatus
+
+if TYPE_CHECKING:  # an annotation only: pages without BLE devices do not load bleak and D-Bus
+    from gateway.ble import PairingRadio
 
 
 class ServiceFacts(NamedTuple):

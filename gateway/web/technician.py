@@ -7,16 +7,18 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from gateway.ble import Nearby
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
 from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick, ui
 from zoning import Language
+
+if TYPE_CHECKING:  # an annotation only: pages without BLE devices do not load bleak and D-Bus
+    from gateway.ble import Nearby
 
 
 @dataclass
