@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 
 from central.fhir import device_resource, gateway_resource, observations, resource_json
 from central.fhir.mapping import device_id, gateway_device_id
-from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of
+from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of, ids_in
 from central.store import (
     Changes,
     Database,
@@ -42,7 +42,18 @@ from central.store import (
     RegisteredGateway,
     transient,
 )
-from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, Backoff, BrokerSettings, Topics, publish, subscribe
+from protocol import (
+    OPERATION_TIMEOUT_S,
+    PREFIX,
+    Ack,
+    Backoff,
+    BrokerSettings,
+    Refusal,
+    Topics,
+    parse_up_topic,
+    publish,
+    subscribe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +114,11 @@ def changes_and_acks(
     """
     changes = Changes()
     acks: dict[str, list[Any]] = {}
+    refused: dict[str, list[Refusal]] = {}
     for message in messages:
         decision = decide(message.topic, message.payload, registry)
         if isinstance(decision, Refused):
-            changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload)))
+            _refuse(changes, refused, message, decision)
             continue
         gateway = decision.gateway
         changes.seen[gateway.id] = now
@@ -119,7 +131,8 @@ def changes_and_acks(
                 # A reading this worker cannot map (say, a type from a newer gateway): the batch is refused and
                 # stays on the gateway; the group goes on with the other messages.
                 reason = f"cannot map a reading to FHIR ({type(exc).__name__}: {exc})"
-                changes.rejections.append(NewRejection(message.topic, reason, len(message.payload)))
+                _refuse(changes, refused, message,
+                        Refused(reason, "cannot_map", tuple(r.id for r in decision.batch.readings)))
                 continue
             for reading, found in mapped:
                 changes.readings.append(NewReading(
@@ -157,7 +170,29 @@ def changes_and_acks(
                 detail=json.dumps(e.detail),
             ))
             acks.setdefault(topics.ack, []).append(e.id)
-    return changes, [(topic, Ack(ids=ids)) for topic, ids in acks.items()]
+    return changes, [(topic, Ack(ids=acks.get(topic, []), refused=refused.get(topic, [])))
+                     for topic in [*acks, *(t for t in refused if t not in acks)]]
+
+
+def refusal_ack_topic(topic: str) -> str | None:
+    """Where a refusal of a message on `topic` is answered: the ack topic of the tenant and gateway the topic
+    names (the one the gateway listens on, even when that tenant is the wrong one); None if not a v1 topic."""
+    try:
+        tenant, gateway, _ = parse_up_topic(topic)
+    except ValueError:
+        return None
+    return Topics(tenant, gateway).ack
+
+
+def _refuse(changes: Changes, refused: dict[str, list[Refusal]], message: Incoming, decision: Refused) -> None:
+    changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload), decision.code))
+    topic = refusal_ack_topic(message.topic)
+    if topic is not None:
+        what = message.topic.rsplit("/", 1)[-1]
+        refused.setdefault(topic, []).append(Refusal(
+            code=decision.code, detail=decision.reason[:300], ids=list(decision.ids),
+            topic=what if what in UPSTREAM else None,
+        ))
 
 
 class IngestWorker:
@@ -263,7 +298,8 @@ class IngestWorker:
         received = datetime.now(UTC)
         changes, acks = changes_and_acks(incoming, registry, now=received)
         for refused in changes.rejections:
-            log.warning("refused a message on %s: %s (not acked)", refused.topic, refused.reason)
+            log.warning("refused a message on %s: %s %s (answered with the reason, not acked)", refused.topic,
+                        refused.code, refused.reason)
         try:
             await self._commit(changes)
         except sa.exc.DBAPIError as exc:
@@ -278,9 +314,16 @@ class IngestWorker:
                     await self._commit(single)
                 except sa.exc.DBAPIError as refused:
                     reason = f"refused by the database: {str(refused.orig or refused).splitlines()[0]}"
-                    log.warning("refused a message on %s: %s (not acked)", m.topic, reason)
-                    await self._commit(Changes(rejections=[NewRejection(m.topic, reason, len(m.payload))]))
+                    log.warning("refused a message on %s: %s (answered with the reason, not acked)", m.topic, reason)
+                    await self._commit(Changes(rejections=[NewRejection(m.topic, reason, len(m.payload),
+                                                                        "not_stored")]))
                     self.counts["rejected"] += 1
+                    answer = refusal_ack_topic(m.topic)
+                    if answer is not None:
+                        what = m.topic.rsplit("/", 1)[-1]
+                        acks.append((answer, Ack(ids=[], refused=[Refusal(
+                            code="not_stored", detail="the central database refused it (see dho-central gateways "
+                            "refusals)", ids=list(ids_in(what, m.payload)))])))
                     continue
                 self.counts["rejected"] += len(single.rejections)
                 acks.extend(single_acks)
@@ -290,7 +333,7 @@ class IngestWorker:
             # gather, not a TaskGroup: a broker that goes away mid-ack must raise its MqttError itself (run()
             # reconnects on it; an ExceptionGroup around it ended the worker). Nothing was PUBACKed yet, so
             # the broker delivers the batch again and the ids already stored are acked again.
-            await asyncio.gather(*(publish(client, topic, ack.model_dump_json()) for topic, ack in acks))
+            await asyncio.gather(*(publish(client, topic, ack.wire_json()) for topic, ack in acks))
         self.counts["acks"] += len(acks)
         for m in incoming:
             if m.qos > 0:

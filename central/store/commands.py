@@ -56,6 +56,14 @@ def add_commands(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true")
     add_db_argument(listing)
     listing.set_defaults(run=_list)
+    refusals = sub.add_parser("refusals", help="messages the central refused, newest first, with the reason code",
+                              description="What the central service refused and answered with a reason code "
+                              "(protocol 1.1): per gateway id, the code, the detail and the topic; never a payload.")
+    refusals.add_argument("--gateway", metavar="ID", help="only this gateway id (as its topic named it)")
+    refusals.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    refusals.add_argument("--json", action="store_true")
+    add_db_argument(refusals)
+    refusals.set_defaults(run=_refusals)
     acl = sub.add_parser("acl", help="print the Mosquitto ACL for the registered gateways")
     acl.add_argument("--central-user", default="dho-central", help="the central workers' certificate CN")
     add_db_argument(acl)
@@ -107,6 +115,21 @@ def _list(args: argparse.Namespace) -> int:
         faults += f"; batteries: {batteries}" if batteries else ""
         print(f"{r.tenant}/{r.id}: {r.state}, last seen {seen}, outbox {depth}, "
               f"version {r.software_version or '?'}, plan {r.plan or '?'} v{r.plan_version or '?'}{faults}")
+    return 0
+
+
+def _refusals(args: argparse.Namespace) -> int:
+    database = open_database(args)
+    records = database.refusals(args.gateway, limit=args.limit)
+    database.close()
+    if args.json:
+        print(json.dumps([asdict(r) for r in records], default=str, indent=2))
+        return 0
+    if not records:
+        print("no refusals" + (f" of {args.gateway}" if args.gateway else ""))
+    for r in records:
+        what = r.topic.rsplit("/", 1)[-1]
+        print(f"{r.at:%Y-%m-%d %H:%M:%S}Z {r.gateway or '?'} {what}: {r.code or '?'}: {r.reason}")
     return 0
 
 

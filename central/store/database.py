@@ -106,6 +106,19 @@ class NewRejection:
     topic: str
     reason: str
     size: int
+    code: str | None = None  # protocol 1.1's reason code, as answered to the gateway
+
+
+@dataclass(frozen=True)
+class RefusalRecord:
+    """One refused message as `dho-central gateways refusals` lists it (never its payload)."""
+
+    at: datetime
+    gateway: str | None  # the gateway id its topic named (None: not a v1 topic)
+    topic: str
+    code: str | None  # None for refusals stored before protocol 1.1
+    reason: str
+    size: int
 
 
 @dataclass
@@ -265,8 +278,8 @@ class Database:
             if changes.rejections:
                 conn.execute(
                     sa.insert(schema.rejections),
-                    [{"topic": x.topic[:300], "reason": x.reason[:500], "size": x.size, "at": now}
-                     for x in changes.rejections],
+                    [{"topic": x.topic[:300], "reason": x.reason[:500], "size": x.size, "at": now, "code": x.code,
+                      "gateway": _gateway_of(x.topic)} for x in changes.rejections],
                 )
             causes = reading_causes(x for x in changes.readings if x.id in fresh)
             causes += _refusal_causes(conn, changes.rejections, now)
@@ -379,6 +392,15 @@ class Database:
         x = schema.rejections.c
         with self.engine.connect() as conn:
             return [(row.topic, row.reason) for row in conn.execute(sa.select(x.topic, x.reason).order_by(x.seq))]
+
+    def refusals(self, gateway: str | None = None, *, limit: int = 100) -> list[RefusalRecord]:
+        """The latest refused messages, newest first, of one gateway (the id its topic named) or of all."""
+        x = schema.rejections.c
+        query = sa.select(x.at, x.gateway, x.topic, x.code, x.reason, x.size).order_by(x.seq.desc()).limit(limit)
+        if gateway is not None:
+            query = query.where(x.gateway == gateway)
+        with self.engine.connect() as conn:
+            return [RefusalRecord(utc(r.at), r.gateway, r.topic, r.code, r.reason, r.size) for r in conn.execute(query)]
 
     def observations(
         self,
@@ -520,6 +542,13 @@ def _refusal_causes(conn: sa.Connection, rejections: list[NewRejection], now: da
         causes.append(AlertCause(tenant=owner, patient=patient, gateway=gateway, kind="refused",
                                  subject="kit", severity="info", at=now, detail=reason))
     return causes
+
+
+def _gateway_of(topic: str) -> str | None:
+    try:
+        return parse_up_topic(topic)[1][:64]
+    except ValueError:
+        return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
