@@ -3,6 +3,7 @@ code on the gateway's ack topic (protocol 1.1), never silence; the refusal is li
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -91,3 +92,62 @@ def test_a_database_of_schema_version_2_gets_the_refusal_columns_and_keeps_its_r
             assert migrations.current_version(conn) == migrations.LATEST == 3
     finally:
         db.close()
+
+
+async def test_a_kit_the_central_does_not_know_keeps_its_readings_backs_off_and_says_so_until_registered(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19: the central refused every batch of an unregistered kit, and the gateway said nothing."""
+    import logging
+
+    from gateway.service import Gateway
+    from gateway.settings import load_settings
+    from hardware_sims.home import SimulatedHome
+    from tests.support import cli, config_for
+
+    caplog.set_level(logging.INFO)
+    data = tmp_path / "gw"
+    data.mkdir()
+    config = config_for(data, mosquitto.port)
+    text = config.read_text().replace("ack_timeout_s = 30", "ack_timeout_s = 0.3")
+    config.write_text(text.replace("refusal_pause_s = 30", "refusal_pause_s = 1").replace(
+        "refusal_pause_max_s = 1800", "refusal_pause_max_s = 2"))
+    settings = load_settings(config)
+    g = settings.gateway
+    source = SimulatedHome(interval_s=0.005, count=3)
+    gateway = Gateway(settings, source)
+    central = EmbeddedCentral(plain(mosquitto.port), tmp_path / "central.db")  # gw not registered
+    async with asyncio.TaskGroup() as tasks:
+        c = tasks.create_task(central.run())
+        await central.ready.wait()
+        run = tasks.create_task(gateway.run())
+        await until(lambda: gateway.uplink.refusal is not None and source.sent == 3, timeout=20)
+        refused_at = central.rejected
+        await asyncio.sleep(3)
+        # Held back: with a 0.3 s ack timeout and no pause the 3 readings would have gone ~10 times more.
+        reading_refusals = [r for r in central.database.refusals(g.id, limit=1000) if r.topic.endswith("readings")]
+        assert 1 <= len(reading_refusals) <= 6, len(reading_refusals)  # 3 batches at first, then a few rounds
+        assert central.rejected >= refused_at
+        assert gateway.outbox.depth() == 3  # kept, every one
+        fault = "the central service does not know this gateway: register it (dho-central gateways register"
+        facts = await asyncio.to_thread(gateway.service_facts)  # what the technician page shows
+        assert any(f.startswith(fault) for f in facts.faults), facts.faults
+        shown = await asyncio.to_thread(cli, "status", "--config", str(config))
+        assert shown.returncode == 1 and f"FAULT: {fault}" in shown.stdout, shown.stdout + shown.stderr
+
+        central.provision(g.id, tenant=g.tenant, patient=g.patient)  # the operator registers the kit
+        await until(lambda: gateway.outbox.depth() == 0 and central.count() == 3, timeout=20)
+        await until(lambda: gateway.uplink.refusal is None and len(central.events(g.id)) >= 2, timeout=20)
+        facts = await asyncio.to_thread(gateway.service_facts)
+        assert not any("central service" in f for f in facts.faults)
+        assert not (data / "central-refusal.json").exists()
+        run.cancel()
+        c.cancel()
+    kinds = [e["kind"] for e in central.events(g.id)]
+    assert kinds.count("refused_by_central") == 1 and kinds.count("refusal_cleared") == 1, kinds  # one per change
+    refused = next(e for e in central.events(g.id) if e["kind"] == "refused_by_central")
+    assert refused["detail"]["code"] == "unknown_gateway"
+    info = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert g.patient not in info  # no pseudonym in the logs at INFO
+    assert "refuses what this gateway sends (unknown_gateway" in info
+    central.close()
