@@ -78,6 +78,8 @@ def add_commands(subparsers: Any) -> None:
     check.add_argument("--cert-days", type=int, default=30, help="certificate must be valid this many more days")
     check.add_argument("--battery-min", type=int, default=20, help="percent")
     check.add_argument("--scan-seconds", type=float, default=10.0)
+    check.add_argument("--central-timeout", type=float, default=15.0, metavar="S",
+                       help="seconds to wait for the central service's ack of the probe (default 15)")
 
     r = commands.add_parser("reissue", help="wipe, remove bonds, new patient pseudonym and KEK (resumable)")
     r.add_argument("--config", type=Path, required=True)
@@ -136,7 +138,8 @@ def _check(args: argparse.Namespace) -> int:
     from gateway.settings import load_settings
 
     checks = asyncio.run(run_checks(load_settings(args.config), min_days=args.cert_days,
-                                    scan_s=args.scan_seconds, battery_min=args.battery_min))
+                                    scan_s=args.scan_seconds, battery_min=args.battery_min,
+                                    central_timeout_s=args.central_timeout))
     print(json.dumps(as_json(checks), indent=2) if args.json else render(checks))
     return 0 if all(c.ok for c in checks) else 1
 
