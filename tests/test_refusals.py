@@ -151,3 +151,37 @@ async def test_a_kit_the_central_does_not_know_keeps_its_readings_backs_off_and_
     assert g.patient not in info  # no pseudonym in the logs at INFO
     assert "refuses what this gateway sends (unknown_gateway" in info
     central.close()
+
+
+def test_register_applies_a_registration_once_with_an_audit_record_and_refuses_another_tenants_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from central.ca import TenantCA
+    from central.store import Database
+
+    db = str(tmp_path / "central.db")
+    TenantCA.create(tmp_path / "ca-bergen", "bergen-kommune")
+    registration = tmp_path / "registration.json"
+    registration.write_text(json.dumps({"kind": "dho-gateway-registration", "v": 1, "gateway": "gw-7",
+                                        "tenant": "oslo-kommune", "patient": "p-old", "reason": "provision"}))
+    assert central_main(["gateways", "register", "--db", db, "--ca", str(tmp_path / "ca-bergen"),
+                         str(registration)]) == 2
+    assert "the CA in" in capsys.readouterr().err
+    assert central_main(["gateways", "register", "--db", db, "--out", str(tmp_path / "x.pem"),
+                         str(registration)]) == 2  # signing needs the CA
+    for _ in range(2):  # the second time: already in force, nothing written
+        assert central_main(["gateways", "register", "--db", db, str(registration)]) == 0
+    registration.write_text(registration.read_text().replace("p-old", "p-new").replace("provision", "reissue"))
+    assert central_main(["gateways", "register", "--db", db, str(registration)]) == 0
+    out = capsys.readouterr().out
+    assert "re-registered for tenant oslo-kommune (patient changed; audit record written)" in out
+    assert "p-old" not in out and "p-new" not in out
+    database = Database(db)
+    try:
+        assert database.registered(["gw-7"])["gw-7"].patient == "p-new"
+        with database.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT action, detail FROM audit ORDER BY seq").all()
+    finally:
+        database.close()
+    assert [r[0] for r in rows] == ["gateway_registered", "gateway_reregistered"]
+    assert rows[1][1] == "reissue: tenant oslo-kommune -> oslo-kommune, patient p-old -> p-new"

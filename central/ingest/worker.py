@@ -70,10 +70,15 @@ def subscriptions(group: str | None) -> list[str]:
     return [f"$share/{group}/{f}" for f in filters] if group else filters
 
 
+_RECHECK_AFTER_S = 1.0  # a refusal by a registry entry older than this asks the database again first
+_REGISTRY_CODES = {"unknown_gateway", "wrong_tenant", "patient_not_registered"}
+
+
 @dataclass
 class _Cached:
     gateway: RegisteredGateway | None
     until: float
+    fetched: float = 0.0
 
 
 class Registry:
@@ -92,8 +97,17 @@ class Registry:
             found = await asyncio.to_thread(self._database.registered, missing)
             for gateway in missing:
                 known = found.get(gateway)
-                self._cache[gateway] = _Cached(known, now + (_REGISTRY_TTL_S if known else _UNKNOWN_TTL_S))
+                self._cache[gateway] = _Cached(known, now + (_REGISTRY_TTL_S if known else _UNKNOWN_TTL_S), now)
         return {i: c.gateway for i in wanted if (c := self._cache[i]).gateway is not None}
+
+    def forget_stale(self, ids: Iterable[str]) -> bool:
+        """Before refusing by what the cache says, ask the database again (a kit registered or re-registered
+        a moment ago must not wait out the cache): forget those entries older than a second; True if any."""
+        now = time.monotonic()
+        stale = [i for i in ids if i in self._cache and now - self._cache[i].fetched > _RECHECK_AFTER_S]
+        for gateway in stale:
+            del self._cache[gateway]
+        return bool(stale)
 
 
 @dataclass(frozen=True)
@@ -297,6 +311,10 @@ class IngestWorker:
         registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
         received = datetime.now(UTC)
         changes, acks = changes_and_acks(incoming, registry, now=received)
+        doubted = {g for r in changes.rejections if r.code in _REGISTRY_CODES and (g := gateway_of(r.topic))}
+        if doubted and self._registry.forget_stale(doubted):
+            registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
+            changes, acks = changes_and_acks(incoming, registry, now=received)
         for refused in changes.rejections:
             log.warning("refused a message on %s: %s %s (answered with the reason, not acked)", refused.topic,
                         refused.code, refused.reason)

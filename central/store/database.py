@@ -234,6 +234,29 @@ class Database:
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
+    def register(self, gateway: str, *, tenant: str, patient: str, actor: str, reason: str) -> str | None:
+        """Register a gateway from its registration (`dho-central gateways register`), with an audit record
+        when it is new or its tenant or pseudonym changed (a reissued kit: old -> new pseudonym). Returns
+        what changed ("new", "patient", "tenant", "tenant, patient"), or None when it was registered as it is."""
+        now = datetime.now(UTC)
+        g = schema.gateways.c
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(g.tenant, g.patient).where(g.id == gateway)).first()
+            if row is not None and (row.tenant, row.patient) == (tenant, patient):
+                return None
+            changed = "new" if row is None else ", ".join(
+                what for what, differs in (("tenant", row.tenant != tenant), ("patient", row.patient != patient))
+                if differs)
+            stmt = self._insert(schema.gateways).values(id=gateway, tenant=tenant, patient=patient, provisioned_at=now)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[schema.gateways.c.id], set_={
+                "tenant": tenant, "patient": patient, "provisioned_at": now}))
+            detail = (f"{reason}: tenant {tenant}, patient {patient}" if row is None else
+                      f"{reason}: tenant {row.tenant} -> {tenant}, patient {row.patient} -> {patient}")
+            conn.execute(sa.insert(schema.audit).values(
+                tenant=tenant, at=now, actor=actor[:64], action="gateway_registered" if row is None
+                else "gateway_reregistered", target=gateway, detail=detail[:500]))
+        return changed
+
     def deprovision(self, gateway: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(sa.delete(schema.gateways).where(schema.gateways.c.id == gateway)).rowcount > 0

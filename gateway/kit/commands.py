@@ -108,8 +108,11 @@ def _provision(args: argparse.Namespace) -> int:
         print(f"earlier configuration kept as {done.backup}")
     print(f"{done.config}: gateway {args.gateway_id}, tenant {args.tenant}, patient {done.patient}, profile "
           f"{args.profile}")
-    print(f"next: dho-central ca sign --gateway {args.gateway_id} --csr {done.csr} --out gateway.pem, then "
-          f"dho-gateway kit install-cert --config {done.config} gateway.pem")
+    print(f"{done.config.with_name('registration.json')}: what the central service needs (id, tenant, pseudonym, "
+          "CSR)")
+    print(f"next: dho-central gateways register --db URL --ca CA {done.config.with_name('registration.json')} "
+          f"--out gateway.pem (registers the kit and signs its CSR), then dho-gateway kit install-cert --config "
+          f"{done.config} gateway.pem")
     return 0
 
 
@@ -163,7 +166,9 @@ def _reissue(args: argparse.Namespace) -> int:
               "the devices' bonds, and give the kit a new patient pseudonym and KEK; run again with --yes")
         return 0
     done = asyncio.run(reissue(args.config, patient=args.patient, with_key=args.with_key, unpair=unpair))
-    print(f"reissued: patient {done.old_patient} -> {done.new_patient}; next: dho-gateway kit pair, then kit check")
+    print(f"reissued: patient {done.old_patient} -> {done.new_patient}; next: dho-central gateways register --db URL "
+          f"{args.config.with_name('registration.json')} (the central must know the new pseudonym), "
+          "dho-gateway kit pair, then kit check")
     return 0
 
 
