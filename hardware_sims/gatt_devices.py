@@ -76,6 +76,7 @@ class GattDevice:
         # Like A&D and the Blood Pressure Profile (security level 2): nothing is sent before encryption.
         self.requires_bond = requires_bond
         self.faults = Faults()
+        self.pairing_mode = False  # advertises again after every connection, as a device held in pairing mode
         self.memory: list[bytes] = []  # everything measured, oldest first
         self.unsent: list[bytes] = []  # not yet delivered to a gateway
         self.time_writes: list[datetime | None] = []
@@ -151,7 +152,7 @@ class GattDevice:
     def _on_disconnection(self) -> None:
         self._connection = None
         self._subscribed.clear()
-        if self.unsent or (self.uses_record_access and self.memory and not self.keeps_logbook):
+        if self.pairing_mode or self.unsent or (self.uses_record_access and self.memory and not self.keeps_logbook):
             # Still holding data the gateway has not had, or records it has not deleted: advertise again so
             # the gateway comes back for them. A meter that keeps its logbook does not call for records
             # the gateway already fetched (it would otherwise be reconnected to for ever).

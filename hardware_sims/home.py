@@ -40,10 +40,11 @@ class SimulatedDevice:
 
 class SimulatedHome:
     """A device source (the gateway's `DeviceSource` interface, implemented here in full: the simulators
-    do not import the gateway). It lists the devices it simulates and reports nothing else."""
+    do not import the gateway). It lists the devices it simulates, and gives a radio (`pairing_radio`)
+    on which its cuff and a shared scale can be scanned for and paired; it reports nothing else."""
 
     reports_devices = False
-    scans_on_request = False
+    scans_on_request = True
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class SimulatedHome:
         # Faster than one a second, the stamps step a second each (below): a run of known length starts
         # its clock that far back, so that its last stamp is now rather than in the future.
         self._lead = timedelta(seconds=count * max(0.0, 1.0 - interval_s)) if count else timedelta(0)
+        self._radio: Any = None
 
     @property
     def devices(self) -> list[SimulatedDevice]:
@@ -75,8 +77,15 @@ class SimulatedHome:
         """Not supported (`reports_devices` is false): the gateway tells what the readings tell."""
         return []
 
-    async def scan(self) -> None:
-        """Not supported: the simulated devices measure on their own schedule."""
+    async def pairing_radio(self) -> Any:
+        """The home's devices on a simulated radio, in pairing mode: its cuff (same address, model and serial
+        as the one that measures) and a shared scale. Made on first use (it needs the `sim` extra, bumble)."""
+        if self._radio is None:
+            from hardware_sims.home_radio import HomeRadio
+
+            m = self.monitor
+            self._radio = await HomeRadio.start((m.address, m.model, m.serial))
+        return self._radio
 
     def unprovisioned_heard(self) -> Mapping[str, int]:
         """Nothing: the simulated home has only its own devices."""

@@ -16,10 +16,11 @@ _MAX_DOUBLINGS = 64
 
 
 class Backoff:
-    """Pauses of `first_s`, 2×, 4×, … up to `max_s`: the pause after n failures in a row is the step
-    `first_s` × 2^(n − 1), capped at `max_s`, drawn from the upper half of the step (so many callers
-    that failed together spread apart). `jitter=False` gives the step itself, for a caller that has
-    always waited exactly.
+    """Pauses of `first_s`, 2×, 4×, … up to `max_s`, each drawn from the upper half of its step.
+
+    The pause after n failures in a row is the step `first_s` × 2^(n − 1), capped at `max_s`, drawn from
+    the upper half of the step (so many callers that failed together spread apart). `jitter=False` gives
+    the step itself, for a caller that has always waited exactly.
 
     One rule, two ways to use it:
 
@@ -43,8 +44,11 @@ class Backoff:
         return min(self.max_s, self.first_s * 2.0 ** min(failures - 1, _MAX_DOUBLINGS))
 
     def delay(self, failures: int) -> float:
-        """The pause after `failures` failures in a row: the step, jittered into its upper half unless
-        `jitter` is off; 0 for no failure. Does not touch the count `next_delay()` keeps."""
+        """The pause after `failures` failures in a row; 0 for no failure.
+
+        The step, jittered into its upper half unless `jitter` is off. Does not touch the count
+        `next_delay()` keeps.
+        """
         step = self.step(failures)
         return step * random.uniform(0.5, 1.0) if self.jitter else step
 

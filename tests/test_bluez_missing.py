@@ -21,6 +21,7 @@ async def test_no_bluez_is_said_once_and_retried_quietly(
     # No system bus here, whatever the machine running the test has.
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path / 'no-system-bus'}")
     settings = load_settings(config_for(tmp_path, 1))
+    settings.web.port = 0  # any free port: the pages are not what this test is about, and 8080 may be taken
     attempts = 0
 
     async def counted_bluez(passkeys: dict[str, int | None]) -> object:

@@ -4,6 +4,7 @@ gateway and its pages ask a source what it declares and never probe it (issue 17
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from typing import Any
@@ -28,7 +29,8 @@ def every_source() -> Iterator[Any]:
 @pytest.mark.parametrize("source", list(every_source()), ids=lambda s: type(s).__name__)
 def test_every_source_offers_the_whole_interface(source: Any) -> None:
     assert isinstance(source, DeviceSource)
-    assert source.scans_on_request is False
+    # A radio to scan and pair through (issue 19.6): BlueZ's, the simulated home's; the idle source has none.
+    assert source.scans_on_request is not isinstance(source, IdleDeviceSource)
 
 
 def test_the_not_supported_answers_and_what_each_source_can_say() -> None:
@@ -57,7 +59,7 @@ async def test_the_idle_source_delivers_nothing_until_it_is_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert delivered == []
-    await IdleDeviceSource().scan()  # not supported: does nothing
+    assert await IdleDeviceSource().pairing_radio() is None  # not supported: no radio
 
 
 def test_a_source_without_the_interface_is_refused_when_it_is_opened(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +81,44 @@ def test_a_source_without_the_interface_is_refused_when_it_is_opened(monkeypatch
     with pytest.raises(ConfigError, match="does not offer the DeviceSource interface"):
         open_device_source("only-runs")
     assert isinstance(open_device_source("complete"), Complete)
+
+
+async def test_the_ble_source_s_pairing_scan_hears_its_running_scan_and_starts_no_second_discovery() -> None:
+    """BlueZ allows one discovery per D-Bus client (a second StartDiscovery: InProgress, and either scan's
+    StopDiscovery ends both): the technician's pairing scan beside a running BLE source listens to the
+    source's own scan instead of starting one."""
+    from gateway.ble import BleBackends, backends_of, pairing_scan
+    from hardware_sims.bleak_backend import BumbleClient, BumbleScanner
+    from hardware_sims.gatt_devices import Scale
+    from hardware_sims.radio import VirtualRadio
+
+    radio = VirtualRadio()
+    scale = Scale(radio)
+    await scale.power_on()
+    await scale.advertise()
+    starts: list[object] = []
+    start = radio.start_scanning
+
+    async def counted(listener: Any) -> None:
+        starts.append(listener)
+        await start(listener)
+
+    radio.start_scanning = counted  # type: ignore[method-assign]
+    source = BleDeviceSource([], backends=BleBackends(BumbleScanner, BumbleClient, {"radio": radio}))
+
+    async def sink(*_value: object) -> None:
+        return None
+
+    task = asyncio.create_task(source.run(sink))  # type: ignore[arg-type]
+    try:
+        while not radio.scanning:
+            await asyncio.sleep(0.01)
+        pairing = await source.pairing_radio()
+        assert pairing is not None
+        heard = await pairing_scan(backends_of(pairing), 0.5)
+        assert [(n.address, n.kind) for n in heard] == [(scale.address, "body_weight")]
+        assert len(starts) == 1 and radio.scanning  # the source's own scan, still running
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -264,3 +264,70 @@ def test_kinds_come_from_the_advertised_services_and_weak_signals_are_refused() 
         "kit's device next to the box; refused"]
     assert refusals(["F0:00:00:00:00:02"], far, -80)[0].startswith("F0:00:00:00:00:02 was not heard")
     assert health_table([]) == ["no health device heard: wake the devices (take a measurement) and scan again"]
+
+
+def simulated_home_kit(tmp_path: Path) -> Path:
+    """A kit whose device source is the simulated home (a technician's or CI's configuration)."""
+    from gateway.kit import config_file
+    from gateway.kit.provision import provision
+
+    config = provision(provisioning(tmp_path, Office.create(tmp_path / "office"), 8883)).config
+    data = config_file.read(config)
+    data["device_source"] = "simulated-home"
+    config_file.write(config, data)
+    return config
+
+
+def test_a_simulated_home_kit_is_paired_without_bluez_with_the_same_prompts_and_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19.6: `kit pair` with the simulated home needed BlueZ (it scanned through BlueZ and registered
+    the pairing agent on the system bus). Now it scans and pairs through the source's own radio."""
+    from tests.kit_support import gateway
+
+    config = simulated_home_kit(tmp_path)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path / 'no-system-bus'}")  # no D-Bus, no BlueZ
+    questions: list[str] = []
+    answers = iter(["1, 2", "2"])
+
+    def ask(question: str = "") -> str:
+        questions.append(question)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", ask)
+    ran = gateway("kit", "pair", "--config", str(config), "--scan-seconds", "0.5")
+    assert ran.returncode == 0, ran.stderr
+    listing = [line for line in ran.stdout.splitlines() if line.startswith(" ")]
+    assert listing[0].startswith(" 1. blood_pressure    SIM-BPM ") and "F0:5E:1A:00:00:01" in listing[0]
+    assert listing[1].startswith(" 2. body_weight       SIM-SCALE ") and "F0:5E:1A:00:00:03" in listing[1]
+    assert questions == ["pair which? numbers or addresses, comma separated: ",
+                         "F0:5E:1A:00:00:03 is a shared scale: which user slot is the patient's? "]
+    assert [d.model_dump(exclude_none=True) for d in load_settings(config).devices] == [
+        {"address": "F0:5E:1A:00:00:01", "kind": "blood_pressure", "model": "SIM-BPM-1", "serial": "SIMBPM0001"},
+        {"address": "F0:5E:1A:00:00:03", "kind": "body_weight", "model": "SIM-SCALE-1", "serial": "SIMSCALE0001",
+         "user": 2},
+    ]
+    assert "F0:5E:1A:00:00:01: paired, blood_pressure, model SIM-BPM-1, serial SIMBPM0001" in ran.stdout
+    assert ran.stdout.rstrip().endswith(f"2 device(s) added to {config}")
+
+
+async def test_the_simulated_home_s_radio_answers_a_passkey_as_bluez_s_agent_does(kit: Path) -> None:
+    """Without BlueZ, the passkey the technician types reaches the simulated radio's pairing: the right
+    one bonds, a wrong one fails pairing and adds nothing."""
+    from gateway.ble import backends_of
+    from hardware_sims.home_radio import HomeRadio
+
+    radio = await HomeRadio.start(("F0:5E:1A:00:00:01", "SIM-BPM-1", "SIMBPM0001"))
+    cuff = await a_d_cuff(radio.radio)
+    cuff.pairing_mode = True  # held in pairing mode: it advertises again after the failed attempt
+    before = content(kit)
+    with pytest.raises(PairError, match=f"{CUFF}: pairing failed \\(the wrong passkey\\?\\)"):
+        await pair_devices(kit, PairRequest(addresses=[CUFF], passkeys={CUFF: 111111}, scan_s=0.5),
+                           backends=backends_of(radio), platform=radio.answer_pairing, out=lambda _l: None)
+    assert content(kit) == before
+    paired = await pair_devices(kit, PairRequest(addresses=[CUFF], passkeys={CUFF: PASSKEY}, scan_s=0.5),
+                                backends=backends_of(radio), platform=radio.answer_pairing, out=lambda _l: None)
+    assert [p.nearby.address for p in paired] == [CUFF]
+    adapter = await radio.radio.adapter()
+    assert adapter.keystore is not None and await adapter.keystore.get(str(random_static(CUFF))) is not None
+    assert [d.passkey for d in load_settings(kit).devices] == [PASSKEY]

@@ -193,3 +193,80 @@ async def test_bonds_are_removed_through_bluez_over_d_bus_and_a_missing_bluez_st
     assert done.resumed and done.bonds_removed == ["F0:5E:1A:00:00:21"]
     assert adapter.removed == ["/org/bluez/hci0/dev_F0_5E_1A_00_00_21"]
     assert adapter.bonded == ["/org/bluez/hci0/dev_F0_AA_BB_CC_DD_01"]  # another household's bond is untouched
+
+
+def simulated_home(config: Path) -> None:
+    data = config_file.read(config)
+    data["device_source"] = "simulated-home"
+    config_file.write(config, data)
+
+
+def test_a_simulated_home_kit_is_reissued_without_bluez_and_a_power_cut_is_finished_by_running_it_again(
+    tmp_path: Path, office: Office, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19.6: with the simulated source the reissue stopped after the wipe (no BlueZ to remove bonds
+    from), and `kit check` then said "KEK missing ... nothing was deleted". The bonds step now succeeds,
+    saying there are none, and the check names the unfinished reissue."""
+    config, old_kek = used_kit(tmp_path, office, 1)
+    simulated_home(config)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path / 'no-system-bus'}")  # no D-Bus, no BlueZ
+
+    def no_power(*_args: object) -> bool:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(reissue, "create_kek", no_power)  # the power goes in the last step
+    cut = gateway("kit", "reissue", "--config", str(config), "--yes", "--patient", "p-second")
+    assert cut.returncode != 0 and "power cut" in cut.stderr, cut
+    assert "bonds: device_source = simulated-home keeps no BlueZ bonds: none to remove" in cut.stdout
+    assert json.loads(journal_path(config).read_text())["done"] == ["wipe", "bonds", "identity"]
+    monkeypatch.undo()
+
+    # Mid-reissue the hand-over check says one thing: finish the reissue.
+    check = gateway("kit", "check", "--config", str(config), "--scan-seconds", "0.1")
+    assert check.returncode == 1
+    assert [line for line in check.stdout.splitlines() if line.startswith("FAIL")] == [
+        "FAIL  kit  reissue unfinished: run `dho-gateway kit reissue` again"]
+    assert "KEK" not in check.stdout
+    as_json = json.loads(gateway("kit", "check", "--config", str(config), "--json").stdout)
+    assert as_json == [{"name": "kit", "ok": False,
+                        "detail": "reissue unfinished: run `dho-gateway kit reissue` again"}]
+
+    again = gateway("kit", "reissue", "--config", str(config), "--yes")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("resuming the reissue begun") and "(done: wipe, bonds, identity)" in again.stdout
+    assert not journal_path(config).exists()
+    settings = load_settings(config)
+    assert settings.gateway.patient == "p-second" and settings.devices == []
+    assert settings.gateway.key_path.read_bytes() != old_kek
+
+
+def test_a_simulated_home_kit_is_reissued_in_one_run(tmp_path: Path, office: Office,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    config, _ = used_kit(tmp_path, office, 1)
+    simulated_home(config)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path / 'no-system-bus'}")
+    done = gateway("kit", "reissue", "--config", str(config), "--yes", "--patient", "p-second")
+    assert done.returncode == 0, done.stderr
+    assert ("bonds: device_source = simulated-home keeps no BlueZ bonds: none to remove; 1 device(s) taken out of "
+            "the configuration: pair them again for the new patient") in done.stdout
+    assert not journal_path(config).exists() and load_settings(config).devices == []
+    assert load_settings(config).gateway.patient == "p-second"
+
+
+async def test_kit_check_during_an_unfinished_reissue_says_one_thing_finish_the_reissue(
+    tmp_path: Path, office: Office
+) -> None:
+    """Issue 19.6: half way through a reissue the KEK is gone by design, and `kit check` said "KEK missing
+    ... nothing was deleted", sending the technician to restore a key. It says to finish the reissue."""
+    config, _ = used_kit(tmp_path, office, 1)
+
+    async def power_cut(_address: str, _backends: BleBackends | None) -> None:
+        raise OSError("power cut")
+
+    with pytest.raises(OSError, match="power cut"):
+        await reissue.reissue(config, unpair=power_cut, out=lambda _l: None)
+    check = await asyncio.to_thread(gateway, "kit", "check", "--config", str(config), "--scan-seconds", "0.1")
+    assert check.returncode == 1
+    assert check.stdout.splitlines()[0] == "FAIL  kit  reissue unfinished: run `dho-gateway kit reissue` again"
+    assert [line for line in check.stdout.splitlines() if line.startswith("FAIL")] == [check.stdout.splitlines()[0]]
+    assert "KEK" not in check.stdout and "nothing was deleted" not in check.stdout

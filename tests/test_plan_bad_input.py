@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from gateway.plans.keeper import JUNK_INTERVAL_S, OncePerInterval
 from gateway.settings import ConfigError, PlansSection
 from gateway.storage import SealedOutbox
 from protocol import Envelope
-from tests.plan_support import BINDING, NOW, TENANT, Signer, Tenant, document, message, signed
-from zoning import standard_plan
+from tests.plan_support import BINDING, NOW, ORDER, TENANT, Signer, Tenant, document, message, signed
+from zoning import Override, standard_plan
 
 ADVICE = load_advice()
 Events = list[tuple[str, dict[str, Any]]]
@@ -156,10 +157,31 @@ BAD: dict[str, tuple[Callable[[Tenant], bytes], str]] = {
                                                                  version=2**53 - 1), t.gp, t.nurse)),
                                    "plan: version: Input should be less than or equal to 2147483647"),
     "an implausible limit (a typo)": (lambda t: message(signed(_with_limit(document(2), "880"), t.gp, t.nurse)),
-                                      "override of spo2.red: 880 is outside the plausible range 50 to 100 for spo2"),
+                                      "override of spo2.red: 880 is outside the plausible range 50 to 100 % for spo2"),
+    # Issue 18.3: the safety envelope, ordered bands, limits in another unit.
+    "a red bound beyond the safety envelope": (
+        lambda t: message(signed(document(2, spo2_red=80), t.gp, t.nurse)),
+        r"plan v2: spo2.red \(<= 80 %\) is beyond the safety envelope: spo2 <= 83 is always red "
+        r"\(envelope.spo2.low, NEWS2 score 3\)"),
+    "a red rule the envelope covers switched off": (
+        lambda t: message(signed(document(2, spo2_red=None, overrides=(_override("spo2.red", None),)), t.gp, t.nurse)),
+        "plan v2: spo2.red cannot be switched off: the safety envelope keeps spo2 <= 83 red"),
+    "bands out of order (red above yellow)": (
+        lambda t: message(signed(document(2, spo2_red=96), t.gp, t.nurse)),
+        r"plan v2: bands out of order: spo2.yellow \(<= 95 %\) is not inside spo2.red \(<= 96 %\)"),
+    "a weight gain in pounds": (
+        lambda t: message(signed(document(2, spo2_red=None, profile="standard-heart-failure",
+                                          overrides=(_override("weight.gain.red", "4.4"),)), t.gp, t.nurse)),
+        r"a change of 4.4 is outside the plausible range 0.2 to 4 kg for weight \(pounds\? 1 kg = 2.2 lb\)"),
     "a limit that is not a number": (lambda t: message(signed(_with_limit(document(2), "NaN"), t.gp, t.nurse)),
                                      "plan: overrides.0.limit: Input should be a finite number"),
 }
+
+
+def _override(rule: str, limit: str | None) -> Override:
+    if limit is None:
+        return Override(rule=rule, off=True, reason=ORDER)
+    return Override(rule=rule, limit=Decimal(limit), reason=ORDER)
 
 
 def _with_limit(doc: Any, limit: Any) -> dict[str, Any]:
@@ -386,3 +408,19 @@ def test_whatever_arrives_the_only_outcome_is_one_reason(plan: Any, store: Any, 
         with pytest.raises(PlanRejected):
             verify_config(candidate, binding=BINDING, root=_FUZZ_TENANT.root.public_key(), in_force=_FUZZ_IN_FORCE,
                           now=NOW, templates=ADVICE, profiles=load_profile)
+
+
+def test_a_kept_plan_that_crosses_the_envelope_starts_judges_within_it_and_the_status_names_the_rule(
+        tmp_path: Path, tenant: Tenant) -> None:
+    """A plan applied before this release (spo2.red at <= 80) must not stop the box on upgrade: it stays in
+    force, readings beyond the envelope are red anyway, and the status says which rule the doctor must renew."""
+    box = Box(tmp_path, tenant)
+    old = signed(document(1, spo2_red=80), tenant.gp, tenant.nurse)  # document() builds it unchecked
+    record = {"envelope": old.model_dump(mode="json"), "profile": load_profile("standard-copd").model_dump(mode="json")}
+    box.outbox.keep_document("plan", 1, json.dumps(record).encode())
+    keeper = box.restarted()
+    assert keeper.plan.version == 1 and keeper.plan.problems
+    [fault] = keeper.faults()
+    assert fault.startswith("plan v1 would be refused today: spo2.red (<= 80 %) is beyond the safety envelope")
+    assert "readings beyond the safety envelope are red regardless; the doctor must renew the plan" in fault
+    box.outbox.close()

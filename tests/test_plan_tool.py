@@ -37,15 +37,15 @@ def test_the_diff_says_what_changes_in_the_words_of_the_order() -> None:
     in_force = document(1, spo2_red=90)
     new = document(2, spo2_red=88, overrides=(
         parse_override("spo2.red", "88", "GP order 2026-11-02"),
-        parse_override("spo2.pulse.red.low", "off", "GP order 2026-11-02"),
+        parse_override("spo2.pulse.yellow.low", "off", "GP order 2026-11-02"),
     ))
     assert describe_changes(in_force, new) == [
         "SpO2 red at or below 88 % instead of 90 %, GP order 2026-11-02",
-        "pulse red at or below 40 /min: switched off, GP order 2026-11-02",
+        "pulse yellow at or below 50 /min: switched off, GP order 2026-11-02",
     ]
     assert describe_changes(new, document(3, spo2_red=None)) == [
         "SpO2 red at or below 91 % instead of 88 %, back to the standard profile",
-        "pulse red at or below 40 /min: switched on again, back to the standard profile",
+        "pulse yellow at or below 50 /min: switched on again, back to the standard profile",
     ]
     assert describe_changes(in_force, document(2, spo2_red=90)) == ["no change to any threshold"]
 

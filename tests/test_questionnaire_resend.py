@@ -4,6 +4,8 @@ after a restart; the same form sent with changed answers is new answers."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +79,47 @@ def test_a_resend_after_a_restart_is_not_stored_again(tmp_path: Path) -> None:
         depth = gw.outbox.depth()
         gw.outbox.close()
     assert depth == 1 and ids[0] == ids[1]
+
+
+RED_FORM = {"breathlessness": "much_worse", "sputum_colour": "yellow_green", "sputum_amount": "more"}
+
+
+def test_a_red_questionnaire_survives_a_restart_on_the_page_and_in_the_schedule(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 18.6: a red questionnaire disappeared from the page after a restart and did not count in the
+    schedule. Its zone and time are kept with the history now (not its answers)."""
+    gw = Gateway(settings(tmp_path), SimulatedHome())
+    client = client_for(gw)
+    with caplog.at_level(logging.INFO, logger="gateway.readings.pipeline"):
+        r = client.post("/api/questionnaire", json={"answers": RED_FORM},
+                        headers={"X-CSRF-Token": csrf_of(client.get("/").text)})
+    assert r.status_code == 200 and r.json()["zone"] == "red"
+    # The journal on the card is read without any key: no zone at INFO (issue 19.10).
+    assert not [rec for rec in caplog.records if re.search(r"\bred\b", rec.getMessage())]
+    gw.outbox.close()
+
+    restarted = Gateway(settings(tmp_path), SimulatedHome())
+    try:
+        assert [(p.kind.value, p.zone.value) for p in restarted.pipeline.history] == [("questionnaire", "red")]
+        page = client_for(restarted).get("/api/patient").json()
+        card = next(c for c in page["cards"] if c["kind"] == "questionnaire")
+        assert card["zone"] == "red" and page["emergency"] and "113" in page["emergency"]
+        assert card["values"] == "Svarene er lagret."  # never "as usual" beside a red
+        assert card["advice"] and "rødt felt" in card["advice"][0]
+    finally:
+        restarted.outbox.close()
+
+
+def test_what_a_partly_answered_form_was_judged_on_travels_with_it(gateway: Gateway) -> None:
+    client = client_for(gateway)
+    r = client.post("/api/questionnaire", json={"answers": {"cough": "usual"}},
+                    headers={"X-CSRF-Token": csrf_of(client.get("/").text)})
+    assert r.status_code == 200
+    sent = json.loads(gateway.outbox.pending(0, 10)[0].payload)
+    assert sent["assessment"]["notes"] and "1 of" in sent["assessment"]["notes"][0], sent["assessment"]
+
+
+def test_a_plan_judging_kinds_no_paired_device_measures_is_a_fault_in_the_status(gateway: Gateway) -> None:
+    """Issue 18.3: a COPD plan on a kit with only a scale judged nothing and raised no fault."""
+    faults = gateway._status_facts().faults
+    assert any("spo2" in f for f in faults), faults

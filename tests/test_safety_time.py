@@ -4,6 +4,7 @@ date a stored record decades ahead, shrink the history, or push the next due dat
 from __future__ import annotations
 
 import functools
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ from drivers import uuids
 from drivers.device_info import encode_current_time
 from drivers.measurement import MeasurementKind
 from gateway.plans import load_advice, load_profile
-from gateway.readings import Pipeline
+from gateway.readings import Pipeline, uuid7
 from gateway.service import Gateway, IdleDeviceSource
 from gateway.settings import DeviceSection, build_settings
 from gateway.storage import SealedOutbox, load_or_create_key
@@ -98,3 +99,71 @@ async def test_an_undatable_reading_is_an_event_for_the_nurse_once_per_device_an
     assert (await sink(SCALE, uuids.WEIGHT_MEASUREMENT, weighing("80.6", local_now))) is not None
     assert len(events) == 1
     gateway.outbox.close()
+
+
+DAY = 86400.0
+
+
+def test_pruning_keeps_what_was_stored_lately_whatever_it_claims_and_drops_what_was_stored_long_ago(
+        tmp_path: Path) -> None:
+    # Issue 18.9: `test_storage_faults.py::test_pruning_follows_when_readings_were_stored_not_the_time_
+    # they_claim` passes as well when history is pruned by the time a reading claims (nothing in it claims
+    # to be older than the cutoff). Here the two differ: readings stored just now that claim a time 400
+    # days back (a reset clock's record) and 2052.
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    before = time.time()
+    for claimed in (before - 400 * DAY, before - 5 * DAY, 2_608_000_000.0):
+        outbox.put(str(uuid7()), b"w", remember=("body_weight", claimed, b'{"claimed":%d}' % claimed))
+    stored = time.time()
+    # Today: nothing was stored 90 days ago, so nothing goes, not even what claims to be 400 days old.
+    assert outbox.forget_stored_before(before - 90 * DAY) == 0
+    assert len(outbox.recall("body_weight", since=0.0, until=3e9)) == 3
+    # 90 days after they were stored (the cutoff passes the moment they were stored) all go, the one
+    # claiming 2052 too: a wrong date cannot keep a record, or its trend, forever.
+    assert outbox.forget_stored_before(stored + 1.0) == 3
+    assert outbox.recall("body_weight", since=0.0, until=3e9) == []
+    outbox.close()
+
+
+# ---- issue 18.7: the repeated hour in October, through the pipeline -------------------------------------
+
+def scale_pipeline(tmp_path: Path, clock: Clock) -> tuple[Pipeline, SealedOutbox]:
+    outbox = SealedOutbox(tmp_path / "outbox.sqlite3", load_or_create_key(tmp_path / "outbox.key"))
+    plan = standard_plan(load_profile("standard-heart-failure"), load_advice(), date(2026, 10, 1))
+    scale = DeviceSection(address=SCALE, kind=MeasurementKind.BODY_WEIGHT)
+    return Pipeline(patient="p-test", devices={SCALE: scale}, plan=plan, outbox=outbox, zone=OSLO,
+                    clock_tolerance=timedelta(minutes=5), now=clock), outbox
+
+
+async def _the_night_clocks_go_back(pipeline: Pipeline, clock: Clock) -> list[tuple[datetime, str]]:
+    # The morning after, a right clock; the scale's memory: 02:50 in summer time, then (clocks back) 02:10
+    # in standard time (true 00:50 and 01:10 UTC), sent oldest first.
+    clock.now = datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
+    await take(pipeline, SCALE, uuids.CURRENT_TIME, encode_current_time(datetime(2026, 10, 25, 9, 0)))
+    dated = []
+    for kg, wall in (("80.0", datetime(2026, 10, 25, 2, 50)), ("80.2", datetime(2026, 10, 25, 2, 10))):
+        reading = await take(pipeline, SCALE, uuids.WEIGHT_MEASUREMENT, weighing(kg, wall))
+        assert reading is not None
+        dated.append((reading.effective, reading.time_source))
+    return dated
+
+
+async def test_stored_weighings_from_the_repeated_hour_are_never_passed_off_as_certain(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 10, 25, 8, 0, tzinfo=UTC))
+    pipeline, outbox = scale_pipeline(tmp_path, clock)
+    dated = await _the_night_clocks_go_back(pipeline, clock)
+    # Before: both device_synced, 02:10 read as summer time (00:10 UTC, true 01:10).
+    assert dated[0][1] == "device_unverified"  # 02:50: nothing can tell which pass it was
+    assert all(source in ("device_unverified", "device_synced") for _, source in dated)
+    assert dated[1] in ((datetime(2026, 10, 25, 0, 10, tzinfo=UTC), "device_unverified"),
+                        (datetime(2026, 10, 25, 1, 10, tzinfo=UTC), "device_synced"))
+    outbox.close()
+
+
+async def test_stored_weighings_from_the_repeated_hour_keep_the_order_they_were_sent_in(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 10, 25, 8, 0, tzinfo=UTC))
+    pipeline, outbox = scale_pipeline(tmp_path, clock)
+    dated = await _the_night_clocks_go_back(pipeline, clock)
+    assert dated == [(datetime(2026, 10, 25, 0, 50, tzinfo=UTC), "device_unverified"),
+                     (datetime(2026, 10, 25, 1, 10, tzinfo=UTC), "device_synced")]
+    outbox.close()

@@ -232,3 +232,95 @@ def test_green_yellow_red_in_both_languages(home: Home, page: Page) -> None:
     expect(page.locator(".emergency")).to_contain_text("legevakten (116 117) eller 113")
     page.set_viewport_size(TABLET)
     shot(page, "patient-red-tablet-nb")
+
+
+# ---- issue 18.8: the notice is never clipped, on a phone either ---------------------------------------
+
+WIDTHS = (320, 360, 375, 390, 412, 480, 500, 540, 600, 768, 800, 1024, 1280)
+PHONE: ViewportSize = {"width": 360, "height": 640}
+
+# Where the notice and its text are, against the viewport and the notice's own box: every line box of the
+# text (a Range's client rects) must lie inside both, and nothing on the page may be wider than the window.
+MEASURE_NOTICE = """() => {
+  const notice = document.querySelector('.emergency');
+  const box = notice.getBoundingClientRect();
+  const range = document.createRange();
+  range.selectNodeContents(notice);
+  const lines = [...range.getClientRects()].filter(r => r.width > 0 && r.height > 0);
+  return {
+    innerWidth: window.innerWidth, innerHeight: window.innerHeight,
+    scrollWidth: document.documentElement.scrollWidth, scrollY: window.scrollY,
+    box: {left: box.left, right: box.right, top: box.top, bottom: box.bottom},
+    text: {left: Math.min(...lines.map(r => r.left)), right: Math.max(...lines.map(r => r.right)),
+           top: Math.min(...lines.map(r => r.top)), bottom: Math.max(...lines.map(r => r.bottom))},
+    overflowing: notice.scrollWidth > notice.clientWidth,
+  };
+}"""
+
+
+def clipped(m: dict[str, Any]) -> list[str]:
+    """What of the notice is cut off or makes the page scroll sideways (empty when nothing is)."""
+    width, box, text = m["innerWidth"], m["box"], m["text"]
+    problems = []
+    if m["scrollWidth"] > width:
+        problems.append(f"the page is {m['scrollWidth']} px wide in a {width} px window")
+    if box["left"] < 0 or box["right"] > width:
+        problems.append(f"the notice spans {box['left']:.0f}..{box['right']:.0f} px")
+    if text["left"] < max(box["left"], 0) or text["right"] > min(box["right"], width):
+        problems.append(f"its text spans {text['left']:.0f}..{text['right']:.0f} px")
+    if m["overflowing"]:
+        problems.append("its content is wider than its box")
+    return problems
+
+
+def test_the_emergency_notice_is_never_clipped_at_any_width_in_either_language(home: Home, browser: Browser) -> None:
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(home.url)
+    home.measure(home.oximeter, lambda: home.oximeter.measure(SpotCheck(88, 90)))
+    expect(card(page, "spo2")).to_have_attribute("data-zone", "red", timeout=SEEN_S)
+    found: dict[tuple[str, int], list[str]] = {}
+    for language, switch in (("nb", "English"), ("en", "Norsk")):
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 640 if width < 600 else 800})
+            m = page.evaluate(MEASURE_NOTICE)
+            print(language, width, m)  # the figures behind docs/safety.md
+            if problems := clipped(m):
+                found[(language, width)] = problems
+            if width in (320, 360, 412):
+                page.screenshot(path=str(SCREENSHOTS / f"patient-red-{width}-{language}.png"))
+        page.get_by_role("button", name=switch).click()
+        expect(page.locator("html")).not_to_have_attribute("lang", language)
+    context.close()
+    assert found == {}
+
+
+def test_on_a_phone_the_notice_and_the_red_card_are_both_on_the_first_screen(home: Home, browser: Browser) -> None:
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(home.url)
+    home.measure(home.oximeter, lambda: home.oximeter.measure(SpotCheck(88, 90)))
+    home.measure(home.cuff, partial(home.cuff.measure, CuffResult(128, 82, 80)))  # a green beside it
+    red = card(page, "spo2")
+    expect(red).to_have_attribute("data-zone", "red", timeout=SEEN_S)
+    expect(card(page, "blood_pressure")).to_have_attribute("data-zone", "green", timeout=SEEN_S)
+    for language in ("nb", "en"):
+        if language == "en":
+            page.get_by_role("button", name="English").click()
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+        assert page.evaluate("window.scrollY") == 0
+        notice = page.locator(".emergency").bounding_box()
+        heading = red.locator("h2").bounding_box()
+        value = red.locator(".value").bounding_box()
+        whole = red.bounding_box()
+        print(language, "notice", notice, "red card", whole, "its value", value)
+        assert notice is not None and heading is not None and value is not None and whole is not None
+        assert notice["y"] >= 0 and notice["y"] + notice["height"] <= PHONE["height"], notice
+        # Below it the red card, whole: zone word, what was measured, the value, when and the advice.
+        assert heading["y"] >= notice["y"] + notice["height"]
+        assert value["y"] + value["height"] <= PHONE["height"], (language, value)
+        assert whole["y"] + whole["height"] <= PHONE["height"], (language, whole)
+        assert page.evaluate(MEASURE_NOTICE)["scrollWidth"] <= PHONE["width"]
+        page.screenshot(path=str(SCREENSHOTS / f"patient-red-phone-{language}.png"))
+        assert serious_violations(page) == []
+    context.close()

@@ -152,7 +152,8 @@ def test_oversized_bodies_unknown_routes_and_bad_values_get_a_clear_answer(gatew
     assert r.status_code == 400
     assert stored_count(gateway) == 0 and gateway.pipeline.counts["questionnaires"] == 0
     r = client.post("/api/questionnaire", json={"answers": {"cough": "worse"}}, headers=headers)
-    assert r.status_code == 200 and r.json()["zone"] == "green" and stored_count(gateway) == 1
+    # Issue 18.6: a worse cough is yellow under standard-copd (it was green).
+    assert r.status_code == 200 and r.json()["zone"] == "yellow" and stored_count(gateway) == 1
 
 
 def test_every_response_carries_the_security_headers_and_a_strict_cookie(gateway: Gateway) -> None:
@@ -312,3 +313,25 @@ def test_the_pages_answer_only_to_the_boxs_own_names(gateway: Gateway, host: str
         assert r.status_code == 200
     else:
         assert r.status_code == 421 and "zone" not in r.text and "unknown host name" in r.text
+
+
+def test_the_pairing_scan_button_scans_the_source_s_radio_and_the_page_lists_what_was_heard(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19.6: "Start a pairing scan" did nothing with the simulated home. It now runs the scan
+    `kit pair` runs, through the source's radio, and the page lists the health devices heard."""
+    from gateway.web import actions
+
+    monkeypatch.setattr(actions, "PAIRING_SCAN_S", 0.5, raising=False)
+    with client_for(gateway) as client:
+        token = csrf_of(client.get("/service").text)
+        assert client.post("/service/login", data={"password": PASSWORD, "csrf": token}).status_code == 303
+        page = client.get("/service")
+        r = client.post("/service/scan", data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 303 and r.headers["location"] == "/service#nearby"
+        page = client.get("/service")
+        assert "scan done: 2 health device(s) heard" in page.text
+        assert re.search(r"F0:5E:1A:00:00:01: blood_pressure SIM-BPM, -?\d+ dBm", page.text), page.text
+        assert re.search(r"F0:5E:1A:00:00:03: body_weight SIM-SCALE, -?\d+ dBm", page.text)
+        nearby = client.get("/api/service").json()["nearby"]
+        assert [n["address"] for n in nearby][:2] == ["F0:5E:1A:00:00:01", "F0:5E:1A:00:00:03"]

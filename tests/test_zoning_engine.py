@@ -233,8 +233,13 @@ def test_baseline_proposes_offsets_from_the_median_clamped_to_the_standard_red()
         (Zone.YELLOW, "<=", 87, False), (Zone.RED, "<=", 85, False)]
     scale1 = propose_baseline(readings, load_profile("standard-copd"), date(2026, 11, 14), OSLO)
     spo2 = next(c for c in scale1.components if c.component == "spo2")
-    # 90 - 5 = 85 would be more permissive than the standard red (<= 91): clamped to it.
-    assert [(b.limit, b.clamped) for b in spo2.proposal] == [(91, False), (91, True)]
+    # 90 - 5 = 85 would be more permissive than the standard red (<= 91): clamped to it; yellow stays one
+    # step inside red, so a plan drafted from the proposal has its bands in order (issue 18.3).
+    assert [(b.limit, b.clamped) for b in spo2.proposal] == [(92, False), (91, True)]
+    drafted = Plan(id="standard-copd", version=2, profile=load_profile("standard-copd"), advice=ADVICE,
+                   enrolled=date(2026, 1, 1), overrides=tuple(
+                       Override(rule=f"spo2.{b.zone}", limit=b.limit, reason="GP order") for b in spo2.proposal))
+    assert drafted.problems == ()
     pulse = next(c for c in scale1.components if c.component == "pulse")
     assert [(b.op, b.limit) for b in pulse.proposal] == [(">=", 93), (">=", 103)]
 

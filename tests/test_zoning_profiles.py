@@ -101,8 +101,15 @@ def _answers(**given: str) -> Answers:
     return Answers(answered=T0, answers=given)
 
 
+USUAL = {"breathlessness": "usual", "cough": "usual", "sputum_amount": "usual", "sputum_colour": "white",
+         "temperature_feeling": "normal"}
+
+
 @pytest.mark.parametrize(("given", "zone"), [
-    ({"breathlessness": "usual", "cough": "worse", "sputum_amount": "usual", "sputum_colour": "white"}, Zone.GREEN),
+    (USUAL, Zone.GREEN),
+    ({**USUAL, "cough": "worse"}, Zone.YELLOW),
+    ({**USUAL, "cough": "much_worse"}, Zone.YELLOW),  # issue 18.6: it was green
+    ({"breathlessness": "usual"}, Zone.UNASSESSED),  # issue 18.6: one answer was enough for green
     ({"breathlessness": "worse"}, Zone.YELLOW),
     ({"sputum_colour": "yellow_green"}, Zone.YELLOW),
     ({"temperature_feeling": "feverish"}, Zone.YELLOW),

@@ -58,17 +58,6 @@ ALLOWED: list[tuple[str, str, str]] = [
     # Rule 1, for good: the central command line collects each room's `commands` module (its argparse
     # sub-commands), the way gateway/service/cli.py collects gateway.kit's `add_commands`.
     ("central/cli.py", "does not offer commands", "the command line wires each room's commands module"),
-    # Rule 1 in central/ (new): imports of another room's modules. central/ is the backoff and worklist
-    # engineers' (issue 17): removed when their branches land.
-    ("central/fhir/commands.py", "import central.store.commands through", "removed when the central branches land"),
-    ("central/ingest/commands.py", "import central.store.commands through", "removed when the central branches land"),
-    ("central/ingest/worker.py", "import central.fhir.mapping through", "removed when the central branches land"),
-    # Rule 3: names offered by a room but defined in files other engineers own (issue 17); their owners
-    # write the docstrings in their branches: removed at merge.
-    *(("", f"defined in {folder}", "docstrings in the owner's branch, removed at merge") for folder in (
-        "gateway/readings/", "gateway/web/", "gateway/service/runtime.py", "gateway/ble/source.py",
-        "central/")),
-    # Rule 7: too long today; split in their owners' branches (issue 17, item 9): removed at merge.
 ]
 SKIPPED_DIRS = {"build", "dist", "node_modules", "__pycache__"}
 

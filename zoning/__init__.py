@@ -11,12 +11,16 @@ What it offers (other packages import these names from `zoning`, never from its 
 - history and schedule: `PastReading`, `LOOKBACK`, `AT_LEAST`, `local_date`, `next_due`, `overdue`,
   `days_overdue`;
 - advice texts: `AdviceBook`, `AdviceText`, `EMERGENCY`, `Language`;
-- questionnaires: `Answers`, `QUESTIONS`; baseline proposals: `propose_baseline`, `BASELINE_DAYS`.
+- questionnaires: `Answers`, `QUESTIONS`, `QUESTIONNAIRE` (its `Form` kind in history), `remembered_answers`;
+  baseline proposals: `propose_baseline`, `BASELINE_DAYS`;
+- the safety envelope no plan can cross: `ENVELOPE` (red beyond it, whatever the plan says), `PLAUSIBLE`
+  and `PLAUSIBLE_CHANGE` (where a limit can lie in its unit).
 """
 
 from zoning.advice import EMERGENCY, AdviceBook, AdviceText, Language
 from zoning.baseline import BASELINE_DAYS, propose_baseline
-from zoning.engine import assess_answers, assess_reading, remembered
+from zoning.engine import assess_answers, assess_reading, remembered, remembered_answers
+from zoning.envelope import ENVELOPE, PLAUSIBLE, PLAUSIBLE_CHANGE
 from zoning.history import AT_LEAST, LOOKBACK, PastReading, local_date
 from zoning.models import (
     SEVERITY,
@@ -29,7 +33,7 @@ from zoning.models import (
     Zone,
 )
 from zoning.plan import CONTROL_ADVICE, Override, Plan, PlanDocument, PlanSchedule, plan_from_document, standard_plan
-from zoning.questionnaire import QUESTIONS, Answers
+from zoning.questionnaire import QUESTIONNAIRE, QUESTIONS, Answers, Form
 from zoning.resolution import band_step
 from zoning.rules import symptoms, thresholds
 from zoning.schedule import days_overdue, next_due, overdue
@@ -39,7 +43,11 @@ __all__ = [
     "BASELINE_DAYS",
     "CONTROL_ADVICE",
     "EMERGENCY",
+    "ENVELOPE",
     "LOOKBACK",
+    "PLAUSIBLE",
+    "PLAUSIBLE_CHANGE",
+    "QUESTIONNAIRE",
     "QUESTIONS",
     "SEVERITY",
     "AdviceBook",
@@ -47,6 +55,7 @@ __all__ = [
     "Answers",
     "Assessment",
     "ConsecutiveRule",
+    "Form",
     "Language",
     "Override",
     "PastReading",
@@ -68,6 +77,7 @@ __all__ = [
     "plan_from_document",
     "propose_baseline",
     "remembered",
+    "remembered_answers",
     "standard_plan",
     "symptoms",
     "thresholds",

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from drivers.measurement import MeasurementKind
 from zoning.history import PastReading, local_date
 from zoning.models import Profile, Zone
+from zoning.resolution import band_step
 
 BASELINE_DAYS = 14
 MIN_DAYS = 10
@@ -110,7 +111,10 @@ def _bounds(m: Method, centre: Decimal, profile: Profile) -> tuple[ProposedBound
     # More permissive = further from the median than the standard red bound.
     if standard_red is not None and (red < standard_red if low else red > standard_red):
         red, clamped = standard_red, True
-    yellow = max(yellow, red) if low else min(yellow, red)
+    # Yellow at least one band step inside red: a plan drafted from the proposal must have its bands in
+    # order (red beyond yellow), or the box refuses it.
+    step = band_step(m.kind, m.component, red)
+    yellow = max(yellow, red + step) if low else min(yellow, red - step)
     op: Literal["<=", ">="] = "<=" if low else ">="
     return (
         ProposedBound(kind=m.kind, component=m.component, zone=Zone.YELLOW, op=op, limit=yellow,

@@ -1,7 +1,8 @@
 """One reading (or one day's questionnaire) + history + plan -> Assessment. Pure: time is passed in.
 
 Order of judgement (docs/zoning.md):
-1. every threshold, trend and consecutive rule of the plan; the worst zone that fires wins;
+1. every threshold, trend and consecutive rule of the plan; the worst zone that fires wins; beyond the
+   safety envelope (`zoning.envelope`) the reading is red whatever the plan says;
 2. a kind the plan has no rule for is `unassessed`, and so is a reading no rule could judge (a trend
    rule with no earlier reading within its look-back); so is a reading the device flagged as unreliable
    that would otherwise be green (no data is never green);
@@ -22,10 +23,11 @@ from drivers.measurement import Measurement, MeasurementKind
 from zoning import rules
 from zoning.advice import EMERGENCY, REFERENCE
 from zoning.control import control_asked_for, control_reasons, unreliable
+from zoning.envelope import envelope_fired
 from zoning.history import PastReading
 from zoning.models import SEVERITY, Assessment, FiredRule, Profile, Zone
 from zoning.plan import CONTROL_ADVICE, Plan
-from zoning.questionnaire import Answers
+from zoning.questionnaire import QUESTIONNAIRE, Answers
 from zoning.schedule import next_due
 
 
@@ -92,7 +94,14 @@ def assess_reading(
         *trend.fired,
         *rules.consecutive(profile, m.kind, values, effective, history),
     ]
-    judged = _judged(profile, m.kind, values, trend.judged)
+    notes = list(trend.notes)
+    beyond, beyond_notes = envelope_fired(m.kind, values, effective, history, tz)
+    if beyond and _worst(fired) != Zone.RED:
+        # Beyond the safety envelope a reading is red whatever the plan says, even a kind it does not judge;
+        # named only where it changes the zone (a valid plan's own red covers the envelope).
+        fired += beyond
+        notes += [n for n in beyond_notes if n not in notes]
+    judged = _judged(profile, m.kind, values, trend.judged) or bool(beyond)
     unjudged = m.kind in profile.kinds and not judged and not unreliable(m)
     zone = _worst(fired) if judged else Zone.UNASSESSED
     if zone == Zone.GREEN and unreliable(m):
@@ -111,21 +120,52 @@ def assess_reading(
         control=control,
         repeat_of=repeated.id if repeated else None,
         unjudged=unjudged,
-        notes=tuple(trend.notes),
+        notes=tuple(notes),
     )
 
 
 def assess_answers(answers: Answers, *, history: Sequence[PastReading], plan: Plan, tz: ZoneInfo) -> Assessment:
-    """Judge a questionnaire's answers by the plan's symptom rules; unassessed when the plan has none. Pure."""
+    """Judge a questionnaire's answers by the plan's symptom rules. Pure.
+
+    The worst zone that fires wins, as for a reading. A form is green only when every question the plan's
+    rules ask was answered and none fired: a partly answered form keeps the yellow or red its answers give,
+    is unassessed (never green) when they give nothing, and its `notes` and `unanswered` say what it was
+    judged on. Unassessed when the plan has no symptom rules. Its zone counts in the schedule like a
+    reading's (`next_due` is the questionnaire's own, counting this form).
+    """
     fired = rules.symptoms(plan.rules, answers)
+    asked = plan.rules.questions
+    missing = tuple(q for q in asked if q not in answers.answers)
     zone = _worst(fired) if plan.rules.symptoms else Zone.UNASSESSED
+    if zone == Zone.GREEN and missing:
+        zone = Zone.UNASSESSED  # no answer is never green
+    this = PastReading(id="this-questionnaire", kind=QUESTIONNAIRE, values={}, effective=answers.answered, zone=zone)
     return Assessment(
         zone=zone,
         fired=tuple(fired),
         advice_keys=_advice(f"symptoms.{zone}", plan, fired, zone, control=False),
         **_judged_by(plan),
-        next_due=next_due(plan.enrolled, history, tz).on,
+        next_due=next_due(plan.enrolled, [*history, this], tz, kind=QUESTIONNAIRE).on,
+        notes=_form_notes(asked, missing, zone),
+        unanswered=missing,
     )
+
+
+def _form_notes(asked: Sequence[str], missing: Sequence[str], zone: Zone) -> tuple[str, ...]:
+    """What a partly answered form was judged on, for the nurse and the page."""
+    if not missing or not asked:
+        return ()
+    judged = [q for q in asked if q not in missing]
+    said = f"judged on {len(judged)} of {len(asked)} questions ({', '.join(judged) or 'none'}); not answered: " \
+        f"{', '.join(missing)}"
+    if zone == Zone.UNASSESSED:
+        return (f"{said}: the answers given show no worsening, but an unanswered form cannot be called green",)
+    return (f"{said}: {zone} on the answers given; the unanswered ones could make it worse",)
+
+
+def remembered_answers(record_id: str, answers: Answers, assessment: Assessment) -> PastReading:
+    """What history keeps of a judged questionnaire: its time and zone (the schedule counts it), no answers."""
+    return PastReading(id=record_id, kind=QUESTIONNAIRE, values={}, effective=answers.answered, zone=assessment.zone)
 
 
 def remembered(reading_id: str, m: Measurement, effective: datetime, assessment: Assessment) -> PastReading:

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from drivers.measurement import MeasurementKind
 from zoning.models import Zone
+from zoning.questionnaire import Form
 
 # What judging one reading needs of its kind's history, so a caller can read just that (issue 10.5):
 # every reading of the kind in the LOOKBACK before it (trend windows are at most 31 local days, the
@@ -26,7 +27,7 @@ class PastReading(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    kind: MeasurementKind
+    kind: MeasurementKind | Form  # Form.QUESTIONNAIRE: a questionnaire, no values, its zone
     values: dict[str, Decimal]
     effective: AwareDatetime
     zone: Zone

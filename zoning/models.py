@@ -167,6 +167,12 @@ class Profile(BaseModel):
         return None
 
     @property
+    def questions(self) -> tuple[str, ...]:
+        """The questions the symptom rules ask, in the questionnaire's order: a form needs all of them to be green."""
+        asked = {q for r in self.symptoms for q in r.conditions}
+        return tuple(q for q in QUESTIONS if q in asked)
+
+    @property
     def kinds(self) -> frozenset[MeasurementKind]:
         """The measurement kinds some rule of the profile judges (questionnaires left out)."""
         return frozenset(r.kind for r in (*self.rules, *self.trends, *self.consecutive))
@@ -218,5 +224,8 @@ class Assessment(BaseModel):
     )
     notes: tuple[str, ...] = Field(
         default=(), description="how a rule had to judge, for the nurse: a trend compared across missed days, "
-        "or a rule that could not judge for want of an earlier reading",
+        "a rule that could not judge for want of an earlier reading, what a partly answered form was judged on",
+    )
+    unanswered: tuple[str, ...] = Field(
+        default=(), description="a questionnaire: the questions the plan asks that were left unanswered",
     )

@@ -6,28 +6,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from drivers.measurement import MeasurementKind
 from zoning.advice import EMERGENCY, AdviceBook, AdviceText, Language
+from zoning.envelope import plan_problems, plausible
 from zoning.models import ConsecutiveRule, Profile, ThresholdRule, TrendRule, Zone
 
 CONTROL_ADVICE = "control.repeat"
 _R = TypeVar("_R", ThresholdRule, TrendRule, ConsecutiveRule)
-
-# Where a bound can sensibly lie (units as in the drivers): an order outside is a typo ("spo2.red = 880")
-# or a unit mix-up (a weight gain in pounds), refused before it can judge anyone. Wider than any
-# clinical use, so a doctor's unusual but deliberate bound still fits.
-PLAUSIBLE: dict[str, tuple[Decimal, Decimal]] = {
-    "spo2": (Decimal(50), Decimal(100)),
-    "pulse": (Decimal(20), Decimal(250)),
-    "systolic": (Decimal(50), Decimal(300)),
-    "diastolic": (Decimal(20), Decimal(200)),
-    "mean": (Decimal(30), Decimal(250)),
-    "weight": (Decimal(20), Decimal(400)),
-    "temperature": (Decimal(30), Decimal(45)),
-    "glucose": (Decimal(1), Decimal(35)),
-}
+# Validation context of a plan kept on the box from an earlier release (`plan_from_document(kept=True)`):
+# its problems are reported (`Plan.problems`) instead of refusing it, so an upgrade never stops the box.
+KEPT = "kept"
 
 
 class Override(BaseModel):
@@ -49,18 +39,9 @@ class Override(BaseModel):
         return self
 
 
-def _plausible(rule: ThresholdRule | TrendRule | ConsecutiveRule, value: Decimal) -> None:
-    low, high = PLAUSIBLE.get(rule.component, (Decimal("-Infinity"), Decimal("Infinity")))
-    if isinstance(rule, TrendRule):
-        low, high = Decimal(0), high - low
-        if not low < value <= high:
-            raise ValueError(f"override of {rule.id}: a change of {value} is outside 0 to {high} for {rule.component}")
-    elif not low <= value <= high:
-        raise ValueError(f"override of {rule.id}: {value} is outside the plausible range {low} to {high} for "
-                         f"{rule.component}")
-
-
-def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
+def _apply(profile: Profile, overrides: tuple[Override, ...]) -> tuple[Profile, list[str]]:
+    """The profile with the overrides applied, and the limits that are implausible in their unit."""
+    implausible: list[str] = []
     by_rule = {o.rule: o for o in overrides}
     known = {r.id for r in (*profile.rules, *profile.trends, *profile.consecutive, *profile.symptoms)}
     unknown = sorted(set(by_rule) - known)
@@ -76,7 +57,9 @@ def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
             elif not o.off:
                 assert o.limit is not None  # the Override validator
                 # model_copy does not validate: the range is checked here, for every kind of rule.
-                _plausible(rule, o.limit)
+                problem = plausible(rule, o.limit)
+                if problem:
+                    implausible.append(problem)
                 out.append(rule.model_copy(update={field: o.limit}))
         return tuple(out)
 
@@ -88,7 +71,7 @@ def _apply(profile: Profile, overrides: tuple[Override, ...]) -> Profile:
         "trends": keep(profile.trends, "amount"),
         "consecutive": keep(profile.consecutive, "limit"),
         "symptoms": symptoms,
-    })
+    }), implausible
 
 
 class Plan(BaseModel):
@@ -114,11 +97,17 @@ class Plan(BaseModel):
     )
     _effective: Profile = PrivateAttr()
     _rules_hash: str = PrivateAttr()
+    _problems: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
-    def _resolve(self) -> Plan:
-        self._effective = _apply(self.profile, self.overrides)
+    def _resolve(self, info: ValidationInfo) -> Plan:
+        self._effective, implausible = _apply(self.profile, self.overrides)
         self._rules_hash = self._effective.content_hash()
+        # An implausible limit (a typo, a unit mix-up) is the whole story: what it does to the bands is noise.
+        problems = tuple(implausible or plan_problems(self.profile, self._effective))
+        if problems and not (info.context or {}).get(KEPT):
+            raise ValueError("; ".join(problems))
+        self._problems = problems
         missing = sorted(k for k in self.advice_keys() if k not in self.advice.texts)
         if missing:
             raise ValueError(f"plan {self.id}: no advice text for {', '.join(missing)}")
@@ -128,6 +117,14 @@ class Plan(BaseModel):
     def rules(self) -> Profile:
         """The profile with the overrides applied: what readings are judged by."""
         return self._effective
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why this plan would be refused today (only a plan kept from an earlier release can have any).
+
+        Beyond the safety envelope a reading is red whatever these rules say; the status shows each problem.
+        """
+        return self._problems
 
     @property
     def rules_hash(self) -> str:
@@ -202,11 +199,15 @@ class PlanDocument(BaseModel):
         return self
 
 
-def plan_from_document(document: PlanDocument, profile: Profile, templates: AdviceBook, plan_hash: str) -> Plan:
+def plan_from_document(document: PlanDocument, profile: Profile, templates: AdviceBook, plan_hash: str, *,
+                       kept: bool = False) -> Plan:
     """The plan the engine judges by.
 
     ValueError when the document does not fit the profile it names (another version or content, a rule it does
-    not have, advice missing or without the 113 notice).
+    not have, advice missing or without the 113 notice), or its rules cross the safety envelope, are out of
+    order or implausible in their unit. With `kept` (a plan already applied on this box, by an earlier
+    release) those last problems are kept in `Plan.problems` instead: the box must not stop over them, and
+    the envelope still makes every reading beyond it red.
     """
     if (profile.id, profile.version) != (document.profile, document.profile_version):
         raise ValueError(f"plan is drafted on {document.profile} v{document.profile_version} but this gateway "
@@ -214,6 +215,7 @@ def plan_from_document(document: PlanDocument, profile: Profile, templates: Advi
     if profile.content_hash() != document.profile_hash:
         raise ValueError(f"plan is drafted on a {profile.id} v{profile.version} whose rules differ from the "
                          "one shipped on this gateway (profile hash mismatch)")
-    return Plan(id=profile.id, version=document.version, profile=profile, overrides=document.overrides,
-                advice=templates.merged(document.advice), enrolled=document.schedule.enrolled,
-                language=document.language, plan_hash=plan_hash)
+    fields = {"id": profile.id, "version": document.version, "profile": profile, "overrides": document.overrides,
+              "advice": templates.merged(document.advice), "enrolled": document.schedule.enrolled,
+              "language": document.language, "plan_hash": plan_hash}
+    return Plan.model_validate(fields, context={KEPT: kept})

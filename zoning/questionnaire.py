@@ -5,6 +5,8 @@ The patient compares with their usual state, as COPD action plans ask ("more bre
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
 QUESTIONS: dict[str, tuple[str, ...]] = {
@@ -14,6 +16,19 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
     "sputum_colour": ("clear", "white", "yellow_green", "brown_red"),
     "temperature_feeling": ("normal", "feverish"),
 }
+
+
+class Form(StrEnum):
+    """What an entry of the patient's history is when it is not a measurement: the questionnaire.
+
+    A questionnaire is history like a reading (`zoning.remembered_answers`): its zone counts in the
+    schedule's cadence (a red form means measuring daily) and it is due on its own like a kind.
+    """
+
+    QUESTIONNAIRE = "questionnaire"
+
+
+QUESTIONNAIRE = Form.QUESTIONNAIRE
 
 
 class Answers(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from drivers.measurement import MeasurementKind
 from zoning.history import PastReading, local_date
 from zoning.models import SEVERITY, Zone
+from zoning.questionnaire import Form
 
 STARTUP_DAYS = 14
 WEEK = timedelta(days=7)
@@ -44,17 +45,19 @@ def latest_zone(history: Sequence[PastReading], tz: ZoneInfo) -> tuple[date, Zon
     return last_day, max(zones, key=SEVERITY.__getitem__)
 
 
-def next_due(enrolled: date, history: Sequence[PastReading], tz: ZoneInfo, kind: MeasurementKind | None = None) -> Due:
+def next_due(
+    enrolled: date, history: Sequence[PastReading], tz: ZoneInfo, kind: MeasurementKind | Form | None = None,
+) -> Due:
     """When the next measurement is due.
 
     Of `kind` when given (each kind the patient measures has its own date, so a daily thermometer cannot hide
-    a month without the oximeter), else of any kind.
+    a month without the oximeter; the questionnaire is due on its own too), else of any measurement kind.
 
-    The cadence is the patient's: daily in the start-up period and while the latest measurement day
-    (any kind) is not green, weekly otherwise.
+    The cadence is the patient's: daily in the start-up period and while the latest day (any kind, the
+    questionnaire included: a red form means measuring daily) is not green, weekly otherwise.
     """
     latest = latest_zone(history, tz)
-    own = [r for r in history if kind is None or r.kind == kind]
+    own = [r for r in history if r.kind == kind or (kind is None and r.kind != Form.QUESTIONNAIRE)]
     last_day = max((local_date(r.effective, tz) for r in own), default=None)
     if last_day is None or last_day < enrolled:
         return Due(on=enrolled, cadence="daily", reason="start-up period")

@@ -41,6 +41,10 @@ class CAError(CentralError):
 
 @dataclass
 class Issued:
+    """One certificate the CA issued: its serial, the gateway it names, its expiry and, once revoked,
+    when and why (the CRL is written from these).
+    """
+
     serial: int
     gateway: str
     not_after: str  # ISO 8601, UTC
@@ -85,6 +89,11 @@ def common_name(name: x509.Name) -> str | None:
 
 
 class TenantCA:
+    """One tenant's gateway CA in its folder (module docstring): create it once, register gateway ids,
+    sign their CSRs, renew, revoke and write the CRL; the broker's server certificate too. Every
+    refusal is a `CAError` with one line to act on.
+    """
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.key_file = folder / "ca.key"

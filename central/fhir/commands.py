@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from central.errors import CentralError
-from central.store.commands import add_db_argument, open_database
+from central.store import add_db_argument, open_database
 
 log = logging.getLogger(__name__)
 DEFAULT_KEY_DIR = Path(os.environ.get("DHO_CENTRAL_FHIR_ISSUER_DIR", "~/.local/share/dho-central/fhir-issuer"))

@@ -39,6 +39,10 @@ _OFF_SCALE = {"above_measuring_range": (">", "Off scale high"), "below_measuring
 
 @dataclass(frozen=True)
 class MappedObservation:
+    """One FHIR Observation made from a reading: its id, the PHD IG de-duplication identifier, the MDC code
+    (for search), the effective time and the validated resource.
+    """
+
     id: str
     identifier: str
     code: str  # MDC decimal, for search

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from central.errors import CentralError
 from central.ingest.pool import supervise
 from central.ingest.worker import IngestWorker
-from central.store.commands import add_db_argument, open_database
+from central.store import add_db_argument, open_database
 from protocol import BrokerSettings
 
 log = logging.getLogger(__name__)

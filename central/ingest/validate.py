@@ -78,7 +78,9 @@ def _refused(code: RefusalCode, reason: str, what: str, payload: bytes) -> Refus
 
 
 def decide(topic: str, payload: bytes, registry: dict[str, RegisteredGateway]) -> Decision:
-    """Whether to store one upstream message, or why not (with a reason code, protocol 1.1)."""
+    """What one upstream message is (readings, a status, an event) for its registered gateway, or why it
+    is `Refused` with a reason code (protocol 1.1): a topic naming another tenant, an unknown gateway,
+    another patient, an oversized or invalid payload. Pure."""
     try:
         tenant, gateway_id, what = parse_up_topic(topic)
     except ValueError as exc:

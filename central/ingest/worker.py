@@ -27,8 +27,7 @@ from paho.mqtt import client as mqtt_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.fhir import device_resource, gateway_resource, observations, resource_json
-from central.fhir.mapping import device_id, gateway_device_id
+from central.fhir import device_id, device_resource, gateway_device_id, gateway_resource, observations, resource_json
 from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of, ids_in
 from central.store import (
     Changes,

@@ -12,6 +12,10 @@ from typing import NamedTuple, Protocol
 
 
 class AuditEntry(NamedTuple):
+    """One published plan as the audit keeps it: when, for whom, its version and hash, who prescribed and
+    who verified (holder and key id), the plain-language changes the verifier saw, and the envelope.
+    """
+
     published: str  # ISO 8601, UTC
     tenant: str
     gateway: str
@@ -25,6 +29,8 @@ class AuditEntry(NamedTuple):
 
 
 class AuditLog(Protocol):
+    """Where published plans are recorded, never changed: `record`, then `entries` and `latest` read them."""
+
     def record(self, entry: AuditEntry) -> None: ...
 
     def entries(self, gateway: str | None = None) -> list[AuditEntry]: ...
@@ -35,6 +41,8 @@ class AuditLog(Protocol):
 
 
 class SqliteAuditLog:
+    """The audit log in a SQLite file (WAL, synchronous=FULL): append-only."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)

@@ -23,6 +23,7 @@ from zoning import (
     SymptomRule,
     ThresholdRule,
     TrendRule,
+    plan_from_document,
 )
 
 _COMPONENT = {"spo2": "SpO2", "pulse": "pulse", "perfusion_index": "perfusion index", "systolic": "systolic pressure",
@@ -47,6 +48,8 @@ def parse_override(rule: str, value: str, order: str) -> Override:
 
 def draft(*, tenant: str, gateway: str, patient: str, version: int, profile: str, overrides: Sequence[Override],
           enrolled: date, issued: datetime, valid_days: int, language: Language) -> PlanDocument:
+    """A plan document for one patient on one gateway from a shipped profile and overrides, checked as
+    the box will check it (an override of a rule the profile lacks fails here); CentralError if not."""
     base = shipped_profile(profile)
     try:
         document = PlanDocument(
@@ -61,18 +64,28 @@ def draft(*, tenant: str, gateway: str, patient: str, version: int, profile: str
     return document
 
 
-def effective(document: PlanDocument) -> Plan:
+def effective(document: PlanDocument, *, published: bool = False) -> Plan:
+    """The plan a document makes; CentralError when the box would refuse it (the safety envelope among others).
+
+    `published`: a plan already in force, to diff against. One published before the safety envelope may cross
+    it; it must still be readable, so that the plan correcting it can be drafted.
+    """
     base = shipped_profile(document.profile)
     if base.content_hash() != document.profile_hash:
         raise CentralError(f"the plan names {document.profile} with other rules than the profile shipped here")
     try:
+        if published:
+            return plan_from_document(document, base, advice_templates(), "sha256:" + "0" * 64, kept=True)
         return Plan(id=base.id, version=document.version, profile=base, overrides=document.overrides,
                     advice=advice_templates().merged(document.advice), enrolled=document.schedule.enrolled)
     except ValidationError as exc:
         raise CentralError(f"plan: {describe(exc)}") from None
+    except ValueError as exc:
+        raise CentralError(f"plan: {exc}") from None
 
 
 def unsigned(document: PlanDocument) -> Envelope:
+    """The document in an envelope with no signature yet (what `plan sign` adds to)."""
     return Envelope(payload=document.model_dump(mode="json"))
 
 
@@ -118,7 +131,7 @@ def describe_changes(before: PlanDocument | None, after: PlanDocument) -> list[s
     """What changes for the patient, one line per rule, in the words of the order ("SpO2 red at or below
     88 % instead of 90 %, GP order 2026-11-02"). `before` is the plan in force; None: the standard profile."""
     new = effective(after)
-    old_rules = _rules(effective(before).rules if before else shipped_profile(after.profile))
+    old_rules = _rules(effective(before, published=True).rules if before else shipped_profile(after.profile))
     new_rules = _rules(new.rules)
     base_rules = _rules(new.profile)
     orders = {o.rule: o.reason for o in after.overrides}

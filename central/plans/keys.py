@@ -24,6 +24,10 @@ KeyRole = Literal["prescriber", "verifier", "root"]
 
 
 class PublicKeyFile(BaseModel):
+    """A signing key's public half as `plan keygen` writes it (`<id>.pub.json`): id, role, holder and
+    validity; what a trust store is built from.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -39,6 +43,8 @@ class PublicKeyFile(BaseModel):
 
 
 def generate(key_id: str, role: KeyRole, holder: str, out: Path, *, now: datetime, days: int) -> tuple[Path, Path]:
+    """A new Ed25519 key pair in `out`: the private key (0600, never overwritten) and its public file.
+    Returns their paths; CentralError for a bad id or holder, or a key that exists already."""
     private = Ed25519PrivateKey.generate()
     try:
         info = PublicKeyFile(id=key_id, role=role, holder=holder, public_key=encode_key(private.public_key()),
@@ -59,6 +65,7 @@ def generate(key_id: str, role: KeyRole, holder: str, out: Path, *, now: datetim
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in this PEM file; CentralError with one line if it is not one."""
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
@@ -71,6 +78,7 @@ def load_private(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public(path: Path) -> PublicKeyFile:
+    """The public key file at `path`, checked; CentralError with one line if it is not one."""
     try:
         info = PublicKeyFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
         decode_key(info.public_key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from central.store import schema
 from central.store.alerts import AlertCause, raise_alerts
+from central.store.commands import add_db_argument, open_database
 from central.store.database import (
     Changes,
     Committed,
@@ -56,11 +57,13 @@ __all__ = [
     "RegisteredGateway",
     "StoredResource",
     "Transient",
+    "add_db_argument",
     "database_url",
     "device_by_id",
     "export_devices",
     "export_observations",
     "observation_by_id",
+    "open_database",
     "patients_of_tenant",
     "raise_alerts",
     "redact",

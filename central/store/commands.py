@@ -22,10 +22,12 @@ DB_HELP = "SQLite file path or postgresql://user@host:port/dbname (default: $DHO
 
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """The `--db URL` option every central command that opens the database takes (default: DHO_CENTRAL_DB)."""
     parser.add_argument("--db", default=os.environ.get("DHO_CENTRAL_DB"), metavar="URL", help=DB_HELP)
 
 
 def open_database(args: argparse.Namespace) -> Database:
+    """The database `--db` names; CentralError with one line when none is given."""
     if not args.db:
         raise CentralError("no database: give --db URL (a SQLite path or a postgresql:// URL) or set DHO_CENTRAL_DB")
     return Database(args.db)

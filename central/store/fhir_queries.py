@@ -30,6 +30,10 @@ class ObservationQuery:
 
 @dataclass(frozen=True)
 class StoredResource:
+    """A FHIR resource as stored: its id, effective and last-updated times, and its JSON text (served as
+    it is, without parsing).
+    """
+
     id: str
     effective: datetime | None
     last_updated: datetime

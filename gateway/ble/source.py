@@ -16,18 +16,18 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bleak import BleakClient, BleakScanner
-from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.backends.scanner import AdvertisementData
 
 from drivers import Deliver, DeviceQuirks, SessionError, SessionReport, connect, quirks_for, run_session
+from gateway.ble.backends import BleBackends, Listener, listening_to
 from gateway.ble.bluez import BondRecovery, ScanWatchdog
+from gateway.ble.nearby import BluezRadio, PairingRadio
 from gateway.errors import GatewayError
 from gateway.settings import DeviceSection
 from protocol import Backoff, DeviceStatus
@@ -53,19 +53,12 @@ class DeviceState:
     ble_device: BLEDevice | None = None  # as last heard advertising: what a BlueZ connection starts from
 
 
-@dataclass
-class BleBackends:
-    scanner: type[BaseBleakScanner] | None = None  # None: the platform's (BlueZ on the gateway)
-    client: type[BaseBleakClient] | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for both
-
-
 class BleDeviceSource:
     """The production device source (gateway.service's `DeviceSource` interface): it reports its devices,
     counts the unprovisioned addresses it hears, and scans all the time (no scan on request)."""
 
     reports_devices = True
-    scans_on_request = False
+    scans_on_request = True  # the pairing scan (gateway.ble.pairing_scan) through its radio
 
     def __init__(self, devices: list[DeviceSection], *, backends: BleBackends | None = None,
                  timezone: str = "Europe/Oslo", connect_timeout_s: float = 20.0, idle_s: float = 5.0,
@@ -94,6 +87,7 @@ class BleDeviceSource:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._deliver: Deliver | None = None
         self._adverts: dict[str, asyncio.Queue[bytes]] = {}
+        self.listeners: list[Listener] = []  # a technician's pairing scan, hearing this source's scan
 
     def _clock(self) -> datetime:
         # Devices keep local wall-clock time without a zone (GATT Date Time).
@@ -109,6 +103,8 @@ class BleDeviceSource:
 
     def _seen(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
         self.watchdog.seen(time.monotonic())
+        for listener in list(self.listeners):
+            listener(device, advertisement)
         address = device.address.upper()
         state = self.devices.get(address)
         if state is None:
@@ -183,8 +179,11 @@ class BleDeviceSource:
             for address, state in self.devices.items()
         ]
 
-    async def scan(self) -> None:
-        """Not supported: the source scans all the time and starts a session when a device advertises."""
+    async def pairing_radio(self) -> PairingRadio | None:
+        """Its own radio (BlueZ on the box): the technician's pairing scan hears the source's own scan (it
+        starts no second discovery: `ListeningScanner`); pairing answers through its platform's agent."""
+        return BluezRadio(BleBackends(listening_to(self.listeners), self.backends.client, self.backends.options),
+                          agent=self.platform)
 
     def unprovisioned_heard(self) -> Mapping[str, int]:
         """Addresses heard advertising that are not provisioned, and how often (ignored otherwise)."""

@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.ble import BleBackends
 from gateway.kit.radio import DeviceFacts, read_device_facts, scan
+from gateway.kit.reissue import journal_path
 from gateway.plans import check_provisioned_trust, load_profile
 from gateway.settings import ConfigError, Settings
 from gateway.storage import KeyFileError, SealedOutbox, SystemdCredential, key_source_for
@@ -269,6 +270,14 @@ async def check_devices(settings: Settings, backends: BleBackends | None, *, sca
                   f"{'?' if facts.clock_offset_s is None else f'{facts.clock_offset_s:+.0f} s'}")
         results.append(Check(name, not problems, "; ".join(problems) or detail))
     return results
+
+
+def unfinished_reissue(config: Path) -> Check | None:
+    """The one line while a reissue is half done (its journal beside `config`): the other lines would only
+    describe the half-way state (the KEK and the outbox gone by design), and send the technician the wrong way."""
+    if not journal_path(config).exists():
+        return None
+    return Check("kit", False, "reissue unfinished: run `dho-gateway kit reissue` again")
 
 
 async def run_checks(settings: Settings, *, backends: BleBackends | None = None, min_days: int = 30,

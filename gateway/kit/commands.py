@@ -125,24 +125,23 @@ def _install_cert(args: argparse.Namespace) -> int:
 
 
 def _pair(args: argparse.Namespace) -> int:
-    from gateway.ble import connect_bluez
-    from gateway.kit.pair import PairRequest, pair_devices
+    from gateway.kit.pair import PairRequest, pair_with_source
 
     request = PairRequest(addresses=args.device, passkeys=dict(args.passkey), users=dict(args.user),
                           serials=set(args.serial), min_rssi=args.min_rssi, scan_s=args.scan_seconds)
-    paired = asyncio.run(pair_devices(args.config, request, platform=connect_bluez,
-                                      ask=None if args.device else input))
+    paired = asyncio.run(pair_with_source(args.config, request, ask=None if args.device else input))
     print(f"{len(paired)} device(s) added to {args.config}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.kit.check import as_json, render, run_checks
+    from gateway.kit.check import as_json, render, run_checks, unfinished_reissue
     from gateway.settings import load_settings
 
-    checks = asyncio.run(run_checks(load_settings(args.config), min_days=args.cert_days,
-                                    scan_s=args.scan_seconds, battery_min=args.battery_min,
-                                    central_timeout_s=args.central_timeout))
+    unfinished = unfinished_reissue(args.config)
+    checks = [unfinished] if unfinished is not None else asyncio.run(run_checks(
+        load_settings(args.config), min_days=args.cert_days, scan_s=args.scan_seconds, battery_min=args.battery_min,
+        central_timeout_s=args.central_timeout))
     print(json.dumps(as_json(checks), indent=2) if args.json else render(checks))
     return 0 if all(c.ok for c in checks) else 1
 

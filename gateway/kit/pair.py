@@ -4,6 +4,10 @@ A chosen device is refused — and nothing is written, no bond left behind — w
 health service, when its signal is too weak to be in this room (a neighbour's), when its serial is not
 on the kit's packing list (`--serial`), or when a shared scale's user slot is not given. Passkeys go to
 the BlueZ pairing agent (gateway/ble), which answers BlueZ only for the devices chosen here.
+
+The radio is the configured device source's (`pairing_radio_for`): BlueZ with `device_source = "bluez"`,
+the simulated home's own radio with `"simulated-home"` (no BlueZ, no D-Bus). The scan is the one the
+technician page's "Start a pairing scan" runs (gateway.ble.pairing_scan).
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from typing import Any
 from bleak.exc import BleakError
 
 from drivers import quirks_for
-from gateway.ble import BleBackends
+from gateway.ble import BleBackends, BluezRadio, PairingRadio, backends_of
 from gateway.kit import config_file
 from gateway.kit.radio import DeviceFacts, Nearby, forget_bond, read_device_facts, scan
-from gateway.settings import ConfigError, load_settings
+from gateway.settings import ConfigError, Settings, load_settings
 
 Platform = Callable[[dict[str, int | None]], Awaitable[Any]]  # registers the pairing agent (connect_bluez)
 Ask = Callable[[str], str]
@@ -89,6 +93,35 @@ def refusals(chosen: list[str], nearby: Mapping[str, Nearby], min_rssi: int) -> 
             problems.append(f"{address} ({found.name or 'no name'}) is heard at {found.rssi} dBm, too weak to be in "
                             "this room: a neighbour's? Bring the kit's device next to the box; refused")
     return problems
+
+
+async def pairing_radio_for(settings: Settings) -> PairingRadio:
+    """The radio the configured device source pairs through: BlueZ, or the source's own (found by entry
+    point: the gateway never imports the simulators). `PairError` when the source has none."""
+    name = settings.device_source
+    if name == "bluez":
+        return BluezRadio()
+    from gateway.service import open_device_source
+
+    source = open_device_source(name)
+    radio: PairingRadio | None = None
+    if source.scans_on_request:
+        try:
+            radio = await source.pairing_radio()
+        except ImportError as exc:
+            raise PairError(f"device_source = {name}: its radio cannot load ({exc}): pip install "
+                            "'dho-gateway[sim]'; nothing paired") from None
+    if radio is None:
+        raise PairError(f"device_source = {name} has no radio to pair devices through; nothing paired")
+    return radio
+
+
+async def pair_with_source(config: Path, request: PairRequest, *, ask: Ask | None = None,
+                           out: Callable[[str], None] = print) -> list[Paired]:
+    """`kit pair`: `pair_devices` through the radio of the device source `config` names."""
+    radio = await pairing_radio_for(load_settings(config))
+    return await pair_devices(config, request, backends=backends_of(radio), platform=radio.answer_pairing, ask=ask,
+                              out=out)
 
 
 async def pair_devices(config: Path, request: PairRequest, *, backends: BleBackends | None = None,

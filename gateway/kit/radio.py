@@ -1,5 +1,6 @@
-"""The kit commands' use of the radio, through bleak (BlueZ on the box, the bumble backend in tests):
-scan and say what each nearby device is, and connect once to read (and set) what pairing needs."""
+"""The kit commands' use of the radio, through bleak (BlueZ on the box, the simulated home's radio, the bumble
+backend in tests): the pairing scan (gateway.ble, shared with the technician page), and connecting once to
+read (and set) what pairing needs."""
 
 from __future__ import annotations
 
@@ -10,69 +11,20 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bleak import BleakClient, BleakScanner
-from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData
+from bleak import BleakClient
 from bleak.exc import BleakError
 
-from drivers import STANDARD, named_quirks, quirks_for, uuids
+from drivers import quirks_for, uuids
 from drivers.device_info import decode_battery, decode_current_time, decode_string, encode_current_time
 from drivers.gatt_time import date_time
 from drivers.measurement import DecodeError
-from gateway.ble import BleBackends
+from gateway.ble import HEALTH_SERVICES, BleBackends, Nearby, classify
+from gateway.ble import pairing_scan as scan
 
-# The health services a device may advertise, and the kind each means (Bluetooth SIG assigned numbers).
-HEALTH_SERVICES: dict[str, str] = {profile.service: kind for kind, profile in STANDARD.items()}
-HEALTH_SERVICES[uuids.uuid16(0x181B)] = "body_weight"  # Body Composition (Mi body-composition scales)
+__all__ = ["HEALTH_SERVICES", "BondError", "DeviceFacts", "Nearby", "classify", "forget_bond", "read_device_facts",
+           "remove_bond_bluez", "scan"]
 
 _MULTIPLE_USERS = 0x02  # Weight Scale Feature bit 1: the scale keeps several users apart
-
-
-@dataclass(frozen=True)
-class Nearby:
-    address: str
-    name: str | None
-    rssi: int
-    kind: str | None  # None: not a health device
-    profile: str | None  # a vendor profile the name and services match, if any
-    advertised_only: bool = False  # its values come in advertisements: nothing to pair
-
-
-def classify(name: str | None, service_uuids: list[str], service_data: list[str]) -> tuple[str | None, str | None,
-                                                                                         bool]:
-    """(kind, vendor profile, advertised only) from what a device advertises; kind None: not a health device."""
-    services = [u.lower() for u in (*service_uuids, *service_data)]
-    kind = next((HEALTH_SERVICES[u] for u in services if u in HEALTH_SERVICES), None)
-    if kind is None:
-        return None, None, False
-    for profile in named_quirks().values():
-        if name and profile.name_prefixes and name.startswith(profile.name_prefixes) and profile.service in services:
-            return kind, profile.name, profile.advertised and profile.measurement in service_data
-    return kind, None, False
-
-
-async def scan(backends: BleBackends | None, seconds: float) -> list[Nearby]:
-    """Every device heard in `seconds`, strongest signal first (then by address: a stable numbering)."""
-    found: dict[str, Nearby] = {}
-    b = backends or BleBackends()
-
-    def seen(device: BLEDevice, adv: AdvertisementData) -> None:
-        kind, profile, advertised = classify(adv.local_name or device.name, list(adv.service_uuids),
-                                             list(adv.service_data))
-        address = device.address.upper()
-        earlier = found.get(address)
-        found[address] = Nearby(address, adv.local_name or (earlier.name if earlier else None), adv.rssi,
-                                kind or (earlier.kind if earlier else None),
-                                profile or (earlier.profile if earlier else None),
-                                advertised or (earlier.advertised_only if earlier else False))
-
-    scanner = BleakScanner(seen, backend=b.scanner, **b.options)
-    await scanner.start()
-    try:
-        await asyncio.sleep(seconds)
-    finally:
-        await scanner.stop()
-    return sorted(found.values(), key=lambda n: (-n.rssi, n.address))
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Steps, in this order, each safe to run again:
 1. **wipe**: crypto-erase (data keys, then the KEK, then the outbox files: gateway/storage), then every
    other file in data_dir, and the configuration backups that name the old patient;
-2. **bonds**: the BlueZ bonds with the old patient's devices are removed, and the devices leave the
-   configuration (`kit pair` adds them again for the new patient, clocks and user slot included);
+2. **bonds**: the BlueZ bonds with the old patient's devices are removed (only BlueZ keeps bonds: with
+   another device source, the simulated home, there are none and the step says so), and the devices leave
+   the configuration (`kit pair` adds them again for the new patient, clocks and user slot included);
 3. **identity**: a new patient pseudonym and enrolment date in the configuration;
 4. **KEK**: a new outbox key (file or systemd credential).
 
@@ -106,6 +107,32 @@ def _wipe(config: Path) -> list[Path]:
     return destroyed
 
 
+async def _bonds(config: Path, journal: Journal, unpair: Callable[[str, BleBackends | None], Awaitable[None]],
+                 backends: BleBackends | None, out: Callable[[str], None]) -> list[str]:
+    """Step 2: the old devices' BlueZ bonds removed, and the devices taken out of the configuration.
+
+    Only BlueZ keeps bonds: with another device source (the simulated home) there are none to remove, and
+    the step says so and goes on. Returns the addresses whose bonds were removed.
+    """
+    source = load_settings(config).device_source
+    removed: list[str] = []
+    if source == "bluez":
+        for address in journal.old_devices:
+            await unpair(address, backends)
+            removed.append(address)
+    data = config_file.read(config)
+    data["devices"] = []
+    config_file.write(config, data)
+    for backup in config.parent.glob(config.name + ".bak-*"):
+        overwrite_and_remove(backup)
+    if source == "bluez":
+        out(f"bonds: removed for {len(removed)} device(s); pair the devices again for the new patient")
+    else:
+        out(f"bonds: device_source = {source} keeps no BlueZ bonds: none to remove; {len(journal.old_devices)} "
+            "device(s) taken out of the configuration: pair them again for the new patient")
+    return removed
+
+
 def service_running(unit: str = "dho-gateway") -> bool:
     """Whether systemd runs the gateway now (False where systemd is not the init system)."""
     tool = shutil.which("systemctl")
@@ -154,15 +181,7 @@ async def reissue(config: Path, *, patient: str | None = None, backends: BleBack
                 destroyed = _wipe(config)
                 out(f"wipe: {len(destroyed)} file(s) destroyed; no key able to open the old readings remains")
             elif step == "bonds":
-                for address in journal.old_devices:
-                    await unpair(address, backends)
-                    removed.append(address)
-                data = config_file.read(config)
-                data["devices"] = []
-                config_file.write(config, data)
-                for backup in config.parent.glob(config.name + ".bak-*"):
-                    overwrite_and_remove(backup)
-                out(f"bonds: removed for {len(removed)} device(s); pair the devices again for the new patient")
+                removed = await _bonds(config, journal, unpair, backends, out)
             elif step == "identity":
                 data = config_file.read(config)
                 data["gateway"] = {**data["gateway"], "patient": journal.new_patient}

@@ -101,7 +101,9 @@ def _stored_plan(body: bytes, templates: AdviceBook) -> tuple[Plan, PlanDocument
     envelope = validate(Envelope, record["envelope"], "stored plan")
     document = validate(PlanDocument, envelope.payload, "stored plan")
     profile = Profile.model_validate(record["profile"])
-    return plan_from_document(document, profile, templates, envelope.hash), document
+    # Applied once, by this or an earlier release: a plan that crosses today's safety envelope is kept (the
+    # envelope still makes every reading beyond it red) and the status says so, rather than stopping the box.
+    return plan_from_document(document, profile, templates, envelope.hash, kept=True), document
 
 
 class PlanKeeper:
@@ -171,11 +173,15 @@ class PlanKeeper:
 
     def faults(self) -> list[str]:
         """An expired plan stays in force (dropping it would judge by the standard profile, which no one
-        ordered for this patient); the status says so until a new plan arrives."""
+        ordered for this patient); the status says so until a new plan arrives. So does a kept plan that
+        today's checks would refuse (the safety envelope, ordered bands), with each rule named."""
+        faults = []
         if self.document is not None and self._now() >= self.document.expires:
-            return [f"plan v{self.document.version} expired on {self.document.expires:%Y-%m-%d}: it stays in force "
-                    "until the doctor's renewed plan arrives"]
-        return []
+            faults.append(f"plan v{self.document.version} expired on {self.document.expires:%Y-%m-%d}: it stays in "
+                          "force until the doctor's renewed plan arrives")
+        faults += [f"plan v{self.plan.version} would be refused today: {problem}; readings beyond the safety envelope "
+                   "are red regardless; the doctor must renew the plan" for problem in self.plan.problems]
+        return faults
 
     async def receive(self, raw: bytes) -> None:
         """One down/config message (untrusted bytes). Never raises: a failure is a plan_rejected event."""

@@ -17,16 +17,28 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.settings import ConfigError, describe_validation_error
-from zoning import AdviceBook, Profile
+from zoning import ENVELOPE, AdviceBook, Profile
 
 # The content hash (sha256 of the canonical rules) of every shipped profile, by name, as this release
 # ships it: `load_profile` refuses a profile file that does not match.
 PINNED: dict[str, str] = {
     "standard-blood-pressure": "sha256:d909c71d0bcd7cf329211dbfd7e8cbcce85764be28a0cdb26e0e5371496df891",
-    "standard-copd": "sha256:115e1b7d26e50c4931c865cb0d45a3a5029b73eaac23e8e7215d8f11ebce2df8",
-    "standard-copd-scale2": "sha256:0f30632e5bfe501c853fde19dbc9c6d2a55a7d1da033a89fead7fa242e38a3e4",
+    "standard-copd": "sha256:0d6281d724f77347a0e807c9e9b218d44538855f017c9cfe4f4b208e4fac1358",
+    "standard-copd-scale2": "sha256:a7fd51049339909c6e974aa8d3ba927873faf6933399bda980f8ce52f480ca02",
     "standard-heart-failure": "sha256:11ba7d3d026de186b093cf49e6bad3834c28b84d6b65328690f27fa0fe6afb78",
 }
+
+# The safety envelope (zoning/envelope.py): limits beyond which a reading is red whatever the plan says, and
+# which no plan may cross. Pinned like a profile: a change to a line is a reviewed change that renews this pin
+# with its reason in the commit.
+ENVELOPE_PIN = "sha256:bf694f0792120279004240f7fb9e9516c052435722808bca56a9d6b8c9e540c0"
+
+
+def check_envelope(envelope: Profile = ENVELOPE) -> None:
+    """ConfigError unless the safety envelope this release judges by is the one pinned for it."""
+    if envelope.content_hash() != ENVELOPE_PIN:
+        raise ConfigError("the safety envelope does not match the hash pinned for this release (the code was "
+                          "altered): reinstall the gateway package")
 
 
 def shipped_profiles() -> list[str]:
@@ -54,6 +66,7 @@ def read_shipped_profile(name: str) -> Profile:
 def load_profile(name: str) -> Profile:
     """A shipped profile by name, checked against its pinned content hash; anything else is a ConfigError.
     Kept once checked (profiles are immutable, and a plan check would otherwise parse and hash it again)."""
+    check_envelope()  # every profile is judged within it
     profile = read_shipped_profile(name)
     pin = PINNED.get(name)
     if pin is None or profile.content_hash() != pin:

@@ -14,6 +14,8 @@ PAGE_DEVICE = WireDevice(id="gateway-page", model="dho-gateway patient page")
 
 def answers_to_wire(record_id: UUID, patient: str, answers: Answers, assessment: Assessment,
                     received: datetime) -> WireReading:
+    """A questionnaire's answers and their assessment as a `questionnaire` reading on the wire; the
+    gateway's page is its device and the answering time its (gateway-received) time."""
     return WireReading(
         id=record_id,
         patient=patient,
@@ -31,6 +33,7 @@ def answers_to_wire(record_id: UUID, patient: str, answers: Answers, assessment:
             profile=assessment.profile,
             profile_version=assessment.profile_version,
             next_due=assessment.next_due,
+            notes=list(assessment.notes),  # a partly answered form: what it was judged on
         ),
         received=received,
     )

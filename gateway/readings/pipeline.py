@@ -30,7 +30,7 @@ from drivers import (
 )
 from gateway.listeners import Listeners
 from gateway.readings.answers import answers_to_wire
-from gateway.readings.clock import correct_live_time, correct_with_device_clock
+from gateway.readings.clock import LocalTime, clock_offset, correct_live_time, correct_with_device_clock
 from gateway.readings.ids import uuid7
 from gateway.readings.reading import DeviceRef, Reading, to_wire
 from gateway.settings import DeviceSection
@@ -39,6 +39,7 @@ from protocol import EventKind
 from zoning import (
     AT_LEAST,
     LOOKBACK,
+    QUESTIONNAIRE,
     Answers,
     Assessment,
     PastReading,
@@ -47,6 +48,7 @@ from zoning import (
     assess_reading,
     local_date,
     remembered,
+    remembered_answers,
 )
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,8 @@ class Pipeline:
         self.shared_without_slot: dict[str, int] = {}
         # Gateway time minus device time, read from the device's clock at the start of its session.
         self.clock_offsets: dict[str, timedelta] = {}
+        # Per device, the local time of its last record: orders a stored record of October's repeated hour.
+        self.last_local: dict[str, LocalTime] = {}
         # Readings waiting in memory while the outbox cannot be written (disk full, I/O error).
         self._held: deque[_Pending] = deque()
         self._held_limit = held_limit
@@ -219,7 +223,8 @@ class Pipeline:
 
     def _latest_days(self) -> list[PastReading]:
         recent: list[PastReading] = []
-        for kind in MeasurementKind:
+        # The questionnaire too: a red form changes the schedule like a reading, also after a restart.
+        for kind in (*MeasurementKind, QUESTIONNAIRE):
             latest = self._outbox.latest_effective(kind.value)
             if latest is None:
                 continue
@@ -342,10 +347,15 @@ class Pipeline:
     def _identify(self, provisioned: DeviceSection, measurement: Measurement, received: datetime) -> Reading:
         """An id, the patient, the device, and a time that is never later than the receive time."""
         offset = self.clock_offsets.get(provisioned.address)
+        previous = self.last_local.get(provisioned.address)
         if offset is None:
-            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance)
+            when = correct_live_time(measurement.device_time, received, self._zone, self._tolerance,
+                                     previous=previous)
         else:
-            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance)
+            when = correct_with_device_clock(measurement.device_time, offset, received, self._zone, self._tolerance,
+                                             previous=previous)
+        if when.local is not None:
+            self.last_local[provisioned.address] = when.local
         return Reading(
             id=uuid7(),
             patient=self._patient,
@@ -463,7 +473,10 @@ class Pipeline:
         assessment = assess_answers(answers, history=self.history, plan=self.plan, tz=self._zone)
         record_id = uuid7()
         wire = answers_to_wire(record_id, self._patient, answers, assessment, self._now())
-        put = await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode(), key)
+        past = remembered_answers(str(record_id), answers, assessment)
+        remember = (QUESTIONNAIRE.value, past.effective.timestamp(), past.model_dump_json().encode())
+        put = await asyncio.to_thread(self._outbox.put, str(record_id), wire.model_dump_json().encode(), key,
+                                      remember)
         if key is not None:
             self._questionnaires[key] = (put.id, assessment)
             while len(self._questionnaires) > ANSWERS_REMEMBERED:
@@ -472,7 +485,9 @@ class Pipeline:
             self.counts["questionnaires_resent"] += 1
             return put.id, assessment
         self.counts["questionnaires"] += 1
-        log.info("stored questionnaire %s (%s)", record_id, assessment.zone)
+        self._remember_recent(past)
+        # No zone or value at INFO: the journal on the card is read without any key (issue 19.10).
+        log.info("stored questionnaire %s", record_id)
         self.questionnaires.notify(str(record_id), answers, assessment)
         return str(record_id), assessment
 
@@ -486,7 +501,8 @@ class Pipeline:
         if now is None:  # the clock was never set: stored time stamps mean nothing, judge them live
             self.clock_offsets.pop(address, None)
             return
-        self.clock_offsets[address] = received - now.replace(microsecond=0, tzinfo=self._zone).astimezone(UTC)
+        self.clock_offsets[address] = clock_offset(now.replace(microsecond=0), received, self._zone)
+        self.last_local.pop(address, None)  # a new session: its records are ordered among themselves
 
     async def _put(self, item: _Pending) -> PutResult:
         remember = (item.past.kind.value, item.past.effective.timestamp(), item.past.model_dump_json().encode())
@@ -514,7 +530,8 @@ class Pipeline:
         self.counts["stored"] += 1
         self._remember_recent(item.past)
         await self._prune()
-        log.info("stored reading %s (%s, %s)", item.reading.id, item.reading.measurement.kind, item.assessment.zone)
+        # No zone or value at INFO: the journal on the card is read without any key (issue 19.10).
+        log.info("stored reading %s (%s)", item.reading.id, item.reading.measurement.kind)
         self._urgent(item.reading)
         # The reading is stored whatever a listener does; one failing (a printer, a page) must not keep
         # the others, the uplink among them, from hearing of it.

@@ -13,6 +13,11 @@ from zoning import Assessment
 
 
 class DeviceRef(BaseModel):
+    """The provisioned device a reading came from: its address, model, serial, firmware and battery (percent).
+
+    `id` is the serial when known (it survives address rotation and re-pairing), else the address.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     address: str
@@ -28,6 +33,12 @@ class DeviceRef(BaseModel):
 
 
 class Reading(BaseModel):
+    """One measurement with its identity: a UUIDv7 id, the patient pseudonym, the device, and its time.
+
+    `effective` is the corrected measurement time (UTC, never later than `received`); `time_source`
+    says how far it can be trusted and `clock_correction_s` how much the device clock was corrected.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     id: UUID
@@ -41,6 +52,8 @@ class Reading(BaseModel):
 
 
 def to_wire(reading: Reading, assessment: Assessment) -> WireReading:
+    """The reading and its assessment as the wire protocol carries them (docs/protocol.md)."""
+
     m = reading.measurement
     return WireReading(
         id=reading.id,

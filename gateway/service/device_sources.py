@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from drivers import Deliver
+from gateway.ble import PairingRadio
 from gateway.settings import ConfigError
 from protocol import DeviceStatus
 
@@ -32,8 +33,10 @@ class DeviceSource(Protocol):
 
     - `reports_devices`: `device_status()` tells each provisioned device's battery, last contact and
       pairing. Without it the gateway tells what the readings tell.
-    - `scans_on_request`: `scan()` looks for devices now (a technician's button). Without it `scan()`
-      does nothing: the source listens all the time.
+    - `scans_on_request`: `pairing_radio()` gives the radio a technician scans for and pairs the source's
+      devices through (`kit pair` and the technician page's "Start a pairing scan": one code path,
+      `gateway.ble.pairing_scan`); BlueZ on the box, the simulated home's own radio. Without it
+      `pairing_radio()` is None: there is nothing to scan or pair through.
     - `unprovisioned_heard()`: addresses heard that are not provisioned, and how often (may be empty).
     - `listed_devices()`: devices the source itself names, as (address, what) — a simulated home lists
       the devices it simulates; a radio lists none.
@@ -54,11 +57,12 @@ class DeviceSource(Protocol):
 
     @property
     def scans_on_request(self) -> bool:
-        """Whether `scan()` does anything."""
+        """Whether `pairing_radio()` gives a radio to scan and pair through."""
         ...
 
-    async def scan(self) -> None:
-        """Look for devices now; nothing when not `scans_on_request`."""
+    async def pairing_radio(self) -> PairingRadio | None:
+        """The radio to scan for and pair devices through (its devices reachable); None when not
+        `scans_on_request`."""
         ...
 
     def unprovisioned_heard(self) -> Mapping[str, int]:
@@ -85,8 +89,9 @@ class BaseDeviceSource(ABC):
         """Not supported (`reports_devices` is false): nothing reported."""
         return []
 
-    async def scan(self) -> None:  # noqa: B027 (an optional ability: doing nothing is its "not supported")
-        """Not supported (`scans_on_request` is false): the source listens all the time."""
+    async def pairing_radio(self) -> PairingRadio | None:
+        """Not supported (`scans_on_request` is false): no radio to scan or pair through."""
+        return None
 
     def unprovisioned_heard(self) -> Mapping[str, int]:
         """Nothing heard that is not provisioned."""

@@ -14,7 +14,7 @@ from drivers.measurement import MeasurementKind
 from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.listeners import Unsubscribe
-from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_profile
+from gateway.plans import Binding, PlanKeeper, ProposalWatch, load_advice, load_profile, unmeasured_faults
 from gateway.readings import UNCERTAIN, Pipeline, Reading
 from gateway.service.device_sources import DeviceSource
 from gateway.service.health import EventDetail, StorageFacts, StorageWatch, device_faults
@@ -37,6 +37,14 @@ _HEALTH_INTERVAL_S = 5.0
 
 
 class Gateway:
+    """One gateway process wired together: key, sealed outbox, plan keeper, pipeline, uplink, pages and
+    device source (`run()` supervises them until cancelled).
+
+    Construction opens the outbox and reads the kept plan and history (it may raise `GatewayError`, one
+    line for the technician); `run()` restarts a failed device source with the one backoff and reports
+    READY / WATCHDOG / STATUS to systemd.
+    """
+
     def __init__(self, settings: Settings, source: DeviceSource, *, notifier: Notifier | None = None) -> None:
         g = settings.gateway
         self.settings = settings
@@ -207,7 +215,10 @@ class Gateway:
             devices = [DeviceStatus(id=d.serial or d.address, kind=d.kind.value,
                                     last_seen=self._last_reading.get(d.address)) for d in self.settings.devices]
         faults = (self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
-                  + self._provisioning_faults() + self.uplink.faults())
+                  + self._provisioning_faults()
+                  # A plan judging kinds no paired device measures: nothing would ever be judged or overdue.
+                  + unmeasured_faults(self.pipeline.plan, {d.kind for d in self.settings.devices})
+                  + self.uplink.faults())
         plan = self.pipeline.plan
         counts = self.pipeline.counts
         return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), facts.oldest_waiting_s,

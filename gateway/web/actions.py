@@ -8,12 +8,14 @@ import re
 
 from pydantic import ValidationError
 
+from gateway.ble import backends_of, pairing_scan
 from gateway.storage import OutboxUnavailable
 from gateway.web.context import Pages
 from gateway.web.models import AnswerResult
 from zoning import Answers
 
 log = logging.getLogger(__name__)
+PAIRING_SCAN_S = 4.0  # a device in pairing mode advertises at least once a second
 
 # What a questionnaire form is rendered with (the page makes a uuid4 hex) and a client may send.
 ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -58,13 +60,27 @@ async def store_answers(pages: Pages, answers: dict[str, str],
 
 
 async def start_scan(pages: Pages) -> None:
-    """The technician's pairing scan, if the device source scans on request; the note says what it did."""
+    """The technician's pairing scan: the scan `kit pair` runs (gateway.ble.pairing_scan), through the radio
+    the device source gives (`pairing_radio`); what was heard is kept for the page, the note says what it did."""
     gw, scan_state, now = pages.gw, pages.scan_state, pages.now
     scan_state.at = now()
-    if gw.source.scans_on_request:
-        await gw.source.scan()
-        scan_state.note = "scan done: what the device source heard"
-    else:
-        scan_state.note = ("this device source scans all the time and pairs provisioned devices when they "
-                              "advertise; below is what it has heard")
     log.info("web: pairing scan requested by the technician")
+    source = gw.source
+    if not source.scans_on_request:
+        scan_state.heard, scan_state.note = [], "this device source has no radio to scan through"
+        return
+    try:
+        radio = await source.pairing_radio()
+        if radio is None:
+            raise RuntimeError("no radio")
+        heard = await pairing_scan(backends_of(radio), PAIRING_SCAN_S)
+    except Exception as exc:  # no adapter, BlueZ not running: said on the page, the gateway goes on
+        log.warning("web: the pairing scan failed: %s", exc)
+        scan_state.heard, scan_state.note = [], f"the scan failed: {exc or type(exc).__name__}: is Bluetooth on?"
+        return
+    health = [n for n in heard if n.kind is not None]
+    scan_state.heard = health
+    others = len(heard) - len(health)
+    scan_state.note = (f"scan done: {len(health)} health device(s) heard" +
+                       (f", and {others} other device(s) that cannot be paired" if others else "") +
+                       "; pair them with `dho-gateway kit pair`")

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from gateway.readings import Pipeline, Reading
-from zoning import CONTROL_ADVICE, EMERGENCY, Answers, Assessment, Zone
+from zoning import CONTROL_ADVICE, EMERGENCY, QUESTIONNAIRE, Answers, Assessment, Zone
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class DeviceLast:
 
 @dataclass
 class LiveState:
+    """What the pages show live: the latest reading of each kind and each device's last one, with a
+    version that grows on every change (long-polling waits on it). Built by `following(pipeline)`.
+    """
+
     latest: dict[str, Latest] = field(default_factory=dict)
     devices: dict[str, DeviceLast] = field(default_factory=dict)
     version: int = 0
@@ -44,7 +48,8 @@ class LiveState:
         """Starts from the kept history, then follows the pipeline."""
         state = cls()
         for past in sorted(pipeline.history, key=lambda p: p.effective):
-            keys = [f"{past.kind}.{past.zone}"]
+            # A questionnaire's advice is the plan's symptom advice for its zone (as when it was answered).
+            keys = [f"symptoms.{past.zone}" if past.kind == QUESTIONNAIRE else f"{past.kind}.{past.zone}"]
             if past.control:
                 keys.append(CONTROL_ADVICE)
             if past.zone == Zone.RED:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from gateway.ble import PairingRadio
 from gateway.readings import Pipeline
 from gateway.settings import Settings
 from protocol import DeviceStatus
@@ -29,11 +30,11 @@ class SourcePort(Protocol):
 
     @property
     def scans_on_request(self) -> bool:
-        """Whether `scan()` does anything (else the source listens all the time)."""
+        """Whether `pairing_radio()` gives a radio to scan for devices through."""
         ...
 
-    async def scan(self) -> None:
-        """Look for devices now."""
+    async def pairing_radio(self) -> PairingRadio | None:
+        """The radio the technician's pairing scan runs through (gateway.ble.pairing_scan)."""
         ...
 
     def unprovisioned_heard(self) -> Mapping[str, int]:
@@ -46,6 +47,11 @@ class SourcePort(Protocol):
 
 
 class GatewayPort(Protocol):
+    """What the pages read of the gateway: its settings, the pipeline (latest readings, plan, history),
+    the device source's declared abilities, the broker connection and the service facts. Never its
+    SQLite files or keys.
+    """
+
     settings: Settings
     pipeline: Pipeline
     last_ack_at: datetime | None

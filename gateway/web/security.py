@@ -40,6 +40,8 @@ MAX_TECHNICIAN_SESSIONS = 8  # only a newer login pushes out a technician's sess
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """The scrypt hash of the technician password, as `[web] technician_password_hash` holds it (slow on
+    purpose: call it off the event loop)."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
     b64 = base64.b64encode

@@ -29,6 +29,10 @@ class _InLoopServer(uvicorn.Server):
 
 
 class PagesServer:
+    """The pages served from the gateway's own event loop (uvicorn); `ready` is set and `address` known
+    once it listens. A port it cannot take is one log line: the gateway runs on without its pages.
+    """
+
     def __init__(self, gw: GatewayPort) -> None:
         self._gw = gw
         self.live = LiveState.following(gw.pipeline)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from gateway.ble import Nearby
 from gateway.web.live import LiveState
 from gateway.web.ports import GatewayPort
 from gateway.web.texts import KIND_NAMES, ZONE_WORDS, pick, ui
@@ -22,6 +23,7 @@ from zoning import Language
 class ScanState:
     at: datetime | None = None
     note: str = ""
+    heard: list[Nearby] = field(default_factory=list)  # the health devices the last pairing scan heard
 
 
 class DeviceView(BaseModel):
@@ -94,6 +96,8 @@ async def service_view(gw: GatewayPort, live: LiveState, scan: ScanState) -> Ser
             last_reading=last.at if last else None, last_zone=last.zone.value if last else None))
     plan = gw.pipeline.plan
     found, note = nearby(gw)
+    found = [NearbyView(address=n.address, what=f"{n.kind} {n.name or '(no name)'}, {n.rssi} dBm"
+                        + (f" ({n.profile})" if n.profile else "")) for n in scan.heard] + found
     return ServiceView(
         devices=devices, outbox_depth=facts.outbox_depth, oldest_unsent_s=facts.oldest_unsent_s,
         used_percent=facts.used_percent, quarantined=facts.quarantined, held_in_memory=facts.held,

@@ -105,7 +105,11 @@ def time_text(when: datetime, tz: ZoneInfo, today: date, language: Language) -> 
 
 
 def _card(latest: Latest, plan: Plan, tz: ZoneInfo, today: date, language: Language) -> CardView:
-    if latest.kind == "questionnaire":
+    if latest.kind == "questionnaire" and not latest.answers:
+        # Restored after a restart: history keeps the form's zone and time, not its answers; never claim
+        # "as usual" beside a red.
+        values = ui("answers_saved", language)
+    elif latest.kind == "questionnaire":
         values = ", ".join(pick(ANSWERS[q][a], language) if q in ANSWERS and a in ANSWERS[q] else a
                            for q, a in latest.answers if a not in ("usual", "normal", "clear"))
         values = values or pick(ANSWERS["breathlessness"]["usual"], language)
