@@ -77,6 +77,9 @@ class SyncSection(_Section):
     window: int = Field(default=8, ge=1, le=20)
     ack_timeout_s: float = Field(default=30, gt=0)
     status_interval_s: float = Field(default=300, gt=0)
+    # After the central refuses readings (protocol 1.1) they wait this long before they are sent again, doubling.
+    refusal_pause_s: float = Field(default=30, gt=0)
+    refusal_pause_max_s: float = Field(default=1800, gt=0)
 
 
 class OutboxSection(_Section):

@@ -4,6 +4,7 @@ Nothing else is shared between the box and the central side (ARCHITECTURE.md). O
 these names from `protocol`, never from its modules.
 
 - wire models of protocol v1 (docs/protocol.md): `WireReading` and its parts, `ReadingBatch`, `Ack`,
+  `Refusal`, `RefusalCode`,
   `Status`, `DeviceStatus`, `Event`, `EventKind`, `BaselineProposal`, `TimeSource`, `WIRE_MODELS`,
   `PROTOCOL_VERSION`;
 - topics: `Topics`, `PREFIX`, `parse_up_topic`;
@@ -46,6 +47,8 @@ from protocol.wire import (
     Event,
     EventKind,
     ReadingBatch,
+    Refusal,
+    RefusalCode,
     Status,
     TimeSource,
     WireAssessment,
@@ -73,6 +76,8 @@ __all__ = [
     "Event",
     "EventKind",
     "ReadingBatch",
+    "Refusal",
+    "RefusalCode",
     "Role",
     "SignedError",
     "Status",

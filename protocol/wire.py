@@ -169,11 +169,48 @@ class ReadingBatch(_Wire):
     readings: list[WireReading] = Field(min_length=1)
 
 
+# Why the central service will not store a message (docs/protocol.md, "Refusals", protocol 1.1).
+RefusalCode = Literal[
+    "unknown_gateway",  # no such gateway in the central registry (never registered, removed, a new kit)
+    "wrong_tenant",  # the topic names another tenant than the one the gateway is registered under
+    "patient_not_registered",  # a reading's patient pseudonym is not the one registered for the gateway
+    "wrong_gateway",  # the payload names another gateway than the topic it came on
+    "invalid_payload",  # not a valid v1 message
+    "too_large",  # over the central's size limit
+    "cannot_map",  # valid, but the central cannot map a reading (e.g. a type it does not know yet)
+    "not_stored",  # the central's database refused it
+]
+
+
+class Refusal(_Wire):
+    """One message the central service refused, and why: the gateway keeps what it names and backs off."""
+
+    code: RefusalCode
+    detail: str = Field(max_length=300, description="one short line for a technician; never a patient pseudonym")
+    topic: Literal["readings", "events", "status"] | None = Field(
+        default=None, description="the upstream topic the refused message came on"
+    )
+    ids: list[UUID] = Field(
+        default_factory=list, description="the refused readings or events, when the payload could be read"
+    )
+
+
 class Ack(_Wire):
-    """The central service's answer on `down/ack`: these ids are durably stored, the gateway may delete them."""
+    """The central service's answer on `down/ack`: these ids are durably stored, the gateway may delete them.
+
+    Since protocol 1.1 it may also carry `refused`: messages the central will not store, with a reason
+    code (an ack of refusals only has no `ids`). An ack without refusals is the same as in 1.0.
+    """
 
     v: Literal[1] = PROTOCOL_VERSION
     ids: list[UUID] = Field(description="readings and events the central service has durably stored")
+    refused: list[Refusal] = Field(
+        default_factory=list, description="protocol 1.1: messages refused, with why; keep their readings"
+    )
+
+    def wire_json(self) -> str:
+        """The payload as sent: without `refused` when there is none, so a 1.0 gateway reads it as before."""
+        return self.model_dump_json(exclude={"refused"} if not self.refused else None)
 
 
 class DeviceStatus(_Wire):
@@ -234,6 +271,9 @@ EventKind = Literal[
     "trust_store_updated",  # a newer root-signed trust store replaced the old one (keys left out are revoked)
     "reading_time_uncertain",  # a device's clock cannot date its records (reset, far off): check the device
     "glucose_out_of_range",  # urgent: a glucose meter read HI or LO (beyond what it can measure); reading id only
+    "refused_by_central",  # protocol 1.1: the central refuses what the gateway sends (code, detail); readings kept
+    "refusal_cleared",  # the central acknowledges again after a refusal
+    "kit_check",  # `kit check`'s probe: the central's ack of it proves the path to the central's store
 ]
 
 

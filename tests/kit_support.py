@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from central.ca import TenantCA
+from central.embedded import EmbeddedCentral
 from gateway.kit.provision import Provisioning, install_certificate, provision
 from gateway.service.cli import main as gateway_main
+from protocol import BrokerSettings
 from tests.conftest import Mosquitto
 from tests.pki import ThrowawayCA
 
@@ -42,6 +44,25 @@ class Office:
         folder.mkdir(parents=True, exist_ok=True)
         ca = TenantCA.create(folder / "tenant-ca", "oslo-kommune")
         return cls(folder, ca, ThrowawayCA(folder))
+
+    def central(self, port: int, database: Path) -> EmbeddedCentral:
+        """The central service on the office's broker, its workers with a tenant-CA certificate (CN dho-central)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dho-central")])).sign(key, hashes.SHA256())
+        self.ca.register("dho-central")
+        cert = self.ca.sign(csr.public_bytes(serialization.Encoding.PEM), "dho-central")
+        key_file, cert_file = self.folder / "dho-central.key", self.folder / "dho-central.pem"
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return EmbeddedCentral(BrokerSettings(host="127.0.0.1", port=port, ca_file=self.server.ca_file,
+                                              cert_file=cert_file, key_file=key_file), database)
 
     def broker(self) -> Mosquitto:
         cert, key = self.server.issue("localhost", server=True)

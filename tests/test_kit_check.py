@@ -3,6 +3,7 @@ CRL, the tenant CA from `central.ca`, and simulated devices heard through bleak'
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import re
@@ -50,23 +51,36 @@ async def test_a_ready_kit_passes_every_line_and_a_tired_device_fails_its_own(
     backends = BleBackends(BumbleScanner, BumbleClient, {"radio": radio})
 
     settings = with_devices(config, {"address": cuff.address, "kind": "blood_pressure"})
-    checks = await run_checks(settings, backends=backends, scan_s=0.5)
+    central = office.central(broker.port, tmp_path / "central.sqlite3")
+    g = settings.gateway
+    central.provision(g.id, tenant=g.tenant, patient=g.patient)
+    serving = asyncio.create_task(central.run())
+    try:
+        await central.ready.wait()
+        checks = await run_checks(settings, backends=backends, scan_s=0.5)
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        central.close()
     assert all(c.ok for c in checks), render(checks)
     found = lines(checks)
-    assert set(found) == {"certificate", "broker", "KEK", "outbox", "disk", "plan",
+    assert set(found) == {"certificate", "broker", "central", "KEK", "outbox", "disk", "plan",
                           f"device blood_pressure {cuff.address}"}
+    assert found["central"][1].startswith("the central service stored a probe and acknowledged it in ")
     assert found["broker"] == (True, f"127.0.0.1:{broker.port} over mutual TLS")
     assert found["certificate"][1].startswith("valid 36") and found["plan"] == (True, "profile standard-copd")
     # The device's clock is right: read across a second boundary it may show one second off, no more.
     ok, detail = found[f"device blood_pressure {cuff.address}"]
     assert ok and re.fullmatch(r"battery 90 %, clock [+-][01] s", detail), detail
-    assert render(checks).endswith("7 passed, 0 failed: ready to hand over")
+    assert render(checks).endswith("8 passed, 0 failed: ready to hand over")
     assert cuff.time_writes == []  # the check reads; it never sets anything on a device
 
     settings = with_devices(config, {"address": cuff.address, "kind": "blood_pressure"},
                             {"address": oximeter.address, "kind": "spo2"},
                             {"address": "F0:5E:1A:00:00:09", "kind": "body_weight"})
-    found = lines(await run_checks(settings, backends=backends, scan_s=0.5))
+    found = lines(await run_checks(settings, backends=backends, scan_s=0.5, central_timeout_s=0.5))
+    assert found["central"] == (False, "no answer from the central service within 0 s: is `dho-central ingest` "
+                                "running on this broker, and the kit registered (dho-central gateways register)?")
     ok, detail = found[f"device spo2 {oximeter.address}"]
     # The device keeps whole seconds: two hours ahead reads as 7199 or 7200 s.
     assert not ok and re.fullmatch(r"battery 12 % \(under 20 %\): change the batteries; clock \+7(199|200) s off: "
@@ -117,7 +131,8 @@ def test_the_command_exits_non_zero_on_a_failure_and_speaks_json(tmp_path: Path,
     # The pages are on by default and the service is not running here: that is a failure too.
     assert found["local pages"]["ok"] is False and "is the service running?" in found["local pages"]["detail"]
     table = gateway("kit", "check", "--config", str(config), "--scan-seconds", "0.1")
-    assert table.returncode == 1 and table.stdout.splitlines()[-1] == "4 passed, 4 failed"
+    assert table.returncode == 1 and table.stdout.splitlines()[-1] == "4 passed, 5 failed"
+    assert "FAIL  central      not tried: the broker does not accept this kit" in table.stdout
     assert "FAIL  broker" in table.stdout
 
 
@@ -135,3 +150,25 @@ def test_the_local_pages_are_checked_when_the_configuration_has_them(tmp_path: P
     down = check_web(cast(Settings, SimpleNamespace(web=SimpleNamespace(enabled=True, host="127.0.0.1", port=port))))
     assert down is not None and not down.ok and "does not answer" in down.detail
     assert check_web(cast(Settings, SimpleNamespace(web=SimpleNamespace(enabled=False)))) is None  # no pages: no line
+
+
+async def test_a_kit_the_central_does_not_know_fails_the_hand_over_with_the_reason(
+    tmp_path: Path, office: Office, broker: Mosquitto
+) -> None:
+    """Issue 19: `kit check` passed at hand-over (the outbox was still empty) while the central refused every
+    batch of the kit as an unknown gateway."""
+    config = provisioned_kit(tmp_path / "kit", office, broker.port)
+    central = office.central(broker.port, tmp_path / "central.sqlite3")  # the kit is not registered
+    serving = asyncio.create_task(central.run())
+    try:
+        await central.ready.wait()
+        result = await asyncio.to_thread(gateway, "kit", "check", "--config", str(config), "--scan-seconds", "0.1")
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        central.close()
+    assert result.returncode == 1
+    line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL  central"))
+    assert "refused (unknown_gateway: unknown gateway 'gw-kit-1'" in line, result.stdout
+    assert "the central service does not know this gateway: register it (dho-central gateways register" in line
+    assert "p-first" not in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -61,7 +62,12 @@ def test_provision_writes_a_configuration_the_gateway_accepts_with_its_keys(tmp_
     assert len(g.key_path.read_bytes()) == 32
     csr = x509.load_pem_x509_csr((tmp_path / "etc" / "gateway.csr").read_bytes())
     assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "gw-0042"
-    assert "dho-central ca sign --gateway gw-0042" in result.stdout
+    # Issue 19.1: what the central needs to hear the kit, and the one command that registers it.
+    registration = json.loads((tmp_path / "etc" / "registration.json").read_text())
+    assert {k: registration[k] for k in ("gateway", "tenant", "patient", "reason")} == {
+        "gateway": "gw-0042", "tenant": "oslo-kommune", "patient": "p-3c1f", "reason": "provision"}
+    assert registration["csr"] == (tmp_path / "etc" / "gateway.csr").read_text()
+    assert f"dho-central gateways register --db URL --ca CA {tmp_path / 'etc' / 'registration.json'}" in result.stdout
 
 
 def test_provisioning_twice_without_force_changes_nothing_and_force_keeps_a_backup(

@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from central.fhir import device_id, device_resource, gateway_device_id, gateway_resource, observations, resource_json
-from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of
+from central.ingest.validate import EventReport, Readings, Refused, StatusReport, decide, gateway_of, ids_in
 from central.store import (
     Changes,
     Database,
@@ -41,7 +41,18 @@ from central.store import (
     RegisteredGateway,
     transient,
 )
-from protocol import OPERATION_TIMEOUT_S, PREFIX, Ack, Backoff, BrokerSettings, Topics, publish, subscribe
+from protocol import (
+    OPERATION_TIMEOUT_S,
+    PREFIX,
+    Ack,
+    Backoff,
+    BrokerSettings,
+    Refusal,
+    Topics,
+    parse_up_topic,
+    publish,
+    subscribe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +69,15 @@ def subscriptions(group: str | None) -> list[str]:
     return [f"$share/{group}/{f}" for f in filters] if group else filters
 
 
+_RECHECK_AFTER_S = 1.0  # a refusal by a registry entry older than this asks the database again first
+_REGISTRY_CODES = {"unknown_gateway", "wrong_tenant", "patient_not_registered"}
+
+
 @dataclass
 class _Cached:
     gateway: RegisteredGateway | None
     until: float
+    fetched: float = 0.0
 
 
 class Registry:
@@ -80,8 +96,17 @@ class Registry:
             found = await asyncio.to_thread(self._database.registered, missing)
             for gateway in missing:
                 known = found.get(gateway)
-                self._cache[gateway] = _Cached(known, now + (_REGISTRY_TTL_S if known else _UNKNOWN_TTL_S))
+                self._cache[gateway] = _Cached(known, now + (_REGISTRY_TTL_S if known else _UNKNOWN_TTL_S), now)
         return {i: c.gateway for i in wanted if (c := self._cache[i]).gateway is not None}
+
+    def forget_stale(self, ids: Iterable[str]) -> bool:
+        """Before refusing by what the cache says, ask the database again (a kit registered or re-registered
+        a moment ago must not wait out the cache): forget those entries older than a second; True if any."""
+        now = time.monotonic()
+        stale = [i for i in ids if i in self._cache and now - self._cache[i].fetched > _RECHECK_AFTER_S]
+        for gateway in stale:
+            del self._cache[gateway]
+        return bool(stale)
 
 
 @dataclass(frozen=True)
@@ -102,10 +127,11 @@ def changes_and_acks(
     """
     changes = Changes()
     acks: dict[str, list[Any]] = {}
+    refused: dict[str, list[Refusal]] = {}
     for message in messages:
         decision = decide(message.topic, message.payload, registry)
         if isinstance(decision, Refused):
-            changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload)))
+            _refuse(changes, refused, message, decision)
             continue
         gateway = decision.gateway
         changes.seen[gateway.id] = now
@@ -118,7 +144,8 @@ def changes_and_acks(
                 # A reading this worker cannot map (say, a type from a newer gateway): the batch is refused and
                 # stays on the gateway; the group goes on with the other messages.
                 reason = f"cannot map a reading to FHIR ({type(exc).__name__}: {exc})"
-                changes.rejections.append(NewRejection(message.topic, reason, len(message.payload)))
+                _refuse(changes, refused, message,
+                        Refused(reason, "cannot_map", tuple(r.id for r in decision.batch.readings)))
                 continue
             for reading, found in mapped:
                 changes.readings.append(NewReading(
@@ -156,7 +183,29 @@ def changes_and_acks(
                 detail=json.dumps(e.detail),
             ))
             acks.setdefault(topics.ack, []).append(e.id)
-    return changes, [(topic, Ack(ids=ids)) for topic, ids in acks.items()]
+    return changes, [(topic, Ack(ids=acks.get(topic, []), refused=refused.get(topic, [])))
+                     for topic in [*acks, *(t for t in refused if t not in acks)]]
+
+
+def refusal_ack_topic(topic: str) -> str | None:
+    """Where a refusal of a message on `topic` is answered: the ack topic of the tenant and gateway the topic
+    names (the one the gateway listens on, even when that tenant is the wrong one); None if not a v1 topic."""
+    try:
+        tenant, gateway, _ = parse_up_topic(topic)
+    except ValueError:
+        return None
+    return Topics(tenant, gateway).ack
+
+
+def _refuse(changes: Changes, refused: dict[str, list[Refusal]], message: Incoming, decision: Refused) -> None:
+    changes.rejections.append(NewRejection(message.topic, decision.reason, len(message.payload), decision.code))
+    topic = refusal_ack_topic(message.topic)
+    if topic is not None:
+        what = message.topic.rsplit("/", 1)[-1]
+        refused.setdefault(topic, []).append(Refusal(
+            code=decision.code, detail=decision.reason[:300], ids=list(decision.ids),
+            topic=what if what in UPSTREAM else None,
+        ))
 
 
 class IngestWorker:
@@ -261,8 +310,13 @@ class IngestWorker:
         registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
         received = datetime.now(UTC)
         changes, acks = changes_and_acks(incoming, registry, now=received)
+        doubted = {g for r in changes.rejections if r.code in _REGISTRY_CODES and (g := gateway_of(r.topic))}
+        if doubted and self._registry.forget_stale(doubted):
+            registry = await self._registry.lookup(g for m in incoming if (g := gateway_of(m.topic)))
+            changes, acks = changes_and_acks(incoming, registry, now=received)
         for refused in changes.rejections:
-            log.warning("refused a message on %s: %s (not acked)", refused.topic, refused.reason)
+            log.warning("refused a message on %s: %s %s (answered with the reason, not acked)", refused.topic,
+                        refused.code, refused.reason)
         try:
             await self._commit(changes)
         except sa.exc.DBAPIError as exc:
@@ -277,9 +331,16 @@ class IngestWorker:
                     await self._commit(single)
                 except sa.exc.DBAPIError as refused:
                     reason = f"refused by the database: {str(refused.orig or refused).splitlines()[0]}"
-                    log.warning("refused a message on %s: %s (not acked)", m.topic, reason)
-                    await self._commit(Changes(rejections=[NewRejection(m.topic, reason, len(m.payload))]))
+                    log.warning("refused a message on %s: %s (answered with the reason, not acked)", m.topic, reason)
+                    await self._commit(Changes(rejections=[NewRejection(m.topic, reason, len(m.payload),
+                                                                        "not_stored")]))
                     self.counts["rejected"] += 1
+                    answer = refusal_ack_topic(m.topic)
+                    if answer is not None:
+                        what = m.topic.rsplit("/", 1)[-1]
+                        acks.append((answer, Ack(ids=[], refused=[Refusal(
+                            code="not_stored", detail="the central database refused it (see dho-central gateways "
+                            "refusals)", ids=list(ids_in(what, m.payload)))])))
                     continue
                 self.counts["rejected"] += len(single.rejections)
                 acks.extend(single_acks)
@@ -289,7 +350,7 @@ class IngestWorker:
             # gather, not a TaskGroup: a broker that goes away mid-ack must raise its MqttError itself (run()
             # reconnects on it; an ExceptionGroup around it ended the worker). Nothing was PUBACKed yet, so
             # the broker delivers the batch again and the ids already stored are acked again.
-            await asyncio.gather(*(publish(client, topic, ack.model_dump_json()) for topic, ack in acks))
+            await asyncio.gather(*(publish(client, topic, ack.wire_json()) for topic, ack in acks))
         self.counts["acks"] += len(acks)
         for m in incoming:
             if m.qos > 0:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import re
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
 
 from central.errors import CentralError
 from central.store.acl import mosquitto_acl
@@ -49,6 +53,16 @@ def add_commands(subparsers: Any) -> None:
     add.add_argument("--patient", required=True, help="pseudonym, never a national identity number")
     add_db_argument(add)
     add.set_defaults(run=_add)
+    register = sub.add_parser(
+        "register", help="register a kit from its registration.json (kit provision / kit reissue wrote it)",
+        description="Adds the kit to the registry (or applies a reissued kit's new pseudonym, with an audit record "
+        "of old -> new), and with --ca registers it in the tenant CA too; with --out also signs its CSR.")
+    register.add_argument("registration", type=Path, help="the kit's registration.json")
+    register.add_argument("--ca", type=Path, metavar="DIR", help="the tenant CA folder: register the kit there too")
+    register.add_argument("--out", type=Path, metavar="FILE", help="with --ca: sign the kit's CSR into this file")
+    register.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")
+    add_db_argument(register)
+    register.set_defaults(run=_register)
     remove = sub.add_parser("remove", help="deprovision a gateway: its messages are refused from now on")
     remove.add_argument("gateway")
     add_db_argument(remove)
@@ -58,8 +72,17 @@ def add_commands(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true")
     add_db_argument(listing)
     listing.set_defaults(run=_list)
+    refusals = sub.add_parser("refusals", help="messages the central refused, newest first, with the reason code",
+                              description="What the central service refused and answered with a reason code "
+                              "(protocol 1.1): per gateway id, the code, the detail and the topic; never a payload.")
+    refusals.add_argument("--gateway", metavar="ID", help="only this gateway id (as its topic named it)")
+    refusals.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    refusals.add_argument("--json", action="store_true")
+    add_db_argument(refusals)
+    refusals.set_defaults(run=_refusals)
     acl = sub.add_parser("acl", help="print the Mosquitto ACL for the registered gateways")
     acl.add_argument("--central-user", default="dho-central", help="the central workers' certificate CN")
+    acl.add_argument("--out", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of printing it")
     add_db_argument(acl)
     acl.set_defaults(run=_acl)
 
@@ -79,6 +102,55 @@ def _add(args: argparse.Namespace) -> int:
     database.provision(args.gateway, tenant=args.tenant, patient=args.patient)
     database.close()
     print(f"provisioned {args.gateway} for tenant {args.tenant}")
+    return 0
+
+
+def _read_registration(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CentralError(f"{path}: not a kit registration ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != "dho-gateway-registration":
+        raise CentralError(f"{path}: not a kit registration (dho-gateway kit provision writes registration.json)")
+    for what in ("gateway", "tenant"):
+        if not TOPIC_NAME.match(str(data.get(what, ""))):
+            raise CentralError(f"{path}: {what} {data.get(what)!r}: use 1-64 of A-Z a-z 0-9 . _ - ")
+    if not str(data.get("patient") or "").strip():
+        raise CentralError(f"{path}: no patient pseudonym")
+    return data
+
+
+def _register(args: argparse.Namespace) -> int:
+    from central.ca import TenantCA
+
+    data = _read_registration(args.registration)
+    gateway, tenant = data["gateway"], data["tenant"]
+    if args.out is not None and args.ca is None:
+        raise CentralError("--out signs the kit's CSR: give the tenant CA with --ca DIR")
+    ca = TenantCA(args.ca) if args.ca is not None else None
+    if ca is not None and ca.tenant != tenant:
+        raise CentralError(f"{args.registration}: the kit is for tenant {tenant!r}, the CA in {args.ca} is "
+                           f"{ca.tenant!r}; nothing changed")
+    database = open_database(args)
+    try:
+        changed = database.register(gateway, tenant=tenant, patient=str(data["patient"]),
+                                    actor=f"cli:{getpass.getuser()}", reason=str(data.get("reason", "provision")))
+    finally:
+        database.close()
+    print({None: f"{gateway}: already registered as it is (tenant {tenant})",
+           "new": f"{gateway}: registered for tenant {tenant}"}.get(
+        changed, f"{gateway}: re-registered for tenant {tenant} ({changed} changed; audit record written)"))
+    if ca is not None:
+        ca.register(gateway)
+        if args.out is not None:
+            if not data.get("csr"):
+                raise CentralError(f"{args.registration}: no CSR in it; the kit was registered, nothing signed")
+            cert = ca.sign(str(data["csr"]).encode(), gateway, days=args.days)
+            tmp = args.out.with_name(f".{args.out.name}.tmp")
+            tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            tmp.replace(args.out)
+            print(f"{args.out}: client certificate for {gateway}, valid until {cert.not_valid_after_utc:%Y-%m-%d}; "
+                  f"next: dho-gateway kit install-cert --config … {args.out}")
     return 0
 
 
@@ -112,8 +184,32 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refusals(args: argparse.Namespace) -> int:
+    database = open_database(args)
+    records = database.refusals(args.gateway, limit=args.limit)
+    database.close()
+    if args.json:
+        print(json.dumps([asdict(r) for r in records], default=str, indent=2))
+        return 0
+    if not records:
+        print("no refusals" + (f" of {args.gateway}" if args.gateway else ""))
+    for r in records:
+        what = r.topic.rsplit("/", 1)[-1]
+        print(f"{r.at:%Y-%m-%d %H:%M:%S}Z {r.gateway or '?'} {what}: {r.code or '?'}: {r.reason}")
+    return 0
+
+
 def _acl(args: argparse.Namespace) -> int:
     database = open_database(args)
-    print(mosquitto_acl([(r.tenant, r.id) for r in database.gateways()], central_user=args.central_user), end="")
+    registered = [(r.tenant, r.id) for r in database.gateways()]
     database.close()
+    text = mosquitto_acl(registered, central_user=args.central_user)
+    if args.out is None:
+        print(text, end="")
+        return 0
+    tmp = args.out.with_name(f".{args.out.name}.tmp")  # replaced whole: the broker never reads half a file
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    tmp.replace(args.out)
+    print(f"{args.out}: the ACL for {len(registered)} gateway(s); reload the broker (systemctl reload mosquitto)")
     return 0

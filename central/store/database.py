@@ -106,6 +106,19 @@ class NewRejection:
     topic: str
     reason: str
     size: int
+    code: str | None = None  # protocol 1.1's reason code, as answered to the gateway
+
+
+@dataclass(frozen=True)
+class RefusalRecord:
+    """One refused message as `dho-central gateways refusals` lists it (never its payload)."""
+
+    at: datetime
+    gateway: str | None  # the gateway id its topic named (None: not a v1 topic)
+    topic: str
+    code: str | None  # None for refusals stored before protocol 1.1
+    reason: str
+    size: int
 
 
 @dataclass
@@ -221,6 +234,29 @@ class Database:
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
+    def register(self, gateway: str, *, tenant: str, patient: str, actor: str, reason: str) -> str | None:
+        """Register a gateway from its registration (`dho-central gateways register`), with an audit record
+        when it is new or its tenant or pseudonym changed (a reissued kit: old -> new pseudonym). Returns
+        what changed ("new", "patient", "tenant", "tenant, patient"), or None when it was registered as it is."""
+        now = datetime.now(UTC)
+        g = schema.gateways.c
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(g.tenant, g.patient).where(g.id == gateway)).first()
+            if row is not None and (row.tenant, row.patient) == (tenant, patient):
+                return None
+            changed = "new" if row is None else ", ".join(
+                what for what, differs in (("tenant", row.tenant != tenant), ("patient", row.patient != patient))
+                if differs)
+            stmt = self._insert(schema.gateways).values(id=gateway, tenant=tenant, patient=patient, provisioned_at=now)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[schema.gateways.c.id], set_={
+                "tenant": tenant, "patient": patient, "provisioned_at": now}))
+            detail = (f"{reason}: tenant {tenant}, patient {patient}" if row is None else
+                      f"{reason}: tenant {row.tenant} -> {tenant}, patient {row.patient} -> {patient}")
+            conn.execute(sa.insert(schema.audit).values(
+                tenant=tenant, at=now, actor=actor[:64], action="gateway_registered" if row is None
+                else "gateway_reregistered", target=gateway, detail=detail[:500]))
+        return changed
+
     def deprovision(self, gateway: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(sa.delete(schema.gateways).where(schema.gateways.c.id == gateway)).rowcount > 0
@@ -265,8 +301,8 @@ class Database:
             if changes.rejections:
                 conn.execute(
                     sa.insert(schema.rejections),
-                    [{"topic": x.topic[:300], "reason": x.reason[:500], "size": x.size, "at": now}
-                     for x in changes.rejections],
+                    [{"topic": x.topic[:300], "reason": x.reason[:500], "size": x.size, "at": now, "code": x.code,
+                      "gateway": _gateway_of(x.topic)} for x in changes.rejections],
                 )
             causes = reading_causes(x for x in changes.readings if x.id in fresh)
             causes += _refusal_causes(conn, changes.rejections, now)
@@ -379,6 +415,15 @@ class Database:
         x = schema.rejections.c
         with self.engine.connect() as conn:
             return [(row.topic, row.reason) for row in conn.execute(sa.select(x.topic, x.reason).order_by(x.seq))]
+
+    def refusals(self, gateway: str | None = None, *, limit: int = 100) -> list[RefusalRecord]:
+        """The latest refused messages, newest first, of one gateway (the id its topic named) or of all."""
+        x = schema.rejections.c
+        query = sa.select(x.at, x.gateway, x.topic, x.code, x.reason, x.size).order_by(x.seq.desc()).limit(limit)
+        if gateway is not None:
+            query = query.where(x.gateway == gateway)
+        with self.engine.connect() as conn:
+            return [RefusalRecord(utc(r.at), r.gateway, r.topic, r.code, r.reason, r.size) for r in conn.execute(query)]
 
     def observations(
         self,
@@ -520,6 +565,13 @@ def _refusal_causes(conn: sa.Connection, rejections: list[NewRejection], now: da
         causes.append(AlertCause(tenant=owner, patient=patient, gateway=gateway, kind="refused",
                                  subject="kit", severity="info", at=now, detail=reason))
     return causes
+
+
+def _gateway_of(topic: str) -> str | None:
+    try:
+        return parse_up_topic(topic)[1][:64]
+    except ValueError:
+        return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

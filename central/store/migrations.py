@@ -27,9 +27,20 @@ def _worklist(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=list(schema.WORKLIST))
 
 
+def _refusal_codes(conn: sa.Connection) -> None:
+    # A database made by step 1 of this version already has them (step 1 creates the tables as they are now).
+    have = {c["name"] for c in sa.inspect(conn).get_columns("rejections")}
+    for column, kind in (("code", "VARCHAR(32)"), ("gateway", "VARCHAR(64)")):
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE rejections ADD COLUMN {column} {kind}"))
+    if "rejections_by_gateway" not in {i["name"] for i in sa.inspect(conn).get_indexes("rejections")}:
+        conn.execute(sa.text("CREATE INDEX rejections_by_gateway ON rejections (gateway, seq)"))
+
+
 STEPS: list[tuple[int, str, Step]] = [
     (1, "registry, readings, observations, devices, events, rejections", _baseline),
     (2, "worklist: alerts, their readings, events and notes; users; audit trail", _worklist),
+    (3, "refusals: the reason code and the gateway of each rejection (protocol 1.1)", _refusal_codes),
 ]
 LATEST = STEPS[-1][0]
 """The schema version this dho-central writes (`SCHEMA_VERSION` of `central.store`)."""

@@ -93,6 +93,10 @@ rejections = sa.Table(
     sa.Column("reason", sa.String(500), nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("at", UtcTime, nullable=False),
+    # Schema version 3 (protocol 1.1): the reason code answered to the gateway, and the gateway the topic named.
+    sa.Column("code", sa.String(32)),
+    sa.Column("gateway", sa.String(64)),
+    sa.Index("rejections_by_gateway", "gateway", "seq"),
 )
 
 # -- the worklist (schema version 2) ------------------------------------------------------------------

@@ -13,7 +13,9 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +31,8 @@ from gateway.kit.reissue import journal_path
 from gateway.plans import check_provisioned_trust, load_profile
 from gateway.settings import ConfigError, Settings
 from gateway.storage import KeyFileError, SealedOutbox, SystemdCredential, key_source_for
-from protocol import make_client
+from gateway.uplink import refusal_fault
+from protocol import Ack, Event, Topics, make_client
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,38 @@ async def check_broker(settings: Settings, timeout_s: float = 10.0) -> Check:
     except (aiomqtt.MqttError, TimeoutError) as exc:
         return Check("broker", False, f"{where}: TLS accepted but MQTT refused: {exc or 'timeout'}")
     return Check("broker", True, f"{where} over mutual TLS")
+
+
+async def check_central(settings: Settings, timeout_s: float = 15.0) -> Check:
+    """A probe event through the broker to the central service: PASS only when the central acknowledges it
+    (it stored it), FAIL with the central's reason when it refuses it, or when no answer comes in time."""
+    g, m = settings.gateway, settings.mqtt
+    topics = Topics(g.tenant, g.id)
+    probe = Event(gateway=g.id, id=uuid.uuid4(), kind="kit_check", at=dt.datetime.now(dt.UTC),
+                  detail={"probe": "hand-over"})
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s), make_client(m, f"{g.id}-check") as client:
+            await client.subscribe(topics.ack, qos=1)
+            await client.publish(topics.events, probe.model_dump_json(), qos=1)
+            async for message in client.messages:
+                try:
+                    ack = Ack.model_validate_json(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
+                except ValueError:
+                    continue
+                if probe.id in ack.ids:
+                    return Check("central", True, f"the central service stored a probe and acknowledged it in "
+                                 f"{time.monotonic() - started:.1f} s")
+                for refusal in ack.refused:
+                    if probe.id in refusal.ids:
+                        return Check("central", False, f"refused ({refusal.code}: {refusal.detail}): "
+                                     f"{refusal_fault(refusal.code, refusal.detail)}")
+    except TimeoutError:
+        pass
+    except aiomqtt.MqttError as exc:
+        return Check("central", False, f"the probe could not be sent: {exc}")
+    return Check("central", False, f"no answer from the central service within {timeout_s:.0f} s: is `dho-central "
+                 "ingest` running on this broker, and the kit registered (dho-central gateways register)?")
 
 
 def check_kek(settings: Settings) -> tuple[Check, bytes | None]:
@@ -246,8 +281,13 @@ def unfinished_reissue(config: Path) -> Check | None:
 
 
 async def run_checks(settings: Settings, *, backends: BleBackends | None = None, min_days: int = 30,
-                     scan_s: float = 10.0, battery_min: int = 20, broker_timeout_s: float = 10.0) -> list[Check]:
+                     scan_s: float = 10.0, battery_min: int = 20, broker_timeout_s: float = 10.0,
+                     central_timeout_s: float = 15.0) -> list[Check]:
     checks = [check_certificate(settings, min_days), await check_broker(settings, broker_timeout_s)]
+    if checks[-1].ok:  # a readings' path to a person: through the broker to the central's store
+        checks.append(await check_central(settings, central_timeout_s))
+    else:
+        checks.append(Check("central", False, "not tried: the broker does not accept this kit"))
     kek_check, kek = check_kek(settings)
     checks += [kek_check, await asyncio.to_thread(check_outbox, settings, kek), check_disk(settings),
                check_plan(settings)]

@@ -78,6 +78,8 @@ def add_commands(subparsers: Any) -> None:
     check.add_argument("--cert-days", type=int, default=30, help="certificate must be valid this many more days")
     check.add_argument("--battery-min", type=int, default=20, help="percent")
     check.add_argument("--scan-seconds", type=float, default=10.0)
+    check.add_argument("--central-timeout", type=float, default=15.0, metavar="S",
+                       help="seconds to wait for the central service's ack of the probe (default 15)")
 
     r = commands.add_parser("reissue", help="wipe, remove bonds, new patient pseudonym and KEK (resumable)")
     r.add_argument("--config", type=Path, required=True)
@@ -106,8 +108,11 @@ def _provision(args: argparse.Namespace) -> int:
         print(f"earlier configuration kept as {done.backup}")
     print(f"{done.config}: gateway {args.gateway_id}, tenant {args.tenant}, patient {done.patient}, profile "
           f"{args.profile}")
-    print(f"next: dho-central ca sign --gateway {args.gateway_id} --csr {done.csr} --out gateway.pem, then "
-          f"dho-gateway kit install-cert --config {done.config} gateway.pem")
+    print(f"{done.config.with_name('registration.json')}: what the central service needs (id, tenant, pseudonym, "
+          "CSR)")
+    print(f"next: dho-central gateways register --db URL --ca CA {done.config.with_name('registration.json')} "
+          f"--out gateway.pem (registers the kit and signs its CSR), then dho-gateway kit install-cert --config "
+          f"{done.config} gateway.pem")
     return 0
 
 
@@ -135,7 +140,8 @@ def _check(args: argparse.Namespace) -> int:
 
     unfinished = unfinished_reissue(args.config)
     checks = [unfinished] if unfinished is not None else asyncio.run(run_checks(
-        load_settings(args.config), min_days=args.cert_days, scan_s=args.scan_seconds, battery_min=args.battery_min))
+        load_settings(args.config), min_days=args.cert_days, scan_s=args.scan_seconds, battery_min=args.battery_min,
+        central_timeout_s=args.central_timeout))
     print(json.dumps(as_json(checks), indent=2) if args.json else render(checks))
     return 0 if all(c.ok for c in checks) else 1
 
@@ -159,7 +165,9 @@ def _reissue(args: argparse.Namespace) -> int:
               "the devices' bonds, and give the kit a new patient pseudonym and KEK; run again with --yes")
         return 0
     done = asyncio.run(reissue(args.config, patient=args.patient, with_key=args.with_key, unpair=unpair))
-    print(f"reissued: patient {done.old_patient} -> {done.new_patient}; next: dho-gateway kit pair, then kit check")
+    print(f"reissued: patient {done.old_patient} -> {done.new_patient}; next: dho-central gateways register --db URL "
+          f"{args.config.with_name('registration.json')} (the central must know the new pseudonym), "
+          "dho-gateway kit pair, then kit check")
     return 0
 
 

@@ -9,11 +9,12 @@ The outbox KEK is a 0600 file in data_dir or an encrypted systemd credential (`s
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,26 @@ class Provisioned:
 def new_pseudonym() -> str:
     """A patient pseudonym with nothing of the person in it (the central maps it to the patient)."""
     return f"p-{secrets.token_hex(6)}"
+
+
+REGISTRATION = "registration.json"
+
+
+def write_registration(config: Path, *, reissue: bool = False) -> Path:
+    """`registration.json` beside the configuration: what the central service needs to hear this kit (id,
+    tenant, patient pseudonym, the CSR), for `dho-central gateways register`. After a reissue it is the
+    re-registration (`"reason": "reissue"`): the central records the old and the new pseudonym in its audit."""
+    settings = load_settings(config)
+    g = settings.gateway
+    csr = identity_paths(config)["csr"]
+    data = {"kind": "dho-gateway-registration", "v": 1, "gateway": g.id, "tenant": g.tenant, "patient": g.patient,
+            "reason": "reissue" if reissue else "provision", "made": datetime.now(UTC).isoformat(timespec="seconds"),
+            "csr": csr.read_text() if csr.exists() else None}
+    path = config.with_name(REGISTRATION)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def identity_paths(config: Path) -> dict[str, Path]:
@@ -231,6 +252,7 @@ def provision(p: Provisioning) -> Provisioned:
         data["web"] = {**data.get("web", {}), "technician_password_hash": p.technician_password_hash}
     data.setdefault("devices", [])
     backup = config_file.write(p.config, data)
+    write_registration(p.config)
     return Provisioned(p.config, patient, paths["csr"], paths["key"], backup, created)
 
 

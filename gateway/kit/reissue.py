@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gateway.ble import BleBackends
 from gateway.kit import config_file
-from gateway.kit.provision import create_kek, new_pseudonym
+from gateway.kit.provision import create_kek, new_pseudonym, write_registration
 from gateway.kit.radio import forget_bond
 from gateway.settings import ConfigError, load_settings
 from gateway.storage import LOCK_NAME, crypto_erase, data_dir_lock, key_source_for, overwrite_and_remove
@@ -189,7 +189,9 @@ async def reissue(config: Path, *, patient: str | None = None, backends: BleBack
                 config_file.write(config, data)
                 for backup in config.parent.glob(config.name + ".bak-*"):
                     overwrite_and_remove(backup)
-                out(f"identity: new patient pseudonym {journal.new_patient}")
+                registration = write_registration(config, reissue=True)
+                out(f"identity: new patient pseudonym {journal.new_patient}; the central service must be told: "
+                    f"dho-central gateways register --db URL {registration}")
             elif step == "kek":
                 g = load_settings(config).gateway
                 if not g.outbox_path.exists():

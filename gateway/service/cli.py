@@ -205,7 +205,7 @@ def _status(settings: Settings, as_json: bool) -> int:
     finally:
         outbox.close()
     if as_json:
-        info["faults"] = _start_up_faults(settings)
+        info["faults"] = _start_up_faults(settings) + _refusal_faults(settings)
         print(json.dumps(info, indent=2))
         return 1 if info["faults"] else 0
     print(f"gateway {info['gateway']} (tenant {info['tenant']}), version {__version__}")
@@ -218,10 +218,18 @@ def _status(settings: Settings, as_json: bool) -> int:
                                            else " (no signed plan yet)"))
     for d in settings.devices:
         print(f"device: {d.address} {d.kind.value} {d.model or ''}".rstrip())
-    faults = _start_up_faults(settings)
+    faults = _start_up_faults(settings) + _refusal_faults(settings)
     for fault in faults:
         print(f"FAULT: {fault}")
     return 1 if faults else 0
+
+
+def _refusal_faults(settings: Settings) -> list[str]:
+    """The central service's refusal the running gateway heard last (protocol 1.1), if it is in force."""
+    from gateway.uplink import CENTRAL_REFUSAL_FILE, read_refusal_fault
+
+    fault = read_refusal_fault(settings.gateway.data_dir / CENTRAL_REFUSAL_FILE)
+    return [fault] if fault else []
 
 
 def _start_up_faults(settings: Settings) -> list[str]:

@@ -22,7 +22,7 @@ from gateway.service.notify import Health, Notifier, keep_watchdog, watchdog_int
 from gateway.service.patient_binding import check_patient_binding
 from gateway.settings import ConfigError, Settings
 from gateway.storage import Outbox, OutboxUnavailable, SealedOutbox, key_source_for
-from gateway.uplink import StatusFacts, Uplink
+from gateway.uplink import CENTRAL_REFUSAL_FILE, StatusFacts, Uplink
 from protocol import Backoff, DeviceStatus, Topics
 from zoning import Assessment, PastReading, Plan, overdue, standard_plan
 
@@ -95,6 +95,9 @@ class Gateway:
             status_interval_s=settings.sync.status_interval_s,
             facts=self._status_facts,
             on_config=self.plans.receive,
+            refusal_file=g.data_dir / CENTRAL_REFUSAL_FILE,
+            refusal_pause_s=(settings.sync.refusal_pause_s, max(settings.sync.refusal_pause_s,
+                                                                settings.sync.refusal_pause_max_s)),
         )
         self.proposals = ProposalWatch(self.uplink.publish_proposal, gateway=g.id, patient=g.patient,
                                        tz=ZoneInfo(g.timezone))
@@ -214,7 +217,8 @@ class Gateway:
         faults = (self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
                   + self._provisioning_faults()
                   # A plan judging kinds no paired device measures: nothing would ever be judged or overdue.
-                  + unmeasured_faults(self.pipeline.plan, {d.kind for d in self.settings.devices}))
+                  + unmeasured_faults(self.pipeline.plan, {d.kind for d in self.settings.devices})
+                  + self.uplink.faults())
         plan = self.pipeline.plan
         counts = self.pipeline.counts
         return StatusFacts(faults, facts.used_percent, self.outbox.quarantined(), facts.oldest_waiting_s,

@@ -11,6 +11,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import NamedTuple
 
 import aiomqtt
@@ -22,10 +23,12 @@ from gateway.uplink.connection import stay_connected
 from protocol import (
     PROTOCOL_VERSION,
     Ack,
+    Backoff,
     BrokerSettings,
     DeviceStatus,
     Event,
     EventKind,
+    Refusal,
     Status,
     Topics,
     publish,
@@ -61,6 +64,34 @@ class StatusFacts(NamedTuple):
 def _no_facts() -> StatusFacts:
     return StatusFacts([])
 _OUTBOX_RETRY_S = 5.0
+# A refused entry is not sent again before this pause (doubling, jittered): the central's answer will not
+# change until a person acts (registers the kit), and the outbox keeps it meanwhile.
+REFUSAL_PAUSE_S, REFUSAL_PAUSE_MAX_S = 30.0, 1800.0
+CENTRAL_REFUSAL_FILE = "central-refusal.json"  # in data_dir: the refusal in force, for `dho-gateway status`
+_FIXES = {
+    "unknown_gateway": "the central service does not know this gateway: register it (dho-central gateways register "
+                       "… registration.json)",
+    "wrong_tenant": "the central service has this gateway under another tenant: provision the kit for its tenant, or "
+                    "register it there (dho-central gateways register)",
+    "patient_not_registered": "the central service does not know this kit's patient (a reissue it was not told of?): "
+                              "apply the kit's registration.json (dho-central gateways register)",
+    "cannot_map": "the central service cannot read this kit's readings: upgrade the central service",
+}
+
+
+def refusal_fault(code: str, detail: str) -> str:
+    """The status fault for a refusal by the central service: what is wrong and the fix, one line."""
+    fix = _FIXES.get(code, f"the central service refuses what this kit sends ({code}: {detail})")
+    return f"{fix}; the readings wait on the box"
+
+
+def read_refusal_fault(path: Path) -> str | None:
+    """The fault of the refusal a running gateway wrote to `path` (`dho-gateway status`), or None."""
+    try:
+        data = json.loads(path.read_text())
+        return str(data["fault"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 _EVENTS_KEPT = 200  # events not yet committed to the outbox (it failing: a full disk) wait in memory
 
 
@@ -101,6 +132,8 @@ class Uplink:
         status_interval_s: float = 300.0,
         facts: Callable[[], StatusFacts] = _no_facts,
         on_config: ConfigListener | None = None,
+        refusal_file: Path | None = None,
+        refusal_pause_s: tuple[float, float] = (REFUSAL_PAUSE_S, REFUSAL_PAUSE_MAX_S),
     ) -> None:
         self._outbox = outbox
         self._broker = broker
@@ -127,6 +160,20 @@ class Uplink:
         self._inflight: dict[str, tuple[set[str], float]] = {}
         self.connected = asyncio.Event()
         self.resends = 0
+        # The central's latest refusal (protocol 1.1) until an ack of stored ids clears it; the refused ids are
+        # held back until `_held_until` (the one Backoff), then tried again.
+        self.refusal: Refusal | None = None
+        self._refusal_file = refusal_file
+        self._refusal_backoff = Backoff(*refusal_pause_s)
+        self._held: set[str] = set()
+        self._held_until = 0.0
+        if refusal_file is not None:
+            with contextlib.suppress(OSError):
+                refusal_file.unlink(missing_ok=True)  # a new process has heard no refusal yet
+
+    def faults(self) -> list[str]:
+        """The status fault of the central's refusal in force, if any."""
+        return [] if self.refusal is None else [refusal_fault(self.refusal.code, self.refusal.detail)]
 
     def notify(self) -> None:
         """A new entry was committed to the outbox."""
@@ -255,6 +302,12 @@ class Uplink:
             except (ValidationError, TypeError) as exc:
                 log.warning("ignored a malformed ack on %s: %s", message.topic, exc)
                 continue
+            if ack.refused:
+                self._refused(ack.refused)
+            if not ack.ids:
+                continue
+            if not ack.refused:
+                self._accepted()
             ids = [str(i) for i in ack.ids]
             try:
                 removed = await asyncio.to_thread(self._outbox.acknowledge, ids)
@@ -272,6 +325,63 @@ class Uplink:
                 self.acks.notify(removed)
             self._wake.set()
 
+    def _refused(self, refused: list[Refusal]) -> None:
+        """The central will not store these: keep them, hold them back for a pause, tell a person once."""
+        now = time.monotonic()
+        ids = {str(i) for r in refused for i in r.ids}
+        if now >= self._held_until:  # one more pause per round of resends, not one per refused batch
+            self._held_until = now + self._refusal_backoff.next_delay()
+        self._held |= ids
+        for batch_id in list(self._inflight):  # answered: no resend on the ack timeout
+            remaining, _ = self._inflight[batch_id]
+            remaining -= ids
+            if not remaining:
+                del self._inflight[batch_id]
+        first = refused[0]
+        changed = self.refusal is None or self.refusal.code != first.code
+        self.refusal = first
+        if changed:
+            fault = refusal_fault(first.code, first.detail)
+            log.error("the central service refuses what this gateway sends (%s: %s): %s", first.code, first.detail,
+                      fault)
+            self._write_refusal({"code": first.code, "detail": first.detail, "fault": fault,
+                                 "since": datetime.now(UTC).isoformat()})
+            self.post_event("refused_by_central", {"code": first.code, "detail": first.detail})
+            self.refresh_status()
+        self._wake.set()
+
+    def _accepted(self) -> None:
+        """The central stored something again: the refusal is over; what was held back goes at once."""
+        self._refusal_backoff.reset()
+        self._held_until = 0.0
+        if self.refusal is None:
+            return
+        log.warning("the central service acknowledges again (the refusal %s is over)", self.refusal.code)
+        self.post_event("refusal_cleared", {"code": self.refusal.code})
+        self.refusal = None
+        self._write_refusal(None)
+        self.refresh_status()
+
+    def _write_refusal(self, data: dict[str, str] | None) -> None:
+        if self._refusal_file is None:
+            return
+        try:
+            if data is None:
+                self._refusal_file.unlink(missing_ok=True)
+            else:
+                part = self._refusal_file.with_suffix(".part")
+                part.write_text(json.dumps(data))
+                part.replace(self._refusal_file)
+        except OSError as exc:
+            log.warning("cannot record the refusal in %s: %s", self._refusal_file, exc)
+
+    def _release_held(self) -> bool:
+        """True once the pause of the held entries is over (they are sent again from the start)."""
+        if self._held and time.monotonic() >= self._held_until:
+            self._held.clear()
+            return True
+        return False
+
     def _expire(self) -> bool:
         now = time.monotonic()
         if any(now - sent > self._ack_timeout_s for _, sent in self._inflight.values()):
@@ -281,10 +391,11 @@ class Uplink:
         return False
 
     def _next_deadline(self) -> float | None:
-        if not self._inflight:
-            return None
-        oldest = min(sent for _, sent in self._inflight.values())
-        return max(0.0, oldest + self._ack_timeout_s - time.monotonic())
+        now = time.monotonic()
+        deadlines = [self._held_until - now] if self._held else []
+        if self._inflight:
+            deadlines.append(min(sent for _, sent in self._inflight.values()) + self._ack_timeout_s - now)
+        return max(0.0, min(deadlines)) if deadlines else None
 
     async def _send(self, client: aiomqtt.Client) -> None:
         cursor = event_cursor = 0  # a fresh session re-sends everything still unacknowledged
@@ -302,16 +413,11 @@ class Uplink:
             if self._expire():
                 log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
                 cursor = event_cursor = 0
+            if self._release_held():
+                log.info("sending the readings the central service refused again")
+                cursor = event_cursor = 0
             if len(self._inflight) < self._window:
-                try:
-                    events = await asyncio.to_thread(self._outbox.pending_events, event_cursor, self._batch_size)
-                except OutboxUnavailable as exc:
-                    log.error("%s; trying again in %.0f s", exc, _OUTBOX_RETRY_S)
-                    events = []
-                for entry in events:
-                    self._inflight[f"event:{entry.id}"] = ({entry.id}, time.monotonic())
-                    await publish(client, self._topics.events, entry.payload)
-                    event_cursor = entry.seq
+                event_cursor = await self._send_events(client, event_cursor)
             if len(self._inflight) < self._window:
                 try:
                     entries = await asyncio.to_thread(self._outbox.pending, cursor, self._batch_size)
@@ -320,13 +426,29 @@ class Uplink:
                     await asyncio.sleep(_OUTBOX_RETRY_S)
                     continue
                 if entries:
-                    await self._publish_batch(client, entries)
                     cursor = entries[-1].seq
+                    if sendable := [e for e in entries if e.id not in self._held]:
+                        await self._publish_batch(client, sendable)
                     continue
             # Not asyncio.wait_for: on 3.11 it swallows a cancel that arrives as the wake-up fires.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_deadline()):
                     await self._wake.wait()
+
+    async def _send_events(self, client: aiomqtt.Client, cursor: int) -> int:
+        """Send the next pending events after `cursor` (those held back after a refusal skipped); the new cursor."""
+        try:
+            events = await asyncio.to_thread(self._outbox.pending_events, cursor, self._batch_size)
+        except OutboxUnavailable as exc:
+            log.error("%s; trying again in %.0f s", exc, _OUTBOX_RETRY_S)
+            return cursor
+        for entry in events:
+            cursor = entry.seq
+            if entry.id in self._held:
+                continue
+            self._inflight[f"event:{entry.id}"] = ({entry.id}, time.monotonic())
+            await publish(client, self._topics.events, entry.payload)
+        return cursor
 
     async def _publish_batch(self, client: aiomqtt.Client, entries: list[OutboxEntry]) -> None:
         batch_id = str(uuid.uuid4())
