@@ -1,7 +1,8 @@
 """The outbox file's sealing format, in one place: associated data, padding, sealing, key wrapping, keyed tags.
 
 Every sealed value in the file is `nonce (12 bytes) || AES-256-GCM ciphertext and tag`. A record's
-plaintext is compressed (when that makes it shorter; marked by a first byte JSON never starts with) and
+plaintext is marked and compressed when that makes it shorter (its first byte says which; JSON written
+before never starts with either) and
 padded to a multiple of its bucket before it is sealed: `RECORD_BUCKET` for readings and events, so
 every usual one is exactly one bucket long whatever its zone or kind (issue 19.10: a red was 1564
 bytes, a yellow 1308, a green 1052), `PAD_TO` for the rest; its associated data names
@@ -29,7 +30,10 @@ PAD_TO = 256
 # Readings and events: compressed, the JSON of any usual one fits one bucket (the largest measured, a red
 # blood pressure with every rule and advice key, compresses to about 600 bytes).
 RECORD_BUCKET = 1024
-_COMPRESSED = b"\x01"  # a plaintext's first byte when it is zlib-compressed; JSON never starts with it
+# The first byte of every packed plaintext says how it was packed. Values written before packing (no
+# marker) are JSON, which never starts with either byte, so they still open as they are.
+_COMPRESSED = b"\x01"
+_RAW = b"\x02"
 TAG_KEY_AAD = b"dho-outbox/v2|tag-key"
 
 
@@ -88,15 +92,19 @@ def pad(plaintext: bytes, bucket: int = PAD_TO) -> bytes:
 
 
 def pack(plaintext: bytes, bucket: int = PAD_TO) -> bytes:
-    """Compressed (when shorter) and padded to `bucket`: what `seal` encrypts."""
+    """Marked, compressed when that is shorter, and padded to `bucket`: what `seal` encrypts."""
     compressed = _COMPRESSED + zlib.compress(plaintext, 9)
-    return pad(compressed if len(compressed) < len(plaintext) else plaintext, bucket)
+    raw = _RAW + plaintext
+    return pad(compressed if len(compressed) < len(raw) else raw, bucket)
 
 
 def unpack(packed: bytes) -> bytes:
-    """The plaintext `pack` was given (a value padded without compression, as written before, too)."""
+    """The plaintext `pack` was given; a value padded before packing existed (JSON, no marker) as it is."""
     body = unpad(packed)
-    return zlib.decompress(body[1:]) if body[:1] == _COMPRESSED else body
+    marker = body[:1]
+    if marker == _COMPRESSED:
+        return zlib.decompress(body[1:])
+    return body[1:] if marker == _RAW else body
 
 
 def unpad(padded: bytes) -> bytes:
