@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", help="show the outbox and configuration state",
         description="Readings waiting for the central service's ack, the oldest one's age, quarantined "
-        "records, and the provisioned devices. Safe while the service runs.",
+        "records, and the provisioned devices. Reads and authenticates the whole outbox file: any damage "
+        "is a FAULT line naming `outbox salvage` (exit 1). Safe while the service runs.",
     )
     status.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
     status.add_argument("--json", action="store_true", help="machine-readable output")

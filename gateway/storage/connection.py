@@ -161,8 +161,9 @@ class Connection:
             yield
         except (sqlite3.OperationalError, OSError) as exc:
             raise OutboxUnavailable(f"outbox {self.path} cannot {doing}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            # A damaged page: the gateway keeps running (readings wait in memory), the fault says what to do.
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # A damaged page (or schema, whose bytes SQLite's message quotes): the gateway keeps running
+            # (readings wait in memory), the fault says what to do.
             self.damage.note(f"it cannot {doing}: {exc}")
             raise OutboxUnavailable(damaged(self.path, exc)) from exc
 

@@ -98,6 +98,8 @@ class SealedOutbox:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
         except sqlite3.DatabaseError as exc:  # the schema or the keys: nothing can be opened without them
             raise OutboxDamaged(damaged(path, exc)) from exc
+        except UnicodeDecodeError as exc:  # SQLite's message quotes a damaged schema's bytes
+            raise OutboxDamaged(damaged(path, "its schema is unreadable")) from exc
         self._db = self._conn.db  # tests and benches reach the file through it
         self._events = Events(self._conn, self._keyring, self._quarantine)
         self._history = History(self._conn, self._keyring)
