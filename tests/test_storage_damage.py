@@ -229,7 +229,7 @@ def test_a_damaged_leaf_of_waiting_readings_is_skipped_and_the_rest_drain(tmp_pa
     first_cell = int.from_bytes(data[at + 12:at + 14], "big")
     leaf = int.from_bytes(data[at + first_cell:at + first_cell + 4], "big")
     leaf_at = (leaf - 1) * page_size
-    data[leaf_at + 8:leaf_at + page_size] = os.urandom(page_size - 8)  # the first leaf: garbage cells
+    data[leaf_at + 8:leaf_at + page_size] = random.Random(19_4).randbytes(page_size - 8)  # the first leaf: garbage
     outbox_of(tmp_path).write_bytes(bytes(data))
     store = open_store(tmp_path)
     drained = [e.id for e in store.pending(0, 1000)]
@@ -367,7 +367,10 @@ def test_status_reports_every_random_page_damage_that_loses_or_hides_data(
             assert code == 1 and "dho-gateway outbox salvage" in out, (what, out, err)
         seen["damaging" if damaging else "harmless, still a fault" if code else "harmless"] += 1
         outbox_of(folder).write_bytes(bytes(data))  # as damaged, whatever `status` did to it
+        started = time.monotonic()
         use_as_the_box_does(folder)
+        if os.environ.get("DHO_DAMAGE_TRACE"):
+            print(what, f"{time.monotonic() - started:.2f} s", flush=True)
     print(seen)
     assert seen["damaging"] >= 50, seen  # the trials do damage (most land on a used page)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 
@@ -20,9 +21,9 @@ from gateway.storage.quarantine import Quarantine, Waiting
 _LAST_SEQ = 2**63 - 1
 _NOT_AUTHENTIC = "authentication failed: the stored record was altered or corrupted"
 
-_PROBE: dict[Waiting, str] = {
-    "outbox": "SELECT seq FROM outbox WHERE seq >= ? ORDER BY seq LIMIT 1",
-    "events": "SELECT seq FROM events WHERE seq >= ? ORDER BY seq LIMIT 1",
+_ONE: dict[Waiting, str] = {
+    "outbox": "SELECT seq, id, key_version, sealed FROM outbox WHERE seq >= ? ORDER BY seq LIMIT 1",
+    "events": "SELECT seq, id, key_version, sealed FROM events WHERE seq >= ? ORDER BY seq LIMIT 1",
 }
 
 Row = tuple[int, object, object, object]
@@ -64,41 +65,57 @@ class WaitingRecords:
     def _rows(self, after_seq: int, limit: int) -> list[Row]:
         """Up to `limit` rows after `after_seq` (the lock held), stepping over damaged pages."""
         rows: list[Row] = []
-        cursor = after_seq
+        try:
+            for row in self._conn.db.execute(self._pending_sql, (after_seq, limit)):
+                if row[0] > (rows[-1][0] if rows else after_seq) and row[0] not in self._unmovable:
+                    rows.append(row)
+            return rows
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            what = "readings" if self.table == "outbox" else "events"
+            self._conn.damage.note(f"a page of the {what} waiting is unreadable and is skipped (the "
+                                   f"{what} on it stay in the file; the others are sent) ({exc})")
+        # One row per query from here: a query stops at its LIMIT, so it never reads (nor fails on) the next.
+        cursor = rows[-1][0] if rows else after_seq
         while len(rows) < limit:
-            before = len(rows)
-            try:
-                for row in self._conn.db.execute(self._pending_sql, (cursor, limit - len(rows))):
-                    if row[0] not in self._unmovable:
-                        rows.append(row)
-                    cursor = row[0]
+            row = self._one(cursor)
+            if row is None:
                 return rows
-            except sqlite3.DatabaseError as exc:
-                if not is_damage(exc):
-                    raise
-                what = "readings" if self.table == "outbox" else "events"
-                self._conn.damage.note(f"a page of the {what} waiting is unreadable and is skipped (the "
-                                       f"{what} on it stay in the file; the others are sent) ({exc})")
-            resume = self._past_damage(cursor)
-            if resume is None:
-                return rows
-            cursor = resume - 1 if resume - 1 > cursor or len(rows) > before else resume
+            if row is False:
+                resume = self._past_damage(cursor)
+                if resume is None:
+                    return rows
+                cursor = resume - 1  # the row at `resume` reads: the next query returns it
+                continue
+            cursor = row[0]
+            if row[0] not in self._unmovable:
+                rows.append(row)
         return rows
+
+    def _one(self, after: int, *, at_least: bool = False) -> Row | Literal[False] | None:
+        """The first row after `after` (from `after` with `at_least`); None at the end; False if it is
+        damaged (unreadable, or out of order)."""
+        start = after if at_least else after + 1
+        if start > _LAST_SEQ:
+            return None
+        try:
+            row = self._conn.db.execute(_ONE[self.table], (start,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return False
+        if row is not None and row[0] < start:
+            return False
+        return None if row is None else row
 
     def _past_damage(self, cursor: int) -> int | None:
         """The first seq after `cursor` from which the table reads again (None: nothing after it does)."""
         if cursor in self._holes:
             return self._holes[cursor]
-        probe = _PROBE[self.table]
 
         def readable(at: int) -> bool:
-            try:
-                self._conn.db.execute(probe, (at,)).fetchone()
-            except sqlite3.DatabaseError as exc:
-                if not is_damage(exc):
-                    raise
-                return False
-            return True
+            return self._one(at, at_least=True) is not False
 
         bad, step, good = cursor, 1, None
         while good is None and bad < _LAST_SEQ:  # doubling steps to a readable seq, then halving back
