@@ -35,7 +35,7 @@ from gateway.readings import uuid7
 from gateway.service import Gateway, IdleDeviceSource
 from gateway.service.cli import main
 from gateway.settings import load_settings
-from gateway.storage import OutboxDamaged, OutboxUnavailable, SealedOutbox, load_or_create_key
+from gateway.storage import OutboxUnavailable, SealedOutbox, StoreError, load_or_create_key
 from gateway.storage.sealing import (
     document_aad,
     event_aad,
@@ -313,11 +313,11 @@ def lost_or_hidden(path: Path, kek: bytes, before: dict[str, object]) -> bool:
 
 def use_as_the_box_does(folder: Path) -> None:
     """What `run` does with the file: open, drain, zone, show, store. Only the documented outcomes may
-    come out: OutboxDamaged when it cannot open at all, OutboxUnavailable when a new reading must wait
+    come out: StoreError (OutboxDamaged) when it cannot open at all, OutboxUnavailable when a new reading must wait
     in memory; never another exception (a traceback)."""
     try:
         store = open_store(folder)
-    except OutboxDamaged as exc:
+    except StoreError as exc:  # OutboxDamaged: the file cannot be opened at all
         assert "dho-gateway outbox salvage" in str(exc)
         return
     try:
