@@ -217,7 +217,11 @@ def test_status_on_a_damaged_interior_outbox_page_is_a_fault(tmp_path: Path,
     data = outbox_of(tmp_path).read_bytes()
     assert data[(root - 1) * page_size] == 0x05  # an interior table page
     zero_cells(tmp_path, root)
-    assert_fault_names_salvage(*status_lines(config_for(tmp_path, 1), capsys))
+    code, out, err = status_lines(config_for(tmp_path, 1), capsys)
+    assert_fault_names_salvage(code, out, err)
+    assert "0 reading(s) waiting" not in out and "cannot all be counted" in out  # never "nothing waits"
+    assert all(line.startswith(("FAULT:", "gateway", "outbox", "quarantined", "broker", "profile", "device"))
+               for line in out.splitlines())  # one line per fault, whatever SQLite's message holds
 
 
 def test_a_damaged_leaf_of_waiting_readings_is_skipped_and_the_rest_drain(tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ def _outbox_status(settings: Settings, kek: bytes, info: dict[str, object]) -> l
     try:
         age = outbox.oldest_pending_age_s()
         info.update({
-            "outbox_depth": outbox.depth(),
+            "outbox_depth": outbox.depth() if outbox.depth_is_complete() else None,
             "oldest_unacknowledged_s": None if age is None else round(age),
             "quarantined": outbox.quarantined(),
             "plan_version": _kept_plan_version(outbox),
@@ -239,12 +239,15 @@ def _outbox_status(settings: Settings, kek: bytes, info: dict[str, object]) -> l
 
 def _print_status(settings: Settings, info: dict[str, object]) -> None:
     print(f"gateway {info['gateway']} (tenant {info['tenant']}), version {__version__}")
-    if info["outbox_depth"] is None:
+    if info["quarantined"] is None:
         print("outbox: cannot be read (see FAULT)")
+    elif info["outbox_depth"] is None:
+        print("outbox: the readings waiting cannot all be counted (see FAULT)")
     else:
         oldest = info["oldest_unacknowledged_s"]
         print(f"outbox: {info['outbox_depth']} reading(s) waiting for the central service"
               + (f", oldest {oldest} s" if oldest is not None else ""))
+    if info["quarantined"] is not None:
         print(f"quarantined records: {info['quarantined']}")
     print(f"broker: {info['broker']} ({'mutual TLS' if info['tls'] else 'NO TLS (insecure_dev)'})")
     print(f"profile: {info['profile']}" + (f", signed plan v{info['plan_version']} in force" if info["plan_version"]

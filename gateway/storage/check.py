@@ -61,7 +61,7 @@ def check_file(conn: Connection, keyring: Keyring) -> list[str]:
     found: list[str] = []
     with conn.lock:
         try:
-            problems = [str(r[0]) for r in conn.db.execute("PRAGMA quick_check(5)")]
+            problems = [" ".join(str(r[0]).split()) for r in conn.db.execute("PRAGMA quick_check(3)")]
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise

@@ -202,6 +202,12 @@ class SealedOutbox:
         count made at start-up is done)."""
         return self._readings.depth()
 
+    def depth_is_complete(self) -> bool:
+        """False when damage kept the count made at start-up from reading every waiting reading: `depth`
+        then counts only those stored and acknowledged since."""
+        self._readings.depth()
+        return self._readings.complete
+
     def oldest_pending_age_s(self, now: float | None = None) -> float | None:
         """Seconds since the oldest waiting reading was stored; None when none waits."""
         return self._readings.oldest_pending_age_s(now)

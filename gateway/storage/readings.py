@@ -39,6 +39,7 @@ class Readings(WaitingRecords):
         self._depth_lock = threading.Lock()
         self._counted = threading.Event()
         self._count_error: BaseException | None = None
+        self._complete = True
 
     def start_count(self) -> None:
         """Count the waiting readings once, beside start-up; `put` and acknowledgements keep the count after.
@@ -54,9 +55,15 @@ class Readings(WaitingRecords):
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self._conn.damage.note(f"the readings waiting cannot be counted ({exc})")
+            self._complete = False
             self._counted.set()
             return
         threading.Thread(target=self._count, args=(counter,), name="outbox-count", daemon=True).start()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the count covers every reading in the file (False once damage stopped the count)."""
+        return self._complete
 
     def count_change(self, change: int) -> None:
         """`change` readings were added (+) or left (-)."""
@@ -71,6 +78,7 @@ class Readings(WaitingRecords):
             if not is_damage(exc):
                 self._count_error = exc
             else:  # counted from 0: what is stored and acknowledged from now on
+                self._complete = False
                 self._conn.damage.note(f"the readings waiting cannot be counted ({exc})")
         finally:
             counter.close()
