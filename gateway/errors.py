@@ -10,6 +10,7 @@ gateway/, kept complete by tests/test_error_tree.py):
     - ReissueError              gateway/kit/reissue.py: reissue refused before it began; nothing changed
   + KeyFileError                gateway/storage/keys.py: the outbox key is missing or unusable
   + StoreError                  gateway/storage/connection.py: the outbox cannot be opened as it is; nothing deleted
+    - OutboxDamaged             gateway/storage/connection.py: too damaged to open at all; names `outbox salvage`
   + DataDirBusy                 gateway/storage/lock.py: another process holds the data directory; nothing changed
   + BluetoothUnavailable        gateway/ble/source.py: no BlueZ or no adapter; said once, then retried
   + DemoError                   gateway/demo/broker.py: the demo cannot run here (no broker reachable)

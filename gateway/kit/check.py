@@ -30,7 +30,14 @@ from gateway.kit.radio import DeviceFacts, read_device_facts, scan
 from gateway.kit.reissue import journal_path
 from gateway.plans import check_provisioned_trust, load_profile
 from gateway.settings import ConfigError, Settings
-from gateway.storage import KeyFileError, SealedOutbox, SystemdCredential, key_source_for
+from gateway.storage import (
+    KeyFileError,
+    OutboxUnavailable,
+    SealedOutbox,
+    StoreError,
+    SystemdCredential,
+    key_source_for,
+)
 from gateway.uplink import refusal_fault
 from protocol import Ack, Event, Topics, make_client
 
@@ -181,11 +188,18 @@ def check_outbox(settings: Settings, kek: bytes | None) -> Check:
         return Check("outbox", True, "empty (not created yet)")
     if kek is None:
         return Check("outbox", False, f"{path} exists but no KEK can open it")
-    outbox = SealedOutbox(path, kek)
     try:
-        depth, quarantined = outbox.depth(), outbox.quarantined()
+        outbox = SealedOutbox(path, kek)
+    except StoreError as exc:  # too damaged to open (names `outbox salvage`), or another file's key
+        return Check("outbox", False, str(exc))
+    try:
+        depth, quarantined, damage = outbox.depth(), outbox.quarantined(), outbox.check()
+    except OutboxUnavailable as exc:
+        return Check("outbox", False, str(exc))
     finally:
         outbox.close()
+    if damage:  # issue 19.4: every damaged record or page, each naming `dho-gateway outbox salvage`
+        return Check("outbox", False, "; ".join(damage))
     if depth or quarantined:
         return Check("outbox", False, f"{depth} reading(s) not yet acknowledged, {quarantined} quarantined: connect "
                      "the kit until the central has them, or they go with a wipe")

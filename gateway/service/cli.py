@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", help="show the outbox and configuration state",
         description="Readings waiting for the central service's ack, the oldest one's age, quarantined "
-        "records, and the provisioned devices. Safe while the service runs.",
+        "records, and the provisioned devices. Reads and authenticates the whole outbox file: any damage "
+        "is a FAULT line naming `outbox salvage` (exit 1). Safe while the service runs.",
     )
     status.add_argument("--config", type=Path, required=True, metavar="PATH", help="gateway TOML file")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -179,7 +180,7 @@ def _run(settings: Settings) -> int:
 
 
 def _status(settings: Settings, as_json: bool) -> int:
-    from gateway.storage import SealedOutbox, key_source_for
+    from gateway.storage import key_source_for
 
     g = settings.gateway
     kek = key_source_for(g)
@@ -187,41 +188,72 @@ def _status(settings: Settings, as_json: bool) -> int:
         if g.outbox_path.exists():
             kek.load(create=False)  # an outbox without its key: raises, saying the key is missing
         raise KeyFileError(f"no {kek.describe()}: the gateway has not run yet with this configuration")
-    outbox = SealedOutbox(g.outbox_path, kek.load(create=False))
+    info: dict[str, object] = {"gateway": g.id, "tenant": g.tenant}
+    outbox_faults = _outbox_status(settings, kek.load(create=False), info)
+    info.update({
+        "devices": [{"address": d.address, "kind": d.kind.value, "model": d.model} for d in settings.devices],
+        "broker": f"{settings.mqtt.host}:{settings.mqtt.port}",
+        "tls": not settings.mqtt.insecure_dev,
+        "profile": settings.zoning.profile,
+    })
+    faults = outbox_faults + _start_up_faults(settings) + _refusal_faults(settings)
+    if as_json:
+        info["faults"] = faults
+        print(json.dumps(info, indent=2))
+        return 1 if faults else 0
+    _print_status(settings, info)
+    for fault in faults:
+        print(f"FAULT: {fault}")
+    return 1 if faults else 0
+
+
+def _outbox_status(settings: Settings, kek: bytes, info: dict[str, object]) -> list[str]:
+    """The outbox's part of the status into `info`, and its faults: every damage the whole-file check
+    finds (issue 19.4), or the one line saying why the file cannot be opened at all. Never raises for
+    damage: a damaged outbox is a FAULT line, and `outbox salvage` the fix."""
+    from gateway.storage import OutboxDamaged
+
+    info.update({"outbox_depth": None, "oldest_unacknowledged_s": None, "quarantined": None, "plan_version": None})
+    try:
+        outbox = SealedOutbox(settings.gateway.outbox_path, kek)
+    except OutboxDamaged as exc:
+        return [f"{exc}: the service will not start"]
+    faults: list[str] = []
     try:
         age = outbox.oldest_pending_age_s()
-        info = {
-            "gateway": g.id,
-            "tenant": g.tenant,
-            "outbox_depth": outbox.depth(),
+        info.update({
+            "outbox_depth": outbox.depth() if outbox.depth_is_complete() else None,
             "oldest_unacknowledged_s": None if age is None else round(age),
             "quarantined": outbox.quarantined(),
-            "devices": [{"address": d.address, "kind": d.kind.value, "model": d.model} for d in settings.devices],
-            "broker": f"{settings.mqtt.host}:{settings.mqtt.port}",
-            "tls": not settings.mqtt.insecure_dev,
-            "profile": settings.zoning.profile,
             "plan_version": _kept_plan_version(outbox),
-        }
+        })
+    except OutboxUnavailable as exc:
+        faults.append(str(exc))
     finally:
-        outbox.close()
-    if as_json:
-        info["faults"] = _start_up_faults(settings) + _refusal_faults(settings)
-        print(json.dumps(info, indent=2))
-        return 1 if info["faults"] else 0
+        try:
+            faults += outbox.check()
+        finally:
+            outbox.close()
+    return list(dict.fromkeys(faults))
+
+
+def _print_status(settings: Settings, info: dict[str, object]) -> None:
     print(f"gateway {info['gateway']} (tenant {info['tenant']}), version {__version__}")
-    oldest = info["oldest_unacknowledged_s"]
-    print(f"outbox: {info['outbox_depth']} reading(s) waiting for the central service"
-          + (f", oldest {oldest} s" if oldest is not None else ""))
-    print(f"quarantined records: {info['quarantined']}")
+    if info["quarantined"] is None:
+        print("outbox: cannot be read (see FAULT)")
+    elif info["outbox_depth"] is None:
+        print("outbox: the readings waiting cannot all be counted (see FAULT)")
+    else:
+        oldest = info["oldest_unacknowledged_s"]
+        print(f"outbox: {info['outbox_depth']} reading(s) waiting for the central service"
+              + (f", oldest {oldest} s" if oldest is not None else ""))
+    if info["quarantined"] is not None:
+        print(f"quarantined records: {info['quarantined']}")
     print(f"broker: {info['broker']} ({'mutual TLS' if info['tls'] else 'NO TLS (insecure_dev)'})")
     print(f"profile: {info['profile']}" + (f", signed plan v{info['plan_version']} in force" if info["plan_version"]
                                            else " (no signed plan yet)"))
     for d in settings.devices:
         print(f"device: {d.address} {d.kind.value} {d.model or ''}".rstrip())
-    faults = _start_up_faults(settings) + _refusal_faults(settings)
-    for fault in faults:
-        print(f"FAULT: {fault}")
-    return 1 if faults else 0
 
 
 def _refusal_faults(settings: Settings) -> list[str]:

@@ -206,7 +206,7 @@ class Gateway:
         try:
             facts = self._storage_facts()
         except OutboxUnavailable as exc:  # the status still goes out, saying what is wrong
-            return StatusFacts([str(exc)])
+            return StatusFacts([str(exc), *self.outbox.damage()])
         devices: list[DeviceStatus] = []
         status_of = self.source.device_status if self.source.reports_devices else None  # real devices do
         if callable(status_of):
@@ -214,8 +214,8 @@ class Gateway:
         else:  # the provisioned devices, as far as the readings tell
             devices = [DeviceStatus(id=d.serial or d.address, kind=d.kind.value,
                                     last_seen=self._last_reading.get(d.address)) for d in self.settings.devices]
-        faults = (self.storage_watch.faults(facts) + device_faults(devices) + self.plans.faults()
-                  + self._provisioning_faults()
+        faults = (self.storage_watch.faults(facts) + self.outbox.damage() + device_faults(devices)
+                  + self.plans.faults() + self._provisioning_faults()
                   # A plan judging kinds no paired device measures: nothing would ever be judged or overdue.
                   + unmeasured_faults(self.pipeline.plan, {d.kind for d in self.settings.devices})
                   + self.uplink.faults())

@@ -19,7 +19,7 @@ from gateway.storage.keys import (
 )
 from gateway.storage.lock import LOCK_NAME, DataDirBusy, data_dir_lock
 from gateway.storage.memory import MemoryOutbox
-from gateway.storage.outbox import PutResult, Remember, SealedOutbox, StoreError
+from gateway.storage.outbox import OutboxDamaged, PutResult, Remember, SealedOutbox, StoreError
 from gateway.storage.salvage import Salvaged, salvage
 from gateway.storage.wipe import crypto_erase, destroy_keys, remove_files
 
@@ -31,6 +31,7 @@ __all__ = [
     "KeySource",
     "MemoryOutbox",
     "Outbox",
+    "OutboxDamaged",
     "OutboxEntry",
     "OutboxUnavailable",
     "PutResult",

@@ -7,7 +7,7 @@ import time
 
 from cryptography.exceptions import InvalidTag
 
-from gateway.storage.connection import Connection
+from gateway.storage.connection import Connection, read_rows
 from gateway.storage.keyring import Keyring
 from gateway.storage.sealing import document_aad
 
@@ -33,13 +33,15 @@ class Documents:
         """The newest authentic document of this kind (version, body); one that fails authentication is
         logged and passed over, so an older accepted one is used rather than none."""
         with self._conn.guard(f"read the {kind}"), self._conn.lock:
-            rows = self._conn.db.execute(
-                "SELECT version, key_version, sealed FROM documents WHERE kind = ? ORDER BY version DESC", (kind,)
-            ).fetchall()
+            rows = list(read_rows(
+                self._conn, "SELECT version, key_version, sealed FROM documents WHERE kind = ? ORDER BY version DESC",
+                (kind,), f"a page of the kept documents is unreadable: the {kind} on it is passed over"))
         for version, key_version, sealed in rows:
             try:
-                return int(version), self._keyring.unseal(int(key_version), bytes(sealed),
-                                                          document_aad(kind, int(version), int(key_version)))
+                if not (isinstance(version, int) and isinstance(key_version, int) and isinstance(sealed, bytes)):
+                    raise InvalidTag
+                return version, self._keyring.unseal(key_version, sealed, document_aad(kind, version, key_version))
             except InvalidTag:
-                log.error("stored %s version %d failed authentication and is passed over", kind, version)
+                log.error("stored %s version %r failed authentication and is passed over", kind, version)
+                self._conn.damage.note(f"a kept {kind} fails authentication and is passed over")
         return None

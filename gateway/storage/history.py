@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 
-from gateway.storage.connection import Connection
+from gateway.storage.connection import Connection, read_rows
 from gateway.storage.keyring import Keyring
 from gateway.storage.sealing import history_aad
 
@@ -66,39 +66,47 @@ class History:
         tag = self._keyring.kind_tag(kind)
         entries: list[bytes] = []
         with self._conn.guard("read its history"), self._conn.lock:
-            rows = self._conn.db.execute(
-                "SELECT effective, seq, id, key_version, kept FROM history WHERE kind = ? AND effective <= ? "
-                "AND kept IS NOT NULL ORDER BY effective DESC", (tag, until))
+            rows = read_rows(self._conn,
+                             "SELECT effective, seq, id, key_version, kept FROM history WHERE kind = ? "
+                             "AND effective <= ? AND kept IS NOT NULL ORDER BY effective DESC", (tag, until),
+                             "a page of the history is unreadable: zoning misses the entries on it")
             for effective, seq, record_id, key_version, kept in rows:
+                if not (isinstance(effective, float | int) and isinstance(seq, int) and isinstance(record_id, str)
+                        and isinstance(key_version, int) and isinstance(kept, bytes)):
+                    self._left_out(record_id)
+                    continue
                 if (effective < since and len(entries) >= at_least) or len(entries) >= limit:
                     break
                 try:
-                    entries.append(self._keyring.unseal(int(key_version), bytes(kept), history_aad(
-                        str(record_id), tag, float(effective), int(seq), int(key_version))))
+                    entries.append(self._keyring.unseal(key_version, kept, history_aad(
+                        record_id, tag, float(effective), seq, key_version)))
                 except InvalidTag:
-                    log.error("history entry %s failed authentication and is left out", record_id)
-            rows.close()
+                    self._left_out(record_id)
         entries.reverse()
         return entries
+
+    def _left_out(self, record_id: object) -> None:
+        log.error("history entry %s failed authentication and is left out", record_id)
+        self._conn.damage.note("history entries fail authentication and are left out of zoning")
 
     def latest_effective(self, kind: str) -> float | None:
         """The effective time of the latest kept reading of `kind` (the end of its index range)."""
         with self._conn.guard("read its history"), self._conn.lock:
             # Entries without `kept` (dedup only) never carry a real kind's tag: the index end is the answer.
-            row = self._conn.db.execute(
-                "SELECT effective FROM history WHERE kind = ? ORDER BY effective DESC LIMIT 1",
-                (self._keyring.kind_tag(kind),)).fetchone()
-        return None if row is None else float(row[0])
+            row = next(read_rows(self._conn, "SELECT effective FROM history WHERE kind = ? ORDER BY effective DESC "
+                                 "LIMIT 1", (self._keyring.kind_tag(kind),),
+                                 "a page of the history is unreadable: zoning misses the entries on it"), None)
+        return float(row[0]) if row is not None and isinstance(row[0], float | int) else None
 
     def first_time(self, kinds: Iterable[str]) -> float | None:
         """When the earliest kept reading of these kinds was taken (one index lookup per kind)."""
         firsts = []
         with self._conn.guard("read its history"), self._conn.lock:
             for kind in kinds:
-                row = self._conn.db.execute(
-                    "SELECT effective FROM history WHERE kind = ? ORDER BY effective LIMIT 1",
-                    (self._keyring.kind_tag(kind),)).fetchone()
-                if row is not None:
+                row = next(read_rows(self._conn, "SELECT effective FROM history WHERE kind = ? ORDER BY effective "
+                                     "LIMIT 1", (self._keyring.kind_tag(kind),),
+                                     "a page of the history is unreadable: zoning misses the entries on it"), None)
+                if row is not None and isinstance(row[0], float | int):
                     firsts.append(float(row[0]))
         return min(firsts, default=None)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.storage.connection import Connection, StoreError
+from gateway.storage.connection import Connection, OutboxDamaged, StoreError, damaged
 from gateway.storage.sealing import (
     PAD_TO,
     dedup_tag,
@@ -43,25 +43,41 @@ class Keyring:
         """Unwrap every data key and the tag key; make the first of each in a new file. Raises
         StoreError (nothing deleted) when the KEK does not open them: it is another file's key."""
         rows = self._conn.db.execute("SELECT version, wrapped FROM data_keys").fetchall()
+        failed = 0
         for version, wrapped in rows:
+            if not isinstance(version, int) or not isinstance(wrapped, bytes):
+                # A damaged page reads a wrapped key back as NULL or text: no record under it opens.
+                raise OutboxDamaged(damaged(self._conn.path, f"data key {version!r} is unreadable"))
             try:
-                self._keys[int(version)] = unwrap_data_key(self._kek, bytes(wrapped), int(version))
+                self._keys[version] = unwrap_data_key(self._kek, wrapped, version)
             except InvalidTag:
-                raise StoreError(
-                    f"the key file does not match outbox {self._conn.path}: its readings were sealed under another "
-                    "key. Restore the right key file; nothing was deleted."
-                ) from None
+                failed += 1
+        if failed and self._keys:  # the KEK opens the others: this one was altered on the card
+            raise OutboxDamaged(damaged(self._conn.path, f"{failed} wrapped data key(s) fail authentication"))
+        if failed:
+            raise StoreError(
+                f"the key file does not match outbox {self._conn.path}: its readings were sealed under another "
+                "key. Restore the right key file; nothing was deleted."
+            )
+        had_keys = bool(self._keys)
         if not self._keys:
             self.rotate()
+        self._load_tag_key(had_keys)
+
+    def _load_tag_key(self, had_keys: bool) -> None:
         row = self._conn.db.execute("SELECT wrapped FROM tag_key").fetchone()
+        if row is not None and not isinstance(row[0], bytes):
+            raise OutboxDamaged(damaged(self._conn.path, "the tag key is unreadable"))
         if row is None:
             self.adopt_tag_key(os.urandom(32))
-        else:
-            try:
-                self._tag_key = unwrap_tag_key(self._kek, bytes(row[0]))
-            except InvalidTag:
-                raise StoreError(f"the tag key in outbox {self._conn.path} does not open with this key file; "
-                                 "nothing was deleted") from None
+            return
+        try:
+            self._tag_key = unwrap_tag_key(self._kek, row[0])
+        except InvalidTag:
+            if had_keys:  # the KEK opened the data keys: the tag key was altered on the card
+                raise OutboxDamaged(damaged(self._conn.path, "the wrapped tag key fails authentication")) from None
+            raise StoreError(f"the tag key in outbox {self._conn.path} does not open with this key file; "
+                             "nothing was deleted") from None
 
     def adopt_tag_key(self, tag_key: bytes) -> None:
         """Use this tag key (a new outbox, or one salvaged from a damaged file keeps its tags)."""

@@ -26,7 +26,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gateway.listeners import Listeners
-from gateway.storage.connection import Connection, StoreError, Usage, damaged, make_private, private_file
+from gateway.storage.check import check_file
+from gateway.storage.connection import (
+    Connection,
+    OutboxDamaged,
+    StoreError,
+    Usage,
+    damaged,
+    fault,
+    is_damage,
+    make_private,
+    private_file,
+)
 from gateway.storage.documents import Documents
 from gateway.storage.events import Events
 from gateway.storage.history import NO_KIND, History
@@ -39,7 +50,7 @@ from gateway.storage.schema import SCHEMA, SCHEMA_VERSION
 from gateway.storage.sealing import RECORD_BUCKET, outbox_aad
 from gateway.storage.unassigned import Unassigned
 
-__all__ = ["PutResult", "Remember", "SealedOutbox", "StoreError", "Usage"]
+__all__ = ["OutboxDamaged", "PutResult", "Remember", "SealedOutbox", "StoreError", "Usage"]
 
 
 class PutResult(NamedTuple):
@@ -86,8 +97,10 @@ class SealedOutbox:
             self._readings = Readings(self._conn, self._keyring, self._quarantine)
         except sqlite3.OperationalError as exc:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(damaged(path, exc)) from exc
+        except sqlite3.DatabaseError as exc:  # the schema or the keys: nothing can be opened without them
+            raise OutboxDamaged(damaged(path, exc)) from exc
+        except UnicodeDecodeError as exc:  # SQLite's message quotes a damaged schema's bytes
+            raise OutboxDamaged(damaged(path, "its schema is unreadable")) from exc
         self._db = self._conn.db  # tests and benches reach the file through it
         self._events = Events(self._conn, self._keyring, self._quarantine)
         self._history = History(self._conn, self._keyring)
@@ -147,7 +160,15 @@ class SealedOutbox:
 
         Raises OutboxUnavailable when the disk is full or failing; the reading was not stored."""
         with self._conn.guard("store a reading"):
-            return self._put(record_id, payload, dedup, Remember(*remember) if remember is not None else None)
+            try:
+                return self._put(record_id, payload, dedup, Remember(*remember) if remember is not None else None)
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc) or (remember is None and dedup is None):
+                    raise
+            # The history's pages are damaged where this entry goes: the reading itself is what must be kept.
+            self._conn.damage.note("a page of the history is unreadable: new readings are stored without "
+                                   "their history entry")
+            return self._put(record_id, payload, None, None)
 
     def _put(self, record_id: str, payload: bytes, dedup: bytes | str | None, remember: Remember | None) -> PutResult:
         key_version, sealed = self._keyring.seal(payload, lambda v: outbox_aad(record_id, v), RECORD_BUCKET)
@@ -178,6 +199,12 @@ class SealedOutbox:
         """Readings waiting for the central service's ack (a counter: no scan; blocks only until the
         count made at start-up is done)."""
         return self._readings.depth()
+
+    def depth_is_complete(self) -> bool:
+        """False when damage kept the count made at start-up from reading every waiting reading: `depth`
+        then counts only those stored and acknowledged since."""
+        self._readings.depth()
+        return self._readings.complete
 
     def oldest_pending_age_s(self, now: float | None = None) -> float | None:
         """Seconds since the oldest waiting reading was stored; None when none waits."""
@@ -281,6 +308,22 @@ class SealedOutbox:
     def quarantined(self) -> int:
         """Records quarantined in this file."""
         return self._quarantine.count()
+
+    def damage(self) -> list[str]:
+        """Status faults for the damage met while the file was used (records left out, pages skipped,
+        records quarantined), each naming `dho-gateway outbox salvage`; empty when none was met. No I/O."""
+        faults = self._conn.damage.faults()
+        if self._quarantine.count():
+            faults.append(fault(self.path, f"{self._quarantine.count()} record(s) failed authentication and were "
+                                "quarantined (kept in the file for a specialist; replace the card soon)"))
+        return faults
+
+    def check(self) -> list[str]:
+        """Read the whole file and authenticate every record in it (what `status` does; seconds with a
+        million records): one fault per kind of damage found, each naming `dho-gateway outbox salvage`,
+        with the damage already met while the file was used. Never raises for damage."""
+        found = check_file(self._conn, self._keyring)
+        return [*dict.fromkeys(self.damage() + [fault(self.path, what) for what in found])]
 
     def close(self) -> None:
         """Close the file; the object is unusable after."""

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import Literal
 
 from gateway.listeners import Listeners
-from gateway.storage.connection import Connection
+from gateway.storage.connection import Connection, is_damage
 
 log = logging.getLogger("gateway.storage.outbox")  # the name operators' log filters know
 
 Waiting = Literal["outbox", "events"]
 
+# A damaged row may read back with NULLs: it is kept as far as it reads (the columns are NOT NULL).
 _MOVE: dict[Waiting, str] = {
-    "outbox": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM outbox WHERE seq = ?",
-    "events": "INSERT OR REPLACE INTO quarantine SELECT seq, id, key_version, sealed, ?, ? FROM events WHERE seq = ?",
+    "outbox": "INSERT OR REPLACE INTO quarantine SELECT seq, coalesce(id, ''), coalesce(key_version, -1), "
+              "coalesce(sealed, x''), ?, ? FROM outbox WHERE seq = ?",
+    "events": "INSERT OR REPLACE INTO quarantine SELECT seq, coalesce(id, ''), coalesce(key_version, -1), "
+              "coalesce(sealed, x''), ?, ? FROM events WHERE seq = ?",
 }
 _DROP: dict[Waiting, str] = {
     "outbox": "DELETE FROM outbox WHERE seq = ?",
@@ -30,7 +34,13 @@ class Quarantine:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self.listeners: Listeners[[int, str]] = Listeners("quarantined record")
-        self._count = int(conn.db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+        try:
+            self._count = int(conn.db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            conn.damage.note(f"the quarantine table cannot be read ({exc})")
+            self._count = 0
 
     def move(self, table: Waiting, seq: int, reason: str) -> None:
         """Step 1: move record `seq` of `table` into quarantine, in one transaction."""

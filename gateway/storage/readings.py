@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 
-from gateway.storage.connection import Connection, StoreError, damaged
+from gateway.storage.connection import Connection, StoreError, connect, is_damage, read_rows
 from gateway.storage.interface import OutboxUnavailable
 from gateway.storage.keyring import Keyring
 from gateway.storage.quarantine import Quarantine
@@ -26,28 +26,44 @@ class Readings(WaitingRecords):
 
     def __init__(self, conn: Connection, keyring: Keyring, quarantine: Quarantine) -> None:
         super().__init__(conn, keyring, quarantine, outbox_aad)
-        (high,) = conn.db.execute("SELECT max(seq) FROM outbox").fetchone()
+        try:
+            (high,) = conn.db.execute("SELECT max(seq) FROM outbox").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            # The table's last page is damaged: new readings get seqs from their own ids (the clock).
+            conn.damage.note(f"the end of the readings waiting cannot be read ({exc})")
+            high = 0
         self._high = int(high or 0)
         self._depth = 0
         self._depth_lock = threading.Lock()
         self._counted = threading.Event()
         self._count_error: BaseException | None = None
+        self._complete = True
 
     def start_count(self) -> None:
         """Count the waiting readings once, beside start-up; `put` and acknowledgements keep the count after.
-        Raises StoreError when the file cannot be read."""
+        Raises StoreError when the file cannot be read (damage is noted, and the count starts at 0)."""
         # Counting reads every page of the table (seconds at a million readings), so it runs beside
         # start-up on its own connection, in a snapshot taken now; what changes meanwhile is added to it.
         path = self._conn.path
         try:
-            counter = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            counter = connect(path)
             counter.execute("BEGIN")
             counter.execute("SELECT 1 FROM outbox LIMIT 1").fetchall()  # the snapshot starts here
         except sqlite3.OperationalError as exc:
             raise StoreError(f"outbox {path} cannot be opened: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(damaged(path, exc)) from exc
+            self._conn.damage.note(f"the readings waiting cannot be counted ({exc})")
+            self._complete = False
+            self._counted.set()
+            return
         threading.Thread(target=self._count, args=(counter,), name="outbox-count", daemon=True).start()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the count covers every reading in the file (False once damage stopped the count)."""
+        return self._complete
 
     def count_change(self, change: int) -> None:
         """`change` readings were added (+) or left (-)."""
@@ -59,7 +75,11 @@ class Readings(WaitingRecords):
             (n,) = counter.execute("SELECT count(*) FROM outbox").fetchone()
             self.count_change(int(n))
         except sqlite3.DatabaseError as exc:
-            self._count_error = exc
+            if not is_damage(exc):
+                self._count_error = exc
+            else:  # counted from 0: what is stored and acknowledged from now on
+                self._complete = False
+                self._conn.damage.note(f"the readings waiting cannot be counted ({exc})")
         finally:
             counter.close()
             self._counted.set()
@@ -69,13 +89,12 @@ class Readings(WaitingRecords):
 
     def depth(self) -> int:
         """Readings waiting (a counter: no scan; blocks only until the count made at start-up is done).
-        Raises OutboxUnavailable or StoreError when that count failed."""
+        Raises OutboxUnavailable when that count failed; on a damaged file it counts what it could
+        (the damage is noted for the status)."""
         self._counted.wait()
-        if isinstance(self._count_error, sqlite3.OperationalError):
-            raise OutboxUnavailable(f"outbox {self._conn.path} cannot be counted: {self._count_error}")
         if self._count_error is not None:
-            raise StoreError(damaged(self._conn.path, self._count_error))
-        return int(self._depth)
+            raise OutboxUnavailable(f"outbox {self._conn.path} cannot be counted: {self._count_error}")
+        return max(0, int(self._depth))
 
     def next_seq(self, record_id: str) -> tuple[int, bool]:
         """(seq, renumbered). Never at or below one handed out before by this process (the sync loop's
@@ -116,5 +135,9 @@ class Readings(WaitingRecords):
     def oldest_pending_age_s(self, now: float | None = None) -> float | None:
         """Seconds since the oldest waiting reading was stored; None when none waits."""
         with self._conn.guard("be read"), self._conn.lock:
-            row = self._conn.db.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
-        return None if row is None else (now or time.time()) - float(row[0])
+            # The first page damaged: the age is not known (None); the damage is noted for the status.
+            row = next(read_rows(self._conn, "SELECT created FROM outbox ORDER BY seq LIMIT 1", (),
+                                 "the oldest reading waiting cannot be read"), None)
+        if row is None or not isinstance(row[0], float | int):
+            return None
+        return (now or time.time()) - float(row[0])

@@ -8,7 +8,7 @@ import time
 
 from cryptography.exceptions import InvalidTag
 
-from gateway.storage.connection import Connection
+from gateway.storage.connection import Connection, read_rows
 from gateway.storage.keyring import Keyring
 from gateway.storage.sealing import unassigned_aad
 
@@ -39,15 +39,18 @@ class Unassigned:
         """The weighings waiting for the patient's answer, oldest first. One that fails authentication
         is left out and logged: it is never shown or confirmed."""
         with self._conn.guard("read the weighings to confirm"), self._conn.lock:
-            rows = self._conn.db.execute(
-                "SELECT id, key_version, sealed FROM unassigned ORDER BY created, rowid").fetchall()
+            rows = list(read_rows(self._conn, "SELECT id, key_version, sealed FROM unassigned ORDER BY created, rowid",
+                                  (), "a page of the weighings to confirm is unreadable: they are left out"))
         out = []
         for record_id, key_version, sealed in rows:
             try:
-                out.append((str(record_id), self._keyring.unseal(int(key_version), bytes(sealed),
-                                                                 unassigned_aad(str(record_id), int(key_version)))))
+                if not (isinstance(record_id, str) and isinstance(key_version, int) and isinstance(sealed, bytes)):
+                    raise InvalidTag
+                aad = unassigned_aad(record_id, key_version)
+                out.append((record_id, self._keyring.unseal(key_version, sealed, aad)))
             except InvalidTag:
                 log.error("unassigned weighing %s failed authentication and is left out", record_id)
+                self._conn.damage.note("weighings to confirm fail authentication and are left out")
         return out
 
     def unpark(self, record_id: str) -> bool:
