@@ -46,7 +46,7 @@ from gateway.storage.sealing import (
     unwrap_data_key,
 )
 from hardware_sims import encoding
-from tests.support import ROOT, cli, config_for
+from tests.support import ROOT, cli, config_for, take
 from zoning import PastReading
 
 KIND = "blood_pressure"
@@ -395,8 +395,8 @@ async def test_a_red_is_stored_and_shown_with_the_history_pages_damaged_and_the_
     config = config_for(tmp_path, 1)
     first = Gateway(load_settings(config), IdleDeviceSource())
     for n in range(40):
-        await first.pipeline.on_gatt_value(BPM, uuids.BLOOD_PRESSURE_MEASUREMENT,
-                                           cuff(120, 80, datetime(2026, 11, 1 + n // 4, 7 + n % 4)))
+        await take(first.pipeline, BPM, uuids.BLOOD_PRESSURE_MEASUREMENT,
+                   cuff(120, 80, datetime(2026, 11, 1 + n // 4, 7 + n % 4)))
     first.outbox.close()
     checkpoint(tmp_path)
     # The last leaf of the history b-tree, where the next entry goes: its cells zeroed.
@@ -409,9 +409,8 @@ async def test_a_red_is_stored_and_shown_with_the_history_pages_damaged_and_the_
 
     again = Gateway(load_settings(config), IdleDeviceSource())  # starts
     shown: list[tuple[str, str]] = []
-    again.pipeline.add_listener(lambda reading, assessment: shown.append((str(reading.id), assessment.zone)))
-    red = await again.pipeline.on_gatt_value(BPM, uuids.BLOOD_PRESSURE_MEASUREMENT,
-                                             cuff(85, 55, datetime(2026, 11, 12, 7)))
+    again.pipeline.readings.subscribe(lambda reading, assessment: shown.append((str(reading.id), assessment.zone)))
+    red = await take(again.pipeline, BPM, uuids.BLOOD_PRESSURE_MEASUREMENT, cuff(85, 55, datetime(2026, 11, 12, 7)))
     assert red is not None and shown == [(str(red.id), "red")]  # stored, then shown
     assert again.outbox.pending(0, 1000)[-1].id == str(red.id)
     assert again.pipeline.storage_fault is None
