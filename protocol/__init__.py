@@ -18,7 +18,7 @@ these names from `protocol`, never from its modules.
 """
 
 from protocol.backoff import Backoff
-from protocol.mqtt import OPERATION_TIMEOUT_S, BrokerSettings, bounded, make_client, publish, subscribe
+from protocol.mqtt import OPERATION_TIMEOUT_S, BrokerSettings, PublishRefused, bounded, make_client, publish, subscribe
 from protocol.signed import (
     MAX_VERSION,
     ConfigMessage,
@@ -75,6 +75,7 @@ __all__ = [
     "Envelope",
     "Event",
     "EventKind",
+    "PublishRefused",
     "ReadingBatch",
     "Refusal",
     "RefusalCode",

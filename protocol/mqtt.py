@@ -84,10 +84,32 @@ class BrokerSettings(BaseModel):
 MISC_INTERVAL_MAX_S = 5.0
 
 
+class PublishRefused(Exception):
+    """The broker answered a QoS 1 publish with a failure reason (an MQTT 5 PUBACK of 0x80 or more).
+
+    E.g. "Not authorized": the ACL does not let this client write that topic. Not an `MqttError`: the
+    connection is fine, and reconnecting would change nothing.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class _Client(aiomqtt.Client):
-    """aiomqtt's client, its keep-alive housekeeping every `misc_interval_s` seconds instead of every second."""
+    """aiomqtt's client with two changes.
+
+    Its keep-alive housekeeping runs every `misc_interval_s` seconds instead of every second, and the
+    reason of a publish the broker refused is kept (aiomqtt drops PUBACK reason codes).
+    """
 
     misc_interval_s = 1.0
+    refused_publish: str | None = None
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        if getattr(reason_code, "is_failure", False):
+            self.refused_publish = str(reason_code)
+        super()._on_publish(client, userdata, mid, reason_code, properties)
 
     async def _misc_loop(self) -> None:  # aiomqtt's own, with the interval above instead of 1 s
         while self._client.loop_misc() == paho_mqtt.MQTT_ERR_SUCCESS:  # noqa: ASYNC110 (a timer, not a wait)
@@ -167,9 +189,18 @@ async def bounded(what: str) -> AsyncIterator[None]:
 
 
 async def publish(client: aiomqtt.Client, topic: str, payload: str | bytes, *, retain: bool = False) -> None:
-    """Publish at QoS 1 (every v1 topic is QoS 1) and wait for the broker's PUBACK."""
+    """Publish at QoS 1 (every v1 topic is QoS 1) and wait for the broker's PUBACK.
+
+    Raises `PublishRefused` when the broker answered with a failure reason (MQTT 5), so a message the
+    broker dropped is never taken for sent.
+    """
+    if isinstance(client, _Client):
+        client.refused_publish = None
     async with bounded("publish"):
         await client.publish(topic, payload, qos=1, retain=retain)
+    refused = client.refused_publish if isinstance(client, _Client) else None
+    if refused is not None:
+        raise PublishRefused(refused)
 
 
 async def subscribe(client: aiomqtt.Client, topic: str) -> None:

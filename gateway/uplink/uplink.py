@@ -28,6 +28,7 @@ from protocol import (
     DeviceStatus,
     Event,
     EventKind,
+    PublishRefused,
     Refusal,
     Status,
     Topics,
@@ -68,7 +69,11 @@ _OUTBOX_RETRY_S = 5.0
 # change until a person acts (registers the kit), and the outbox keeps it meanwhile.
 REFUSAL_PAUSE_S, REFUSAL_PAUSE_MAX_S = 30.0, 1800.0
 CENTRAL_REFUSAL_FILE = "central-refusal.json"  # in data_dir: the refusal in force, for `dho-gateway status`
+BROKER_REFUSED = "broker_refused"  # not a central code: the broker itself dropped the message (MQTT 5 PUBACK)
+
 _FIXES = {
+    BROKER_REFUSED: "the broker refuses this kit's messages (its ACL has no entry for this gateway): register the "
+                    "kit, write the broker's ACL again (dho-central gateways acl --out …) and reload the broker",
     "unknown_gateway": "the central service does not know this gateway: register it (dho-central gateways register "
                        "… registration.json)",
     "wrong_tenant": "the central service has this gateway under another tenant: provision the kit for its tenant, or "
@@ -110,6 +115,13 @@ def pad_batch(payload: bytes, readings: int) -> bytes:
     if len(payload) > bucket:  # whole readings' worth more, so the size still says little
         bucket += -(-(len(payload) - bucket) // WIRE_BYTES_PER_READING) * WIRE_BYTES_PER_READING
     return payload + b" " * (bucket - len(payload))
+
+
+class HeardRefusal(NamedTuple):
+    """The refusal in force: its code (a central's, or `broker_refused`) and the detail heard with it."""
+
+    code: str
+    detail: str
 
 
 class Uplink:
@@ -162,7 +174,7 @@ class Uplink:
         self.resends = 0
         # The central's latest refusal (protocol 1.1) until an ack of stored ids clears it; the refused ids are
         # held back until `_held_until` (the one Backoff), then tried again.
-        self.refusal: Refusal | None = None
+        self.refusal: HeardRefusal | None = None
         self._refusal_file = refusal_file
         self._refusal_backoff = Backoff(*refusal_pause_s)
         self._held: set[str] = set()
@@ -255,9 +267,22 @@ class Uplink:
             at=datetime.now(UTC),
         )
 
+    async def _publish(self, client: aiomqtt.Client, topic: str, payload: str | bytes, *, ids: set[str] | None = None,
+                       retain: bool = False) -> bool:
+        """`publish`, with a message the broker refuses (MQTT 5: not authorized) held back and said where a
+        person looks, never taken for sent; True when the broker took it."""
+        try:
+            await publish(client, topic, payload, retain=retain)
+        except PublishRefused as exc:
+            self._hold_back(HeardRefusal(BROKER_REFUSED, exc.reason), ids or set())
+            return False
+        if self.refusal is not None and self.refusal.code == BROKER_REFUSED:
+            self._accepted()  # the broker takes this kit's messages again
+        return True
+
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         status = await asyncio.to_thread(self._status, "online")
-        await publish(client, self._topics.status, status.model_dump_json(), retain=True)
+        await self._publish(client, self._topics.status, status.model_dump_json(), retain=True)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._inflight.clear()
@@ -327,8 +352,12 @@ class Uplink:
 
     def _refused(self, refused: list[Refusal]) -> None:
         """The central will not store these: keep them, hold them back for a pause, tell a person once."""
+        first = refused[0]
+        self._hold_back(HeardRefusal(first.code, first.detail), {str(i) for r in refused for i in r.ids})
+
+    def _hold_back(self, heard: HeardRefusal, ids: set[str]) -> None:
+        """Refused by the central or by the broker: keep `ids`, hold them back for a pause, tell a person once."""
         now = time.monotonic()
-        ids = {str(i) for r in refused for i in r.ids}
         if now >= self._held_until:  # one more pause per round of resends, not one per refused batch
             self._held_until = now + self._refusal_backoff.next_delay()
         self._held |= ids
@@ -337,7 +366,7 @@ class Uplink:
             remaining -= ids
             if not remaining:
                 del self._inflight[batch_id]
-        first = refused[0]
+        first = heard
         changed = self.refusal is None or self.refusal.code != first.code
         self.refusal = first
         if changed:
@@ -403,12 +432,12 @@ class Uplink:
             self._wake.clear()
             if self._saving_fails:
                 for event in [e for e in self._unsaved if e.id not in self._sent_from_memory]:
-                    await publish(client, self._topics.events, event.model_dump_json())
+                    await self._publish(client, self._topics.events, event.model_dump_json())
                     self._sent_from_memory.add(event.id)  # and again from the outbox once it is stored
             if self._proposal is not None:
                 proposal = self._proposal
-                await publish(client, self._topics.proposal, proposal, retain=True)
-                if self._proposal is proposal:
+                sent = await self._publish(client, self._topics.proposal, proposal, retain=True)
+                if sent and self._proposal is proposal:
                     self._proposal = None
             if self._expire():
                 log.info("no ack within %.0f s; sending unacknowledged readings again", self._ack_timeout_s)
@@ -447,7 +476,7 @@ class Uplink:
             if entry.id in self._held:
                 continue
             self._inflight[f"event:{entry.id}"] = ({entry.id}, time.monotonic())
-            await publish(client, self._topics.events, entry.payload)
+            await self._publish(client, self._topics.events, entry.payload, ids={entry.id})
         return cursor
 
     async def _publish_batch(self, client: aiomqtt.Client, entries: list[OutboxEntry]) -> None:
@@ -464,4 +493,4 @@ class Uplink:
         payload = header[:-1].encode() + b',"readings":[' + b",".join(e.payload for e in entries) + b"]}"
         payload = pad_batch(payload, len(entries))
         self._inflight[batch_id] = ({e.id for e in entries}, time.monotonic())
-        await publish(client, self._topics.readings, payload)
+        await self._publish(client, self._topics.readings, payload, ids={e.id for e in entries})
