@@ -47,6 +47,7 @@ from protocol import (
     Ack,
     Backoff,
     BrokerSettings,
+    PublishRefused,
     Refusal,
     Topics,
     parse_up_topic,
@@ -350,7 +351,14 @@ class IngestWorker:
             # gather, not a TaskGroup: a broker that goes away mid-ack must raise its MqttError itself (run()
             # reconnects on it; an ExceptionGroup around it ended the worker). Nothing was PUBACKed yet, so
             # the broker delivers the batch again and the ids already stored are acked again.
-            await asyncio.gather(*(publish(client, topic, ack.wire_json()) for topic, ack in acks))
+            sent = await asyncio.gather(*(publish(client, topic, ack.wire_json()) for topic, ack in acks),
+                                        return_exceptions=True)
+            for outcome in sent:
+                if isinstance(outcome, PublishRefused):  # stored all the same; the gateway sends it again
+                    log.error("worker %s: the broker refuses the central's acks (%s): give the central's certificate "
+                              "its ACL block (dho-central gateways acl)", self._identifier, outcome.reason)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
         self.counts["acks"] += len(acks)
         for m in incoming:
             if m.qos > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiomqtt
 
 from central.errors import CentralError
-from protocol import BrokerSettings, ConfigMessage, Topics, make_client, publish
+from protocol import BrokerSettings, ConfigMessage, PublishRefused, Topics, make_client, publish
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -18,3 +18,7 @@ async def publish_config(broker: BrokerSettings, tenant: str, gateway: str, mess
                           retain=True)
     except aiomqtt.MqttError as exc:
         raise CentralError(f"broker {broker.host}:{broker.port}: {exc}; nothing was published") from None
+    except PublishRefused as exc:
+        raise CentralError(f"broker {broker.host}:{broker.port} refused the plan ({exc.reason}): the plan tool's "
+                           "certificate needs write access to down/config in the broker's ACL; nothing was "
+                           "published") from None
