@@ -39,6 +39,7 @@ Prints the counts, the fault log, and PASS (silent == 0) or FAIL; exits 1 on FAI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -205,10 +206,8 @@ class Bench:
 
     def shutdown(self) -> None:
         for stop in (self.kill_gateway, self.kill_worker, self.stop_broker):
-            try:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 stop()
-            except (OSError, subprocess.TimeoutExpired):
-                pass
 
 
 def inject(bench: Bench, fault: str, rng: random.Random) -> None:
