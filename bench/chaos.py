@@ -15,7 +15,8 @@ Faults, one at a time, at random times (seeded):
   kill      SIGKILL of the gateway, restarted 1-3 s later
   broker    Mosquitto stopped, started again 2-6 s later (same port, same persistence file)
   worker    SIGKILL of the central's ingest worker, restarted 1-4 s later
-  refusal   the gateway deprovisioned at the central for 3-8 s (its messages are refused), then provisioned
+  refusal   the gateway deprovisioned at the central for 3-8 s (its messages are refused; the worker is
+            restarted at once, its 30 s registry cache would outlast the fault), then provisioned again
 
 Not injected (said, not pretended):
   clock jump  this machine is shared by several engineers: stepping its system clock would disturb every
@@ -24,7 +25,10 @@ Not injected (said, not pretended):
               far above what a few hundred readings fill, so a "full" outbox cannot be reached honestly in
               a short run. Not done.
 
-At the end the faults stop, everything is brought back, and the run settles until the outbox is empty or
+With `--leave worker|broker|refusal` one fault is left in place at the end while the cuff measures
+`--leave-seconds` more: what is not delivered then must be told. The worklist's silent-kit check runs at
+the count with a threshold of `--silent-after` seconds (48 h in production).
+Otherwise at the end the faults stop, everything is brought back, and the run settles until the outbox is empty or
 `--settle` seconds pass. Each confirmed measurement is then one of:
   delivered  in the central's store
   told       still in the gateway's outbox AND a person is told: `dho-gateway status --json` shows a fault,
@@ -210,6 +214,14 @@ class Bench:
                 stop()
 
 
+def refuse(bench: Bench) -> None:
+    """Deprovision the gateway, and restart the worker so that the refusal starts now: a running worker
+    keeps a gateway's registry entry for up to 30 s (docs/central.md), longer than a short run's fault."""
+    bench.registry(present=False)
+    bench.kill_worker()
+    bench.start_worker()
+
+
 def inject(bench: Bench, fault: str, rng: random.Random) -> None:
     """One fault and its repair; each is logged with its time."""
     if fault == "kill":
@@ -231,7 +243,7 @@ def inject(bench: Bench, fault: str, rng: random.Random) -> None:
         time.sleep(pause)
         bench.start_worker()
     elif fault == "refusal":
-        bench.registry(present=False)
+        refuse(bench)
         pause = rng.uniform(3, 8)
         bench.note(f"gateway deprovisioned at the central (refused) for {pause:.1f} s")
         time.sleep(pause)
@@ -298,6 +310,48 @@ def gateway_state(config: Path) -> tuple[set[str], list[str]]:
     return waiting, faults
 
 
+def settle(bench: Bench, args: argparse.Namespace) -> None:
+    """Stop measuring (SIGTERM), start the gateway again and wait until what was confirmed is stored (the
+    restarted cuff measures again: those join the ledger and are counted too)."""
+    bench.kill_gateway(signal.SIGTERM)
+    bench.note(f"measuring stopped (SIGTERM) after {bench.measured()} measurement(s); settling")
+    bench.start_gateway()
+    settle_until = time.monotonic() + args.settle
+    while time.monotonic() < settle_until:
+        _, confirmed = read_ledger(bench.ledger)
+        stored, _ = central_state(bench.db)
+        if confirmed and confirmed <= stored:
+            break
+        time.sleep(0.5)
+
+
+def leave_broken(bench: Bench, args: argparse.Namespace) -> None:
+    """Break one thing and leave it broken while the cuff measures for `--leave-seconds` more: what is
+    not delivered then must be told. The worklist's silent-kit check runs at the count with a threshold of
+    `--silent-after` seconds (`dho-central worklist serve --silent-after-h`, 48 h in production)."""
+    if args.leave == "worker":
+        bench.kill_worker()
+    elif args.leave == "broker":
+        bench.stop_broker()
+    elif args.leave == "refusal":
+        refuse(bench)
+    bench.note(f"left broken: {args.leave}, measuring {args.leave_seconds:g} s more")
+    time.sleep(args.leave_seconds)
+
+
+def silent_check(db: Path, silent_after_s: float) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from central.store import Database
+    from central.worklist import Worklist
+
+    database = Database(str(db))
+    try:
+        return Worklist(database).check_kits(datetime.now(UTC), silent_after=timedelta(seconds=silent_after_s))
+    finally:
+        database.close()
+
+
 def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="dho-bench-chaos-") as tmp:
@@ -327,21 +381,14 @@ def chaos(bench: Bench, rng: random.Random, args: argparse.Namespace) -> int:
         inject(bench, fault, rng)
     while bench.measured() < args.readings and time.monotonic() < deadline:
         time.sleep(0.1)
-    # Stop measuring: restart the gateway on an idle source? Not possible through `run`; stop it (SIGTERM),
-    # then let it drain without its cuff by starting it again only if readings still wait (see below).
+    if args.leave:
+        leave_broken(bench, args)
+    else:
+        settle(bench, args)
     bench.kill_gateway(signal.SIGTERM)
-    bench.note(f"measuring stopped (SIGTERM) after {bench.measured()} measurement(s); settling")
-    bench.start_gateway()
-    settle_until = time.monotonic() + args.settle
-    stored: set[str] = set()
-    while time.monotonic() < settle_until:
-        measured, confirmed = read_ledger(bench.ledger)
-        stored, _ = central_state(bench.db)
-        if confirmed and confirmed <= stored:
-            break
-        time.sleep(0.5)
-    bench.kill_gateway(signal.SIGTERM)
-    bench.note("settled; gateway stopped for the count")
+    bench.note("gateway stopped (SIGTERM) for the count")
+    opened = silent_check(bench.db, args.silent_after)
+    bench.note(f"worklist silent-kit check (silent after {args.silent_after:g} s): {opened} alert(s) opened")
     measured, confirmed = read_ledger(bench.ledger)
     stored, central_told = central_state(bench.db)
     waiting, gateway_told = gateway_state(bench.config)
@@ -384,6 +431,11 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=180, help="the most the measuring phase may take")
     parser.add_argument("--settle", type=float, default=60, help="the most the settling phase may take")
+    parser.add_argument("--leave", choices=("worker", "broker", "refusal"),
+                        help="leave this broken at the end (instead of settling): the undelivered must be told")
+    parser.add_argument("--leave-seconds", type=float, default=12)
+    parser.add_argument("--silent-after", type=float, default=6,
+                        help="the worklist's silent-kit threshold at the count, seconds (production: 48 h)")
     return run(parser.parse_args())
 
 
