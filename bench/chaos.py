@@ -38,6 +38,10 @@ Otherwise at the end the faults stop, everything is brought back, and the run se
 Measurements the gateway never confirmed (it was killed inside the cuff's hand-over) are counted apart: a
 real cuff keeps an unconfirmed measurement and sends it at the next connection; the simulated one does not.
 Prints the counts, the fault log, and PASS (silent == 0) or FAIL; exits 1 on FAIL.
+
+The detector's own check: `--leave worker --silent-after 3600` fails (the readings made while the ingest
+worker is down wait in the outbox and nobody is told within the hour: `status --json` shows no fault for
+an outbox that waits, and the worklist's silent-kit alert comes only after its threshold).
 """
 
 from __future__ import annotations
