@@ -17,13 +17,15 @@ Faults, one at a time, at random times (seeded):
   worker    SIGKILL of the central's ingest worker, restarted 1-4 s later
   refusal   the gateway deprovisioned at the central for 3-8 s (its messages are refused; the worker is
             restarted at once, its 30 s registry cache would outlast the fault), then provisioned again
+  disk      the gateway stopped (SIGTERM) and started with RLIMIT_FSIZE just above its largest file, for
+            4-8 s: no file it writes can grow (EFBIG, as ENOSPC for SQLite: "database or disk is full"),
+            then stopped (SIGTERM) and started without the limit
 
 Not injected (said, not pretended):
   clock jump  this machine is shared by several engineers: stepping its system clock would disturb every
               other run on it; no libfaketime here. Not done.
-  full disk   no tmpfs or loop device for an unprivileged run; the outbox's `max_size_mb` (minimum 1 MB) is
-              far above what a few hundred readings fill, so a "full" outbox cannot be reached honestly in
-              a short run. Not done.
+  (full disk, as a tmpfs or loop device: none on this machine, and the outbox's `max_size_mb`, at least
+              1 MB, is far above what a short run fills; see "disk" above for what is done instead)
 
 With `--leave worker|broker|refusal` one fault is left in place at the end while the cuff measures
 `--leave-seconds` more: what is not delivered then must be told. The worklist's silent-kit check runs at
@@ -67,7 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 GATEWAY, TENANT, PATIENT = "gw-0001", "demo-kommune", "p-7f3a9c"  # the example configuration's
-FAULTS = ("kill", "broker", "worker", "refusal")
+FAULTS = ("kill", "broker", "worker", "refusal", "disk")
 BIN = Path(sys.executable).parent
 
 
@@ -93,6 +95,12 @@ def gateway_child(config: str, ledger: str) -> int:
             await original(self, recorded)
 
     home.SimulatedHome.run = run  # type: ignore[method-assign]
+    limit = os.environ.get("DHO_CHAOS_FSIZE")
+    if limit:  # the "full disk": no file this process writes may grow past `limit` bytes (EFBIG)
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), int(limit)))
     from gateway.service.cli import main as cli_main
 
     return cli_main(["run", "--config", config])
@@ -171,11 +179,17 @@ class Bench:
             self.worker.wait(timeout=10)
             self.worker = None
 
-    def start_gateway(self) -> None:
+    def start_gateway(self, fsize: int | None = None) -> None:
         log = open(self.folder / "gateway.log", "ab")  # noqa: SIM115 - the child keeps it
+        env = {**os.environ, "DHO_CHAOS_FSIZE": str(fsize)} if fsize else None
         self.gateway = subprocess.Popen(
             [sys.executable, __file__, "--gateway-child", str(self.config), str(self.ledger)],
-            stdout=log, stderr=log, start_new_session=True, cwd=ROOT)
+            stdout=log, stderr=log, start_new_session=True, cwd=ROOT, env=env)
+
+    def disk_limit(self) -> int:
+        """A file size limit just above the largest file the gateway has now (its outbox, its WAL, the ledger)."""
+        files = [self.ledger, *(self.folder / "gateway").iterdir()]
+        return max(f.stat().st_size for f in files if f.is_file()) + 4096
 
     def kill_gateway(self, sig: int = signal.SIGKILL) -> None:
         if self.gateway is not None:
@@ -246,6 +260,15 @@ def inject(bench: Bench, fault: str, rng: random.Random) -> None:
         bench.note(f"kill -9 central worker, restart in {pause:.1f} s")
         time.sleep(pause)
         bench.start_worker()
+    elif fault == "disk":
+        bench.kill_gateway(signal.SIGTERM)
+        limit = bench.disk_limit()
+        bench.start_gateway(fsize=limit)
+        pause = rng.uniform(4, 8)
+        bench.note(f"disk full for the gateway (RLIMIT_FSIZE {limit} B) for {pause:.1f} s")
+        time.sleep(pause)
+        bench.kill_gateway(signal.SIGTERM)
+        bench.start_gateway()
     elif fault == "refusal":
         refuse(bench)
         pause = rng.uniform(3, 8)
@@ -359,11 +382,14 @@ def silent_check(db: Path, silent_after_s: float) -> int:
 def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="dho-bench-chaos-") as tmp:
-        bench = Bench(Path(tmp), free_port())
+        folder = Path(tempfile.mkdtemp(prefix="dho-bench-chaos-")) if args.keep else Path(tmp)
+        bench = Bench(folder, free_port())
         try:
             return chaos(bench, rng, args)
         finally:
             bench.shutdown()
+            if args.keep:
+                print(f"kept: {folder} (gateway.log, central.log, ledger.jsonl, central.sqlite3)")
 
 
 def chaos(bench: Bench, rng: random.Random, args: argparse.Namespace) -> int:
@@ -376,7 +402,8 @@ def chaos(bench: Bench, rng: random.Random, args: argparse.Namespace) -> int:
     # Fault times: spread over the time the readings take (one a second), in order.
     span = max(2.0, min(args.seconds, args.readings * 1.0))
     times = sorted(rng.uniform(1.0, span) for _ in range(args.faults))
-    kinds = [FAULTS[i % len(FAULTS)] for i in range(args.faults)]
+    chosen = tuple(args.kinds.split(","))
+    kinds = [chosen[i % len(chosen)] for i in range(args.faults)]
     rng.shuffle(kinds)
     deadline = time.monotonic() + args.seconds
     for at, fault in zip(times, kinds, strict=True):
@@ -435,12 +462,17 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=180, help="the most the measuring phase may take")
     parser.add_argument("--settle", type=float, default=60, help="the most the settling phase may take")
+    parser.add_argument("--kinds", default=",".join(FAULTS), help=f"faults to draw from (default {','.join(FAULTS)})")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, ledger, databases)")
     parser.add_argument("--leave", choices=("worker", "broker", "refusal"),
                         help="leave this broken at the end (instead of settling): the undelivered must be told")
     parser.add_argument("--leave-seconds", type=float, default=12)
     parser.add_argument("--silent-after", type=float, default=6,
                         help="the worklist's silent-kit threshold at the count, seconds (production: 48 h)")
-    return run(parser.parse_args())
+    args = parser.parse_args()
+    if unknown := set(args.kinds.split(",")) - set(FAULTS):
+        parser.error(f"--kinds: unknown {', '.join(sorted(unknown))}")
+    return run(args)
 
 
 if __name__ == "__main__":
