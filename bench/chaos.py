@@ -37,8 +37,9 @@ Otherwise at the end the faults stop, everything is brought back, and the run se
              or the central's registry shows a fault for the kit, or an open alert for the kit (refused,
              silent, fault, outbox) is on the worklist
   silent     neither
-Measurements the gateway never confirmed (it was killed inside the cuff's hand-over) are counted apart: a
-real cuff keeps an unconfirmed measurement and sends it at the next connection; the simulated one does not.
+Measurements the gateway did not confirm (its sink answered `not_stored`, as it does while the disk cannot
+take a reading, or it was killed inside the hand-over) are counted apart: `Delivery.NOT_STORED` tells the
+device to keep the value, and a real cuff sends it again; the simulated one does not.
 Prints the counts, the fault log, and PASS (silent == 0) or FAIL; exits 1 on FAIL.
 
 The detector's own check: `--leave worker --silent-after 3600` fails (the readings made while the ingest
@@ -87,7 +88,7 @@ def gateway_child(config: str, ledger: str) -> int:
                 out.flush()
                 os.fsync(out.fileno())
                 result = await sink(address, characteristic, value)
-                out.write(json.dumps({"confirmed": stamp, "at": time.time()}) + "\n")
+                out.write(json.dumps({"confirmed": stamp, "delivery": str(result), "at": time.time()}) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
                 return result
@@ -291,7 +292,7 @@ def read_ledger(path: Path) -> tuple[list[str], set[str]]:
                 continue  # a line cut by kill -9
             if "measured" in entry:
                 measured.append(entry["measured"])
-            else:
+            elif entry.get("delivery") != "not_stored":  # not_stored: the gateway told the device to keep it
                 confirmed.add(entry["confirmed"])
     return measured, confirmed
 
@@ -442,7 +443,8 @@ def chaos(bench: Bench, rng: random.Random, args: argparse.Namespace) -> int:
         print(f"  {line}")
     print(f"delivered {delivered}   told {told}   silent {silent}")
     if unconfirmed:
-        print(f"not confirmed by the gateway (killed in the hand-over; a real cuff resends): {len(unconfirmed)}")
+        print(f"not confirmed by the gateway (it answered not_stored, or was killed in the hand-over: a real "
+              f"cuff keeps these and sends them again; the simulated one does not): {len(unconfirmed)}")
     for why in told_why:
         print(f"  told: {why}")
     for one in silent_ones:
