@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV := $(shell command -v uv 2>/dev/null)
 INSTALL := $(if $(UV),$(UV) pip install --python $(BIN)/python,$(BIN)/pip install --progress-bar off)
 
-.PHONY: demo test lint bench bench-fleet bench-reliability bench-tinydb bench-history bench-memory schemas mosquitto postgres chromium dbus clean
+.PHONY: demo test lint bench bench-chaos bench-fleet bench-reliability bench-tinydb bench-history bench-memory schemas mosquitto postgres chromium dbus clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -112,6 +112,10 @@ bench-history: $(STAMP)  # start-up and RSS of `run` with 1M stored readings vs 
 # (the filled outbox is kept in .bench-memory/ and reused: filling 1M takes minutes)
 bench-memory: $(STAMP) mosquitto
 	$(BIN)/python bench/memory.py --readings 1000000 --data .bench-memory
+
+# The whole path under random faults (kill -9, broker down, worker killed, refusal): silent must be 0 (~3 minutes).
+bench-chaos: $(STAMP) mosquitto
+	$(BIN)/python bench/chaos.py --seed 1 --readings 120 --faults 12 --seconds 240
 
 bench-tinydb: $(STAMP)
 	$(INSTALL) -q -e '.[bench]'

@@ -21,6 +21,8 @@ RUNS = [
     ("bench/memory.py", "--readings", "200", "--idle", "1", "--settle", "0.5"),
     ("bench/pipeline_day.py", "--readings", "20", "--sample", "5", "--rounds", "1"),
     ("bench/fhir.py", "--readings", "60", "--patients", "3", "--clients", "2", "--seconds", "0.5"),
+    ("bench/chaos.py", "--seed", "3", "--readings", "5", "--faults", "2", "--kinds", "kill,worker", "--seconds", "30",
+     "--settle", "20"),
 ]
 
 
