@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.errors import GatewayError
+from gateway.service.health import stuck_fault
 from gateway.settings import ConfigError, Settings, check_data_dir, load_settings
 from gateway.storage import KeyFileError, OutboxUnavailable, SealedOutbox, data_dir_lock
 
@@ -227,6 +228,10 @@ def _outbox_status(settings: Settings, kek: bytes, info: dict[str, object]) -> l
             "quarantined": outbox.quarantined(),
             "plan_version": _kept_plan_version(outbox),
         })
+        depth = info["outbox_depth"]
+        stuck = stuck_fault(depth if isinstance(depth, int) else 0, age)
+        if stuck is not None:
+            faults.append(stuck)
     except OutboxUnavailable as exc:
         faults.append(str(exc))
     finally:

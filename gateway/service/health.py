@@ -28,6 +28,21 @@ class StorageFacts(NamedTuple):
     refused: int  # readings not taken because memory was full too
 
 
+# Readings waiting longer than this for the central service's acknowledgement are a fault on the box itself
+# (status, technician page): with the central or the broker down, no central alert can say it (bench/chaos.py
+# found that only the central's silent-kit check, 48 h later, told anyone).
+STUCK_AFTER_S = 3600.0
+
+
+def stuck_fault(waiting: int, oldest_waiting_s: float | None) -> str | None:
+    """The fault for readings that have waited over STUCK_AFTER_S for the central's ack, or None."""
+    if not waiting or oldest_waiting_s is None or oldest_waiting_s < STUCK_AFTER_S:
+        return None
+    return (f"{waiting} reading(s) have waited {_duration(oldest_waiting_s)} for the central service's "
+            "acknowledgement: is the broker reachable and the central service (dho-central ingest) running? "
+            "They are kept on the box")
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.0f} days"
@@ -51,6 +66,9 @@ class StorageWatch:
                 f"{f.storage_fault}; {f.held} reading(s) held in memory"
                 + (f", {f.refused} NOT taken (devices with a memory send them again)" if f.refused else "")
             )
+        stuck = stuck_fault(f.waiting, f.oldest_waiting_s)
+        if stuck is not None and f.used_percent < self.alert_percent:  # "near full" below says it with the age
+            faults.append(stuck)
         if f.used_percent >= self.alert_percent:
             oldest = "" if f.oldest_waiting_s is None else f", the oldest for {_duration(f.oldest_waiting_s)}"
             faults.append(
