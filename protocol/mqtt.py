@@ -104,12 +104,31 @@ class _Client(aiomqtt.Client):
     """
 
     misc_interval_s = 1.0
-    refused_publish: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A refusal belongs to the topic it was published on: the uplink's heartbeat and its batches, or a
+        # worker's acks to many gateways, are in flight at once on one client.
+        self._topic_of: dict[int, str] = {}  # message id -> topic, until its PUBACK
+        self._refused: dict[str | None, str] = {}  # topic (None: not known) -> the broker's reason
+        paho_publish = self._client.publish
+
+        def publish(topic: str, *args: Any, **kwargs: Any) -> Any:
+            info = paho_publish(topic, *args, **kwargs)
+            self._topic_of[info.mid] = topic
+            return info
+
+        self._client.publish = publish  # type: ignore[method-assign]
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        topic = self._topic_of.pop(mid, None)
         if getattr(reason_code, "is_failure", False):
-            self.refused_publish = str(reason_code)
+            self._refused[topic] = str(reason_code)
         super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    def take_refusal(self, topic: str) -> str | None:
+        """The broker's reason for refusing the last publish on `topic`, once; None when it took it."""
+        return self._refused.pop(topic, None) or self._refused.pop(None, None)
 
     async def _misc_loop(self) -> None:  # aiomqtt's own, with the interval above instead of 1 s
         while self._client.loop_misc() == paho_mqtt.MQTT_ERR_SUCCESS:  # noqa: ASYNC110 (a timer, not a wait)
@@ -194,11 +213,9 @@ async def publish(client: aiomqtt.Client, topic: str, payload: str | bytes, *, r
     Raises `PublishRefused` when the broker answered with a failure reason (MQTT 5), so a message the
     broker dropped is never taken for sent.
     """
-    if isinstance(client, _Client):
-        client.refused_publish = None
     async with bounded("publish"):
         await client.publish(topic, payload, qos=1, retain=retain)
-    refused = client.refused_publish if isinstance(client, _Client) else None
+    refused = client.take_refusal(topic) if isinstance(client, _Client) else None
     if refused is not None:
         raise PublishRefused(refused)
 

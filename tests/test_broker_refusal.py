@@ -41,3 +41,22 @@ async def test_a_broker_that_refuses_the_kits_messages_is_said_and_loses_nothing
         with contextlib.suppress(asyncio.CancelledError):
             await task
         broker.stop()
+
+
+async def test_a_refusal_is_blamed_on_its_own_topic_not_on_a_publish_beside_it(tmp_path: Path) -> None:
+    """The uplink's heartbeat and its batches (or a worker's acks to many gateways) share one client: the
+    broker's "Not authorized" for one topic must not make a publish that was taken look refused."""
+    from protocol import PublishRefused, make_client, publish
+
+    (tmp_path / "acl").write_text("topic write allowed/#\n")  # lines before any `user`: anonymous clients
+    broker = Mosquitto(tmp_path, f"acl_file {tmp_path / 'acl'}\n")
+    broker.start()
+    try:
+        async with make_client(BrokerSettings(port=broker.port, insecure_dev=True), "two-topics") as client:
+            outcomes = await asyncio.gather(
+                *(publish(client, topic, b"x") for topic in ("allowed/a", "denied/b", "allowed/c", "denied/d")),
+                return_exceptions=True)
+        assert [type(o).__name__ for o in outcomes] == ["NoneType", "PublishRefused", "NoneType", "PublishRefused"]
+        assert all("authori" in o.reason.lower() for o in outcomes if isinstance(o, PublishRefused))
+    finally:
+        broker.stop()
