@@ -246,6 +246,8 @@ async def test_the_kit_md_sequence_delivers_a_reading_and_again_after_a_reissue(
                     checks.append(await (returned_check if returned else handover_check)(site, command))
                     if len(checks) == 1:  # handed over: let a few readings reach the central before it comes back
                         await until(lambda: stored(site.db, "p-3c1f09") >= 2)
+                        # ... and a red reach the nurses' worklist (the cuff's scenario has one every few readings)
+                        await until(lambda: red_alerts(site.db, "p-3c1f09") >= 1, timeout=60)
                     continue
                 code, out = await site.run(command)
                 assert code == 0, f"{command}\n{out}"
@@ -288,6 +290,18 @@ def stored(db: Path, patient: str) -> int:
         with database.engine.connect() as conn:
             return int(conn.exec_driver_sql("SELECT count(*) FROM readings WHERE patient = ?", (patient,)).scalar()
                        or 0)
+    finally:
+        database.close()
+
+
+def red_alerts(db: Path, patient: str) -> int:
+    """Open red reading alerts for the patient: what the follow-up service's worklist shows first."""
+    database = Database(str(db))
+    try:
+        with database.engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(*) FROM alerts WHERE patient = ? AND kind = 'reading' AND severity = 'red' "
+                "AND state = 'open'", (patient,)).scalar() or 0)
     finally:
         database.close()
 
